@@ -1,0 +1,52 @@
+//! `kailin`: command-line access to the kailin crates.
+
+use clap::{Parser, Subcommand};
+
+mod mesh;
+
+/// Distil biomedical QA training data from the literature (m-KAILIN).
+#[derive(Debug, Parser)]
+#[command(name = "kailin", version, about)]
+struct Cli {
+    /// Log filter (RUST_LOG syntax), e.g. `debug` or `kailin_mesh=debug`; logs go to stderr.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// The MeSH hierarchy: info, similarity, extraction, cache.
+    #[command(subcommand)]
+    Mesh(mesh::MeshCmd),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.cmd {
+        Cmd::Mesh(cmd) => mesh::run(cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed pipe (`kailin … | head`) is not an error worth a message.
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return std::process::ExitCode::SUCCESS;
+            }
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {e:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! MeSH term extraction from free text: a dictionary matcher over preferred names and entry
+//! terms.
+//!
+//! Text and dictionary terms go through the same normaliser: split into alphanumeric tokens
+//! (hyphens, slashes and spaces are soft separators; sentence punctuation is a hard break
+//! that no match spans), lower-case, drop a possessive `'s`, and reduce regular plurals
+//! (`-ies` → `-y`, final `-s`). Each token becomes a vocabulary id, encoded as a 4-byte unit
+//! `[0xFF, b0, b1, b2]`; Aho–Corasick (leftmost-longest) runs over the encoded stream, so
+//! every match starts and ends on a token boundary: whole-word by construction.
+//!
+//! On top of that: inverted entry terms (`Neoplasms, Lung`) are indexed in natural order
+//! (`Lung Neoplasms`); acronym-like terms (`ALL`, `AIDS`) match only text without lower-case
+//! letters, and terms of at most three characters only their exact spelling; abbreviations
+//! defined in the text (`Parkinson disease (PD)`) are resolved for the rest of the text.
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+use crate::mesh::{DescriptorId, Mesh};
+
+/// One extracted mention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Match {
+    /// The descriptor the mention names.
+    pub descriptor: DescriptorId,
+    /// Byte offset of the first character of the mention.
+    pub start: usize,
+    /// Byte offset one past the mention.
+    pub end: usize,
+}
+
+impl Match {
+    /// The matched text.
+    pub fn text<'t>(&self, text: &'t str) -> &'t str {
+        &text[self.start..self.end]
+    }
+}
+
+/// Case rule of one dictionary pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Case {
+    /// Any case.
+    Any,
+    /// The text may not contain lower-case letters (acronyms such as `ALL`).
+    NoLower,
+    /// The text's letters and digits must equal these exactly (very short terms).
+    Exact(Box<str>),
+}
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    descriptor: u32,
+    case: Case,
+    /// Lower is preferred when several descriptors share a normalised pattern.
+    priority: u8,
+}
+
+/// Configures an [`Extractor`].
+#[derive(Debug, Clone)]
+pub struct ExtractorBuilder<'m> {
+    mesh: &'m Mesh,
+    abbreviations: bool,
+    categories: Option<Vec<char>>,
+    min_chars: usize,
+}
+
+impl<'m> ExtractorBuilder<'m> {
+    /// Resolve abbreviations defined in the text (on by default).
+    pub fn abbreviations(mut self, on: bool) -> Self {
+        self.abbreviations = on;
+        self
+    }
+
+    /// Index only descriptors with a tree number in one of these categories (`'C'`, `'D'`…);
+    /// all descriptors by default.
+    pub fn categories(mut self, letters: impl IntoIterator<Item = char>) -> Self {
+        self.categories = Some(letters.into_iter().collect());
+        self
+    }
+
+    /// Skip terms with fewer letters and digits than this (default 2).
+    pub fn min_chars(mut self, n: usize) -> Self {
+        self.min_chars = n;
+        self
+    }
+
+    /// Builds the automaton (about a second for all of MeSH).
+    pub fn build(self) -> Result<Extractor> {
+        let mesh = self.mesh;
+        let mut vocab: FxHashMap<Box<str>, u32> = FxHashMap::default();
+        let mut by_key: FxHashMap<Vec<u8>, Pattern> = FxHashMap::default();
+        let mut toks = Vec::new();
+        let mut key = String::new();
+        for id in mesh.ids() {
+            let d = mesh.descriptor(id);
+            if let Some(cats) = &self.categories {
+                if !cats.iter().any(|&c| d.in_category(c)) {
+                    continue;
+                }
+            }
+            let terms = std::iter::once((d.name(), 0u8)).chain(d.entry_terms().map(|e| (e, 2u8)));
+            for (term, base) in terms {
+                for (variant, extra) in variants(term) {
+                    let alnum: String = variant.chars().filter(|c| c.is_alphanumeric()).collect();
+                    let n_chars = alnum.chars().count();
+                    if n_chars < self.min_chars || alnum.chars().all(|c| c.is_ascii_digit()) {
+                        continue;
+                    }
+                    let case = if n_chars <= 3 {
+                        Case::Exact(alnum.into())
+                    } else if variant.chars().any(char::is_uppercase)
+                        && !variant.chars().any(char::is_lowercase)
+                    {
+                        Case::NoLower
+                    } else {
+                        Case::Any
+                    };
+                    tokenize(&variant, &mut toks);
+                    let mut bytes = Vec::with_capacity(toks.len() * 4);
+                    for tok in &toks {
+                        normalize(&variant[tok.start as usize..tok.end as usize], &mut key);
+                        let next = vocab.len() as u32;
+                        let tid = *vocab.entry(key.as_str().into()).or_insert(next);
+                        push_unit(&mut bytes, tid);
+                    }
+                    if bytes.is_empty() {
+                        continue;
+                    }
+                    let p = Pattern {
+                        descriptor: id.0,
+                        case,
+                        priority: base + extra,
+                    };
+                    match by_key.get_mut(&bytes) {
+                        Some(old)
+                            if (p.priority, p.descriptor) < (old.priority, old.descriptor) =>
+                        {
+                            *old = p
+                        }
+                        Some(_) => {}
+                        None => {
+                            by_key.insert(bytes, p);
+                        }
+                    }
+                }
+            }
+        }
+        if vocab.len() >= MAX_VOCAB {
+            return Err(Error::parse(
+                mesh.origin(),
+                0,
+                "extractor vocabulary exceeds 16 million tokens",
+            ));
+        }
+        let mut entries: Vec<(Vec<u8>, Pattern)> = by_key.into_iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let (keys, patterns): (Vec<Vec<u8>>, Vec<Pattern>) = entries.into_iter().unzip();
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .prefilter(false)
+            .build(&keys)
+            .map_err(|e| {
+                Error::parse(
+                    mesh.origin(),
+                    0,
+                    format!("cannot build the term automaton: {e}"),
+                )
+            })?;
+        tracing::debug!(
+            patterns = patterns.len(),
+            vocab = vocab.len(),
+            "built MeSH extractor"
+        );
+        Ok(Extractor {
+            vocab,
+            ac,
+            patterns,
+            abbreviations: self.abbreviations,
+        })
+    }
+}
+
+/// Finds MeSH descriptors mentioned in text. Build once ([`Extractor::new`] or
+/// [`Extractor::builder`]), then call [`extract`](Self::extract) from any number of threads.
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    vocab: FxHashMap<Box<str>, u32>,
+    ac: AhoCorasick,
+    patterns: Vec<Pattern>,
+    abbreviations: bool,
+}
+
+const MAX_VOCAB: usize = 254 * 254 * 254;
+const BREAK: [u8; 4] = [0xFE; 4];
+
+fn push_unit(out: &mut Vec<u8>, id: u32) {
+    out.extend_from_slice(&[
+        0xFF,
+        (id / (254 * 254)) as u8,
+        (id / 254 % 254) as u8,
+        (id % 254) as u8,
+    ]);
+}
+
+/// Reusable buffers for [`Extractor::extract_with`].
+#[derive(Debug, Default)]
+pub struct Scratch {
+    tokens: Vec<Token>,
+    encoded: Vec<u8>,
+    unit_token: Vec<u32>,
+    key: String,
+}
+
+impl Extractor {
+    /// An extractor over every descriptor of `mesh`, with default settings.
+    pub fn new(mesh: &Mesh) -> Result<Extractor> {
+        Self::builder(mesh).build()
+    }
+
+    /// Configure before building.
+    pub fn builder(mesh: &Mesh) -> ExtractorBuilder<'_> {
+        ExtractorBuilder {
+            mesh,
+            abbreviations: true,
+            categories: None,
+            min_chars: 2,
+        }
+    }
+
+    /// Number of distinct normalised patterns.
+    pub fn pattern_count(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// Mentions in `text`, sorted by position, non-overlapping (longest match wins).
+    pub fn extract(&self, text: &str) -> Vec<Match> {
+        let mut out = Vec::new();
+        self.extract_with(text, &mut Scratch::default(), &mut out);
+        out
+    }
+
+    /// Like [`extract`](Self::extract), reusing buffers across calls; `out` is cleared first.
+    pub fn extract_with(&self, text: &str, scratch: &mut Scratch, out: &mut Vec<Match>) {
+        out.clear();
+        let Scratch {
+            tokens,
+            encoded,
+            unit_token,
+            key,
+        } = scratch;
+        tokenize(text, tokens);
+        encoded.clear();
+        unit_token.clear();
+        for (i, tok) in tokens.iter().enumerate() {
+            if tok.hard_before {
+                encoded.extend_from_slice(&BREAK);
+                unit_token.push(u32::MAX);
+            }
+            normalize(&text[tok.start as usize..tok.end as usize], key);
+            match self.vocab.get(key.as_str()) {
+                Some(&id) => push_unit(encoded, id),
+                None => encoded.extend_from_slice(&BREAK),
+            }
+            unit_token.push(i as u32);
+        }
+        for m in self.ac.find_iter(encoded.as_slice()) {
+            let first = unit_token[m.start() / 4] as usize;
+            let last = unit_token[m.end() / 4 - 1] as usize;
+            let (start, end) = (tokens[first].start as usize, tokens[last].end as usize);
+            let p = &self.patterns[m.pattern().as_usize()];
+            if case_ok(&p.case, &text[start..end]) {
+                out.push(Match {
+                    descriptor: DescriptorId(p.descriptor),
+                    start,
+                    end,
+                });
+            }
+        }
+        if self.abbreviations {
+            resolve_abbreviations(text, out);
+        }
+    }
+}
+
+fn case_ok(case: &Case, span: &str) -> bool {
+    match case {
+        Case::Any => true,
+        Case::NoLower => !span.chars().any(char::is_lowercase),
+        Case::Exact(alnum) => span
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .eq(alnum.chars()),
+    }
+}
+
+/// Adds mentions of abbreviations defined as `LONG FORM (ABBR)` right after a match: the
+/// definition binds `ABBR` to the long form's descriptor for the whole text, and overrides
+/// a dictionary match of exactly the same span.
+fn resolve_abbreviations(text: &str, out: &mut Vec<Match>) {
+    let mut defs: Vec<(&str, DescriptorId)> = Vec::new();
+    for m in out.iter() {
+        let rest = text[m.end..].trim_start_matches([' ', '\t']);
+        let Some(inner) = rest.strip_prefix('(') else {
+            continue;
+        };
+        let Some(close) = inner.find([')', ';', ',']) else {
+            continue;
+        };
+        let abbr = inner[..close].trim();
+        let long = &text[m.start..m.end];
+        let plausible = (2..=10).contains(&abbr.len())
+            && abbr.chars().any(|c| c.is_uppercase())
+            && abbr.chars().all(|c| c.is_alphanumeric() || c == '-')
+            && abbr.chars().next().map(|c| {
+                c.to_lowercase()
+                    .eq(long.chars().next().into_iter().flat_map(char::to_lowercase))
+            }) == Some(true)
+            && !abbr.eq_ignore_ascii_case(long);
+        if plausible && !defs.iter().any(|(a, _)| *a == abbr) {
+            defs.push((abbr, m.descriptor));
+        }
+    }
+    if defs.is_empty() {
+        return;
+    }
+    let mut added = Vec::new();
+    for (abbr, descriptor) in defs {
+        for (start, _) in text.match_indices(abbr) {
+            let end = start + abbr.len();
+            let before = text[..start].chars().next_back();
+            let after = text[end..].chars().next();
+            if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric)
+            {
+                continue;
+            }
+            match out.iter_mut().find(|m| m.start < end && start < m.end) {
+                Some(m) if m.start == start && m.end == end => m.descriptor = descriptor,
+                Some(_) => {}
+                None => added.push(Match {
+                    descriptor,
+                    start,
+                    end,
+                }),
+            }
+        }
+    }
+    out.extend(added);
+    out.sort_unstable_by_key(|m| m.start);
+}
+
+/// Spellings under which a term is indexed, with a priority penalty: the term itself, or for
+/// inverted terms (`Neoplasms, Lung`; `Cardiomyopathy, Hypertrophic, Familial`) the natural
+/// order (`Lung Neoplasms`; `Familial Hypertrophic Cardiomyopathy`) instead.
+fn variants(term: &str) -> Vec<(String, u8)> {
+    let term = term.trim();
+    if term.contains(", ") {
+        let parts: Vec<&str> = term.split(", ").collect();
+        // Chemical names use commas inside (`4-Benzoxazolecarboxylic acid, 5-(…)…`); only
+        // invert when every part is plain words.
+        let plain = parts.iter().all(|p| {
+            p.chars()
+                .all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '\'')
+        });
+        if plain {
+            let inverted: Vec<&str> = parts.iter().rev().copied().collect();
+            return vec![(inverted.join(" "), 1)];
+        }
+    }
+    vec![(term.to_owned(), 0)]
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    start: u32,
+    end: u32,
+    /// A hard break (sentence punctuation, brackets) precedes the token.
+    hard_before: bool,
+}
+
+/// Splits text into alphanumeric tokens; see the module docs for the separator rules.
+fn tokenize(text: &str, out: &mut Vec<Token>) {
+    out.clear();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut hard = false;
+    let mut apostrophe = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (c, w) = if b < 0x80 {
+            (b as char, 1)
+        } else {
+            let c = text[i..].chars().next().unwrap_or(' ');
+            (c, c.len_utf8())
+        };
+        if c.is_alphanumeric() {
+            let start = i;
+            i += w;
+            while i < bytes.len() {
+                let b = bytes[i];
+                if b < 0x80 {
+                    if !b.is_ascii_alphanumeric() {
+                        break;
+                    }
+                    i += 1;
+                } else {
+                    let c = text[i..].chars().next().unwrap_or(' ');
+                    if !c.is_alphanumeric() {
+                        break;
+                    }
+                    i += c.len_utf8();
+                }
+            }
+            // Possessive `'s`: dropped.
+            let possessive = apostrophe && i - start == 1 && (bytes[start] | 0x20) == b's';
+            if !possessive {
+                out.push(Token {
+                    start: start as u32,
+                    end: i as u32,
+                    hard_before: hard,
+                });
+                hard = false;
+            }
+            apostrophe = false;
+            continue;
+        }
+        match c {
+            ' ' | '\t' | '\n' | '\r' | '-' | '/' | '\u{2010}' | '\u{2011}' | '\u{2013}'
+            | '\u{a0}' => {}
+            '\'' | '\u{2019}' => apostrophe = true,
+            ',' | '.' => {
+                // Inside numbers (`2,4-D`, `1.5`) these are soft.
+                let digit_before = i > 0 && bytes[i - 1].is_ascii_digit();
+                let digit_after = bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+                if !(digit_before && digit_after) {
+                    hard = true;
+                }
+            }
+            _ => hard = true,
+        }
+        i += w;
+    }
+}
+
+/// The normal form of one token: lower-cased, regular plurals reduced.
+fn normalize(token: &str, out: &mut String) {
+    out.clear();
+    if token.is_ascii() {
+        out.push_str(token);
+        out.make_ascii_lowercase();
+    } else {
+        out.extend(token.chars().flat_map(char::to_lowercase));
+    }
+    let b = out.as_bytes();
+    let n = b.len();
+    if n < 4 || !b.iter().all(u8::is_ascii_alphabetic) {
+        return;
+    }
+    if n > 4 && out.ends_with("ies") {
+        out.truncate(n - 3);
+        out.push('y');
+    } else if b[n - 1] == b's' && !matches!(b[n - 2], b's' | b'u' | b'i') {
+        out.truncate(n - 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(s: &str) -> Vec<(String, bool)> {
+        let mut v = Vec::new();
+        tokenize(s, &mut v);
+        let mut key = String::new();
+        v.iter()
+            .map(|t| {
+                normalize(&s[t.start as usize..t.end as usize], &mut key);
+                (key.clone(), t.hard_before)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tokenizer_rules() {
+        let t = toks("Alzheimer's diseases, and 2,4-dinitrophenol (DNP).");
+        let words: Vec<&str> = t.iter().map(|(w, _)| w.as_str()).collect();
+        assert_eq!(
+            words,
+            [
+                "alzheimer",
+                "disease",
+                "and",
+                "2",
+                "4",
+                "dinitrophenol",
+                "dnp"
+            ]
+        );
+        let hard: Vec<bool> = t.iter().map(|(_, h)| *h).collect();
+        assert_eq!(hard, [false, false, true, false, false, false, true]);
+    }
+
+    #[test]
+    fn plural_rules() {
+        let mut k = String::new();
+        for (w, n) in [
+            ("Allergies", "allergy"),
+            ("tumors", "tumor"),
+            ("stress", "stress"),
+            ("virus", "virus"),
+            ("gas", "gas"),
+            ("arthritis", "arthritis"),
+            ("5HTs", "5hts"),
+        ] {
+            normalize(w, &mut k);
+            assert_eq!(k, n, "{w}");
+        }
+    }
+
+    #[test]
+    fn inverted_terms() {
+        assert_eq!(
+            variants("Neoplasms, Lung"),
+            vec![("Lung Neoplasms".to_owned(), 1)]
+        );
+        assert_eq!(
+            variants("Cardiomyopathy, Hypertrophic, Familial"),
+            vec![("Familial Hypertrophic Cardiomyopathy".to_owned(), 1)]
+        );
+        assert_eq!(variants("Acid, 5-(methyl)")[0].0, "Acid, 5-(methyl)");
+    }
+
+    #[test]
+    fn case_rules() {
+        assert!(case_ok(&Case::NoLower, "ALL"));
+        assert!(!case_ok(&Case::NoLower, "all"));
+        assert!(case_ok(&Case::Exact("Ca".into()), "Ca"));
+        assert!(!case_ok(&Case::Exact("Ca".into()), "ca"));
+    }
+}
