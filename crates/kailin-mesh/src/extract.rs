@@ -62,10 +62,29 @@ pub struct ExtractorBuilder<'m> {
     mesh: &'m Mesh,
     abbreviations: bool,
     categories: Option<Vec<char>>,
+    exclude: Vec<String>,
     min_chars: usize,
 }
 
+/// Sub-trees left out by default: they name roles and dosage forms, not entities.
+///
+/// - `D26` Pharmaceutical Preparations (dosage forms: "drugs", "tablets", "solutions",
+///   "placebos");
+/// - `D27` Chemical Actions and Uses (roles: "analgesics", "antioxidants").
+///
+/// On BC5CDR these two sub-trees gave 808 false positives against 55 true positives; see
+/// `docs/benchmarks.md`. A descriptor is left out only if *all* its tree numbers lie in
+/// excluded sub-trees.
+pub const DEFAULT_EXCLUDED_TREES: &[&str] = &["D26", "D27"];
+
 impl<'m> ExtractorBuilder<'m> {
+    /// Leave out descriptors all of whose tree numbers lie under these tree-number prefixes
+    /// (replaces [`DEFAULT_EXCLUDED_TREES`]; pass an empty list to index everything).
+    pub fn exclude_trees<S: Into<String>>(mut self, prefixes: impl IntoIterator<Item = S>) -> Self {
+        self.exclude = prefixes.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Resolve abbreviations defined in the text (on by default).
     pub fn abbreviations(mut self, on: bool) -> Self {
         self.abbreviations = on;
@@ -99,6 +118,15 @@ impl<'m> ExtractorBuilder<'m> {
                     continue;
                 }
             }
+            let under = |t: &str| {
+                self.exclude.iter().any(|p| {
+                    t.starts_with(p.as_str())
+                        && t[p.len()..].chars().next().is_none_or(|c| c == '.')
+                })
+            };
+            if !self.exclude.is_empty() && d.in_hierarchy() && d.tree_numbers().all(under) {
+                continue;
+            }
             let terms = std::iter::once((d.name(), 0u8)).chain(d.entry_terms().map(|e| (e, 2u8)));
             for (term, base) in terms {
                 for (variant, extra) in variants(term) {
@@ -118,8 +146,14 @@ impl<'m> ExtractorBuilder<'m> {
                     };
                     tokenize(&variant, &mut toks);
                     let mut bytes = Vec::with_capacity(toks.len() * 4);
+                    // A singular mention names the compound, a plural the class: when both
+                    // normalise alike (`glutamate` from Glutamic Acid and from Glutamates),
+                    // the term that was singular wins.
+                    let mut plural = false;
                     for tok in &toks {
-                        normalize(&variant[tok.start as usize..tok.end as usize], &mut key);
+                        let raw = &variant[tok.start as usize..tok.end as usize];
+                        normalize(raw, &mut key);
+                        plural = key.len() < raw.len() && raw.ends_with(['s', 'S']);
                         let next = vocab.len() as u32;
                         let tid = *vocab.entry(key.as_str().into()).or_insert(next);
                         push_unit(&mut bytes, tid);
@@ -130,7 +164,7 @@ impl<'m> ExtractorBuilder<'m> {
                     let p = Pattern {
                         descriptor: id.0,
                         case,
-                        priority: base + extra,
+                        priority: base + extra + if plural { 4 } else { 0 },
                     };
                     match by_key.get_mut(&bytes) {
                         Some(old)
@@ -225,6 +259,10 @@ impl Extractor {
             mesh,
             abbreviations: true,
             categories: None,
+            exclude: DEFAULT_EXCLUDED_TREES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             min_chars: 2,
         }
     }
@@ -350,11 +388,16 @@ fn resolve_abbreviations(text: &str, out: &mut Vec<Match>) {
     out.sort_unstable_by_key(|m| m.start);
 }
 
-/// Spellings under which a term is indexed, with a priority penalty: the term itself, or for
-/// inverted terms (`Neoplasms, Lung`; `Cardiomyopathy, Hypertrophic, Familial`) the natural
-/// order (`Lung Neoplasms`; `Familial Hypertrophic Cardiomyopathy`) instead.
+/// Spellings under which a term is indexed, with a priority penalty:
+/// - the term itself, or for inverted terms (`Neoplasms, Lung`;
+///   `Cardiomyopathy, Hypertrophic, Familial`) the natural order (`Lung Neoplasms`;
+///   `Familial Hypertrophic Cardiomyopathy`) instead;
+/// - for acids, the name of the conjugate base, which is how the literature names the
+///   compound (`Glutamic Acid` → `glutamate`, `Nitrous Acid` → `nitrite`).
 fn variants(term: &str) -> Vec<(String, u8)> {
     let term = term.trim();
+    let mut out = Vec::new();
+    let mut base = term.to_owned();
     if term.contains(", ") {
         let parts: Vec<&str> = term.split(", ").collect();
         // Chemical names use commas inside (`4-Benzoxazolecarboxylic acid, 5-(…)…`); only
@@ -365,10 +408,21 @@ fn variants(term: &str) -> Vec<(String, u8)> {
         });
         if plain {
             let inverted: Vec<&str> = parts.iter().rev().copied().collect();
-            return vec![(inverted.join(" "), 1)];
+            base = inverted.join(" ");
         }
     }
-    vec![(term.to_owned(), 0)]
+    let penalty = u8::from(base != term);
+    let lower = base.to_ascii_lowercase();
+    for (acid, ion) in [("ic acid", "ate"), ("ous acid", "ite")] {
+        if lower.ends_with(acid) && lower.len() > acid.len() + 2 {
+            out.push((
+                format!("{}{ion}", &base[..base.len() - acid.len()]),
+                penalty + 1,
+            ));
+        }
+    }
+    out.insert(0, (base, penalty));
+    out
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -443,7 +497,33 @@ fn tokenize(text: &str, out: &mut Vec<Token>) {
     }
 }
 
-/// The normal form of one token: lower-cased, regular plurals reduced.
+/// Derivational suffixes mapped to the noun form MeSH uses (`hypertensive` → `hypertension`,
+/// `anemic` → `anemia`), applied to text and dictionary alike.
+const SUFFIXES: &[(&str, &str)] = &[
+    ("ssive", "ssion"),
+    ("nsive", "nsion"),
+    ("lsive", "lsion"),
+    ("emic", "emia"),
+    ("oxic", "oxia"),
+    ("phrenic", "phrenia"),
+    ("kinetic", "kinesia"),
+    ("pathic", "pathy"),
+    ("plastic", "plasia"),
+    ("trophic", "trophy"),
+    ("rgic", "rgy"),
+    ("algic", "algia"),
+    ("plegic", "plegia"),
+    ("tonic", "tonia"),
+    ("lexic", "lexia"),
+    ("rotic", "rosis"),
+    ("hotic", "hosis"),
+    ("botic", "bosis"),
+    ("totic", "tosis"),
+    ("enotic", "enosis"),
+];
+
+/// The normal form of one token: lower-cased; British `ae`/`oe`/`-our` spelt the American
+/// way; regular plurals reduced; adjectival suffixes mapped to their noun form.
 fn normalize(token: &str, out: &mut String) {
     out.clear();
     if token.is_ascii() {
@@ -457,11 +537,35 @@ fn normalize(token: &str, out: &mut String) {
     if n < 4 || !b.iter().all(u8::is_ascii_alphabetic) {
         return;
     }
+    // British spellings: haemorrhage, oedema, tumour.
+    if n >= 5 && (out.contains("ae") || out.contains("oe")) {
+        *out = out.replace("ae", "e").replace("oe", "e");
+    }
+    let n = out.len();
+    if n >= 6 && out.ends_with("our") {
+        out.truncate(n - 2);
+        out.push('r');
+    }
+    let n = out.len();
+    let b = out.as_bytes();
     if n > 4 && out.ends_with("ies") {
         out.truncate(n - 3);
         out.push('y');
     } else if b[n - 1] == b's' && !matches!(b[n - 2], b's' | b'u' | b'i') {
         out.truncate(n - 1);
+    }
+    if out == "cancer" {
+        // MeSH names malignancies `… Neoplasms` and files `… Cancer` under separate
+        // concepts, which term lists often omit.
+        out.replace_range(.., "neoplasm");
+        return;
+    }
+    if out.len() >= 6 {
+        if let Some((from, to)) = SUFFIXES.iter().find(|(from, _)| out.ends_with(from)) {
+            let keep = out.len() - from.len();
+            out.truncate(keep);
+            out.push_str(to);
+        }
     }
 }
 
@@ -512,6 +616,16 @@ mod tests {
             ("gas", "gas"),
             ("arthritis", "arthritis"),
             ("5HTs", "5hts"),
+            ("hypertensive", "hypertension"),
+            ("anaemic", "anemia"),
+            ("Haemorrhages", "hemorrhage"),
+            ("tumours", "tumor"),
+            ("schizophrenic", "schizophrenia"),
+            ("thrombotic", "thrombosis"),
+            ("hypnotic", "hypnotic"),
+            ("antibiotics", "antibiotic"),
+            ("four", "four"),
+            ("Cancers", "neoplasm"),
         ] {
             normalize(w, &mut k);
             assert_eq!(k, n, "{w}");
@@ -529,6 +643,14 @@ mod tests {
             vec![("Familial Hypertrophic Cardiomyopathy".to_owned(), 1)]
         );
         assert_eq!(variants("Acid, 5-(methyl)")[0].0, "Acid, 5-(methyl)");
+        assert_eq!(
+            variants("L-Glutamic Acid"),
+            vec![
+                ("L-Glutamic Acid".to_owned(), 0),
+                ("L-Glutamate".to_owned(), 1)
+            ]
+        );
+        assert_eq!(variants("Nitrous Acid")[1].0, "Nitrite");
     }
 
     #[test]

@@ -65,7 +65,7 @@ mod similarity;
 pub use crate::{
     builder::MeshBuilder,
     error::{Error, Result},
-    extract::{Extractor, ExtractorBuilder, Match, Scratch},
+    extract::{DEFAULT_EXCLUDED_TREES, Extractor, ExtractorBuilder, Match, Scratch},
     ic::{Ancestry, IcKind, InformationContent},
     load::{Format, detect_format, read_mtrees, read_tsv, read_xml},
     mesh::{Descriptor, DescriptorId, Mesh},
