@@ -108,19 +108,26 @@ pub(crate) fn run(data: &Path, verbose: bool) -> Result<()> {
     println!("BC5CDR {}: {} documents", gold_path.display(), docs.len());
     println!("| configuration | precision | recall | F1 | TP | FP | FN |");
     println!("|---|---|---|---|---|---|---|");
-    for (label, abbreviations) in [
-        ("normalised + abbreviations", true),
-        ("normalised, no abbreviations", false),
+    for (label, abbreviations, nested) in [
+        ("descriptors(): nested mentions, abbreviations", true, true),
+        ("extract(): longest non-overlapping spans", true, false),
+        ("extract(), no abbreviations", false, false),
     ] {
         let extractor = Extractor::builder(&mesh)
             .abbreviations(abbreviations)
             .build()?;
+        let mentions = |text: &str| {
+            if nested {
+                extractor.extract_all(text)
+            } else {
+                extractor.extract(text)
+            }
+        };
         let mut c = Counts::default();
         let mut fps: std::collections::BTreeMap<String, usize> = Default::default();
         let mut fns: std::collections::BTreeMap<String, usize> = Default::default();
         for doc in &docs {
-            let predicted: BTreeSet<String> = extractor
-                .extract(&doc.text)
+            let predicted: BTreeSet<String> = mentions(&doc.text)
                 .iter()
                 .map(|m| mesh.descriptor(m.descriptor))
                 .filter(|d| d.in_category('C') || d.in_category('D'))

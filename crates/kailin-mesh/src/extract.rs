@@ -13,7 +13,7 @@
 //! letters, and terms of at most three characters only their exact spelling; abbreviations
 //! defined in the text (`Parkinson disease (PD)`) are resolved for the rest of the text.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
@@ -54,6 +54,10 @@ struct Pattern {
     case: Case,
     /// Lower is preferred when several descriptors share a normalised pattern.
     priority: u8,
+    /// The descriptor names a protein, enzyme, receptor or channel (tree D08 or D12).
+    protein: bool,
+    /// The descriptor names a chemical (tree category D).
+    chemical: bool,
 }
 
 /// Configures an [`Extractor`].
@@ -66,16 +70,17 @@ pub struct ExtractorBuilder<'m> {
     min_chars: usize,
 }
 
-/// Sub-trees left out by default: they name roles and dosage forms, not entities.
+/// Sub-trees left out by default: they name roles, dosage forms and generic classes, not
+/// entities.
 ///
-/// - `D26` Pharmaceutical Preparations (dosage forms: "drugs", "tablets", "solutions",
-///   "placebos");
-/// - `D27` Chemical Actions and Uses (roles: "analgesics", "antioxidants").
+/// - `D26` Pharmaceutical Preparations (dosage forms: "drugs", "tablets", "solutions");
+/// - `D27` Chemical Actions and Uses (roles: "analgesics", "antioxidants");
+/// - `C23.550.288` the class nouns Disease and Syndrome ("the disease", "this syndrome").
 ///
-/// On BC5CDR these two sub-trees gave 808 false positives against 55 true positives; see
-/// `docs/benchmarks.md`. A descriptor is left out only if *all* its tree numbers lie in
-/// excluded sub-trees.
-pub const DEFAULT_EXCLUDED_TREES: &[&str] = &["D26", "D27"];
+/// On BC5CDR, D26 and D27 gave 808 false positives against 55 true positives, and Disease and
+/// Syndrome 107 false positives against none; see `docs/benchmarks.md`. A descriptor is
+/// left out only if *all* its tree numbers lie in excluded sub-trees.
+pub const DEFAULT_EXCLUDED_TREES: &[&str] = &["D26", "D27", "C23.550.288"];
 
 impl<'m> ExtractorBuilder<'m> {
     /// Leave out descriptors all of whose tree numbers lie under these tree-number prefixes
@@ -127,7 +132,13 @@ impl<'m> ExtractorBuilder<'m> {
             if !self.exclude.is_empty() && d.in_hierarchy() && d.tree_numbers().all(under) {
                 continue;
             }
-            let terms = std::iter::once((d.name(), 0u8)).chain(d.entry_terms().map(|e| (e, 2u8)));
+            let symbol = ELEMENTS
+                .iter()
+                .find(|(_, name)| *name == d.name())
+                .map(|(sym, _)| (*sym, 2u8));
+            let terms = std::iter::once((d.name(), 0u8))
+                .chain(d.entry_terms().map(|e| (e, 2u8)))
+                .chain(symbol);
             for (term, base) in terms {
                 for (variant, extra) in variants(term) {
                     let alnum: String = variant.chars().filter(|c| c.is_alphanumeric()).collect();
@@ -163,6 +174,10 @@ impl<'m> ExtractorBuilder<'m> {
                     }
                     let p = Pattern {
                         descriptor: id.0,
+                        protein: d
+                            .tree_numbers()
+                            .any(|t| t.starts_with("D08") || t.starts_with("D12")),
+                        chemical: d.in_category('D'),
                         case,
                         priority: base + extra + if plural { 4 } else { 0 },
                     };
@@ -194,6 +209,7 @@ impl<'m> ExtractorBuilder<'m> {
             .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::ContiguousNFA))
             .prefilter(false)
+            .start_kind(StartKind::Both)
             .build(&keys)
             .map_err(|e| {
                 Error::parse(
@@ -241,6 +257,8 @@ fn push_unit(out: &mut Vec<u8>, id: u32) {
 /// Reusable buffers for [`Extractor::extract_with`].
 #[derive(Debug, Default)]
 pub struct Scratch {
+    /// Pattern of each match of the last `extract_with` (`u32::MAX` for abbreviations).
+    pattern_of: Vec<(usize, u32)>,
     tokens: Vec<Token>,
     encoded: Vec<u8>,
     unit_token: Vec<u32>,
@@ -279,14 +297,111 @@ impl Extractor {
         out
     }
 
+    /// Like [`extract`](Self::extract), plus chemicals nested at the start of the name of a
+    /// protein, enzyme, receptor or channel (tree D08 or D12) that acts on them: `creatine` in
+    /// `creatine kinase`, `calcium` in `calcium channel`, `dopamine` in `dopamine receptors`.
+    /// Other nested terms are left out: a nested head (`disease` in `Parkinson disease`) only
+    /// repeats the longer term's class, and adjectival modifiers (`ischemic stroke`) are part
+    /// of the disease's name. Matches may overlap; sorted by start, longer first.
+    pub fn extract_all(&self, text: &str) -> Vec<Match> {
+        let mut out = Vec::new();
+        self.extract_all_with(text, &mut Scratch::default(), &mut out);
+        out
+    }
+
+    /// The set of descriptors a text mentions, nested mentions included, ids ascending: the
+    /// document's MeSH terms for set similarity.
+    pub fn descriptors(&self, text: &str) -> Vec<DescriptorId> {
+        let mut ids: Vec<DescriptorId> = self
+            .extract_all(text)
+            .iter()
+            .map(|m| m.descriptor)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// Like [`extract`](Self::extract), reusing buffers across calls; `out` is cleared first.
     pub fn extract_with(&self, text: &str, scratch: &mut Scratch, out: &mut Vec<Match>) {
         out.clear();
+        self.encode(text, scratch);
+        let Scratch {
+            tokens,
+            encoded,
+            unit_token,
+            ..
+        } = scratch;
+        scratch.pattern_of.clear();
+        for m in self.ac.find_iter(encoded.as_slice()) {
+            if let Some(found) = self.accept(text, tokens, unit_token, m) {
+                scratch.pattern_of.push((found.start, m.pattern().as_u32()));
+                out.push(found);
+            }
+        }
+        if self.abbreviations {
+            resolve_abbreviations(text, out);
+        }
+    }
+
+    /// Like [`extract_all`](Self::extract_all), reusing buffers; `out` is cleared first.
+    pub fn extract_all_with(&self, text: &str, scratch: &mut Scratch, out: &mut Vec<Match>) {
+        self.extract_with(text, scratch, out);
+        let Scratch {
+            tokens,
+            encoded,
+            unit_token,
+            pattern_of,
+            ..
+        } = scratch;
+        let outer = out.len();
+        for i in 0..outer {
+            let m = out[i];
+            // Abbreviation mentions have no pattern of their own.
+            let Some(&(_, outer_pattern)) = pattern_of.iter().find(|(start, _)| *start == m.start)
+            else {
+                continue;
+            };
+            // Unit range of the outer match (mentions found by abbreviation have no units).
+            let Some(first) = unit_token
+                .iter()
+                .position(|&t| t != u32::MAX && tokens[t as usize].start as usize == m.start)
+            else {
+                continue;
+            };
+            let Some(last) = unit_token
+                .iter()
+                .rposition(|&t| t != u32::MAX && tokens[t as usize].end as usize == m.end)
+            else {
+                continue;
+            };
+            // The longest proper prefix that is a term, when a chemical names the protein
+            // acting on it (`creatine` in `creatine kinase`, `calcium` in `calcium channel`).
+            if last > first && self.patterns[outer_pattern as usize].protein {
+                let input = Input::new(encoded.as_slice())
+                    .range(first * 4..last * 4)
+                    .anchored(Anchored::Yes);
+                if let Some(inner) = self.ac.find(input) {
+                    if self.patterns[inner.pattern().as_usize()].chemical {
+                        if let Some(found) = self.accept(text, tokens, unit_token, inner) {
+                            out.push(found);
+                        }
+                    }
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        out.dedup();
+    }
+
+    /// Tokenises and encodes `text` into `scratch`.
+    fn encode(&self, text: &str, scratch: &mut Scratch) {
         let Scratch {
             tokens,
             encoded,
             unit_token,
             key,
+            ..
         } = scratch;
         tokenize(text, tokens);
         encoded.clear();
@@ -303,22 +418,25 @@ impl Extractor {
             }
             unit_token.push(i as u32);
         }
-        for m in self.ac.find_iter(encoded.as_slice()) {
-            let first = unit_token[m.start() / 4] as usize;
-            let last = unit_token[m.end() / 4 - 1] as usize;
-            let (start, end) = (tokens[first].start as usize, tokens[last].end as usize);
-            let p = &self.patterns[m.pattern().as_usize()];
-            if case_ok(&p.case, &text[start..end]) {
-                out.push(Match {
-                    descriptor: DescriptorId(p.descriptor),
-                    start,
-                    end,
-                });
-            }
-        }
-        if self.abbreviations {
-            resolve_abbreviations(text, out);
-        }
+    }
+
+    /// Maps an automaton match back to the text and applies its case rule.
+    fn accept(
+        &self,
+        text: &str,
+        tokens: &[Token],
+        unit_token: &[u32],
+        m: aho_corasick::Match,
+    ) -> Option<Match> {
+        let first = unit_token[m.start() / 4] as usize;
+        let last = unit_token[m.end() / 4 - 1] as usize;
+        let (start, end) = (tokens[first].start as usize, tokens[last].end as usize);
+        let p = &self.patterns[m.pattern().as_usize()];
+        case_ok(&p.case, &text[start..end]).then_some(Match {
+            descriptor: DescriptorId(p.descriptor),
+            start,
+            end,
+        })
     }
 }
 
@@ -520,7 +638,89 @@ const SUFFIXES: &[(&str, &str)] = &[
     ("botic", "bosis"),
     ("totic", "tosis"),
     ("enotic", "enosis"),
+    ("leptic", "lepsy"),
+    ("abetic", "abete"),
+    ("bolic", "bolism"),
+    ("holic", "holism"),
 ];
+
+/// Greek letters as the literature spells them out (`TNF-α` = `TNF-alpha`).
+const GREEK: &[(char, &str)] = &[
+    ('α', "alpha"),
+    ('β', "beta"),
+    ('γ', "gamma"),
+    ('δ', "delta"),
+    ('ε', "epsilon"),
+    ('κ', "kappa"),
+    ('λ', "lambda"),
+    ('μ', "mu"),
+    ('ω', "omega"),
+];
+
+/// Two-letter chemical element symbols that are not also English words or common
+/// abbreviations (no `As`, `In`, `Be`, `He`, `No`, `Al`, `Co`, `Pt`…), indexed case-exactly
+/// for the element's descriptor (`Na+`, `Ca(2+)`).
+const ELEMENTS: &[(&str, &str)] = &[
+    ("Na", "Sodium"),
+    ("Ca", "Calcium"),
+    ("Mg", "Magnesium"),
+    ("Fe", "Iron"),
+    ("Zn", "Zinc"),
+    ("Cu", "Copper"),
+    ("Hg", "Mercury"),
+    ("Pb", "Lead"),
+    ("Cd", "Cadmium"),
+    ("Li", "Lithium"),
+    ("Mn", "Manganese"),
+    ("Cr", "Chromium"),
+    ("Sr", "Strontium"),
+    ("Ag", "Silver"),
+    ("Au", "Gold"),
+    ("Se", "Selenium"),
+    ("Ni", "Nickel"),
+    ("Rb", "Rubidium"),
+    ("Cs", "Cesium"),
+    ("Tl", "Thallium"),
+    ("Bi", "Bismuth"),
+    ("Gd", "Gadolinium"),
+];
+
+/// Roman numerals II–XX as digits (`type II` = `type 2`); `I`, `V` and `X` alone stay.
+fn roman(token: &str) -> Option<u32> {
+    if token.len() < 2 || !token.bytes().all(|b| matches!(b, b'i' | b'v' | b'x')) {
+        return None;
+    }
+    let value = |b: u8| match b {
+        b'i' => 1,
+        b'v' => 5,
+        _ => 10,
+    };
+    let b = token.as_bytes();
+    let mut total = 0i32;
+    for (k, &c) in b.iter().enumerate() {
+        let v = value(c);
+        if b.get(k + 1).is_some_and(|&n| value(n) > v) {
+            total -= v;
+        } else {
+            total += v;
+        }
+    }
+    // Only canonical spellings: reject `iiii`, `vx`, …
+    (2..=20)
+        .find(|&n| n == total && to_roman(n as u32) == token)
+        .map(|n| n as u32)
+}
+
+fn to_roman(mut n: u32) -> String {
+    let mut s = String::new();
+    for (v, r) in [(10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i")] {
+        while n >= v {
+            s.push_str(r);
+            n -= v;
+        }
+    }
+    s
+}
 
 /// The normal form of one token: lower-cased; British `ae`/`oe`/`-our` spelt the American
 /// way; regular plurals reduced; adjectival suffixes mapped to their noun form.
@@ -530,21 +730,43 @@ fn normalize(token: &str, out: &mut String) {
         out.push_str(token);
         out.make_ascii_lowercase();
     } else {
-        out.extend(token.chars().flat_map(char::to_lowercase));
+        for c in token.chars().flat_map(char::to_lowercase) {
+            match GREEK.iter().find(|(g, _)| *g == c) {
+                Some((_, name)) => out.push_str(name),
+                None => out.push(c),
+            }
+        }
+    }
+    if let Some(n) = roman(out) {
+        out.clear();
+        out.push_str(&n.to_string());
+        return;
     }
     let b = out.as_bytes();
     let n = b.len();
     if n < 4 || !b.iter().all(u8::is_ascii_alphabetic) {
         return;
     }
-    // British spellings: haemorrhage, oedema, tumour.
-    if n >= 5 && (out.contains("ae") || out.contains("oe")) {
-        *out = out.replace("ae", "e").replace("oe", "e");
-    }
-    let n = out.len();
-    if n >= 6 && out.ends_with("our") {
-        out.truncate(n - 2);
-        out.push('r');
+    // British spellings: haemorrhage, anaemia; oedema, diarrhoea, foetal (`oe` only where
+    // British spelling puts it, not in compounds like thrombo-embolic); tumour (below).
+    if n >= 5 {
+        if out.contains("ae") {
+            *out = out.replace("ae", "e");
+        }
+        if out.starts_with("oe") {
+            out.remove(0);
+        }
+        if out.contains("oea")
+            || out.contains("foet")
+            || out.contains("coel")
+            || out.contains("amoeb")
+        {
+            *out = out
+                .replace("oea", "ea")
+                .replace("foet", "fet")
+                .replace("coel", "cel")
+                .replace("amoeb", "ameb");
+        }
     }
     let n = out.len();
     let b = out.as_bytes();
@@ -553,6 +775,11 @@ fn normalize(token: &str, out: &mut String) {
         out.push('y');
     } else if b[n - 1] == b's' && !matches!(b[n - 2], b's' | b'u' | b'i') {
         out.truncate(n - 1);
+    }
+    let n = out.len();
+    if n >= 6 && out.ends_with("our") {
+        out.truncate(n - 2);
+        out.push('r');
     }
     if out == "cancer" {
         // MeSH names malignancies `… Neoplasms` and files `… Cancer` under separate
@@ -620,12 +847,24 @@ mod tests {
             ("anaemic", "anemia"),
             ("Haemorrhages", "hemorrhage"),
             ("tumours", "tumor"),
+            ("Oedema", "edema"),
+            ("diarrhoea", "diarrhea"),
+            ("gastroenteritis", "gastroenteritis"),
             ("schizophrenic", "schizophrenia"),
             ("thrombotic", "thrombosis"),
             ("hypnotic", "hypnotic"),
             ("antibiotics", "antibiotic"),
             ("four", "four"),
             ("Cancers", "neoplasm"),
+            ("epileptic", "epilepsy"),
+            ("diabetic", "diabete"),
+            ("Diabetes", "diabete"),
+            ("thromboembolic", "thromboembolism"),
+            ("II", "2"),
+            ("xiv", "14"),
+            ("iiii", "iiii"),
+            ("vx", "vx"),
+            ("α", "alpha"),
         ] {
             normalize(w, &mut k);
             assert_eq!(k, n, "{w}");
