@@ -38,16 +38,18 @@
 //! let mesh = Mesh::load(path)?; // TSV, XML, ASCII trees or cache: detected
 //! let extractor = Extractor::new(&mesh)?;
 //!
-//! let doc = "Levodopa remains the main therapy of Parkinson disease (PD).";
-//! let ctx = "Dopamine loss in PD resembles other neurodegenerative diseases.";
-//! let terms = |text: &str| -> Vec<_> {
-//!     extractor.extract(text).iter().map(|m| m.descriptor).collect()
-//! };
-//! let (d, c) = (terms(doc), terms(ctx));
-//! assert!(c.contains(&mesh.resolve("Parkinson Disease")?)); // "PD", defined in the text
+//! let doc = "Levodopa remains the main therapy of Parkinson disease (PD). \
+//!            In PD, dopamine neurons are lost.";
+//! let ctx = "Dopamine loss also marks other neurodegenerative diseases.";
 //!
+//! // Spans: longest match wins; "PD" resolves through its definition in the text.
+//! let pd = mesh.resolve("Parkinson Disease")?;
+//! let mentions = extractor.extract(doc);
+//! assert_eq!(mentions.iter().filter(|m| m.descriptor == pd).count(), 3);
+//!
+//! // Knowledge-hierarchy similarity of the two texts' descriptor sets (m-KAILIN Eq. 4).
 //! let sim = Similarity::new(&mesh);
-//! let score = sim.set(&d, &c, Aggregate::Mean);
+//! let score = sim.set(&extractor.descriptors(doc), &extractor.descriptors(ctx), Aggregate::Mean);
 //! assert!(score.score > 0.0);
 //! # Ok::<(), kailin_mesh::Error>(())
 //! ```

@@ -1,0 +1,203 @@
+//! Checks on the complete MeSH 2024 hierarchy. The data is read from `$KAILIN_DATA` or
+//! `../shared/data` beside the repository; each test skips with a message when it is absent.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use kailin_mesh::{Ancestry, DescriptorId, Extractor, InformationContent, Lca, Mesh, Similarity};
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("KAILIN_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+}
+
+/// The real hierarchy, loaded once per test binary; `None` (with a message) without data.
+fn mesh() -> Option<&'static Mesh> {
+    static MESH: OnceLock<Option<Mesh>> = OnceLock::new();
+    MESH.get_or_init(|| {
+        let path = data_dir().join("mesh/mesh2024.tsv");
+        if !path.exists() {
+            eprintln!("skipping: {} not found (set KAILIN_DATA)", path.display());
+            return None;
+        }
+        Some(Mesh::load(&path).expect("MeSH 2024 loads"))
+    })
+    .as_ref()
+}
+
+fn ui(m: &Mesh, ui: &str) -> DescriptorId {
+    m.by_ui(ui).unwrap_or_else(|| panic!("{ui} missing"))
+}
+
+/// Deterministic pseudo-random descriptor pairs.
+fn pairs(m: &Mesh, n: usize) -> impl Iterator<Item = (DescriptorId, DescriptorId)> + '_ {
+    let ids: Vec<DescriptorId> = m.ids().collect();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    (0..n).map(move |_| {
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ids[(state % ids.len() as u64) as usize]
+        };
+        (next(), next())
+    })
+}
+
+#[test]
+fn counts_match_nlm() {
+    let Some(m) = mesh() else { return };
+    assert_eq!(m.len(), 30_764);
+    assert_eq!(m.with_tree(), 30_762);
+    assert_eq!(m.tree_number_count(), 64_457);
+    assert_eq!(m.entry_term_count(), 137_409);
+    for outside in ["D005260", "D008297"] {
+        let d = m.descriptor(ui(m, outside));
+        assert!(!d.in_hierarchy(), "{} has no tree position", d.name());
+    }
+}
+
+#[test]
+fn the_one_cycle_of_mesh_2024() {
+    let Some(m) = mesh() else { return };
+    let cycles = m.cycles();
+    assert_eq!(cycles.len(), 1);
+    let names: Vec<&str> = cycles[0].iter().map(|&d| m.descriptor(d).name()).collect();
+    assert_eq!(names.len(), 2);
+    assert!(
+        names.contains(&"Ocular Motility Disorders") && names.contains(&"Strabismus"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn known_lca_of_siblings() {
+    let Some(m) = mesh() else { return };
+    let (lung, breast) = (ui(m, "D008175"), ui(m, "D001943"));
+    for lca in [Lca::Mica, Lca::Tree] {
+        let why = Similarity::new(m).lca(lca).explain(lung, breast);
+        assert_eq!(
+            why.lca.map(|d| m.descriptor(d).name()),
+            Some("Neoplasms by Site"),
+            "{lca:?}"
+        );
+    }
+}
+
+#[test]
+fn resnik_symmetric_and_lin_bounded_on_random_pairs() {
+    let Some(m) = mesh() else { return };
+    let closure = InformationContent::intrinsic(m, Ancestry::Closure);
+    for ic in [m.intrinsic_ic(), &closure] {
+        let lin = Similarity::with_ic(m, ic).measure(kailin_mesh::Measure::Lin);
+        for (a, b) in pairs(m, 200_000) {
+            let r = ic.resnik(a, b);
+            assert_eq!(r, ic.resnik(b, a));
+            assert!(r >= 0.0 && r <= 1.0);
+            assert!((0.0..=1.0).contains(&lin.pair(a, b)));
+            if ic.ancestry() == Ancestry::Closure && a != b {
+                // Under the closure the MICA is never more informative than either side, so
+                // Lin needs no cap.
+                assert!(2.0 * r <= ic.get(a) + ic.get(b) + 1e-12);
+            }
+        }
+    }
+}
+
+#[test]
+fn ic_along_edges() {
+    let Some(m) = mesh() else { return };
+    let closure = InformationContent::intrinsic(m, Ancestry::Closure);
+    let prefix = m.intrinsic_ic();
+    let (mut edges, mut rising) = (0, 0);
+    for child in m.ids() {
+        for parent in m.parents(child) {
+            edges += 1;
+            assert!(
+                closure.get(parent) <= closure.get(child),
+                "closure: IC must not rise on an edge"
+            );
+            if prefix.get(parent) > prefix.get(child) {
+                rising += 1;
+                // The documented cause: the child has descendants outside the parent's
+                // sub-trees (they list the child's other tree numbers, not the parent's).
+                let escapes = m.ids().any(|u| {
+                    let anc: Vec<_> = m.ancestors(u).collect();
+                    anc.contains(&child) && !anc.contains(&parent)
+                });
+                assert!(escapes);
+            }
+        }
+    }
+    assert_eq!(edges, 42_021);
+    // The spec's tree-prefix ancestry is not monotone on real MeSH: see `Ancestry`.
+    assert_eq!(rising, 151, "documented in `Ancestry::TreePrefix`");
+    eprintln!("tree-prefix ancestry: IC rises on {rising} of {edges} edges");
+}
+
+#[test]
+fn ascii_trees_and_cache_agree_with_tsv() {
+    let Some(m) = mesh() else { return };
+    let trees = Mesh::load(data_dir().join("mesh/mtrees2024.bin")).expect("mtrees loads");
+    assert_eq!(trees.len(), 30_762);
+    assert_eq!(trees.tree_number_count(), 64_457);
+    for d in trees.ids() {
+        let name = trees.descriptor(d).name();
+        let t = m
+            .all_by_term(name)
+            .find(|&t| m.descriptor(t).name() == name)
+            .expect(name);
+        assert_eq!(
+            trees.intrinsic_ic().get(d),
+            m.intrinsic_ic().get(t),
+            "{name}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mesh.cache");
+    m.save_cache(&path).unwrap();
+    let cached = Mesh::load(&path).unwrap();
+    for (a, b) in pairs(m, 20_000) {
+        assert_eq!(
+            m.intrinsic_ic().resnik(a, b),
+            cached.intrinsic_ic().resnik(a, b)
+        );
+        assert_eq!(m.descriptor(a).ui(), cached.descriptor(a).ui());
+    }
+}
+
+#[test]
+fn extraction_on_real_terms() {
+    let Some(m) = mesh() else { return };
+    let ex = Extractor::new(m).unwrap();
+    let text = "Hypertensive patients with non-small cell lung cancer (NSCLC) received cisplatin; \
+                NSCLC progressed. Serum creatine kinase increased.";
+    let names: Vec<&str> = ex
+        .extract(text)
+        .iter()
+        .map(|x| m.descriptor(x.descriptor).name())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Hypertension",
+            "Patients",
+            "Carcinoma, Non-Small-Cell Lung",
+            "Carcinoma, Non-Small-Cell Lung",
+            "Cisplatin",
+            "Carcinoma, Non-Small-Cell Lung",
+            "Serum",
+            "Creatine Kinase"
+        ]
+    );
+    let set: Vec<&str> = ex
+        .descriptors(text)
+        .iter()
+        .map(|&d| m.descriptor(d).name())
+        .collect();
+    assert!(
+        set.contains(&"Creatine"),
+        "chemical nested in an enzyme name: {set:?}"
+    );
+}
