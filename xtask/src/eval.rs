@@ -17,8 +17,7 @@ struct GoldDoc {
 /// `PMID<TAB>start<TAB>end<TAB>text<TAB>type<TAB>id[|id…]` mention lines; blank line between
 /// documents. Relation lines (`PMID<TAB>CID<TAB>…`) are skipped.
 fn read_pubtator(path: &Path) -> Result<Vec<GoldDoc>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut docs: Vec<GoldDoc> = Vec::new();
     let mut title = String::new();
     for (i, line) in text.lines().enumerate() {
@@ -28,17 +27,11 @@ fn read_pubtator(path: &Path) -> Result<Vec<GoldDoc>> {
         }
         if let Some((pmid, rest)) = line.split_once("|t|") {
             title = rest.to_owned();
-            docs.push(GoldDoc {
-                pmid: pmid.to_owned(),
-                text: String::new(),
-                gold: BTreeSet::new(),
-            });
+            docs.push(GoldDoc { pmid: pmid.to_owned(), text: String::new(), gold: BTreeSet::new() });
             continue;
         }
         if let Some((_, rest)) = line.split_once("|a|") {
-            let doc = docs
-                .last_mut()
-                .with_context(|| format!("{}: abstract before title", at()))?;
+            let doc = docs.last_mut().with_context(|| format!("{}: abstract before title", at()))?;
             doc.text = format!("{title} {rest}");
             continue;
         }
@@ -47,21 +40,11 @@ fn read_pubtator(path: &Path) -> Result<Vec<GoldDoc>> {
             continue;
         }
         if cols.len() < 6 {
-            bail!(
-                "{}: expected a mention line with 6 tab-separated columns",
-                at()
-            );
+            bail!("{}: expected a mention line with 6 tab-separated columns", at());
         }
-        let doc = docs
-            .last_mut()
-            .with_context(|| format!("{}: mention before title", at()))?;
+        let doc = docs.last_mut().with_context(|| format!("{}: mention before title", at()))?;
         if doc.pmid != cols[0] {
-            bail!(
-                "{}: mention of {} inside document {}",
-                at(),
-                cols[0],
-                doc.pmid
-            );
+            bail!("{}: mention of {} inside document {}", at(), cols[0], doc.pmid);
         }
         if matches!(cols[4], "Chemical" | "Disease") {
             for id in cols[5].split('|') {
@@ -91,19 +74,14 @@ impl Counts {
     }
     fn f1(&self) -> f64 {
         let (p, r) = (self.p(), self.r());
-        if p + r == 0.0 {
-            0.0
-        } else {
-            2.0 * p * r / (p + r)
-        }
+        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
     }
 }
 
 pub(crate) fn run(data: &Path, verbose: bool) -> Result<()> {
     let mesh_path = data.join("mesh/mesh2024.tsv");
     let gold_path = data.join("bc5cdr/CDR_TrainingSet.PubTator.txt");
-    let mesh =
-        Mesh::load(&mesh_path).with_context(|| format!("loading {}", mesh_path.display()))?;
+    let mesh = Mesh::load(&mesh_path).with_context(|| format!("loading {}", mesh_path.display()))?;
     let docs = read_pubtator(&gold_path)?;
     println!("BC5CDR {}: {} documents", gold_path.display(), docs.len());
     println!("| configuration | precision | recall | F1 | TP | FP | FN |");
@@ -113,15 +91,9 @@ pub(crate) fn run(data: &Path, verbose: bool) -> Result<()> {
         ("extract(): longest non-overlapping spans", true, false),
         ("extract(), no abbreviations", false, false),
     ] {
-        let extractor = Extractor::builder(&mesh)
-            .abbreviations(abbreviations)
-            .build()?;
+        let extractor = Extractor::builder(&mesh).abbreviations(abbreviations).build()?;
         let mentions = |text: &str| {
-            if nested {
-                extractor.extract_all(text)
-            } else {
-                extractor.extract(text)
-            }
+            if nested { extractor.extract_all(text) } else { extractor.extract(text) }
         };
         let mut c = Counts::default();
         let mut fps: std::collections::BTreeMap<String, usize> = Default::default();
@@ -143,18 +115,9 @@ pub(crate) fn run(data: &Path, verbose: bool) -> Result<()> {
                 *fns.entry(ui.clone()).or_default() += 1;
             }
         }
-        println!(
-            "| {label} | {:.3} | {:.3} | {:.3} | {} | {} | {} |",
-            c.p(),
-            c.r(),
-            c.f1(),
-            c.tp,
-            c.fp,
-            c.fn_
-        );
+        println!("| {label} | {:.3} | {:.3} | {:.3} | {} | {} | {} |", c.p(), c.r(), c.f1(), c.tp, c.fp, c.fn_);
         if verbose {
-            let mut by_tree: std::collections::BTreeMap<String, (usize, usize, usize)> =
-                Default::default();
+            let mut by_tree: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
             for doc in &docs {
                 let predicted: BTreeSet<String> = extractor
                     .extract(&doc.text)
@@ -165,12 +128,7 @@ pub(crate) fn run(data: &Path, verbose: bool) -> Result<()> {
                     .collect();
                 let cats = |ui: &str| -> BTreeSet<String> {
                     mesh.by_ui(ui)
-                        .map(|d| {
-                            mesh.descriptor(d)
-                                .tree_numbers()
-                                .map(|t| t[..3].to_owned())
-                                .collect()
-                        })
+                        .map(|d| mesh.descriptor(d).tree_numbers().map(|t| t[..3].to_owned()).collect())
                         .unwrap_or_default()
                 };
                 for ui in predicted.union(&doc.gold) {
@@ -195,15 +153,10 @@ pub(crate) fn run(data: &Path, verbose: bool) -> Result<()> {
                 v.iter()
                     .take(40)
                     .map(|(ui, n)| {
-                        let name = mesh
-                            .by_ui(ui)
-                            .map(|d| mesh.descriptor(d).name())
-                            .unwrap_or("?");
+                        let name = mesh.by_ui(ui).map(|d| mesh.descriptor(d).name()).unwrap_or("?");
                         format!(
                             "{n} {ui} {name} ic={:.3}",
-                            mesh.by_ui(ui)
-                                .map(|d| mesh.intrinsic_ic().get(d))
-                                .unwrap_or(0.0)
+                            mesh.by_ui(ui).map(|d| mesh.intrinsic_ic().get(d)).unwrap_or(0.0)
                         )
                     })
                     .collect::<Vec<_>>()

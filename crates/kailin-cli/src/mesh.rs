@@ -97,10 +97,7 @@ pub(crate) fn run(cmd: MeshCmd) -> Result<()> {
         MeshCmd::Info { mesh } => info(&mesh),
         MeshCmd::Sim(args) => sim(args),
         MeshCmd::SetSim(args) => set_sim(args),
-        MeshCmd::Extract {
-            mesh,
-            no_abbreviations,
-        } => extract(&mesh, !no_abbreviations),
+        MeshCmd::Extract { mesh, no_abbreviations } => extract(&mesh, !no_abbreviations),
         MeshCmd::Cache { mesh, out } => {
             let m = load(&mesh)?;
             m.save_cache(&out)?;
@@ -154,13 +151,8 @@ fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
 }
 
 fn resolve(mesh: &Mesh, ui: &str, path: &Path, line: usize) -> Result<DescriptorId> {
-    mesh.by_ui(ui.trim()).with_context(|| {
-        format!(
-            "{}:{line}: unknown MeSH descriptor UI {:?}",
-            path.display(),
-            ui.trim()
-        )
-    })
+    mesh.by_ui(ui.trim())
+        .with_context(|| format!("{}:{line}: unknown MeSH descriptor UI {:?}", path.display(), ui.trim()))
 }
 
 fn similarity<'m>(mesh: &'m Mesh, s: &Scoring) -> Similarity<'m> {
@@ -185,10 +177,7 @@ fn sim(args: SimArgs) -> Result<()> {
         let Some((a, b)) = text.split_once('\t') else {
             bail!("{}:{line}: expected `UI<TAB>UI`", args.pairs.display());
         };
-        let ids = (
-            resolve(&mesh, a, &args.pairs, *line)?,
-            resolve(&mesh, b, &args.pairs, *line)?,
-        );
+        let ids = (resolve(&mesh, a, &args.pairs, *line)?, resolve(&mesh, b, &args.pairs, *line)?);
         pairs.push((a.trim(), b.trim(), ids));
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
@@ -208,18 +197,12 @@ fn set_sim(args: SetSimArgs) -> Result<()> {
         AggArg::Bma => Aggregate::BestMatch,
     };
     let parse_side = |side: &str, line: usize| -> Result<Vec<DescriptorId>> {
-        side.split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|ui| resolve(&mesh, ui, &args.sets, line))
-            .collect()
+        side.split(',').filter(|s| !s.trim().is_empty()).map(|ui| resolve(&mesh, ui, &args.sets, line)).collect()
     };
     let mut sets = Vec::with_capacity(input.len());
     for (line, text) in &input {
         let Some((l, r)) = text.split_once('\t') else {
-            bail!(
-                "{}:{line}: expected `UI,UI,…<TAB>UI,UI,…`",
-                args.sets.display()
-            );
+            bail!("{}:{line}: expected `UI,UI,…<TAB>UI,UI,…`", args.sets.display());
         };
         sets.push((parse_side(l, *line)?, parse_side(r, *line)?));
     }
@@ -252,9 +235,7 @@ struct JsonMatch<'a> {
 fn extract(path: &Path, abbreviations: bool) -> Result<()> {
     let mesh = load(path)?;
     let started = std::time::Instant::now();
-    let extractor = Extractor::builder(&mesh)
-        .abbreviations(abbreviations)
-        .build()?;
+    let extractor = Extractor::builder(&mesh).abbreviations(abbreviations).build()?;
     tracing::info!(patterns = extractor.pattern_count(), elapsed = ?started.elapsed(), "built extractor");
     let stdin = std::io::stdin().lock();
     let mut out = BufWriter::new(std::io::stdout().lock());
@@ -290,11 +271,7 @@ struct CharOffsets<'a> {
 
 impl<'a> CharOffsets<'a> {
     fn new(text: &'a str) -> Self {
-        CharOffsets {
-            text,
-            byte: 0,
-            chars: 0,
-        }
+        CharOffsets { text, byte: 0, chars: 0 }
     }
     fn of(&mut self, byte: usize) -> usize {
         if byte < self.byte {

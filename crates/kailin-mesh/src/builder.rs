@@ -45,10 +45,7 @@ impl Default for MeshBuilder {
 impl MeshBuilder {
     /// An empty builder whose errors name `<memory>` as the origin.
     pub fn new() -> Self {
-        MeshBuilder {
-            origin: "<memory>".to_owned(),
-            records: Vec::new(),
-        }
+        MeshBuilder { origin: "<memory>".to_owned(), records: Vec::new() }
     }
 
     /// Names the source (a path) in error messages.
@@ -136,22 +133,14 @@ impl MeshBuilder {
             by_ui.insert(&r.ui, i);
             for tree in &r.tree_numbers {
                 if !valid_tree_number(tree) {
-                    return Err(Error::BadTreeNumber {
-                        origin,
-                        line: r.line,
-                        ui: r.ui.clone(),
-                        tree: tree.clone(),
-                    });
+                    return Err(Error::BadTreeNumber { origin, line: r.line, ui: r.ui.clone(), tree: tree.clone() });
                 }
             }
         }
 
         let mut t = Tables::default();
         let push = |arena: &mut String, s: &str| {
-            let span = Span {
-                start: arena.len() as u32,
-                len: s.len() as u32,
-            };
+            let span = Span { start: arena.len() as u32, len: s.len() as u32 };
             arena.push_str(s);
             span
         };
@@ -236,11 +225,7 @@ impl MeshBuilder {
 
         // Lookup indices.
         t.ui_index = (0..t.len() as u32).collect();
-        t.ui_index.sort_unstable_by(|&a, &b| {
-            t.ui[a as usize]
-                .get(&t.strings)
-                .cmp(t.ui[b as usize].get(&t.strings))
-        });
+        t.ui_index.sort_unstable_by(|&a, &b| t.ui[a as usize].get(&t.strings).cmp(t.ui[b as usize].get(&t.strings)));
         let mut rows: Vec<(String, u32, u8)> = Vec::with_capacity(t.len() + t.entries.len());
         for d in 0..t.len() {
             rows.push((t.name[d].get(&t.strings).trim().to_lowercase(), d as u32, 1));
@@ -268,14 +253,8 @@ impl MeshBuilder {
 
 /// Derived state shared by the builder and the cache loader.
 pub(crate) fn finish(t: Tables, graph: DiGraph<DescriptorId, ()>, origin: String) -> Result<Mesh> {
-    let intrinsic =
-        InformationContent::intrinsic_from_tables(&t, &graph, crate::Ancestry::TreePrefix);
-    Ok(Mesh {
-        t,
-        graph,
-        intrinsic,
-        origin,
-    })
+    let intrinsic = InformationContent::intrinsic_from_tables(&t, &graph, crate::Ancestry::TreePrefix);
+    Ok(Mesh { t, graph, intrinsic, origin })
 }
 
 /// Parent → child edges from the tree table, deduplicated.
@@ -299,10 +278,7 @@ pub(crate) fn build_graph(t: &Tables) -> DiGraph<DescriptorId, ()> {
 
 /// `X00.000.000`: dot-separated, non-empty segments of ASCII letters and digits.
 fn valid_tree_number(tree: &str) -> bool {
-    !tree.is_empty()
-        && tree
-            .split('.')
-            .all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric()))
+    !tree.is_empty() && tree.split('.').all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 #[cfg(test)]
@@ -325,10 +301,7 @@ mod tests {
         b.add("D1", "A", [""; 0], ["A01"]);
         b.add("D1", "B", [""; 0], ["A02"]);
         let err = b.build().unwrap_err().to_string();
-        assert!(
-            err.contains("duplicate descriptor UI D1 (records 1 and 2)"),
-            "{err}"
-        );
+        assert!(err.contains("duplicate descriptor UI D1 (records 1 and 2)"), "{err}");
     }
 
     #[test]
@@ -337,10 +310,7 @@ mod tests {
         b.add("D1", "A", [""; 0], ["A01"]);
         b.add("D2", "B", [""; 0], ["A02.005"]);
         let err = b.build().unwrap_err();
-        assert!(
-            matches!(&err, Error::MissingParent { parent, ui, .. } if parent == "A02" && ui == "D2"),
-            "{err}"
-        );
+        assert!(matches!(&err, Error::MissingParent { parent, ui, .. } if parent == "A02" && ui == "D2"), "{err}");
     }
 
     #[test]
@@ -369,9 +339,6 @@ mod tests {
 
     #[test]
     fn empty_is_rejected() {
-        assert!(matches!(
-            MeshBuilder::new().build(),
-            Err(Error::Empty { .. })
-        ));
+        assert!(matches!(MeshBuilder::new().build(), Err(Error::Empty { .. })));
     }
 }

@@ -71,15 +71,10 @@ pub(crate) fn save(mesh: &Mesh, path: &Path) -> Result<()> {
     w.bytes(&t.key_is_name);
     let payload = w.0;
 
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default(),
+        path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
         std::process::id()
     ));
     let write = || -> std::io::Result<()> {
@@ -104,10 +99,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn bad(&self, message: impl Into<String>) -> Error {
-        Error::Cache {
-            path: self.path.to_owned(),
-            message: message.into(),
-        }
+        Error::Cache { path: self.path.to_owned(), message: message.into() }
     }
     fn bytes(&mut self, what: &str) -> Result<&'a [u8]> {
         let len_end = self.pos + 8;
@@ -117,39 +109,28 @@ impl<'a> Reader<'a> {
             .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
             .ok_or_else(|| self.bad(format!("truncated before section `{what}`")))?;
         let end = len_end.checked_add(len).filter(|&e| e <= self.buf.len());
-        let end =
-            end.ok_or_else(|| self.bad(format!("section `{what}` runs past the end of the file")))?;
+        let end = end.ok_or_else(|| self.bad(format!("section `{what}` runs past the end of the file")))?;
         let out = &self.buf[len_end..end];
         self.pos = end.next_multiple_of(8);
         Ok(out)
     }
     fn string(&mut self, what: &str) -> Result<String> {
         let b = self.bytes(what)?;
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| self.bad(format!("section `{what}` is not UTF-8")))
+        std::str::from_utf8(b).map(str::to_owned).map_err(|_| self.bad(format!("section `{what}` is not UTF-8")))
     }
     fn u32s(&mut self, what: &str) -> Result<Vec<u32>> {
         let b = self.bytes(what)?;
         if b.len() % 4 != 0 {
             return Err(self.bad(format!("section `{what}` is not a u32 array")));
         }
-        Ok(b.chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        Ok(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
     fn spans(&mut self, what: &str, arena: &str) -> Result<Vec<Span>> {
         let flat = self.u32s(what)?;
         if flat.len() % 2 != 0 {
             return Err(self.bad(format!("section `{what}` is not a span array")));
         }
-        let spans: Vec<Span> = flat
-            .chunks_exact(2)
-            .map(|c| Span {
-                start: c[0],
-                len: c[1],
-            })
-            .collect();
+        let spans: Vec<Span> = flat.chunks_exact(2).map(|c| Span { start: c[0], len: c[1] }).collect();
         for s in &spans {
             let (a, b) = (s.start as usize, s.start as usize + s.len as usize);
             if arena.get(a..b).is_none() {
@@ -167,27 +148,16 @@ pub(crate) fn load(path: &Path) -> Result<Mesh> {
     // read from it is copied and validated. A concurrent truncation of the file by another
     // process could fault (SIGBUS), as with any memory-mapped reader.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-    let bad = |m: &str| Error::Cache {
-        path: path.to_owned(),
-        message: m.to_owned(),
-    };
+    let bad = |m: &str| Error::Cache { path: path.to_owned(), message: m.to_owned() };
     if !map.starts_with(MAGIC) {
-        return Err(bad(
-            "not a kailin MeSH cache of this version (magic mismatch)",
-        ));
+        return Err(bad("not a kailin MeSH cache of this version (magic mismatch)"));
     }
     let body = &map[MAGIC.len()..];
-    let (sum, payload) = body
-        .split_at_checked(8)
-        .ok_or_else(|| bad("truncated header"))?;
+    let (sum, payload) = body.split_at_checked(8).ok_or_else(|| bad("truncated header"))?;
     if u64::from_le_bytes(sum.try_into().unwrap_or([0; 8])) != checksum(payload) {
         return Err(bad("checksum mismatch: the file is truncated or corrupt"));
     }
-    let mut r = Reader {
-        buf: payload,
-        pos: 0,
-        path,
-    };
+    let mut r = Reader { buf: payload, pos: 0, path };
     let origin = r.string("origin")?;
     let strings = r.string("strings")?;
     let mut t = Tables {
@@ -228,11 +198,7 @@ fn validate(t: &Tables) -> std::result::Result<(), String> {
             && off.first() == Some(&0)
             && off.last().map(|&l| l as usize) == Some(len)
             && off.windows(2).all(|w| w[0] <= w[1]);
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("offsets `{name}` are inconsistent"))
-        }
+        if ok { Ok(()) } else { Err(format!("offsets `{name}` are inconsistent")) }
     };
     if t.name.len() != n || t.ui_index.len() != n {
         return Err("descriptor tables disagree in length".into());
@@ -244,13 +210,7 @@ fn validate(t: &Tables) -> std::result::Result<(), String> {
     if t.tree_parent.len() != rows || t.tree_owner.len() != rows {
         return Err("tree tables disagree in length".into());
     }
-    if t.tree_owner
-        .iter()
-        .chain(&t.anc)
-        .chain(&t.ui_index)
-        .chain(&t.key_desc)
-        .any(|&d| d as usize >= n)
-    {
+    if t.tree_owner.iter().chain(&t.anc).chain(&t.ui_index).chain(&t.key_desc).any(|&d| d as usize >= n) {
         return Err("a descriptor index is out of range".into());
     }
     for (row, &p) in t.tree_parent.iter().enumerate() {

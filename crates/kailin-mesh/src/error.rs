@@ -111,17 +111,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     pub(crate) fn parse(origin: &str, line: u64, message: impl Into<String>) -> Self {
-        Error::Parse {
-            origin: origin.to_owned(),
-            line,
-            message: message.into(),
-        }
+        Error::Parse { origin: origin.to_owned(), line, message: message.into() }
     }
 }

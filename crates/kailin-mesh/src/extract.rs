@@ -13,11 +13,11 @@
 //! letters, and terms of at most three characters only their exact spelling; abbreviations
 //! defined in the text (`Parkinson disease (PD)`) are resolved for the rest of the text.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::mesh::{DescriptorId, Mesh};
+use crate::trie::{NONE as TRIE_NONE, TokenTrie};
 
 /// One extracted mention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,8 +112,8 @@ impl<'m> ExtractorBuilder<'m> {
     /// Builds the automaton (about a second for all of MeSH).
     pub fn build(self) -> Result<Extractor> {
         let mesh = self.mesh;
-        let mut vocab: FxHashMap<Box<str>, u32> = FxHashMap::default();
-        let mut by_key: FxHashMap<Vec<u8>, Pattern> = FxHashMap::default();
+        let mut vocab = Vocab::default();
+        let mut by_key: FxHashMap<Vec<u32>, Pattern> = FxHashMap::default();
         let mut toks = Vec::new();
         let mut key = String::new();
         for id in mesh.ids() {
@@ -124,21 +124,15 @@ impl<'m> ExtractorBuilder<'m> {
                 }
             }
             let under = |t: &str| {
-                self.exclude.iter().any(|p| {
-                    t.starts_with(p.as_str())
-                        && t[p.len()..].chars().next().is_none_or(|c| c == '.')
-                })
+                self.exclude
+                    .iter()
+                    .any(|p| t.starts_with(p.as_str()) && t[p.len()..].chars().next().is_none_or(|c| c == '.'))
             };
             if !self.exclude.is_empty() && d.in_hierarchy() && d.tree_numbers().all(under) {
                 continue;
             }
-            let symbol = ELEMENTS
-                .iter()
-                .find(|(_, name)| *name == d.name())
-                .map(|(sym, _)| (*sym, 2u8));
-            let terms = std::iter::once((d.name(), 0u8))
-                .chain(d.entry_terms().map(|e| (e, 2u8)))
-                .chain(symbol);
+            let symbol = ELEMENTS.iter().find(|(_, name)| *name == d.name()).map(|(sym, _)| (*sym, 2u8));
+            let terms = std::iter::once((d.name(), 0u8)).chain(d.entry_terms().map(|e| (e, 2u8))).chain(symbol);
             for (term, base) in terms {
                 for (variant, extra) in variants(term) {
                     let alnum: String = variant.chars().filter(|c| c.is_alphanumeric()).collect();
@@ -148,15 +142,13 @@ impl<'m> ExtractorBuilder<'m> {
                     }
                     let case = if n_chars <= 3 {
                         Case::Exact(alnum.into())
-                    } else if variant.chars().any(char::is_uppercase)
-                        && !variant.chars().any(char::is_lowercase)
-                    {
+                    } else if variant.chars().any(char::is_uppercase) && !variant.chars().any(char::is_lowercase) {
                         Case::NoLower
                     } else {
                         Case::Any
                     };
                     tokenize(&variant, &mut toks);
-                    let mut bytes = Vec::with_capacity(toks.len() * 4);
+                    let mut ids = Vec::with_capacity(toks.len());
                     // A singular mention names the compound, a plural the class: when both
                     // normalise alike (`glutamate` from Glutamic Acid and from Glutamates),
                     // the term that was singular wins.
@@ -165,70 +157,93 @@ impl<'m> ExtractorBuilder<'m> {
                         let raw = &variant[tok.start as usize..tok.end as usize];
                         normalize(raw, &mut key);
                         plural = key.len() < raw.len() && raw.ends_with(['s', 'S']);
-                        let next = vocab.len() as u32;
-                        let tid = *vocab.entry(key.as_str().into()).or_insert(next);
-                        push_unit(&mut bytes, tid);
+                        ids.push(vocab.intern(&key));
                     }
-                    if bytes.is_empty() {
+                    if ids.is_empty() {
                         continue;
                     }
                     let p = Pattern {
                         descriptor: id.0,
-                        protein: d
-                            .tree_numbers()
-                            .any(|t| t.starts_with("D08") || t.starts_with("D12")),
+                        protein: d.tree_numbers().any(|t| t.starts_with("D08") || t.starts_with("D12")),
                         chemical: d.in_category('D'),
                         case,
                         priority: base + extra + if plural { 4 } else { 0 },
                     };
-                    match by_key.get_mut(&bytes) {
-                        Some(old)
-                            if (p.priority, p.descriptor) < (old.priority, old.descriptor) =>
-                        {
-                            *old = p
-                        }
+                    match by_key.get_mut(&ids) {
+                        Some(old) if (p.priority, p.descriptor) < (old.priority, old.descriptor) => *old = p,
                         Some(_) => {}
                         None => {
-                            by_key.insert(bytes, p);
+                            by_key.insert(ids, p);
                         }
                     }
                 }
             }
         }
-        if vocab.len() >= MAX_VOCAB {
-            return Err(Error::parse(
-                mesh.origin(),
-                0,
-                "extractor vocabulary exceeds 16 million tokens",
-            ));
+        if vocab.len() >= FIXED as usize {
+            return Err(Error::parse(mesh.origin(), 0, "extractor vocabulary exceeds 2^31 tokens"));
         }
-        let mut entries: Vec<(Vec<u8>, Pattern)> = by_key.into_iter().collect();
+        let mut entries: Vec<(Vec<u32>, Pattern)> = by_key.into_iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let (keys, patterns): (Vec<Vec<u8>>, Vec<Pattern>) = entries.into_iter().unzip();
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .prefilter(false)
-            .start_kind(StartKind::Both)
-            .build(&keys)
-            .map_err(|e| {
-                Error::parse(
-                    mesh.origin(),
-                    0,
-                    format!("cannot build the term automaton: {e}"),
-                )
-            })?;
-        tracing::debug!(
-            patterns = patterns.len(),
-            vocab = vocab.len(),
-            "built MeSH extractor"
-        );
-        Ok(Extractor {
-            vocab,
-            ac,
-            patterns,
-            abbreviations: self.abbreviations,
-        })
+        let (terms, patterns): (Vec<Vec<u32>>, Vec<Pattern>) = entries.into_iter().unzip();
+        let trie = TokenTrie::new(&terms, vocab.len());
+        tracing::debug!(patterns = patterns.len(), vocab = vocab.len(), "built MeSH extractor");
+        Ok(Extractor { vocab, trie, patterns, abbreviations: self.abbreviations })
+    }
+}
+
+/// Token → id map, tuned for the hot path: keys of at most 16 bytes (nearly all) are packed
+/// into a `u128` (tokens never contain NUL, so zero padding is unambiguous), so a lookup
+/// hashes and compares one integer. Values carry [`FIXED`] when the key is its own normal
+/// form, which lets the extractor skip normalisation for tokens found as written.
+#[derive(Debug, Clone, Default)]
+struct Vocab {
+    /// Keys of at most 8 bytes (most tokens): a table small enough to stay in cache.
+    word: FxHashMap<u64, u32>,
+    /// Keys of 9 to 16 bytes.
+    short: FxHashMap<u128, u32>,
+    long: FxHashMap<Box<str>, u32>,
+}
+
+/// Flag bit of a [`Vocab`] value: the key is a fixed point of [`normalize`].
+const FIXED: u32 = 1 << 31;
+
+fn pack(key: &str) -> Option<u128> {
+    let b = key.as_bytes();
+    (b.len() <= 16).then(|| {
+        let mut buf = [0u8; 16];
+        buf[..b.len()].copy_from_slice(b);
+        u128::from_le_bytes(buf)
+    })
+}
+
+impl Vocab {
+    fn len(&self) -> usize {
+        self.word.len() + self.short.len() + self.long.len()
+    }
+    /// Looks up a packed key of `len` bytes.
+    #[inline]
+    fn get_packed(&self, packed: u128, len: usize) -> Option<u32> {
+        if len <= 8 { self.word.get(&(packed as u64)).copied() } else { self.short.get(&packed).copied() }
+    }
+    #[inline]
+    fn get(&self, key: &str) -> Option<u32> {
+        match pack(key) {
+            Some(k) => self.get_packed(k, key.len()),
+            None => self.long.get(key).copied(),
+        }
+    }
+    /// The id of `key` (a normal form), added if new.
+    fn intern(&mut self, key: &str) -> u32 {
+        let next = self.len() as u32;
+        let mut probe = String::new();
+        normalize(key, &mut probe);
+        let value = next | if probe == key { FIXED } else { 0 };
+        let v = match pack(key) {
+            Some(k) if key.len() <= 8 => *self.word.entry(k as u64).or_insert(value),
+            Some(k) => *self.short.entry(k).or_insert(value),
+            None => *self.long.entry(key.into()).or_insert(value),
+        };
+        v & !FIXED
     }
 }
 
@@ -236,32 +251,22 @@ impl<'m> ExtractorBuilder<'m> {
 /// [`Extractor::builder`]), then call [`extract`](Self::extract) from any number of threads.
 #[derive(Debug, Clone)]
 pub struct Extractor {
-    vocab: FxHashMap<Box<str>, u32>,
-    ac: AhoCorasick,
+    vocab: Vocab,
+    trie: TokenTrie,
     patterns: Vec<Pattern>,
     abbreviations: bool,
-}
-
-const MAX_VOCAB: usize = 254 * 254 * 254;
-const BREAK: [u8; 4] = [0xFE; 4];
-
-fn push_unit(out: &mut Vec<u8>, id: u32) {
-    out.extend_from_slice(&[
-        0xFF,
-        (id / (254 * 254)) as u8,
-        (id / 254 % 254) as u8,
-        (id % 254) as u8,
-    ]);
 }
 
 /// Reusable buffers for [`Extractor::extract_with`].
 #[derive(Debug, Default)]
 pub struct Scratch {
-    /// Pattern of each match of the last `extract_with` (`u32::MAX` for abbreviations).
-    pattern_of: Vec<(usize, u32)>,
     tokens: Vec<Token>,
-    encoded: Vec<u8>,
-    unit_token: Vec<u32>,
+    /// Token id of each token, `NONE` if unknown.
+    ids: Vec<u32>,
+    /// Dictionary matches of the last call: (first token, end token, pattern).
+    spans: Vec<(u32, u32, u32)>,
+    /// Terminals met on one walk: (end token, pattern).
+    path: Vec<(u32, u32)>,
     key: String,
 }
 
@@ -277,12 +282,14 @@ impl Extractor {
             mesh,
             abbreviations: true,
             categories: None,
-            exclude: DEFAULT_EXCLUDED_TREES
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
+            exclude: DEFAULT_EXCLUDED_TREES.iter().map(|s| (*s).to_owned()).collect(),
             min_chars: 2,
         }
+    }
+
+    /// Number of distinct normalised tokens in the dictionary.
+    pub fn vocabulary_size(&self) -> usize {
+        self.vocab.len()
     }
 
     /// Number of distinct normalised patterns.
@@ -312,11 +319,7 @@ impl Extractor {
     /// The set of descriptors a text mentions, nested mentions included, ids ascending: the
     /// document's MeSH terms for set similarity.
     pub fn descriptors(&self, text: &str) -> Vec<DescriptorId> {
-        let mut ids: Vec<DescriptorId> = self
-            .extract_all(text)
-            .iter()
-            .map(|m| m.descriptor)
-            .collect();
+        let mut ids: Vec<DescriptorId> = self.extract_all(text).iter().map(|m| m.descriptor).collect();
         ids.sort_unstable();
         ids.dedup();
         ids
@@ -325,18 +328,39 @@ impl Extractor {
     /// Like [`extract`](Self::extract), reusing buffers across calls; `out` is cleared first.
     pub fn extract_with(&self, text: &str, scratch: &mut Scratch, out: &mut Vec<Match>) {
         out.clear();
-        self.encode(text, scratch);
-        let Scratch {
-            tokens,
-            encoded,
-            unit_token,
-            ..
-        } = scratch;
-        scratch.pattern_of.clear();
-        for m in self.ac.find_iter(encoded.as_slice()) {
-            if let Some(found) = self.accept(text, tokens, unit_token, m) {
-                scratch.pattern_of.push((found.start, m.pattern().as_u32()));
-                out.push(found);
+        self.lookup(text, scratch);
+        let Scratch { tokens, ids, spans, path, .. } = scratch;
+        spans.clear();
+        let n = tokens.len();
+        let mut i = 0;
+        while i < n {
+            // Most tokens start no term: one array read rejects them. A one-token term that
+            // nothing extends needs no walk either.
+            let Some(node) = self.trie.start(ids[i]) else {
+                i += 1;
+                continue;
+            };
+            if !self.trie.has_children(node) {
+                if let Some(p) = self.trie.terminal(node) {
+                    if self.case_ok_at(text, tokens, i, i + 1, p) {
+                        spans.push((i as u32, i as u32 + 1, p));
+                        out.push(self.to_match(tokens, i, i + 1, p));
+                    }
+                }
+                i += 1;
+                continue;
+            }
+            // Longest term starting at token i whose case rule the text satisfies.
+            let end = self.walk(tokens, ids, i, n, path).and_then(|_| {
+                path.iter().rev().find(|&&(end, p)| self.case_ok_at(text, tokens, i, end as usize, p)).copied()
+            });
+            match end {
+                Some((end, p)) => {
+                    spans.push((i as u32, end, p));
+                    out.push(self.to_match(tokens, i, end as usize, p));
+                    i = end as usize;
+                }
+                None => i += 1,
             }
         }
         if self.abbreviations {
@@ -347,96 +371,97 @@ impl Extractor {
     /// Like [`extract_all`](Self::extract_all), reusing buffers; `out` is cleared first.
     pub fn extract_all_with(&self, text: &str, scratch: &mut Scratch, out: &mut Vec<Match>) {
         self.extract_with(text, scratch, out);
-        let Scratch {
-            tokens,
-            encoded,
-            unit_token,
-            pattern_of,
-            ..
-        } = scratch;
-        let outer = out.len();
-        for i in 0..outer {
-            let m = out[i];
-            // Abbreviation mentions have no pattern of their own.
-            let Some(&(_, outer_pattern)) = pattern_of.iter().find(|(start, _)| *start == m.start)
-            else {
-                continue;
-            };
-            // Unit range of the outer match (mentions found by abbreviation have no units).
-            let Some(first) = unit_token
-                .iter()
-                .position(|&t| t != u32::MAX && tokens[t as usize].start as usize == m.start)
-            else {
-                continue;
-            };
-            let Some(last) = unit_token
-                .iter()
-                .rposition(|&t| t != u32::MAX && tokens[t as usize].end as usize == m.end)
-            else {
-                continue;
-            };
+        let Scratch { tokens, ids, spans, path, .. } = scratch;
+        for &(first, end, p) in spans.iter() {
             // The longest proper prefix that is a term, when a chemical names the protein
             // acting on it (`creatine` in `creatine kinase`, `calcium` in `calcium channel`).
-            if last > first && self.patterns[outer_pattern as usize].protein {
-                let input = Input::new(encoded.as_slice())
-                    .range(first * 4..last * 4)
-                    .anchored(Anchored::Yes);
-                if let Some(inner) = self.ac.find(input) {
-                    if self.patterns[inner.pattern().as_usize()].chemical {
-                        if let Some(found) = self.accept(text, tokens, unit_token, inner) {
-                            out.push(found);
-                        }
-                    }
-                }
+            if !self.patterns[p as usize].protein {
+                continue;
+            }
+            let first = first as usize;
+            if self.walk(tokens, ids, first, end as usize - 1, path).is_none() {
+                continue;
+            }
+            let inner = path.iter().rev().find(|&&(e, q)| {
+                self.patterns[q as usize].chemical && self.case_ok_at(text, tokens, first, e as usize, q)
+            });
+            if let Some(&(e, q)) = inner {
+                out.push(self.to_match(tokens, first, e as usize, q));
             }
         }
         out.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
         out.dedup();
     }
 
-    /// Tokenises and encodes `text` into `scratch`.
-    fn encode(&self, text: &str, scratch: &mut Scratch) {
-        let Scratch {
-            tokens,
-            encoded,
-            unit_token,
-            key,
-            ..
-        } = scratch;
-        tokenize(text, tokens);
-        encoded.clear();
-        unit_token.clear();
-        for (i, tok) in tokens.iter().enumerate() {
-            if tok.hard_before {
-                encoded.extend_from_slice(&BREAK);
-                unit_token.push(u32::MAX);
+    /// Walks the trie from token `i`, never past token `limit` or a hard break, collecting
+    /// the terms met in `path` (shortest first). `None` if no term starts at `i`.
+    #[inline]
+    fn walk(&self, tokens: &[Token], ids: &[u32], i: usize, limit: usize, path: &mut Vec<(u32, u32)>) -> Option<()> {
+        path.clear();
+        let mut node = self.trie.start(ids[i])?;
+        let mut j = i + 1;
+        loop {
+            if let Some(p) = self.trie.terminal(node) {
+                path.push((j as u32, p));
             }
-            normalize(&text[tok.start as usize..tok.end as usize], key);
-            match self.vocab.get(key.as_str()) {
-                Some(&id) => push_unit(encoded, id),
-                None => encoded.extend_from_slice(&BREAK),
+            if j >= limit || tokens[j].hard_before {
+                break;
             }
-            unit_token.push(i as u32);
+            match self.trie.child(node, ids[j]) {
+                Some(next) => node = next,
+                None => break,
+            }
+            j += 1;
         }
+        (!path.is_empty()).then_some(())
     }
 
-    /// Maps an automaton match back to the text and applies its case rule.
-    fn accept(
-        &self,
-        text: &str,
-        tokens: &[Token],
-        unit_token: &[u32],
-        m: aho_corasick::Match,
-    ) -> Option<Match> {
-        let first = unit_token[m.start() / 4] as usize;
-        let last = unit_token[m.end() / 4 - 1] as usize;
-        let (start, end) = (tokens[first].start as usize, tokens[last].end as usize);
-        let p = &self.patterns[m.pattern().as_usize()];
-        case_ok(&p.case, &text[start..end]).then_some(Match {
-            descriptor: DescriptorId(p.descriptor),
-            start,
-            end,
-        })
+    /// Looks every token up in the vocabulary: fills `scratch.tokens` and `scratch.ids`.
+    fn lookup(&self, text: &str, scratch: &mut Scratch) {
+        let Scratch { tokens, ids, key, .. } = scratch;
+        tokenize(text, tokens);
+        ids.clear();
+        ids.extend(tokens.iter().map(|tok| {
+            // Fast path: an ASCII token found as written, when that form is its own normal
+            // form (most known tokens), needs neither a String nor normalisation.
+            if tok.packed {
+                let n = (tok.end - tok.start) as usize;
+                let found = self.vocab.get_packed(tok.key, n);
+                if let Some(v) = found {
+                    if v & FIXED != 0 {
+                        return v & !FIXED;
+                    }
+                }
+                // Most misses are words no rule of `normalize` touches: they stay unknown.
+                if !may_normalize(&tok.key.to_le_bytes()[..n]) {
+                    return found.map_or(TRIE_NONE, |v| v & !FIXED);
+                }
+                // Reuse the lower-cased bytes (ASCII, so valid UTF-8).
+                key.clear();
+                key.extend(tok.key.to_le_bytes()[..n].iter().map(|&b| char::from(b)));
+                normalize_lowercase(key);
+                return self.vocab.get(key).map_or(TRIE_NONE, |v| v & !FIXED);
+            }
+            normalize(&text[tok.start as usize..tok.end as usize], key);
+            self.vocab.get(key).map_or(TRIE_NONE, |v| v & !FIXED)
+        }));
+    }
+
+    #[inline]
+    fn case_ok_at(&self, text: &str, tokens: &[Token], first: usize, end: usize, p: u32) -> bool {
+        if self.patterns[p as usize].case == Case::Any {
+            return true;
+        }
+        let span = &text[tokens[first].start as usize..tokens[end - 1].end as usize];
+        case_ok(&self.patterns[p as usize].case, span)
+    }
+
+    fn to_match(&self, tokens: &[Token], first: usize, end: usize, p: u32) -> Match {
+        Match {
+            descriptor: DescriptorId(self.patterns[p as usize].descriptor),
+            start: tokens[first].start as usize,
+            end: tokens[end - 1].end as usize,
+        }
     }
 }
 
@@ -444,10 +469,7 @@ fn case_ok(case: &Case, span: &str) -> bool {
     match case {
         Case::Any => true,
         Case::NoLower => !span.chars().any(char::is_lowercase),
-        Case::Exact(alnum) => span
-            .chars()
-            .filter(|c| c.is_alphanumeric())
-            .eq(alnum.chars()),
+        Case::Exact(alnum) => span.chars().filter(|c| c.is_alphanumeric()).eq(alnum.chars()),
     }
 }
 
@@ -469,10 +491,11 @@ fn resolve_abbreviations(text: &str, out: &mut Vec<Match>) {
         let plausible = (2..=10).contains(&abbr.len())
             && abbr.chars().any(|c| c.is_uppercase())
             && abbr.chars().all(|c| c.is_alphanumeric() || c == '-')
-            && abbr.chars().next().map(|c| {
-                c.to_lowercase()
-                    .eq(long.chars().next().into_iter().flat_map(char::to_lowercase))
-            }) == Some(true)
+            && abbr
+                .chars()
+                .next()
+                .map(|c| c.to_lowercase().eq(long.chars().next().into_iter().flat_map(char::to_lowercase)))
+                == Some(true)
             && !abbr.eq_ignore_ascii_case(long);
         if plausible && !defs.iter().any(|(a, _)| *a == abbr) {
             defs.push((abbr, m.descriptor));
@@ -487,18 +510,13 @@ fn resolve_abbreviations(text: &str, out: &mut Vec<Match>) {
             let end = start + abbr.len();
             let before = text[..start].chars().next_back();
             let after = text[end..].chars().next();
-            if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric)
-            {
+            if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric) {
                 continue;
             }
             match out.iter_mut().find(|m| m.start < end && start < m.end) {
                 Some(m) if m.start == start && m.end == end => m.descriptor = descriptor,
                 Some(_) => {}
-                None => added.push(Match {
-                    descriptor,
-                    start,
-                    end,
-                }),
+                None => added.push(Match { descriptor, start, end }),
             }
         }
     }
@@ -520,10 +538,7 @@ fn variants(term: &str) -> Vec<(String, u8)> {
         let parts: Vec<&str> = term.split(", ").collect();
         // Chemical names use commas inside (`4-Benzoxazolecarboxylic acid, 5-(…)…`); only
         // invert when every part is plain words.
-        let plain = parts.iter().all(|p| {
-            p.chars()
-                .all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '\'')
-        });
+        let plain = parts.iter().all(|p| p.chars().all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '\''));
         if plain {
             let inverted: Vec<&str> = parts.iter().rev().copied().collect();
             base = inverted.join(" ");
@@ -533,10 +548,7 @@ fn variants(term: &str) -> Vec<(String, u8)> {
     let lower = base.to_ascii_lowercase();
     for (acid, ion) in [("ic acid", "ate"), ("ous acid", "ite")] {
         if lower.ends_with(acid) && lower.len() > acid.len() + 2 {
-            out.push((
-                format!("{}{ion}", &base[..base.len() - acid.len()]),
-                penalty + 1,
-            ));
+            out.push((format!("{}{ion}", &base[..base.len() - acid.len()]), penalty + 1));
         }
     }
     out.insert(0, (base, penalty));
@@ -545,63 +557,117 @@ fn variants(term: &str) -> Vec<(String, u8)> {
 
 #[derive(Debug, Clone, Copy)]
 struct Token {
+    /// The token's bytes lower-cased and packed little-endian, zero-padded; valid when
+    /// [`Token::packed`] (ASCII, at most 16 bytes).
+    key: u128,
     start: u32,
     end: u32,
     /// A hard break (sentence punctuation, brackets) precedes the token.
     hard_before: bool,
+    /// `key` holds the whole token.
+    packed: bool,
 }
 
-/// Splits text into alphanumeric tokens; see the module docs for the separator rules.
+/// Byte classes of the tokenizer (ASCII; bytes from 0x80 start a multi-byte character).
+const ALNUM: u8 = 0;
+const SOFT: u8 = 1;
+const APOSTROPHE: u8 = 2;
+const NUMERIC_PUNCT: u8 = 3;
+const HARD: u8 = 4;
+const MULTIBYTE: u8 = 5;
+
+const CLASS: [u8; 256] = {
+    let mut t = [HARD; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c >= 0x80 {
+            MULTIBYTE
+        } else if c.is_ascii_alphanumeric() {
+            ALNUM
+        } else {
+            match c {
+                b' ' | b'\t' | b'\n' | b'\r' | b'-' | b'/' => SOFT,
+                b'\'' => APOSTROPHE,
+                b',' | b'.' => NUMERIC_PUNCT,
+                _ => HARD,
+            }
+        };
+        b += 1;
+    }
+    t
+};
+
+/// Classifies a non-ASCII character as a separator.
+fn multibyte_class(c: char) -> u8 {
+    match c {
+        _ if c.is_alphanumeric() => ALNUM,
+        '\u{2010}' | '\u{2011}' | '\u{2013}' | '\u{a0}' => SOFT,
+        '\u{2019}' => APOSTROPHE,
+        _ if c.is_whitespace() => SOFT,
+        _ => HARD,
+    }
+}
+
+/// Splits text into alphanumeric tokens (see the module docs for the separator rules),
+/// packing each short ASCII token's lower-cased bytes on the way.
 fn tokenize(text: &str, out: &mut Vec<Token>) {
     out.clear();
     let bytes = text.as_bytes();
+    let len = bytes.len();
     let mut i = 0;
     let mut hard = false;
     let mut apostrophe = false;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let (c, w) = if b < 0x80 {
-            (b as char, 1)
-        } else {
-            let c = text[i..].chars().next().unwrap_or(' ');
-            (c, c.len_utf8())
-        };
-        if c.is_alphanumeric() {
-            let start = i;
-            i += w;
-            while i < bytes.len() {
-                let b = bytes[i];
-                if b < 0x80 {
-                    if !b.is_ascii_alphanumeric() {
-                        break;
-                    }
-                    i += 1;
-                } else {
-                    let c = text[i..].chars().next().unwrap_or(' ');
-                    if !c.is_alphanumeric() {
-                        break;
-                    }
-                    i += c.len_utf8();
-                }
-            }
-            // Possessive `'s`: dropped.
-            let possessive = apostrophe && i - start == 1 && (bytes[start] | 0x20) == b's';
-            if !possessive {
-                out.push(Token {
-                    start: start as u32,
-                    end: i as u32,
-                    hard_before: hard,
-                });
-                hard = false;
-            }
-            apostrophe = false;
-            continue;
+    let char_at = |i: usize| text[i..].chars().next().unwrap_or(' ');
+    while i < len {
+        let mut class = CLASS[bytes[i] as usize];
+        let mut width = 1;
+        if class == MULTIBYTE {
+            let c = char_at(i);
+            class = multibyte_class(c);
+            width = c.len_utf8();
         }
-        match c {
-            ' ' | '\t' | '\n' | '\r' | '-' | '/' | '\u{2010}' | '\u{2011}' | '\u{2013}'
-            | '\u{a0}' => {}
-            '\'' | '\u{2019}' => apostrophe = true,
-            ',' | '.' => {
+        match class {
+            ALNUM => {
+                let start = i;
+                let mut buf = [0u8; 16];
+                let mut ascii = width == 1;
+                buf[0] = bytes[start].to_ascii_lowercase();
+                i += width;
+                while i < len {
+                    let b = bytes[i];
+                    match CLASS[b as usize] {
+                        ALNUM => {
+                            if let Some(slot) = buf.get_mut(i - start) {
+                                *slot = b.to_ascii_lowercase();
+                            }
+                            i += 1;
+                        }
+                        MULTIBYTE => {
+                            let c = char_at(i);
+                            if !c.is_alphanumeric() {
+                                break;
+                            }
+                            ascii = false;
+                            i += c.len_utf8();
+                        }
+                        _ => break,
+                    }
+                }
+                // Possessive `'s`: dropped.
+                let possessive = apostrophe && i - start == 1 && (bytes[start] | 0x20) == b's';
+                if !possessive {
+                    let packed = ascii && i - start <= 16;
+                    let key = u128::from_le_bytes(buf);
+                    out.push(Token { key, start: start as u32, end: i as u32, hard_before: hard, packed });
+                    hard = false;
+                }
+                apostrophe = false;
+                continue;
+            }
+            SOFT => {}
+            APOSTROPHE => apostrophe = true,
+            NUMERIC_PUNCT => {
                 // Inside numbers (`2,4-D`, `1.5`) these are soft.
                 let digit_before = i > 0 && bytes[i - 1].is_ascii_digit();
                 let digit_after = bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
@@ -611,7 +677,7 @@ fn tokenize(text: &str, out: &mut Vec<Token>) {
             }
             _ => hard = true,
         }
-        i += w;
+        i += width;
     }
 }
 
@@ -706,9 +772,7 @@ fn roman(token: &str) -> Option<u32> {
         }
     }
     // Only canonical spellings: reject `iiii`, `vx`, …
-    (2..=20)
-        .find(|&n| n == total && to_roman(n as u32) == token)
-        .map(|n| n as u32)
+    (2..=20).find(|&n| n == total && to_roman(n as u32) == token).map(|n| n as u32)
 }
 
 fn to_roman(mut n: u32) -> String {
@@ -725,6 +789,13 @@ fn to_roman(mut n: u32) -> String {
 /// The normal form of one token: lower-cased; British `ae`/`oe`/`-our` spelt the American
 /// way; regular plurals reduced; adjectival suffixes mapped to their noun form.
 fn normalize(token: &str, out: &mut String) {
+    lowercase(token, out);
+    normalize_lowercase(out);
+}
+
+/// Lower-cases a token into `out`, spelling out Greek letters.
+#[inline]
+fn lowercase(token: &str, out: &mut String) {
     out.clear();
     if token.is_ascii() {
         out.push_str(token);
@@ -737,6 +808,26 @@ fn normalize(token: &str, out: &mut String) {
             }
         }
     }
+}
+
+/// Whether [`normalize_lowercase`] could change this lower-cased ASCII token: a cheap,
+/// conservative test of the rules' triggers (kept in step with them by a test).
+#[inline]
+fn may_normalize(b: &[u8]) -> bool {
+    let n = b.len();
+    if n >= 2 && b.iter().all(|c| matches!(c, b'i' | b'v' | b'x')) {
+        return true; // Roman numeral
+    }
+    if n < 4 || !b.iter().all(u8::is_ascii_alphabetic) {
+        return false;
+    }
+    // Plurals and `-ies` end in s; suffixes in c or e; `-our` and `cancer` in r; British
+    // spellings hold `ae` or `oe`.
+    matches!(b[n - 1], b's' | b'c' | b'e' | b'r') || b.windows(2).any(|w| w[1] == b'e' && matches!(w[0], b'a' | b'o'))
+}
+
+/// [`normalize`] of an already lower-cased token, in place.
+fn normalize_lowercase(out: &mut String) {
     if let Some(n) = roman(out) {
         out.clear();
         out.push_str(&n.to_string());
@@ -749,23 +840,15 @@ fn normalize(token: &str, out: &mut String) {
     }
     // British spellings: haemorrhage, anaemia; oedema, diarrhoea, foetal (`oe` only where
     // British spelling puts it, not in compounds like thrombo-embolic); tumour (below).
-    if n >= 5 {
+    if n >= 5 && b.windows(2).any(|w| w[1] == b'e' && (w[0] == b'a' || w[0] == b'o')) {
         if out.contains("ae") {
             *out = out.replace("ae", "e");
         }
         if out.starts_with("oe") {
             out.remove(0);
         }
-        if out.contains("oea")
-            || out.contains("foet")
-            || out.contains("coel")
-            || out.contains("amoeb")
-        {
-            *out = out
-                .replace("oea", "ea")
-                .replace("foet", "fet")
-                .replace("coel", "cel")
-                .replace("amoeb", "ameb");
+        if out.contains("oea") || out.contains("foet") || out.contains("coel") || out.contains("amoeb") {
+            *out = out.replace("oea", "ea").replace("foet", "fet").replace("coel", "cel").replace("amoeb", "ameb");
         }
     }
     let n = out.len();
@@ -777,7 +860,7 @@ fn normalize(token: &str, out: &mut String) {
         out.truncate(n - 1);
     }
     let n = out.len();
-    if n >= 6 && out.ends_with("our") {
+    if n >= 6 && out.as_bytes()[n - 1] == b'r' && out.ends_with("our") {
         out.truncate(n - 2);
         out.push('r');
     }
@@ -787,7 +870,8 @@ fn normalize(token: &str, out: &mut String) {
         out.replace_range(.., "neoplasm");
         return;
     }
-    if out.len() >= 6 {
+    // Every suffix ends in `c` or `e`: test one byte before probing the table.
+    if out.len() >= 6 && matches!(out.as_bytes()[out.len() - 1], b'c' | b'e') {
         if let Some((from, to)) = SUFFIXES.iter().find(|(from, _)| out.ends_with(from)) {
             let keep = out.len() - from.len();
             out.truncate(keep);
@@ -816,18 +900,7 @@ mod tests {
     fn tokenizer_rules() {
         let t = toks("Alzheimer's diseases, and 2,4-dinitrophenol (DNP).");
         let words: Vec<&str> = t.iter().map(|(w, _)| w.as_str()).collect();
-        assert_eq!(
-            words,
-            [
-                "alzheimer",
-                "disease",
-                "and",
-                "2",
-                "4",
-                "dinitrophenol",
-                "dnp"
-            ]
-        );
+        assert_eq!(words, ["alzheimer", "disease", "and", "2", "4", "dinitrophenol", "dnp"]);
         let hard: Vec<bool> = t.iter().map(|(_, h)| *h).collect();
         assert_eq!(hard, [false, false, true, false, false, false, true]);
     }
@@ -873,23 +946,55 @@ mod tests {
 
     #[test]
     fn inverted_terms() {
-        assert_eq!(
-            variants("Neoplasms, Lung"),
-            vec![("Lung Neoplasms".to_owned(), 1)]
-        );
+        assert_eq!(variants("Neoplasms, Lung"), vec![("Lung Neoplasms".to_owned(), 1)]);
         assert_eq!(
             variants("Cardiomyopathy, Hypertrophic, Familial"),
             vec![("Familial Hypertrophic Cardiomyopathy".to_owned(), 1)]
         );
         assert_eq!(variants("Acid, 5-(methyl)")[0].0, "Acid, 5-(methyl)");
-        assert_eq!(
-            variants("L-Glutamic Acid"),
-            vec![
-                ("L-Glutamic Acid".to_owned(), 0),
-                ("L-Glutamate".to_owned(), 1)
-            ]
-        );
+        assert_eq!(variants("L-Glutamic Acid"), vec![("L-Glutamic Acid".to_owned(), 0), ("L-Glutamate".to_owned(), 1)]);
         assert_eq!(variants("Nitrous Acid")[1].0, "Nitrite");
+    }
+
+    #[test]
+    fn may_normalize_covers_every_rule() {
+        let words = [
+            "Allergies",
+            "tumours",
+            "hypertensive",
+            "anaemic",
+            "oedema",
+            "diarrhoea",
+            "foetal",
+            "coeliac",
+            "amoebic",
+            "ii",
+            "xiv",
+            "cancer",
+            "schizophrenic",
+            "thrombotic",
+            "epileptic",
+            "diabetic",
+            "alcoholic",
+            "glutamates",
+            "investigated",
+            "significantly",
+            "blood",
+            "2,4",
+            "dopamine",
+            "in",
+            "aids",
+            "α",
+        ];
+        let mut out = String::new();
+        for w in words {
+            let lower = w.to_ascii_lowercase();
+            normalize(&lower, &mut out);
+            if out != lower && lower.is_ascii() {
+                assert!(may_normalize(lower.as_bytes()), "{w} normalises to {out} but the pre-check says no");
+            }
+        }
+        assert!(!may_normalize(b"investigated"));
     }
 
     #[test]

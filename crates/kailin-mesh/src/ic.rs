@@ -67,11 +67,7 @@ impl InformationContent {
         Self::intrinsic_from_tables(&mesh.t, &mesh.graph, ancestry)
     }
 
-    pub(crate) fn intrinsic_from_tables(
-        t: &Tables,
-        graph: &DiGraph<DescriptorId, ()>,
-        ancestry: Ancestry,
-    ) -> Self {
+    pub(crate) fn intrinsic_from_tables(t: &Tables, graph: &DiGraph<DescriptorId, ()>, ancestry: Ancestry) -> Self {
         let (anc_off, anc) = t.ancestors(graph, ancestry);
         let n = t.len();
         let mut desc = vec![0u64; n];
@@ -82,20 +78,10 @@ impl InformationContent {
                 }
             }
         }
-        let with_tree = (0..n)
-            .filter(|&d| !Tables::range(&t.tree_off, d).is_empty())
-            .count();
+        let with_tree = (0..n).filter(|&d| !Tables::range(&t.tree_off, d).is_empty()).count();
         let ln_n = (with_tree as f64).ln();
-        let values = desc
-            .iter()
-            .map(|&k| {
-                if with_tree < 2 {
-                    1.0
-                } else {
-                    1.0 - ((k + 1) as f64).ln() / ln_n
-                }
-            })
-            .collect();
+        let values =
+            desc.iter().map(|&k| if with_tree < 2 { 1.0 } else { 1.0 - ((k + 1) as f64).ln() / ln_n }).collect();
         Self::from_parts(IcKind::Intrinsic, ancestry, values, &anc_off, &anc)
     }
 
@@ -121,33 +107,14 @@ impl InformationContent {
             }
         }
         let denom = (total + 1) as f64;
-        let values = freq
-            .iter()
-            .map(|&f| -(((f + 1) as f64) / denom).ln())
-            .collect();
-        Ok(Self::from_parts(
-            IcKind::Corpus,
-            ancestry,
-            values,
-            &anc_off,
-            &anc,
-        ))
+        let values = freq.iter().map(|&f| -(((f + 1) as f64) / denom).ln()).collect();
+        Ok(Self::from_parts(IcKind::Corpus, ancestry, values, &anc_off, &anc))
     }
 
-    pub(crate) fn from_parts(
-        kind: IcKind,
-        ancestry: Ancestry,
-        values: Vec<f64>,
-        anc_off: &[u32],
-        anc: &[u32],
-    ) -> Self {
+    pub(crate) fn from_parts(kind: IcKind, ancestry: Ancestry, values: Vec<f64>, anc_off: &[u32], anc: &[u32]) -> Self {
         let n = values.len();
         let mut desc_of_rank: Vec<u32> = (0..n as u32).collect();
-        desc_of_rank.sort_by(|&a, &b| {
-            values[b as usize]
-                .total_cmp(&values[a as usize])
-                .then(a.cmp(&b))
-        });
+        desc_of_rank.sort_by(|&a, &b| values[b as usize].total_cmp(&values[a as usize]).then(a.cmp(&b)));
         let mut rank = vec![0u32; n];
         for (r, &d) in desc_of_rank.iter().enumerate() {
             rank[d as usize] = r as u32;
@@ -157,15 +124,7 @@ impl InformationContent {
         for d in 0..n {
             anc_rank[Tables::range(anc_off, d)].sort_unstable();
         }
-        InformationContent {
-            kind,
-            ancestry,
-            values,
-            by_rank,
-            desc_of_rank,
-            anc_off: anc_off.to_vec(),
-            anc_rank,
-        }
+        InformationContent { kind, ancestry, values, by_rank, desc_of_rank, anc_off: anc_off.to_vec(), anc_rank }
     }
 
     /// Which formula produced these values.
@@ -210,19 +169,13 @@ impl InformationContent {
 
     /// The most informative common ancestor of `a` and `b` and its IC, if they share one.
     pub fn mica(&self, a: DescriptorId, b: DescriptorId) -> Option<(DescriptorId, f64)> {
-        self.mica_rank(a, b).map(|r| {
-            (
-                DescriptorId(self.desc_of_rank[r as usize]),
-                self.by_rank[r as usize],
-            )
-        })
+        self.mica_rank(a, b).map(|r| (DescriptorId(self.desc_of_rank[r as usize]), self.by_rank[r as usize]))
     }
 
     /// `Resnik(a,b)`: IC of the MICA, 0 without a common ancestor.
     #[inline]
     pub fn resnik(&self, a: DescriptorId, b: DescriptorId) -> f64 {
-        self.mica_rank(a, b)
-            .map_or(0.0, |r| self.by_rank[r as usize])
+        self.mica_rank(a, b).map_or(0.0, |r| self.by_rank[r as usize])
     }
 
     /// `Lin(a,b) = 2·Resnik / (IC(a)+IC(b))`; 1 if `a == b`; 0 if the denominator is 0.
@@ -242,9 +195,5 @@ impl InformationContent {
 /// `2·r / (ia+ib)` capped to `[0, 1]`, 0 when the denominator is not positive.
 pub(crate) fn lin_ratio(r: f64, ia: f64, ib: f64) -> f64 {
     let denom = ia + ib;
-    if denom <= 0.0 {
-        0.0
-    } else {
-        (2.0 * r / denom).clamp(0.0, 1.0)
-    }
+    if denom <= 0.0 { 0.0 } else { (2.0 * r / denom).clamp(0.0, 1.0) }
 }

@@ -63,6 +63,7 @@ mod ic;
 mod load;
 mod mesh;
 mod similarity;
+mod trie;
 
 pub use crate::{
     builder::MeshBuilder,

@@ -30,9 +30,7 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub fn detect_format(path: impl AsRef<Path>) -> Result<Format> {
     let path = path.as_ref();
     let mut head = Vec::with_capacity(4096);
-    File::open(path)
-        .and_then(|f| f.take(4096).read_to_end(&mut head))
-        .map_err(|e| Error::io(path, e))?;
+    File::open(path).and_then(|f| f.take(4096).read_to_end(&mut head)).map_err(|e| Error::io(path, e))?;
     if head.starts_with(crate::cache::MAGIC) {
         return Ok(Format::Cache);
     }
@@ -50,9 +48,7 @@ pub fn detect_format(path: impl AsRef<Path>) -> Result<Format> {
     } else if line.contains(';') {
         Ok(Format::Mtrees)
     } else {
-        Err(Error::UnknownFormat {
-            path: path.to_owned(),
-        })
+        Err(Error::UnknownFormat { path: path.to_owned() })
     }
 }
 
@@ -75,11 +71,7 @@ fn read_text(path: &Path) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-        Error::parse(
-            &path.display().to_string(),
-            line,
-            format!("invalid UTF-8 at byte {at}"),
-        )
+        Error::parse(&path.display().to_string(), line, format!("invalid UTF-8 at byte {at}"))
     })
 }
 
@@ -97,29 +89,20 @@ pub fn read_tsv(text: &str, origin: &str) -> Result<Mesh> {
             continue;
         }
         let mut cols = line.split('\t');
-        let (Some(ui), Some(name), Some(entries), Some(trees)) =
-            (cols.next(), cols.next(), cols.next(), cols.next())
+        let (Some(ui), Some(name), Some(entries), Some(trees)) = (cols.next(), cols.next(), cols.next(), cols.next())
         else {
             let n = line.split('\t').count();
             return Err(Error::parse(
                 origin,
                 line_no,
-                format!(
-                    "expected at least 4 tab-separated columns (UI, name, entry terms, tree numbers), found {n}"
-                ),
+                format!("expected at least 4 tab-separated columns (UI, name, entry terms, tree numbers), found {n}"),
             ));
         };
         let ui = ui.trim_start_matches('\u{feff}').trim();
         if ui.is_empty() || name.trim().is_empty() {
             return Err(Error::parse(origin, line_no, "empty descriptor UI or name"));
         }
-        b.add_at(
-            line_no,
-            ui,
-            name.trim(),
-            split_list(entries),
-            split_list(trees),
-        );
+        b.add_at(line_no, ui, name.trim(), split_list(entries), split_list(trees));
     }
     b.build()
 }
@@ -131,10 +114,7 @@ pub fn read_mtrees(text: &str, origin: &str) -> Result<Mesh> {
     let mut index: FxHashMap<&str, usize> = FxHashMap::default();
     for (i, line) in text.lines().enumerate() {
         let line_no = i as u64 + 1;
-        let line = line
-            .strip_suffix('\r')
-            .unwrap_or(line)
-            .trim_start_matches('\u{feff}');
+        let line = line.strip_suffix('\r').unwrap_or(line).trim_start_matches('\u{feff}');
         if line.trim().is_empty() {
             continue;
         }
@@ -160,10 +140,7 @@ fn read_xml_file(path: &Path) -> Result<Mesh> {
     let origin = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
-    let gz = reader
-        .fill_buf()
-        .map_err(|e| Error::io(path, e))?
-        .starts_with(&GZIP_MAGIC);
+    let gz = reader.fill_buf().map_err(|e| Error::io(path, e))?.starts_with(&GZIP_MAGIC);
     if gz {
         let inner = BufReader::with_capacity(1 << 16, flate2::bufread::MultiGzDecoder::new(reader));
         read_xml(inner, &origin)
@@ -202,10 +179,7 @@ impl<R: BufRead> BufRead for LineCounting<R> {
 /// Parses NLM descriptor XML (`DescriptorRecordSet`) from a reader. Entry terms are the terms
 /// of the preferred concept other than the preferred name.
 pub fn read_xml(reader: impl BufRead, origin: &str) -> Result<Mesh> {
-    let mut xml = quick_xml::Reader::from_reader(LineCounting {
-        inner: reader,
-        line: 1,
-    });
+    let mut xml = quick_xml::Reader::from_reader(LineCounting { inner: reader, line: 1 });
     xml.config_mut().check_end_names = true;
     let mut b = MeshBuilder::new().origin(origin);
     let mut buf = Vec::new();
@@ -214,13 +188,7 @@ pub fn read_xml(reader: impl BufRead, origin: &str) -> Result<Mesh> {
     let mut depth = 0usize;
     let mut text = String::new();
     let mut preferred_concept = false;
-    let mut rec = (
-        String::new(),
-        String::new(),
-        Vec::<String>::new(),
-        Vec::<String>::new(),
-        0u64,
-    );
+    let mut rec = (String::new(), String::new(), Vec::<String>::new(), Vec::<String>::new(), 0u64);
     let err = |line: u64, m: String| Error::parse(origin, line, m);
     loop {
         let event = xml.read_event_into(&mut buf);
@@ -280,24 +248,16 @@ pub fn read_xml(reader: impl BufRead, origin: &str) -> Result<Mesh> {
                 match p.as_slice() {
                     ["DescriptorRecord", "DescriptorUI"] => rec.0 = value.to_owned(),
                     ["DescriptorRecord", "DescriptorName", "String"] => rec.1 = value.to_owned(),
-                    ["DescriptorRecord", "TreeNumberList", "TreeNumber"] => {
-                        rec.3.push(value.to_owned())
+                    ["DescriptorRecord", "TreeNumberList", "TreeNumber"] => rec.3.push(value.to_owned()),
+                    ["DescriptorRecord", "ConceptList", "Concept", "TermList", "Term", "String"]
+                        if preferred_concept =>
+                    {
+                        rec.2.push(value.to_owned())
                     }
-                    [
-                        "DescriptorRecord",
-                        "ConceptList",
-                        "Concept",
-                        "TermList",
-                        "Term",
-                        "String",
-                    ] if preferred_concept => rec.2.push(value.to_owned()),
                     ["DescriptorRecord"] => {
                         let (ui, name, mut entries, trees, at) = std::mem::take(&mut rec);
                         if ui.is_empty() || name.is_empty() {
-                            return Err(err(
-                                at,
-                                "<DescriptorRecord> without DescriptorUI or DescriptorName".into(),
-                            ));
+                            return Err(err(at, "<DescriptorRecord> without DescriptorUI or DescriptorName".into()));
                         }
                         entries.retain(|e| e != &name);
                         b.add_at(at, ui, name, entries, trees);
@@ -309,10 +269,7 @@ pub fn read_xml(reader: impl BufRead, origin: &str) -> Result<Mesh> {
             }
             Ok(Event::Eof) => {
                 if depth > 0 || !path.is_empty() {
-                    return Err(err(
-                        line,
-                        "truncated XML: end of input inside an open element".into(),
-                    ));
+                    return Err(err(line, "truncated XML: end of input inside an open element".into()));
                 }
                 break;
             }

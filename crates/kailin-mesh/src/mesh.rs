@@ -33,9 +33,7 @@ pub(crate) struct Span {
 impl Span {
     pub(crate) fn get(self, arena: &str) -> &str {
         // Spans are validated when built or loaded from a cache, so this never falls back.
-        arena
-            .get(self.start as usize..(self.start + self.len) as usize)
-            .unwrap_or("")
+        arena.get(self.start as usize..(self.start + self.len) as usize).unwrap_or("")
     }
 }
 
@@ -81,11 +79,7 @@ impl Tables {
 
     /// Ancestor lists under `ancestry`, as CSR over descriptor ids (each list ascending,
     /// the descriptor itself included).
-    pub(crate) fn ancestors(
-        &self,
-        graph: &DiGraph<DescriptorId, ()>,
-        ancestry: Ancestry,
-    ) -> (Vec<u32>, Vec<u32>) {
+    pub(crate) fn ancestors(&self, graph: &DiGraph<DescriptorId, ()>, ancestry: Ancestry) -> (Vec<u32>, Vec<u32>) {
         match ancestry {
             Ancestry::TreePrefix => (self.anc_off.clone(), self.anc.clone()),
             Ancestry::Closure => closure_ancestors(graph, self.len()),
@@ -162,16 +156,12 @@ impl<'m> Descriptor<'m> {
     /// Entry terms (synonyms) other than the preferred name.
     pub fn entry_terms(&self) -> impl ExactSizeIterator<Item = &'m str> + 'm {
         let t = &self.mesh.t;
-        t.entries[Tables::range(&t.entry_off, self.id.index())]
-            .iter()
-            .map(|s| s.get(&t.strings))
+        t.entries[Tables::range(&t.entry_off, self.id.index())].iter().map(|s| s.get(&t.strings))
     }
     /// Tree numbers (`C04`, `C04.557`…); empty for descriptors outside the hierarchy.
     pub fn tree_numbers(&self) -> impl ExactSizeIterator<Item = &'m str> + 'm {
         let t = &self.mesh.t;
-        t.tree[Tables::range(&t.tree_off, self.id.index())]
-            .iter()
-            .map(|s| s.get(&t.strings))
+        t.tree[Tables::range(&t.tree_off, self.id.index())].iter().map(|s| s.get(&t.strings))
     }
     /// Whether the descriptor has a tree number (Female and Male, for instance, have none).
     pub fn in_hierarchy(&self) -> bool {
@@ -216,9 +206,7 @@ impl Mesh {
 
     /// Number of descriptors with at least one tree number (`N` of the intrinsic IC).
     pub fn with_tree(&self) -> usize {
-        (0..self.len())
-            .filter(|&d| !Tables::range(&self.t.tree_off, d).is_empty())
-            .count()
+        (0..self.len()).filter(|&d| !Tables::range(&self.t.tree_off, d).is_empty()).count()
     }
 
     /// Number of tree numbers.
@@ -241,10 +229,7 @@ impl Mesh {
     /// # Panics
     /// If `id` comes from another hierarchy with more descriptors.
     pub fn descriptor(&self, id: DescriptorId) -> Descriptor<'_> {
-        assert!(
-            id.index() < self.len(),
-            "descriptor id from another hierarchy"
-        );
+        assert!(id.index() < self.len(), "descriptor id from another hierarchy");
         Descriptor { mesh: self, id }
     }
 
@@ -267,9 +252,7 @@ impl Mesh {
     pub fn all_by_term(&self, term: &str) -> impl Iterator<Item = DescriptorId> + '_ {
         let key = term.trim().to_lowercase();
         let t = &self.t;
-        let lo = t
-            .key_span
-            .partition_point(|s| s.get(&t.keys) < key.as_str());
+        let lo = t.key_span.partition_point(|s| s.get(&t.keys) < key.as_str());
         let hi = lo + t.key_span[lo..].partition_point(|s| s.get(&t.keys) == key.as_str());
         // Rows with equal keys are sorted preferred-name first, then by id (see builder).
         (lo..hi).map(move |i| DescriptorId(t.key_desc[i]))
@@ -277,9 +260,7 @@ impl Mesh {
 
     /// Finds a descriptor by UI, or else by name or entry term.
     pub fn resolve(&self, s: &str) -> Result<DescriptorId> {
-        self.by_ui(s.trim())
-            .or_else(|| self.by_term(s))
-            .ok_or_else(|| Error::UnknownDescriptor(s.to_owned()))
+        self.by_ui(s.trim()).or_else(|| self.by_term(s)).ok_or_else(|| Error::UnknownDescriptor(s.to_owned()))
     }
 
     /// The hierarchy as a `petgraph` graph: node `i` carries `DescriptorId(i)`; an edge runs
@@ -299,8 +280,7 @@ impl Mesh {
             .into_iter()
             .filter(|c| c.len() > 1)
             .map(|c| {
-                let mut ids: Vec<DescriptorId> =
-                    c.iter().map(|v| DescriptorId(v.index() as u32)).collect();
+                let mut ids: Vec<DescriptorId> = c.iter().map(|v| DescriptorId(v.index() as u32)).collect();
                 ids.sort_unstable();
                 ids
             })
@@ -331,9 +311,7 @@ impl Mesh {
     /// `Anc(t)`: `t` itself plus every descriptor that owns a dot-prefix of one of `t`'s tree
     /// numbers, ids ascending. (See [`Ancestry`] for the alternative, transitive definition.)
     pub fn ancestors(&self, id: DescriptorId) -> impl ExactSizeIterator<Item = DescriptorId> + '_ {
-        self.t.anc[Tables::range(&self.t.anc_off, id.index())]
-            .iter()
-            .map(|&d| DescriptorId(d))
+        self.t.anc[Tables::range(&self.t.anc_off, id.index())].iter().map(|&d| DescriptorId(d))
     }
 
     /// The intrinsic information content under [`Ancestry::TreePrefix`] (precomputed).
@@ -345,10 +323,6 @@ impl Mesh {
     pub fn by_tree_number(&self, tree: &str) -> Option<DescriptorId> {
         // Tree numbers are few (64k) and this is not a hot path: a linear scan keeps the cache
         // free of a second index.
-        self.t
-            .tree
-            .iter()
-            .position(|s| s.get(&self.t.strings) == tree)
-            .map(|row| DescriptorId(self.t.tree_owner[row]))
+        self.t.tree.iter().position(|s| s.get(&self.t.strings) == tree).map(|row| DescriptorId(self.t.tree_owner[row]))
     }
 }

@@ -92,12 +92,7 @@ impl<'m> Similarity<'m> {
 
     /// Uses another information content (e.g. corpus IC, or [`Ancestry::Closure`](crate::Ancestry::Closure)).
     pub fn with_ic(mesh: &'m Mesh, ic: &'m InformationContent) -> Self {
-        Similarity {
-            mesh,
-            ic,
-            measure: Measure::Resnik,
-            lca: Lca::Mica,
-        }
+        Similarity { mesh, ic, measure: Measure::Resnik, lca: Lca::Mica }
     }
 
     /// Sets the pair measure.
@@ -130,13 +125,8 @@ impl<'m> Similarity<'m> {
     /// The score of a pair with its common ancestor.
     pub fn explain(&self, a: DescriptorId, b: DescriptorId) -> PairExplanation {
         let (lca, lca_ic) = match self.lca {
-            Lca::Mica => self
-                .ic
-                .mica(a, b)
-                .map_or((None, 0.0), |(d, ic)| (Some(d), ic)),
-            Lca::Tree => self
-                .tree_lca(a, b)
-                .map_or((None, 0.0), |(d, ic)| (Some(d), ic)),
+            Lca::Mica => self.ic.mica(a, b).map_or((None, 0.0), |(d, ic)| (Some(d), ic)),
+            Lca::Tree => self.tree_lca(a, b).map_or((None, 0.0), |(d, ic)| (Some(d), ic)),
         };
         let (ic_a, ic_b) = (self.ic.get(a), self.ic.get(b));
         let score = match self.measure {
@@ -144,26 +134,14 @@ impl<'m> Similarity<'m> {
             Measure::Lin if a == b => 1.0,
             Measure::Lin => lin_ratio(lca_ic, ic_a, ic_b),
         };
-        PairExplanation {
-            lca,
-            lca_ic,
-            ic_a,
-            ic_b,
-            score,
-        }
+        PairExplanation { lca, lca_ic, ic_a, ic_b, score }
     }
 
     /// Strict tree LCA: the most informative owner of the longest common dot-prefix of any
     /// pair of tree numbers.
     fn tree_lca(&self, a: DescriptorId, b: DescriptorId) -> Option<(DescriptorId, f64)> {
         let t = &self.mesh.t;
-        let depth = |row: u32| {
-            t.tree[row as usize]
-                .get(&t.strings)
-                .bytes()
-                .filter(|&c| c == b'.')
-                .count()
-        };
+        let depth = |row: u32| t.tree[row as usize].get(&t.strings).bytes().filter(|&c| c == b'.').count();
         let mut best: Option<(DescriptorId, f64)> = None;
         for ra in Tables::range(&t.tree_off, a.index()) {
             for rb in Tables::range(&t.tree_off, b.index()) {
@@ -197,10 +175,7 @@ impl<'m> Similarity<'m> {
     /// Descriptors outside the hierarchy are dropped first and counted; an empty side gives 0.
     pub fn set(&self, left: &[DescriptorId], right: &[DescriptorId], agg: Aggregate) -> SetScore {
         let keep = |s: &[DescriptorId]| -> Vec<DescriptorId> {
-            s.iter()
-                .copied()
-                .filter(|&d| self.mesh.descriptor(d).in_hierarchy())
-                .collect()
+            s.iter().copied().filter(|&d| self.mesh.descriptor(d).in_hierarchy()).collect()
         };
         let (l, r) = (keep(left), keep(right));
         let mut out = SetScore {
@@ -215,18 +190,13 @@ impl<'m> Similarity<'m> {
         }
         out.score = match agg {
             Aggregate::Mean => {
-                let sum: f64 = l
-                    .iter()
-                    .flat_map(|&a| r.iter().map(move |&b| (a, b)))
-                    .map(|(a, b)| self.pair(a, b))
-                    .sum();
+                let sum: f64 =
+                    l.iter().flat_map(|&a| r.iter().map(move |&b| (a, b))).map(|(a, b)| self.pair(a, b)).sum();
                 sum / out.pairs as f64
             }
             Aggregate::BestMatch => {
                 let best = |xs: &[DescriptorId], ys: &[DescriptorId]| -> f64 {
-                    xs.iter()
-                        .map(|&x| ys.iter().map(|&y| self.pair(x, y)).fold(0.0, f64::max))
-                        .sum::<f64>()
+                    xs.iter().map(|&x| ys.iter().map(|&y| self.pair(x, y)).fold(0.0, f64::max)).sum::<f64>()
                         / xs.len() as f64
                 };
                 (best(&l, &r) + best(&r, &l)) / 2.0

@@ -5,14 +5,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use kailin_mesh::{
-    Aggregate, Ancestry, DescriptorId, Error, Extractor, InformationContent, Lca, Measure, Mesh,
-    MeshBuilder, Similarity,
+    Aggregate, Ancestry, DescriptorId, Error, Extractor, InformationContent, Lca, Measure, Mesh, MeshBuilder,
+    Similarity,
 };
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/mesh")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mesh").join(name)
 }
 
 fn mesh() -> Mesh {
@@ -35,17 +33,10 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn counts_and_lookups() {
     let m = mesh();
-    assert_eq!(
-        (m.len(), m.with_tree(), m.tree_number_count()),
-        (29, 27, 33)
-    );
+    assert_eq!((m.len(), m.with_tree(), m.tree_number_count()), (29, 27, 33));
     let lung = m.by_ui("D900003").unwrap();
     assert_eq!(m.descriptor(lung).name(), "Lung Neoplasms");
-    assert_eq!(
-        m.by_term("lung NEOPLASMS"),
-        Some(lung),
-        "case-insensitive name"
-    );
+    assert_eq!(m.by_term("lung NEOPLASMS"), Some(lung), "case-insensitive name");
     assert_eq!(m.by_term("pulmonary neoplasms"), Some(lung), "entry term");
     assert_eq!(m.by_tree_number("C08.381.540"), Some(lung));
     assert!(matches!(m.resolve("D999999"), Err(Error::UnknownDescriptor(s)) if s == "D999999"));
@@ -94,17 +85,10 @@ fn mica_of_siblings_is_their_parent() {
     assert_eq!(why.lca, Some(id(&m, "Neoplasms by Site")));
     assert!(close(why.score, ic(3)));
     let tree = sim.lca(Lca::Tree).explain(lung, breast);
-    assert_eq!(
-        tree.lca,
-        Some(id(&m, "Neoplasms by Site")),
-        "C04.588.531 and C04.588.180 meet at C04.588"
-    );
+    assert_eq!(tree.lca, Some(id(&m, "Neoplasms by Site")), "C04.588.531 and C04.588.180 meet at C04.588");
     let lin = Similarity::new(&m).measure(Measure::Lin).pair(lung, breast);
     assert!(close(lin, 2.0 * ic(3) / (ic(1) + 1.0)));
-    assert_eq!(
-        Similarity::new(&m).measure(Measure::Lin).pair(lung, lung),
-        1.0
-    );
+    assert_eq!(Similarity::new(&m).measure(Measure::Lin).pair(lung, lung), 1.0);
     // Different top-level trees share nothing.
     assert_eq!(sim.pair(lung, id(&m, "Dopamine")), 0.0);
 }
@@ -120,11 +104,7 @@ fn tree_lca_differs_from_mica_across_positions() {
     b.add("DX", "X", [""; 0], ["A01.001.001"]);
     b.add("DY", "Y", [""; 0], ["B01.001.001"]);
     let m = b.build().unwrap();
-    let (x, y, z) = (
-        m.by_ui("DX").unwrap(),
-        m.by_ui("DY").unwrap(),
-        m.by_ui("DZ").unwrap(),
-    );
+    let (x, y, z) = (m.by_ui("DX").unwrap(), m.by_ui("DY").unwrap(), m.by_ui("DZ").unwrap());
     let sim = Similarity::new(&m);
     assert_eq!(sim.explain(x, y).lca, Some(z));
     assert_eq!(sim.lca(Lca::Tree).explain(x, y).lca, None);
@@ -174,17 +154,11 @@ fn prefix_and_closure_ancestry_differ_as_documented() {
 #[test]
 fn corpus_ic_by_hand() {
     let m = mesh();
-    let (lung, breast, nsclc) = (
-        id(&m, "Lung Neoplasms"),
-        id(&m, "Breast Neoplasms"),
-        id(&m, "Carcinoma, Non-Small-Cell Lung"),
-    );
-    let ic = InformationContent::from_annotations(
-        &m,
-        [(lung, 3), (breast, 1), (nsclc, 2), (lung, 1)],
-        Ancestry::TreePrefix,
-    )
-    .unwrap();
+    let (lung, breast, nsclc) =
+        (id(&m, "Lung Neoplasms"), id(&m, "Breast Neoplasms"), id(&m, "Carcinoma, Non-Small-Cell Lung"));
+    let ic =
+        InformationContent::from_annotations(&m, [(lung, 3), (breast, 1), (nsclc, 2), (lung, 1)], Ancestry::TreePrefix)
+            .unwrap();
     let total = 7.0f64;
     let expect = |freq: f64| -((freq + 1.0) / (total + 1.0)).ln();
     assert!(close(ic.get(lung), expect(6.0)), "4 direct + 2 via NSCLC");
@@ -198,17 +172,9 @@ fn corpus_ic_by_hand() {
 fn set_similarity_mean_and_best_match() {
     let m = mesh();
     let sim = Similarity::new(&m);
-    let (lung, breast, asthma) = (
-        id(&m, "Lung Neoplasms"),
-        id(&m, "Breast Neoplasms"),
-        id(&m, "Asthma"),
-    );
-    let (r_lb, r_ll, r_ab, r_al) = (
-        sim.pair(lung, breast),
-        sim.pair(lung, lung),
-        sim.pair(asthma, breast),
-        sim.pair(asthma, lung),
-    );
+    let (lung, breast, asthma) = (id(&m, "Lung Neoplasms"), id(&m, "Breast Neoplasms"), id(&m, "Asthma"));
+    let (r_lb, r_ll, r_ab, r_al) =
+        (sim.pair(lung, breast), sim.pair(lung, lung), sim.pair(asthma, breast), sim.pair(asthma, lung));
     assert_eq!(r_ab, 0.0);
     let mean = sim.set(&[lung, asthma], &[breast, lung], Aggregate::Mean);
     assert!(close(mean.score, (r_lb + r_ll + r_ab + r_al) / 4.0));
@@ -228,12 +194,8 @@ fn all_formats_agree() {
     // Gzipped XML, written here.
     let dir = tempfile::tempdir().unwrap();
     let gz_path = dir.path().join("desc.xml.gz");
-    let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(&gz_path).unwrap(),
-        flate2::Compression::fast(),
-    );
-    gz.write_all(&std::fs::read(fixture("mini_desc.xml")).unwrap())
-        .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&gz_path).unwrap(), flate2::Compression::fast());
+    gz.write_all(&std::fs::read(fixture("mini_desc.xml")).unwrap()).unwrap();
     gz.finish().unwrap();
     let xml_gz = Mesh::load(&gz_path).unwrap();
     let cache_path = dir.path().join("mesh.cache");
@@ -245,14 +207,8 @@ fn all_formats_agree() {
         for d in tsv.ids() {
             let (a, b) = (tsv.descriptor(d), other.descriptor(d));
             assert_eq!((a.ui(), a.name()), (b.ui(), b.name()));
-            assert_eq!(
-                a.entry_terms().collect::<Vec<_>>(),
-                b.entry_terms().collect::<Vec<_>>()
-            );
-            assert_eq!(
-                a.tree_numbers().collect::<Vec<_>>(),
-                b.tree_numbers().collect::<Vec<_>>()
-            );
+            assert_eq!(a.entry_terms().collect::<Vec<_>>(), b.entry_terms().collect::<Vec<_>>());
+            assert_eq!(a.tree_numbers().collect::<Vec<_>>(), b.tree_numbers().collect::<Vec<_>>());
             assert_eq!(tsv.intrinsic_ic().get(d), other.intrinsic_ic().get(d));
         }
     }
@@ -262,11 +218,7 @@ fn all_formats_agree() {
         let name = trees.descriptor(d).name();
         assert_eq!(trees.descriptor(d).ui(), name);
         let t = tsv.by_term(name).unwrap();
-        assert_eq!(
-            trees.intrinsic_ic().get(d),
-            tsv.intrinsic_ic().get(t),
-            "{name}"
-        );
+        assert_eq!(trees.intrinsic_ic().get(d), tsv.intrinsic_ic().get(t), "{name}");
     }
 }
 
@@ -277,12 +229,7 @@ fn extraction_rules() {
     let found = |text: &str| -> Vec<(String, String)> {
         ex.extract(text)
             .iter()
-            .map(|x| {
-                (
-                    m.descriptor(x.descriptor).name().to_owned(),
-                    x.text(text).to_owned(),
-                )
-            })
+            .map(|x| (m.descriptor(x.descriptor).name().to_owned(), x.text(text).to_owned()))
             .collect()
     };
     let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
@@ -290,35 +237,19 @@ fn extraction_rules() {
     assert_eq!(
         found("Non-small cell lung cancers and lung cancers; tumors."),
         vec![
-            pair(
-                "Carcinoma, Non-Small-Cell Lung",
-                "Non-small cell lung cancers"
-            ),
+            pair("Carcinoma, Non-Small-Cell Lung", "Non-small cell lung cancers"),
             pair("Lung Neoplasms", "lung cancers"),
             pair("Neoplasms", "tumors")
         ]
     );
     // Inverted entry term "Neoplasms, Breast" reads naturally; possessive 's.
-    assert_eq!(
-        found("breast neoplasms"),
-        vec![pair("Breast Neoplasms", "breast neoplasms")]
-    );
-    assert_eq!(
-        found("Alzheimer's disease"),
-        vec![pair("Alzheimer Disease", "Alzheimer's disease")]
-    );
+    assert_eq!(found("breast neoplasms"), vec![pair("Breast Neoplasms", "breast neoplasms")]);
+    assert_eq!(found("Alzheimer's disease"), vec![pair("Alzheimer Disease", "Alzheimer's disease")]);
     // Acronyms match only in capitals; whole words only; no match across a sentence end.
-    assert_eq!(
-        found("AIDS"),
-        vec![pair("Acquired Immunodeficiency Syndrome", "AIDS")]
-    );
+    assert_eq!(found("AIDS"), vec![pair("Acquired Immunodeficiency Syndrome", "AIDS")]);
     assert!(found("hearing aids").is_empty());
     assert!(found("Asthmatically").is_empty());
-    assert!(
-        found("The lung. Neoplasms")
-            .iter()
-            .all(|(n, _)| n != "Lung Neoplasms")
-    );
+    assert!(found("The lung. Neoplasms").iter().all(|(n, _)| n != "Lung Neoplasms"));
     // Abbreviation defined in the text.
     let text = "Parkinson disease (PD) is common. PD progresses.";
     let pd: Vec<_> = ex.extract(text).iter().map(|x| x.text(text)).collect();
@@ -334,14 +265,8 @@ fn extraction_rules() {
 fn excluded_subtrees_and_nested_chemicals() {
     let m = mesh();
     // "Drug Therapy" lives only under E01 here: exclude it explicitly.
-    let all = Extractor::builder(&m)
-        .exclude_trees([] as [&str; 0])
-        .build()
-        .unwrap();
-    let no_e = Extractor::builder(&m)
-        .exclude_trees(["E01"])
-        .build()
-        .unwrap();
+    let all = Extractor::builder(&m).exclude_trees([] as [&str; 0]).build().unwrap();
+    let no_e = Extractor::builder(&m).exclude_trees(["E01"]).build().unwrap();
     let text = "Drug therapy with levodopa";
     assert_eq!(all.extract(text).len(), 2);
     assert_eq!(no_e.extract(text).len(), 1);
@@ -363,69 +288,32 @@ fn bad_input_is_a_typed_error() {
     };
     // Truncated XML.
     let xml = std::fs::read(fixture("mini_desc.xml")).unwrap();
-    let err = Mesh::load(write("cut.xml", &xml[..xml.len() / 2]))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("cut.xml:") && (err.contains("truncated") || err.contains("malformed")),
-        "{err}"
-    );
-    let err = Mesh::load(write(
-        "open.xml",
-        b"<DescriptorRecordSet><DescriptorRecord>",
-    ))
-    .unwrap_err()
-    .to_string();
-    assert!(
-        err.contains("open.xml:1:") && err.contains("truncated"),
-        "{err}"
-    );
+    let err = Mesh::load(write("cut.xml", &xml[..xml.len() / 2])).unwrap_err().to_string();
+    assert!(err.contains("cut.xml:") && (err.contains("truncated") || err.contains("malformed")), "{err}");
+    let err = Mesh::load(write("open.xml", b"<DescriptorRecordSet><DescriptorRecord>")).unwrap_err().to_string();
+    assert!(err.contains("open.xml:1:") && err.contains("truncated"), "{err}");
     // Truncated gzip.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&xml).unwrap();
     let gz = gz.finish().unwrap();
     assert!(Mesh::load(write("cut.xml.gz", &gz[..gz.len() / 2])).is_err());
     // TSV with too few columns names the line.
-    let err = Mesh::load(write("short.tsv", b"D1\tA\t\tA01\nD2\tB\n"))
-        .unwrap_err()
-        .to_string();
+    let err = Mesh::load(write("short.tsv", b"D1\tA\t\tA01\nD2\tB\n")).unwrap_err().to_string();
     assert!(err.contains("short.tsv:2:"), "{err}");
     // A parent nobody owns.
     let err = Mesh::load(write("orphan.tsv", b"D1\tA\t\tA01\nD2\tB\t\tB01.002\n")).unwrap_err();
     assert!(matches!(err, Error::MissingParent { .. }), "{err}");
     // Duplicate UI.
-    let err = Mesh::load(write("dup.tsv", b"D1\tA\t\tA01\nD1\tB\t\tB01\n"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("duplicate descriptor UI D1 (records 1 and 2)"),
-        "{err}"
-    );
+    let err = Mesh::load(write("dup.tsv", b"D1\tA\t\tA01\nD1\tB\t\tB01\n")).unwrap_err().to_string();
+    assert!(err.contains("duplicate descriptor UI D1 (records 1 and 2)"), "{err}");
     // Not UTF-8: the line is named.
-    let err = Mesh::load(write("latin1.tsv", b"D1\tA\t\tA01\nD2\tB\xe9\t\tB01\n"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("latin1.tsv:2:") && err.contains("UTF-8"),
-        "{err}"
-    );
+    let err = Mesh::load(write("latin1.tsv", b"D1\tA\t\tA01\nD2\tB\xe9\t\tB01\n")).unwrap_err().to_string();
+    assert!(err.contains("latin1.tsv:2:") && err.contains("UTF-8"), "{err}");
     // Empty and unrecognisable files.
-    assert!(matches!(
-        Mesh::load(write("empty.tsv", b"")),
-        Err(Error::UnknownFormat { .. })
-    ));
-    assert!(matches!(
-        Mesh::load(write("blank.tsv", b"\t\n")),
-        Err(Error::UnknownFormat { .. })
-    ));
-    assert!(matches!(
-        kailin_mesh::read_tsv("\n\n", "blank"),
-        Err(Error::Empty { .. })
-    ));
-    assert!(matches!(
-        Mesh::load(dir.path().join("missing.tsv")),
-        Err(Error::Io { .. })
-    ));
+    assert!(matches!(Mesh::load(write("empty.tsv", b"")), Err(Error::UnknownFormat { .. })));
+    assert!(matches!(Mesh::load(write("blank.tsv", b"\t\n")), Err(Error::UnknownFormat { .. })));
+    assert!(matches!(kailin_mesh::read_tsv("\n\n", "blank"), Err(Error::Empty { .. })));
+    assert!(matches!(Mesh::load(dir.path().join("missing.tsv")), Err(Error::Io { .. })));
     // Corrupt and truncated caches.
     let cache = dir.path().join("m.cache");
     mesh().save_cache(&cache).unwrap();
@@ -434,8 +322,5 @@ fn bad_input_is_a_typed_error() {
     assert!(matches!(Mesh::load(cut), Err(Error::Cache { .. })));
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
-    assert!(matches!(
-        Mesh::load(write("flip.cache", &bytes)),
-        Err(Error::Cache { .. })
-    ));
+    assert!(matches!(Mesh::load(write("flip.cache", &bytes)), Err(Error::Cache { .. })));
 }

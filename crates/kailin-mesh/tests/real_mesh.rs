@@ -65,10 +65,7 @@ fn the_one_cycle_of_mesh_2024() {
     assert_eq!(cycles.len(), 1);
     let names: Vec<&str> = cycles[0].iter().map(|&d| m.descriptor(d).name()).collect();
     assert_eq!(names.len(), 2);
-    assert!(
-        names.contains(&"Ocular Motility Disorders") && names.contains(&"Strabismus"),
-        "{names:?}"
-    );
+    assert!(names.contains(&"Ocular Motility Disorders") && names.contains(&"Strabismus"), "{names:?}");
 }
 
 #[test]
@@ -77,11 +74,7 @@ fn known_lca_of_siblings() {
     let (lung, breast) = (ui(m, "D008175"), ui(m, "D001943"));
     for lca in [Lca::Mica, Lca::Tree] {
         let why = Similarity::new(m).lca(lca).explain(lung, breast);
-        assert_eq!(
-            why.lca.map(|d| m.descriptor(d).name()),
-            Some("Neoplasms by Site"),
-            "{lca:?}"
-        );
+        assert_eq!(why.lca.map(|d| m.descriptor(d).name()), Some("Neoplasms by Site"), "{lca:?}");
     }
 }
 
@@ -114,10 +107,7 @@ fn ic_along_edges() {
     for child in m.ids() {
         for parent in m.parents(child) {
             edges += 1;
-            assert!(
-                closure.get(parent) <= closure.get(child),
-                "closure: IC must not rise on an edge"
-            );
+            assert!(closure.get(parent) <= closure.get(child), "closure: IC must not rise on an edge");
             if prefix.get(parent) > prefix.get(child) {
                 rising += 1;
                 // The documented cause: the child has descendants outside the parent's
@@ -144,25 +134,15 @@ fn ascii_trees_and_cache_agree_with_tsv() {
     assert_eq!(trees.tree_number_count(), 64_457);
     for d in trees.ids() {
         let name = trees.descriptor(d).name();
-        let t = m
-            .all_by_term(name)
-            .find(|&t| m.descriptor(t).name() == name)
-            .expect(name);
-        assert_eq!(
-            trees.intrinsic_ic().get(d),
-            m.intrinsic_ic().get(t),
-            "{name}"
-        );
+        let t = m.all_by_term(name).find(|&t| m.descriptor(t).name() == name).expect(name);
+        assert_eq!(trees.intrinsic_ic().get(d), m.intrinsic_ic().get(t), "{name}");
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mesh.cache");
     m.save_cache(&path).unwrap();
     let cached = Mesh::load(&path).unwrap();
     for (a, b) in pairs(m, 20_000) {
-        assert_eq!(
-            m.intrinsic_ic().resnik(a, b),
-            cached.intrinsic_ic().resnik(a, b)
-        );
+        assert_eq!(m.intrinsic_ic().resnik(a, b), cached.intrinsic_ic().resnik(a, b));
         assert_eq!(m.descriptor(a).ui(), cached.descriptor(a).ui());
     }
 }
@@ -173,11 +153,7 @@ fn extraction_on_real_terms() {
     let ex = Extractor::new(m).unwrap();
     let text = "Hypertensive patients with non-small cell lung cancer (NSCLC) received cisplatin; \
                 NSCLC progressed. Serum creatine kinase increased.";
-    let names: Vec<&str> = ex
-        .extract(text)
-        .iter()
-        .map(|x| m.descriptor(x.descriptor).name())
-        .collect();
+    let names: Vec<&str> = ex.extract(text).iter().map(|x| m.descriptor(x.descriptor).name()).collect();
     assert_eq!(
         names,
         [
@@ -191,13 +167,6 @@ fn extraction_on_real_terms() {
             "Creatine Kinase"
         ]
     );
-    let set: Vec<&str> = ex
-        .descriptors(text)
-        .iter()
-        .map(|&d| m.descriptor(d).name())
-        .collect();
-    assert!(
-        set.contains(&"Creatine"),
-        "chemical nested in an enzyme name: {set:?}"
-    );
+    let set: Vec<&str> = ex.descriptors(text).iter().map(|&d| m.descriptor(d).name()).collect();
+    assert!(set.contains(&"Creatine"), "chemical nested in an enzyme name: {set:?}");
 }
