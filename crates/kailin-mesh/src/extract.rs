@@ -187,7 +187,8 @@ impl<'m> ExtractorBuilder<'m> {
         let (terms, patterns): (Vec<Vec<u32>>, Vec<Pattern>) = entries.into_iter().unzip();
         let trie = TokenTrie::new(&terms, vocab.len());
         tracing::debug!(patterns = patterns.len(), vocab = vocab.len(), "built MeSH extractor");
-        Ok(Extractor { vocab, trie, patterns, abbreviations: self.abbreviations })
+        let any_case = patterns.iter().map(|p| p.case == Case::Any).collect();
+        Ok(Extractor { vocab, trie, patterns, any_case, abbreviations: self.abbreviations })
     }
 }
 
@@ -253,6 +254,9 @@ impl Vocab {
 pub struct Extractor {
     vocab: Vocab,
     trie: TokenTrie,
+    /// Per pattern, whether its case rule is [`Case::Any`]: a compact copy of the one field
+    /// read for every candidate, which stays in cache where `patterns` would not.
+    any_case: Vec<bool>,
     patterns: Vec<Pattern>,
     abbreviations: bool,
 }
@@ -419,37 +423,42 @@ impl Extractor {
     /// Looks every token up in the vocabulary: fills `scratch.tokens` and `scratch.ids`.
     fn lookup(&self, text: &str, scratch: &mut Scratch) {
         let Scratch { tokens, ids, key, .. } = scratch;
-        tokenize(text, tokens);
+        tokens.clear();
         ids.clear();
-        ids.extend(tokens.iter().map(|tok| {
-            // Fast path: an ASCII token found as written, when that form is its own normal
-            // form (most known tokens), needs neither a String nor normalisation.
-            if tok.packed {
-                let n = (tok.end - tok.start) as usize;
-                let found = self.vocab.get_packed(tok.key, n);
-                if let Some(v) = found {
-                    if v & FIXED != 0 {
-                        return v & !FIXED;
-                    }
-                }
-                // Most misses are words no rule of `normalize` touches: they stay unknown.
-                if !may_normalize(&tok.key.to_le_bytes()[..n]) {
-                    return found.map_or(TRIE_NONE, |v| v & !FIXED);
-                }
-                // Reuse the lower-cased bytes (ASCII, so valid UTF-8).
-                key.clear();
-                key.extend(tok.key.to_le_bytes()[..n].iter().map(|&b| char::from(b)));
-                normalize_lowercase(key);
-                return self.vocab.get(key).map_or(TRIE_NONE, |v| v & !FIXED);
+        tokenize_with(text, |tok| {
+            tokens.push(tok);
+            ids.push(self.id_of(text, &tok, key));
+        });
+    }
+
+    /// The vocabulary id of a token, `TRIE_NONE` if unknown.
+    #[inline]
+    fn id_of(&self, text: &str, tok: &Token, key: &mut String) -> u32 {
+        // Fast path: an ASCII token found as written, when that form is its own normal form
+        // (most known tokens), needs neither a String nor normalisation.
+        if tok.packed {
+            let n = (tok.end - tok.start) as usize;
+            let found = self.vocab.get_packed(tok.key, n);
+            if let Some(v) = found.filter(|v| v & FIXED != 0) {
+                return v & !FIXED;
             }
-            normalize(&text[tok.start as usize..tok.end as usize], key);
-            self.vocab.get(key).map_or(TRIE_NONE, |v| v & !FIXED)
-        }));
+            // Most misses are words no rule of `normalize` touches: they stay unknown.
+            if !may_normalize(&tok.key.to_le_bytes()[..n]) {
+                return found.map_or(TRIE_NONE, |v| v & !FIXED);
+            }
+            // Reuse the lower-cased bytes.
+            key.clear();
+            key.extend(tok.key.to_le_bytes()[..n].iter().map(|&b| char::from(b)));
+            normalize_lowercase(key);
+            return self.vocab.get(key).map_or(TRIE_NONE, |v| v & !FIXED);
+        }
+        normalize(&text[tok.start as usize..tok.end as usize], key);
+        self.vocab.get(key).map_or(TRIE_NONE, |v| v & !FIXED)
     }
 
     #[inline]
     fn case_ok_at(&self, text: &str, tokens: &[Token], first: usize, end: usize, p: u32) -> bool {
-        if self.patterns[p as usize].case == Case::Any {
+        if self.any_case[p as usize] {
             return true;
         }
         let span = &text[tokens[first].start as usize..tokens[end - 1].end as usize];
@@ -613,6 +622,12 @@ fn multibyte_class(c: char) -> u8 {
 /// packing each short ASCII token's lower-cased bytes on the way.
 fn tokenize(text: &str, out: &mut Vec<Token>) {
     out.clear();
+    tokenize_with(text, |t| out.push(t));
+}
+
+/// [`tokenize`], handing each token to `emit` as it is found.
+#[inline]
+fn tokenize_with(text: &str, mut emit: impl FnMut(Token)) {
     let bytes = text.as_bytes();
     let len = bytes.len();
     let mut i = 0;
@@ -659,7 +674,7 @@ fn tokenize(text: &str, out: &mut Vec<Token>) {
                 if !possessive {
                     let packed = ascii && i - start <= 16;
                     let key = u128::from_le_bytes(buf);
-                    out.push(Token { key, start: start as u32, end: i as u32, hard_before: hard, packed });
+                    emit(Token { key, start: start as u32, end: i as u32, hard_before: hard, packed });
                     hard = false;
                 }
                 apostrophe = false;
