@@ -58,6 +58,9 @@ pub struct InformationContent {
     /// CSR over descriptor ids: ancestors as ranks, ascending (most informative first).
     anc_off: Vec<u32>,
     anc_rank: Vec<u32>,
+    /// Per descriptor, a 128-bit Bloom signature of its ancestor set: disjoint signatures
+    /// prove an empty intersection, so most unrelated pairs skip the merge.
+    signature: Vec<u128>,
 }
 
 impl InformationContent {
@@ -124,7 +127,18 @@ impl InformationContent {
         for d in 0..n {
             anc_rank[Tables::range(anc_off, d)].sort_unstable();
         }
-        InformationContent { kind, ancestry, values, by_rank, desc_of_rank, anc_off: anc_off.to_vec(), anc_rank }
+        let bit = |a: u32| 1u128 << (a.wrapping_mul(0x9E37_79B9) >> 25);
+        let signature = (0..n).map(|d| anc[Tables::range(anc_off, d)].iter().fold(0, |s, &a| s | bit(a))).collect();
+        InformationContent {
+            kind,
+            ancestry,
+            values,
+            by_rank,
+            desc_of_rank,
+            anc_off: anc_off.to_vec(),
+            anc_rank,
+            signature,
+        }
     }
 
     /// Which formula produced these values.
@@ -153,6 +167,9 @@ impl InformationContent {
         let x = &self.anc_rank[Tables::range(&self.anc_off, a.index())];
         if a == b {
             return x.first().copied();
+        }
+        if self.signature[a.index()] & self.signature[b.index()] == 0 {
+            return None;
         }
         let y = &self.anc_rank[Tables::range(&self.anc_off, b.index())];
         let (mut i, mut j) = (0, 0);

@@ -99,6 +99,20 @@ fn resnik_symmetric_and_lin_bounded_on_random_pairs() {
 }
 
 #[test]
+fn resnik_equals_its_definition_on_random_pairs() {
+    let Some(m) = mesh() else { return };
+    let ic = m.intrinsic_ic();
+    let mut shared = 0;
+    for (a, b) in pairs(m, 200_000) {
+        let bs: Vec<DescriptorId> = m.ancestors(b).collect();
+        let expect = m.ancestors(a).filter(|t| bs.contains(t)).map(|t| ic.get(t)).fold(0.0, f64::max);
+        assert_eq!(ic.resnik(a, b), expect);
+        shared += usize::from(expect > 0.0);
+    }
+    assert!(shared > 1_000, "the sample must exercise common ancestors too ({shared})");
+}
+
+#[test]
 fn ic_along_edges() {
     let Some(m) = mesh() else { return };
     let closure = InformationContent::intrinsic(m, Ancestry::Closure);
