@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod eval;
+mod pipeline;
 
 #[derive(Debug, Parser)]
 #[command(name = "xtask", about = "kailin project automation")]
@@ -17,6 +18,28 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Run the pipeline on the embedded default corpus (or --abstracts FILE, one per line).
+    FullPipeline {
+        /// Data directory holding mesh/ (default: ../shared/data, or $KAILIN_DATA); the
+        /// hand-made fixture hierarchy is used when it is absent.
+        #[arg(long, env = "KAILIN_DATA", default_value = "../shared/data")]
+        data: PathBuf,
+        /// Abstracts, one per line (default: the invented abstracts in fixtures/text/).
+        #[arg(long)]
+        abstracts: Option<PathBuf>,
+        /// Output directory.
+        #[arg(long, default_value = "target/kailin-run")]
+        out: PathBuf,
+    },
+    /// Benchmarks (`cargo bench`) of one crate, then its quality evaluation where it has one.
+    Bench {
+        /// The crate: `mesh`.
+        #[arg(default_value = "mesh")]
+        krate: String,
+        /// Data directory (default: ../shared/data, or $KAILIN_DATA).
+        #[arg(long, env = "KAILIN_DATA", default_value = "../shared/data")]
+        data: PathBuf,
+    },
     /// MeSH term extraction quality on BC5CDR (precision/recall, for docs/benchmarks.md).
     EvalExtraction {
         /// Data directory holding mesh/ and bc5cdr/ (default: ../shared/data, or $KAILIN_DATA).
@@ -30,6 +53,19 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::FullPipeline { data, abstracts, out } => pipeline::run(&data, abstracts.as_deref(), &out),
+        Cmd::Bench { krate, data } => bench(&krate, &data),
         Cmd::EvalExtraction { data, verbose } => eval::run(&data, verbose),
     }
+}
+
+fn bench(krate: &str, data: &std::path::Path) -> Result<()> {
+    let package = match krate {
+        "mesh" | "kailin-mesh" => "kailin-mesh",
+        other => anyhow::bail!("no benchmarks for {other:?} yet (known: mesh)"),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo).args(["bench", "-p", package]).env("KAILIN_DATA", data).status()?;
+    anyhow::ensure!(status.success(), "cargo bench -p {package} failed");
+    eval::run(data, false)
 }

@@ -118,10 +118,10 @@ impl<'m> ExtractorBuilder<'m> {
         let mut key = String::new();
         for id in mesh.ids() {
             let d = mesh.descriptor(id);
-            if let Some(cats) = &self.categories {
-                if !cats.iter().any(|&c| d.in_category(c)) {
-                    continue;
-                }
+            if let Some(cats) = &self.categories
+                && !cats.iter().any(|&c| d.in_category(c))
+            {
+                continue;
             }
             let under = |t: &str| {
                 self.exclude
@@ -345,11 +345,11 @@ impl Extractor {
                 continue;
             };
             if !self.trie.has_children(node) {
-                if let Some(p) = self.trie.terminal(node) {
-                    if self.case_ok_at(text, tokens, i, i + 1, p) {
-                        spans.push((i as u32, i as u32 + 1, p));
-                        out.push(self.to_match(tokens, i, i + 1, p));
-                    }
+                if let Some(p) = self.trie.terminal(node)
+                    && self.case_ok_at(text, tokens, i, i + 1, p)
+                {
+                    spans.push((i as u32, i as u32 + 1, p));
+                    out.push(self.to_match(tokens, i, i + 1, p));
                 }
                 i += 1;
                 continue;
@@ -886,12 +886,13 @@ fn normalize_lowercase(out: &mut String) {
         return;
     }
     // Every suffix ends in `c` or `e`: test one byte before probing the table.
-    if out.len() >= 6 && matches!(out.as_bytes()[out.len() - 1], b'c' | b'e') {
-        if let Some((from, to)) = SUFFIXES.iter().find(|(from, _)| out.ends_with(from)) {
-            let keep = out.len() - from.len();
-            out.truncate(keep);
-            out.push_str(to);
-        }
+    if out.len() >= 6
+        && matches!(out.as_bytes()[out.len() - 1], b'c' | b'e')
+        && let Some((from, to)) = SUFFIXES.iter().find(|(from, _)| out.ends_with(from))
+    {
+        let keep = out.len() - from.len();
+        out.truncate(keep);
+        out.push_str(to);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Behaviour on the hand-made fixture hierarchy in `fixtures/mesh/` (29 descriptors, 27 with
 //! tree numbers), with expected values computed by hand from the documented formulas.
 
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
 use std::io::Write;
 use std::path::PathBuf;
 
