@@ -64,6 +64,8 @@ fn bench(krate: &str, data: &std::path::Path) -> Result<()> {
         "mesh" | "kailin-mesh" => "kailin-mesh",
         other => anyhow::bail!("no benchmarks for {other:?} yet (known: mesh)"),
     };
+    // Benchmarks run from their crate's directory: hand them an absolute path.
+    let data = &std::path::absolute(data)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo).args(["bench", "-p", package]).env("KAILIN_DATA", data).status()?;
     anyhow::ensure!(status.success(), "cargo bench -p {package} failed");

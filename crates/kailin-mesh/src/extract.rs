@@ -60,6 +60,46 @@ struct Pattern {
     chemical: bool,
 }
 
+/// The patterns in struct-of-arrays form: what every match reads (descriptor, flags) packed
+/// in two small arrays that stay in cache; the rare exact spellings aside.
+#[derive(Debug, Clone)]
+struct Patterns {
+    descriptor: Vec<u32>,
+    flags: Vec<u8>,
+    exact: FxHashMap<u32, Case>,
+}
+
+const CASE_MASK: u8 = 0b11;
+const ANY_CASE: u8 = 0;
+const NO_LOWER: u8 = 1;
+const EXACT: u8 = 2;
+const PROTEIN: u8 = 1 << 2;
+const CHEMICAL: u8 = 1 << 3;
+
+impl Patterns {
+    fn new(patterns: Vec<Pattern>) -> Patterns {
+        let mut out = Patterns { descriptor: Vec::new(), flags: Vec::new(), exact: FxHashMap::default() };
+        for (i, p) in patterns.into_iter().enumerate() {
+            let case = match p.case {
+                Case::Any => ANY_CASE,
+                Case::NoLower => NO_LOWER,
+                exact @ Case::Exact(_) => {
+                    out.exact.insert(i as u32, exact);
+                    EXACT
+                }
+            };
+            out.descriptor.push(p.descriptor);
+            out.flags.push(case | if p.protein { PROTEIN } else { 0 } | if p.chemical { CHEMICAL } else { 0 });
+        }
+        out
+    }
+
+    #[inline]
+    fn has(&self, p: u32, flag: u8) -> bool {
+        self.flags[p as usize] & flag != 0
+    }
+}
+
 /// Configures an [`Extractor`].
 #[derive(Debug, Clone)]
 pub struct ExtractorBuilder<'m> {
@@ -187,8 +227,8 @@ impl<'m> ExtractorBuilder<'m> {
         let (terms, patterns): (Vec<Vec<u32>>, Vec<Pattern>) = entries.into_iter().unzip();
         let trie = TokenTrie::new(&terms, vocab.len());
         tracing::debug!(patterns = patterns.len(), vocab = vocab.len(), "built MeSH extractor");
-        let any_case = patterns.iter().map(|p| p.case == Case::Any).collect();
-        Ok(Extractor { vocab, trie, patterns, any_case, abbreviations: self.abbreviations })
+        let patterns = Patterns::new(patterns);
+        Ok(Extractor { vocab, trie, patterns, abbreviations: self.abbreviations })
     }
 }
 
@@ -254,10 +294,7 @@ impl Vocab {
 pub struct Extractor {
     vocab: Vocab,
     trie: TokenTrie,
-    /// Per pattern, whether its case rule is [`Case::Any`]: a compact copy of the one field
-    /// read for every candidate, which stays in cache where `patterns` would not.
-    any_case: Vec<bool>,
-    patterns: Vec<Pattern>,
+    patterns: Patterns,
     abbreviations: bool,
 }
 
@@ -298,7 +335,7 @@ impl Extractor {
 
     /// Number of distinct normalised patterns.
     pub fn pattern_count(&self) -> usize {
-        self.patterns.len()
+        self.patterns.descriptor.len()
     }
 
     /// Mentions in `text`, sorted by position, non-overlapping (longest match wins).
@@ -379,16 +416,17 @@ impl Extractor {
         for &(first, end, p) in spans.iter() {
             // The longest proper prefix that is a term, when a chemical names the protein
             // acting on it (`creatine` in `creatine kinase`, `calcium` in `calcium channel`).
-            if !self.patterns[p as usize].protein {
+            if !self.patterns.has(p, PROTEIN) {
                 continue;
             }
             let first = first as usize;
             if self.walk(tokens, ids, first, end as usize - 1, path).is_none() {
                 continue;
             }
-            let inner = path.iter().rev().find(|&&(e, q)| {
-                self.patterns[q as usize].chemical && self.case_ok_at(text, tokens, first, e as usize, q)
-            });
+            let inner = path
+                .iter()
+                .rev()
+                .find(|&&(e, q)| self.patterns.has(q, CHEMICAL) && self.case_ok_at(text, tokens, first, e as usize, q));
             if let Some(&(e, q)) = inner {
                 out.push(self.to_match(tokens, first, e as usize, q));
             }
@@ -458,16 +496,18 @@ impl Extractor {
 
     #[inline]
     fn case_ok_at(&self, text: &str, tokens: &[Token], first: usize, end: usize, p: u32) -> bool {
-        if self.any_case[p as usize] {
-            return true;
-        }
+        let case = match self.patterns.flags[p as usize] & CASE_MASK {
+            ANY_CASE => return true,
+            NO_LOWER => &Case::NoLower,
+            _ => self.patterns.exact.get(&p).unwrap_or(&Case::Any),
+        };
         let span = &text[tokens[first].start as usize..tokens[end - 1].end as usize];
-        case_ok(&self.patterns[p as usize].case, span)
+        case_ok(case, span)
     }
 
     fn to_match(&self, tokens: &[Token], first: usize, end: usize, p: u32) -> Match {
         Match {
-            descriptor: DescriptorId(self.patterns[p as usize].descriptor),
+            descriptor: DescriptorId(self.patterns.descriptor[p as usize]),
             start: tokens[first].start as usize,
             end: tokens[end - 1].end as usize,
         }
