@@ -132,8 +132,8 @@ fn extractor_build(b: Bencher<'_, '_>) {
     b.bench(|| Extractor::new(mesh()).unwrap());
 }
 
-#[divan::bench(sample_count = 20)]
-fn extract_spans(b: Bencher<'_, '_>) {
+/// Extraction throughput over the abstracts with one of the extractor's entry points.
+fn bench_extraction(b: Bencher<'_, '_>, run: fn(&Extractor, &str, &mut Scratch, &mut Vec<kailin_mesh::Match>)) {
     let ex = Extractor::new(mesh()).unwrap();
     let docs = abstracts();
     let bytes: usize = docs.iter().map(String::len).sum();
@@ -141,25 +141,21 @@ fn extract_spans(b: Bencher<'_, '_>) {
     b.counter(BytesCount::new(bytes)).bench_local(|| {
         let mut n = 0;
         for d in docs {
-            ex.extract_with(d, &mut scratch, &mut out);
+            run(&ex, d, &mut scratch, &mut out);
             n += out.len();
         }
         n
     });
 }
 
+/// `Extractor::extract_with`: longest non-overlapping spans.
+#[divan::bench(sample_count = 20)]
+fn extract_spans(b: Bencher<'_, '_>) {
+    bench_extraction(b, Extractor::extract_with);
+}
+
+/// `Extractor::extract_all_with`: spans plus nested chemicals (what `descriptors()` uses).
 #[divan::bench(sample_count = 20)]
 fn extract_descriptor_sets(b: Bencher<'_, '_>) {
-    let ex = Extractor::new(mesh()).unwrap();
-    let docs = abstracts();
-    let bytes: usize = docs.iter().map(String::len).sum();
-    let (mut scratch, mut out) = (Scratch::default(), Vec::new());
-    b.counter(BytesCount::new(bytes)).bench_local(|| {
-        let mut n = 0;
-        for d in docs {
-            ex.extract_all_with(d, &mut scratch, &mut out);
-            n += out.len();
-        }
-        n
-    });
+    bench_extraction(b, Extractor::extract_all_with);
 }

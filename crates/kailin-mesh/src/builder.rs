@@ -70,31 +70,21 @@ impl MeshBuilder {
         T::Item: Into<String>,
     {
         let line = self.records.len() as u64 + 1;
-        self.add_at(line, ui, name, entry_terms, tree_numbers)
+        let entry_terms = entry_terms.into_iter().map(Into::into).collect();
+        let tree_numbers = tree_numbers.into_iter().map(Into::into).collect();
+        self.add_at(line, ui.into(), name.into(), entry_terms, tree_numbers)
     }
 
     /// Like [`add`](Self::add), with the source line for error messages.
-    pub(crate) fn add_at<E, T>(
+    pub(crate) fn add_at(
         &mut self,
         line: u64,
-        ui: impl Into<String>,
-        name: impl Into<String>,
-        entry_terms: E,
-        tree_numbers: T,
-    ) -> &mut Self
-    where
-        E: IntoIterator,
-        E::Item: Into<String>,
-        T: IntoIterator,
-        T::Item: Into<String>,
-    {
-        self.records.push(Record {
-            ui: ui.into(),
-            name: name.into(),
-            entry_terms: entry_terms.into_iter().map(Into::into).collect(),
-            tree_numbers: tree_numbers.into_iter().map(Into::into).collect(),
-            line,
-        });
+        ui: String,
+        name: String,
+        entry_terms: Vec<String>,
+        tree_numbers: Vec<String>,
+    ) -> &mut Self {
+        self.records.push(Record { ui, name, entry_terms, tree_numbers, line });
         self
     }
 

@@ -213,6 +213,11 @@ fn validate(t: &Tables) -> std::result::Result<(), String> {
     if t.tree_owner.iter().chain(&t.anc).chain(&t.ui_index).chain(&t.key_desc).any(|&d| d as usize >= n) {
         return Err("a descriptor index is out of range".into());
     }
+    for d in 0..n {
+        if Tables::range(&t.tree_off, d).any(|row| t.tree_owner[row] as usize != d) {
+            return Err(format!("tree numbers of descriptor {d} name another owner"));
+        }
+    }
     for (row, &p) in t.tree_parent.iter().enumerate() {
         // A parent must be a strict dot-prefix: this also rules out cycles.
         if p != NONE {

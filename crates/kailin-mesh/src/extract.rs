@@ -3,10 +3,14 @@
 //!
 //! Text and dictionary terms go through the same normaliser: split into alphanumeric tokens
 //! (hyphens, slashes and spaces are soft separators; sentence punctuation is a hard break
-//! that no match spans), lower-case, drop a possessive `'s`, and reduce regular plurals
-//! (`-ies` → `-y`, final `-s`). Each token becomes a vocabulary id, encoded as a 4-byte unit
-//! `[0xFF, b0, b1, b2]`; Aho–Corasick (leftmost-longest) runs over the encoded stream, so
-//! every match starts and ends on a token boundary: whole-word by construction.
+//! that no match spans), lower-case, drop a possessive `'s`, reduce regular plurals (`-ies` →
+//! `-y`, final `-s`), spell British forms the American way, map adjectival suffixes to the
+//! noun MeSH uses (`hypertensive` → `hypertension`), Roman numerals to digits and Greek
+//! letters to their names. Each token becomes a vocabulary id, and a trie over token ids
+//! ([`crate::trie`]) finds the longest term starting at each token, leftmost first: every
+//! match starts and ends on a token boundary, whole-word by construction. (An Aho–Corasick
+//! automaton over a byte encoding of the ids did the same at half the speed; see
+//! `docs/benchmarks.md`.)
 //!
 //! On top of that: inverted entry terms (`Neoplasms, Lung`) are indexed in natural order
 //! (`Lung Neoplasms`); acronym-like terms (`ALL`, `AIDS`) match only text without lower-case

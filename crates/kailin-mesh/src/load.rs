@@ -102,7 +102,8 @@ pub fn read_tsv(text: &str, origin: &str) -> Result<Mesh> {
         if ui.is_empty() || name.trim().is_empty() {
             return Err(Error::parse(origin, line_no, "empty descriptor UI or name"));
         }
-        b.add_at(line_no, ui, name.trim(), split_list(entries), split_list(trees));
+        let owned = |field: &str| split_list(field).map(str::to_owned).collect();
+        b.add_at(line_no, ui.to_owned(), name.trim().to_owned(), owned(entries), owned(trees));
     }
     b.build()
 }
@@ -129,7 +130,7 @@ pub fn read_mtrees(text: &str, origin: &str) -> Result<Mesh> {
             Some(&d) => b.push_tree_number(d, tree.to_owned()),
             None => {
                 index.insert(name, index.len());
-                b.add_at(line_no, name, name, [""; 0], [tree]);
+                b.add_at(line_no, name.to_owned(), name.to_owned(), Vec::new(), vec![tree.to_owned()]);
             }
         }
     }
