@@ -467,30 +467,31 @@ impl Extractor {
         let Scratch { tokens, ids, key, .. } = scratch;
         tokens.clear();
         ids.clear();
-        tokenize_with(text, |tok| {
+        tokenize_with(text, |tok, packed| {
             tokens.push(tok);
-            ids.push(self.id_of(text, &tok, key));
+            ids.push(self.id_of(text, &tok, packed, key));
         });
     }
 
-    /// The vocabulary id of a token, `TRIE_NONE` if unknown.
+    /// The vocabulary id of a token, `TRIE_NONE` if unknown. `packed` is the token
+    /// lower-cased and packed by the tokenizer (ASCII tokens of at most 16 bytes).
     #[inline]
-    fn id_of(&self, text: &str, tok: &Token, key: &mut String) -> u32 {
+    fn id_of(&self, text: &str, tok: &Token, packed: Option<u128>, key: &mut String) -> u32 {
         // Fast path: an ASCII token found as written, when that form is its own normal form
         // (most known tokens), needs neither a String nor normalisation.
-        if tok.packed {
+        if let Some(packed) = packed {
             let n = (tok.end - tok.start) as usize;
-            let found = self.vocab.get_packed(tok.key, n);
+            let found = self.vocab.get_packed(packed, n);
             if let Some(v) = found.filter(|v| v & FIXED != 0) {
                 return v & !FIXED;
             }
             // Most misses are words no rule of `normalize` touches: they stay unknown.
-            if !may_normalize(&tok.key.to_le_bytes()[..n]) {
+            if !may_normalize(&packed.to_le_bytes()[..n]) {
                 return found.map_or(TRIE_NONE, |v| v & !FIXED);
             }
             // Reuse the lower-cased bytes.
             key.clear();
-            key.extend(tok.key.to_le_bytes()[..n].iter().map(|&b| char::from(b)));
+            key.extend(packed.to_le_bytes()[..n].iter().map(|&b| char::from(b)));
             normalize_lowercase(key);
             return self.vocab.get(key).map_or(TRIE_NONE, |v| v & !FIXED);
         }
@@ -610,15 +611,10 @@ fn variants(term: &str) -> Vec<(String, u8)> {
 
 #[derive(Debug, Clone, Copy)]
 struct Token {
-    /// The token's bytes lower-cased and packed little-endian, zero-padded; valid when
-    /// [`Token::packed`] (ASCII, at most 16 bytes).
-    key: u128,
     start: u32,
     end: u32,
     /// A hard break (sentence punctuation, brackets) precedes the token.
     hard_before: bool,
-    /// `key` holds the whole token.
-    packed: bool,
 }
 
 /// Byte classes of the tokenizer (ASCII; bytes from 0x80 start a multi-byte character).
@@ -666,12 +662,13 @@ fn multibyte_class(c: char) -> u8 {
 /// packing each short ASCII token's lower-cased bytes on the way.
 fn tokenize(text: &str, out: &mut Vec<Token>) {
     out.clear();
-    tokenize_with(text, |t| out.push(t));
+    tokenize_with(text, |t, _| out.push(t));
 }
 
-/// [`tokenize`], handing each token to `emit` as it is found.
+/// [`tokenize`], handing each token to `emit` as it is found, with its bytes lower-cased and
+/// packed little-endian (zero-padded) when it is ASCII of at most 16 bytes.
 #[inline]
-fn tokenize_with(text: &str, mut emit: impl FnMut(Token)) {
+fn tokenize_with(text: &str, mut emit: impl FnMut(Token, Option<u128>)) {
     let bytes = text.as_bytes();
     let len = bytes.len();
     let mut i = 0;
@@ -716,9 +713,8 @@ fn tokenize_with(text: &str, mut emit: impl FnMut(Token)) {
                 // Possessive `'s`: dropped.
                 let possessive = apostrophe && i - start == 1 && (bytes[start] | 0x20) == b's';
                 if !possessive {
-                    let packed = ascii && i - start <= 16;
-                    let key = u128::from_le_bytes(buf);
-                    emit(Token { key, start: start as u32, end: i as u32, hard_before: hard, packed });
+                    let packed = (ascii && i - start <= 16).then(|| u128::from_le_bytes(buf));
+                    emit(Token { start: start as u32, end: i as u32, hard_before: hard }, packed);
                     hard = false;
                 }
                 apostrophe = false;

@@ -22,10 +22,18 @@ pub(crate) struct TokenTrie {
 
 #[derive(Debug, Clone, Copy)]
 struct Node {
+    /// A one-hash Bloom signature of the children's tokens: most failed steps (the next
+    /// token continues no term) are rejected here, without searching the child run.
+    child_bloom: u64,
     child_start: u32,
     child_len: u32,
     /// Pattern ending here, or `NONE`.
     terminal: u32,
+}
+
+#[inline]
+fn bloom_bit(tok: u32) -> u64 {
+    1 << (tok.wrapping_mul(0x9E37_79B1) >> 26)
 }
 
 impl TokenTrie {
@@ -69,13 +77,17 @@ impl TokenTrie {
         }
         let child_tok = sorted.iter().map(|&((_, tok), _)| tok).collect();
         let child_node = sorted.iter().map(|&(_, node)| node).collect();
-        let nodes = (0..n)
+        let mut nodes: Vec<Node> = (0..n)
             .map(|i| Node {
+                child_bloom: 0,
                 child_start: child_off[i],
                 child_len: child_off[i + 1] - child_off[i],
                 terminal: terminal[i],
             })
             .collect();
+        for &((parent, tok), _) in &sorted {
+            nodes[parent as usize].child_bloom |= bloom_bit(tok);
+        }
         TokenTrie { root, nodes, child_tok, child_node }
     }
 
@@ -89,6 +101,9 @@ impl TokenTrie {
     #[inline]
     pub(crate) fn child(&self, node: u32, tok: u32) -> Option<u32> {
         let n = self.nodes[node as usize];
+        if n.child_bloom & bloom_bit(tok) == 0 {
+            return None;
+        }
         let range = n.child_start as usize..(n.child_start + n.child_len) as usize;
         let toks = &self.child_tok[range.clone()];
         let at = if toks.len() <= 8 { toks.iter().position(|&t| t == tok) } else { toks.binary_search(&tok).ok() };
