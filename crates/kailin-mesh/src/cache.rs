@@ -233,3 +233,46 @@ fn validate(t: &Tables) -> std::result::Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Corrupt caches whose checksum was recomputed (a crafted file, or a writer bug) must be
+    /// rejected by validation or load consistently, never panic.
+    #[test]
+    fn validation_survives_corruption_past_the_checksum() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mesh/mini.tsv");
+        let mesh = Mesh::load(root).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.cache");
+        mesh.save_cache(&path).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let header = MAGIC.len() + 8;
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut rejected = 0;
+        for _ in 0..3000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut bytes = good.clone();
+            let at = header + (state as usize % (bytes.len() - header));
+            bytes[at] = (state >> 40) as u8;
+            let sum = checksum(&bytes[header..]);
+            bytes[MAGIC.len()..header].copy_from_slice(&sum.to_le_bytes());
+            let bad = dir.path().join("bad.cache");
+            std::fs::write(&bad, &bytes).unwrap();
+            match Mesh::load(&bad) {
+                Ok(m) => {
+                    // Whatever loaded must answer queries without panicking.
+                    for d in m.ids() {
+                        let _ = m.descriptor(d).ui();
+                        let _ = m.intrinsic_ic().resnik(d, d);
+                    }
+                }
+                Err(_) => rejected += 1,
+            }
+        }
+        assert!(rejected > 100, "validation rejected only {rejected} corrupt caches");
+    }
+}

@@ -342,3 +342,55 @@ fn bad_input_is_a_typed_error() {
     bytes[mid] ^= 0x55;
     assert!(matches!(Mesh::load(write("flip.cache", &bytes)), Err(Error::Cache { .. })));
 }
+
+/// Deterministic xorshift for the mutation tests.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn mutated_sources_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for name in ["mini.tsv", "mini_desc.xml", "mini_mtrees.bin"] {
+        let good = std::fs::read(fixture(name)).unwrap();
+        let path = dir.path().join(name);
+        for _ in 0..400 {
+            let mut bytes = good.clone();
+            for _ in 0..1 + xorshift(&mut state) % 4 {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = xorshift(&mut state) as usize % bytes.len();
+                match xorshift(&mut state) % 3 {
+                    0 => bytes[at] = xorshift(&mut state) as u8,
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.truncate(at),
+                }
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            // Ok or a typed error; a panic fails the test.
+            let _ = Mesh::load(&path);
+        }
+    }
+}
+
+#[test]
+fn extraction_never_panics_on_random_text() {
+    let m = mesh();
+    let ex = Extractor::new(&m).unwrap();
+    let alphabet: Vec<char> = "aAeiou sSnNtT-'’.,;()[]0123456789αβÄü\u{a0}\u{2013}PDAIDSlung cancer".chars().collect();
+    let mut state = 42u64;
+    for _ in 0..2000 {
+        let len = (xorshift(&mut state) % 80) as usize;
+        let text: String = (0..len).map(|_| alphabet[xorshift(&mut state) as usize % alphabet.len()]).collect();
+        for found in ex.extract_all(&text) {
+            assert!(text.is_char_boundary(found.start) && text.is_char_boundary(found.end) && found.start < found.end);
+        }
+    }
+}
