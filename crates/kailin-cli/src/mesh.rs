@@ -28,6 +28,10 @@ pub(crate) enum MeshCmd {
         /// Do not resolve abbreviations defined in the text.
         #[arg(long)]
         no_abbreviations: bool,
+        /// Also report chemicals nested in protein names (`creatine` in `creatine kinase`);
+        /// matches may then overlap.
+        #[arg(long)]
+        nested: bool,
     },
     /// Write the binary cache of a hierarchy (reloads in milliseconds).
     Cache {
@@ -97,7 +101,7 @@ pub(crate) fn run(cmd: MeshCmd) -> Result<()> {
         MeshCmd::Info { mesh } => info(&mesh),
         MeshCmd::Sim(args) => sim(args),
         MeshCmd::SetSim(args) => set_sim(args),
-        MeshCmd::Extract { mesh, no_abbreviations } => extract(&mesh, !no_abbreviations),
+        MeshCmd::Extract { mesh, no_abbreviations, nested } => extract(&mesh, !no_abbreviations, nested),
         MeshCmd::Cache { mesh, out } => {
             let m = load(&mesh)?;
             m.save_cache(&out)?;
@@ -232,7 +236,7 @@ struct JsonMatch<'a> {
     text: &'a str,
 }
 
-fn extract(path: &Path, abbreviations: bool) -> Result<()> {
+fn extract(path: &Path, abbreviations: bool, nested: bool) -> Result<()> {
     let mesh = load(path)?;
     let started = std::time::Instant::now();
     let extractor = Extractor::builder(&mesh).abbreviations(abbreviations).build()?;
@@ -244,7 +248,11 @@ fn extract(path: &Path, abbreviations: bool) -> Result<()> {
     for (i, line) in stdin.lines().enumerate() {
         let line = line.with_context(|| format!("stdin line {}: not UTF-8 text", i + 1))?;
         let line = line.trim_end_matches('\r');
-        extractor.extract_with(line, &mut scratch, &mut found);
+        if nested {
+            extractor.extract_all_with(line, &mut scratch, &mut found);
+        } else {
+            extractor.extract_with(line, &mut scratch, &mut found);
+        }
         let mut char_at = CharOffsets::new(line);
         let matches: Vec<JsonMatch<'_>> = found
             .iter()

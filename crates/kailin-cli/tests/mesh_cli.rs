@@ -124,6 +124,26 @@ fn extract_prints_character_offsets() {
 }
 
 #[test]
+fn extract_nested_adds_chemicals_inside_enzyme_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = write_tmp(
+        &dir,
+        "enz.tsv",
+        "D1\tOrganic Chemicals\t\tD02\nD2\tDopamine\t\tD02.001\nD3\tEnzymes\t\tD08\n\
+         D4\tDopamine beta-Hydroxylase\t\tD08.001\n",
+    );
+    let input = "Dopamine beta-hydroxylase was low.\n";
+    let uis = |out: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        v["matches"].as_array().unwrap().iter().map(|m| m["ui"].as_str().unwrap().to_owned()).collect()
+    };
+    let plain = uis(&stdout(&kailin(&["mesh", "extract", "--mesh", &mesh], input)));
+    let nested = uis(&stdout(&kailin(&["mesh", "extract", "--nested", "--mesh", &mesh], input)));
+    assert_eq!(plain, ["D4"], "longest match only");
+    assert_eq!(nested, ["D4", "D2"], "plus the chemical the enzyme is named after");
+}
+
+#[test]
 fn bad_mesh_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let bad = write_tmp(&dir, "bad.tsv", "D1\tA\t\tA01\nD2\tB\t\tZ99.001\n");
