@@ -1,0 +1,175 @@
+//! JSON Lines: a streaming reader with line-numbered errors, and atomic writers.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// Reads records of type `T`, one JSON object per line, in constant memory. Blank lines are
+/// skipped; every error names the file and line.
+#[derive(Debug)]
+pub struct JsonlReader<T, R = BufReader<File>> {
+    reader: R,
+    path: PathBuf,
+    line: u64,
+    buf: Vec<u8>,
+    _record: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> JsonlReader<T> {
+    /// Opens `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+        Ok(Self::new(BufReader::with_capacity(1 << 16, file), path))
+    }
+}
+
+impl<T: DeserializeOwned, R: BufRead> JsonlReader<T, R> {
+    /// Reads from any buffered reader; `name` stands for the file in errors.
+    pub fn new(reader: R, name: impl Into<PathBuf>) -> Self {
+        JsonlReader { reader, path: name.into(), line: 0, buf: Vec::new(), _record: PhantomData }
+    }
+
+    /// The line number of the last record returned.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+}
+
+impl<T: DeserializeOwned, R: BufRead> Iterator for JsonlReader<T, R> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        loop {
+            self.buf.clear();
+            match self.reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => self.line += 1,
+                Err(source) => return Some(Err(Error::Io { path: self.path.clone(), source })),
+            }
+            let Ok(text) = std::str::from_utf8(&self.buf) else {
+                return Some(Err(Error::Utf8 { path: self.path.clone(), line: self.line }));
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            return Some(serde_json::from_str(text).map_err(|source| Error::Json {
+                path: self.path.clone(),
+                line: self.line,
+                source,
+            }));
+        }
+    }
+}
+
+/// A file written under a temporary name beside its destination and renamed into place by
+/// [`commit`](Self::commit): a killed run never leaves a half-written file that looks complete.
+/// Dropped without `commit`, the temporary file is removed.
+#[derive(Debug)]
+pub struct AtomicFile {
+    dest: PathBuf,
+    tmp: PathBuf,
+    writer: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing `dest` (its directory must exist).
+    pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
+        let dest = dest.as_ref().to_owned();
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let file = File::create(&tmp).map_err(|source| Error::Io { path: tmp.clone(), source })?;
+        Ok(AtomicFile { dest, tmp, writer: Some(BufWriter::with_capacity(1 << 16, file)) })
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(mut self) -> Result<()> {
+        let io = |source| Error::Io { path: self.dest.clone(), source };
+        if let Some(writer) = self.writer.take() {
+            let file = writer.into_inner().map_err(|e| io(e.into_error()))?;
+            file.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&self.tmp, &self.dest).map_err(io)
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.writer {
+            Some(w) => w.write(buf),
+            None => Err(std::io::Error::other("write after commit")),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes records as JSON Lines, atomically (see [`AtomicFile`]).
+#[derive(Debug)]
+pub struct JsonlWriter<T> {
+    file: AtomicFile,
+    count: u64,
+    _record: PhantomData<fn(&T)>,
+}
+
+impl<T: Serialize> JsonlWriter<T> {
+    /// Starts writing `dest`.
+    pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
+        Ok(JsonlWriter { file: AtomicFile::create(dest)?, count: 0, _record: PhantomData })
+    }
+
+    /// Appends one record.
+    pub fn write(&mut self, record: &T) -> Result<()> {
+        let written = serde_json::to_writer(&mut self.file, record)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.file.write_all(b"\n"));
+        written.map_err(|source| Error::Io { path: self.file.dest.clone(), source })?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Number of records written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Commits the file; returns the number of records.
+    pub fn finish(self) -> Result<u64> {
+        let n = self.count;
+        self.file.commit()?;
+        Ok(n)
+    }
+}
+
+/// Writes all `records` to `dest` atomically; returns how many.
+pub fn write_jsonl<'a, T: Serialize + 'a>(
+    dest: impl AsRef<Path>,
+    records: impl IntoIterator<Item = &'a T>,
+) -> Result<u64> {
+    let mut w = JsonlWriter::create(dest)?;
+    for r in records {
+        w.write(r)?;
+    }
+    w.finish()
+}
+
+/// Reads all records of `path` into memory (for small files; stream with [`JsonlReader`]).
+pub fn read_jsonl<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<Vec<T>> {
+    JsonlReader::open(path)?.collect()
+}
