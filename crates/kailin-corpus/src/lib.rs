@@ -15,7 +15,7 @@
 //!   <Abstract><AbstractText Label="AIM">Test &amp; see.</AbstractText></Abstract></Article>
 //!   <MeshHeadingList><MeshHeading><DescriptorName UI="D010300" MajorTopicYN="Y">Parkinson Disease</DescriptorName>
 //!   </MeshHeading></MeshHeadingList></MedlineCitation></PubmedArticle></PubmedArticleSet>"#;
-//! let mut reader = PubmedReader::from_reader(Box::new(xml.as_bytes()), "inline.xml");
+//! let mut reader = PubmedReader::from_reader(xml.as_bytes(), "inline.xml");
 //! let article = reader.next().unwrap()?;
 //! assert_eq!(article.document.title, "Levodopa in Parkinson disease.");
 //! assert_eq!(article.document.text, "AIM: Test & see.");

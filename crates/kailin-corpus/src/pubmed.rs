@@ -108,8 +108,8 @@ struct Draft {
 /// }
 /// # Ok::<(), kailin_corpus::Error>(())
 /// ```
-pub struct PubmedReader {
-    xml: quick_xml::Reader<Box<dyn BufRead>>,
+pub struct PubmedReader<R = Box<dyn BufRead>> {
+    xml: quick_xml::Reader<R>,
     path: PathBuf,
     buf: Vec<u8>,
     stack: Vec<Tag>,
@@ -118,7 +118,7 @@ pub struct PubmedReader {
     done: bool,
 }
 
-impl std::fmt::Debug for PubmedReader {
+impl<R> std::fmt::Debug for PubmedReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PubmedReader").field("path", &self.path).field("skipped", &self.skipped.len()).finish()
     }
@@ -138,9 +138,11 @@ impl PubmedReader {
         };
         Ok(Self::from_reader(reader, path))
     }
+}
 
+impl<R: BufRead> PubmedReader<R> {
     /// Reads from any buffered reader; `name` stands for the file in errors.
-    pub fn from_reader(reader: Box<dyn BufRead>, name: impl Into<PathBuf>) -> Self {
+    pub fn from_reader(reader: R, name: impl Into<PathBuf>) -> Self {
         let mut xml = quick_xml::Reader::from_reader(reader);
         xml.config_mut().check_end_names = true;
         PubmedReader {
@@ -257,7 +259,7 @@ impl PubmedReader {
     }
 }
 
-impl Iterator for PubmedReader {
+impl<R: BufRead> Iterator for PubmedReader<R> {
     type Item = Result<PubmedArticle>;
 
     fn next(&mut self) -> Option<Self::Item> {
