@@ -217,18 +217,18 @@ impl<R: BufRead> PubmedReader<R> {
                 Event::End(_) => {
                     let depth = self.stack.len();
                     let t = self.stack.pop();
-                    if let (Some((f, at)), Some(d)) = (field, draft.as_mut()) {
-                        if at == depth {
-                            finish_field(d, f, std::mem::take(&mut text));
-                            field = None;
-                        }
+                    if let (Some((f, at)), Some(d)) = (field, draft.as_mut())
+                        && at == depth
+                    {
+                        finish_field(d, f, std::mem::take(&mut text));
+                        field = None;
                     }
-                    if t == Some(Tag::PubmedArticle) {
-                        if let Some(d) = draft.take() {
-                            match self.build(d) {
-                                Ok(article) => return Ok(Some(article)),
-                                Err(e) => self.skipped.handle(self.skip_bad, e)?,
-                            }
+                    if t == Some(Tag::PubmedArticle)
+                        && let Some(d) = draft.take()
+                    {
+                        match self.build(d) {
+                            Ok(article) => return Ok(Some(article)),
+                            Err(e) => self.skipped.handle(self.skip_bad, e)?,
                         }
                     }
                 }
