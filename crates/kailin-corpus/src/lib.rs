@@ -4,7 +4,14 @@
 //! the line or byte offset at fault:
 //!
 //! - PubMed / MEDLINE XML ([`PubmedReader`], plain or `.gz`): PMID, title, labelled abstract
-//!   sections, MeSH headings with major-topic flags, publication year.
+//!   sections, MeSH headings with major-topic flags, publication year;
+//! - PubTator ([`PubtatorReader`]): documents with their mention annotations and relations;
+//! - PubMedQA ([`read_pubmedqa`], [`read_pubmedqa_test_ids`] for the official test split);
+//! - BioASQ golden batches ([`read_bioasq`]): questions, snippets, ideal and exact answers.
+//!
+//! PubMed XML and PubTator stream in constant memory; PubMedQA and BioASQ ship as single JSON
+//! documents (megabytes) and are read whole. With `skip_bad`, a malformed record is skipped
+//! and listed in a [`Skipped`] summary instead of failing the file.
 //!
 //! Records come out as [`kailin_core`] types.
 //!
@@ -25,10 +32,16 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bioasq;
 mod error;
 mod pubmed;
+mod pubmedqa;
+mod pubtator;
 
 pub use crate::{
+    bioasq::{BioasqQuestion, Snippet, pmid_of, read_bioasq},
     error::{Error, Result, Skipped},
     pubmed::{MeshHeading, PubmedArticle, PubmedReader},
+    pubmedqa::{PubmedqaRecord, read_pubmedqa, read_pubmedqa_test_ids},
+    pubtator::{Mention, PubtatorDocument, PubtatorReader, Relation},
 };

@@ -1,0 +1,125 @@
+//! BioASQ Task B golden batches (`{"questions": [...]}`).
+
+use std::path::Path;
+
+use kailin_core::Question;
+use serde::Deserialize;
+
+use crate::error::{Error, Result, Skipped};
+
+/// A snippet: gold evidence text and the PMID it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snippet {
+    /// The text.
+    pub text: String,
+    /// PMID of its document.
+    pub pmid: String,
+}
+
+/// One BioASQ question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BioasqQuestion {
+    /// BioASQ id.
+    pub id: String,
+    /// The question.
+    pub body: String,
+    /// `factoid`, `yesno`, `list` or `summary`.
+    pub kind: String,
+    /// PMIDs of the relevant documents.
+    pub documents: Vec<String>,
+    /// Gold snippets.
+    pub snippets: Vec<Snippet>,
+    /// Ideal (paragraph) answers.
+    pub ideal_answer: Vec<String>,
+    /// Exact answer as given (a string, a list, or a list of synonym lists); `Null` for
+    /// summary questions.
+    pub exact_answer: serde_json::Value,
+}
+
+impl BioasqQuestion {
+    /// The question as a gold record.
+    pub fn question(&self) -> Question {
+        Question {
+            id: format!("bioasq-{}", self.id),
+            text: self.body.clone(),
+            doc_id: self.documents.first().cloned(),
+            kind: Some(self.kind.clone()),
+            provenance: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    questions: Vec<RawQuestion>,
+}
+
+#[derive(Deserialize)]
+struct RawQuestion {
+    id: Option<String>,
+    body: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    documents: Vec<String>,
+    #[serde(default)]
+    snippets: Vec<RawSnippet>,
+    #[serde(default)]
+    ideal_answer: OneOrMany,
+    #[serde(default)]
+    exact_answer: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct RawSnippet {
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    document: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+    #[default]
+    None,
+}
+
+/// The PMID at the end of a PubMed URL (`http://www.ncbi.nlm.nih.gov/pubmed/28293123`), or the
+/// string itself when it is already one.
+pub fn pmid_of(url: &str) -> String {
+    url.trim_end_matches('/').rsplit('/').next().unwrap_or(url).to_owned()
+}
+
+/// Reads one golden batch file. With `skip_bad`, questions without an id, body or type are
+/// skipped and listed in the returned summary.
+pub fn read_bioasq(path: impl AsRef<Path>, skip_bad: bool) -> Result<(Vec<BioasqQuestion>, Skipped)> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+    let raw: RawFile = serde_json::from_reader(std::io::BufReader::new(file))
+        .map_err(|e| Error::parse(path, e.line() as u64, format!("malformed BioASQ JSON: {e}")))?;
+    let mut out = Vec::with_capacity(raw.questions.len());
+    let mut skipped = Skipped::default();
+    for (i, q) in raw.questions.into_iter().enumerate() {
+        let (Some(id), Some(body), Some(kind)) = (q.id, q.body, q.kind) else {
+            skipped.handle(skip_bad, Error::parse(path, 0, format!("question #{} has no id, body or type", i + 1)))?;
+            continue;
+        };
+        out.push(BioasqQuestion {
+            id,
+            body,
+            kind,
+            documents: q.documents.iter().map(|d| pmid_of(d)).collect(),
+            snippets: q.snippets.into_iter().map(|s| Snippet { pmid: pmid_of(&s.document), text: s.text }).collect(),
+            ideal_answer: match q.ideal_answer {
+                OneOrMany::One(s) => vec![s],
+                OneOrMany::Many(v) => v,
+                OneOrMany::None => Vec::new(),
+            },
+            exact_answer: q.exact_answer,
+        });
+    }
+    Ok((out, skipped))
+}
