@@ -33,15 +33,27 @@
 #![deny(missing_docs)]
 
 mod bioasq;
+mod decontaminate;
+mod dedup;
 mod error;
+mod formats;
+mod ngram;
 mod pubmed;
 mod pubmedqa;
 mod pubtator;
+mod shard;
 
 pub use crate::{
     bioasq::{BioasqQuestion, Snippet, pmid_of, read_bioasq},
+    decontaminate::{Contamination, Decontaminator},
+    dedup::Deduplicator,
     error::{Error, Result, Skipped},
+    formats::{
+        ChatExample, CompletionExample, DpoExample, Message, QUESTION_INSTRUCTION, TextExample, question_prompt,
+        question_with_context,
+    },
     pubmed::{MeshHeading, PubmedArticle, PubmedReader},
     pubmedqa::{PubmedqaRecord, read_pubmedqa, read_pubmedqa_test_ids},
     pubtator::{Mention, PubtatorDocument, PubtatorReader, Relation},
+    shard::{Shard, shard_of},
 };
