@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod data;
 mod mesh;
 
 /// Distil biomedical QA training data from the literature (m-KAILIN).
@@ -20,6 +21,9 @@ enum Cmd {
     /// The MeSH hierarchy: info, similarity, extraction, cache.
     #[command(subcommand)]
     Mesh(mesh::MeshCmd),
+    /// Corpora: statistics, conversion to training formats, decontamination.
+    #[command(subcommand)]
+    Data(data::DataCmd),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +34,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.cmd {
         Cmd::Mesh(cmd) => mesh::run(cmd),
+        Cmd::Data(cmd) => data::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

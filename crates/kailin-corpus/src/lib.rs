@@ -42,6 +42,7 @@ mod pubmed;
 mod pubmedqa;
 mod pubtator;
 mod shard;
+mod source;
 
 pub use crate::{
     bioasq::{BioasqQuestion, Snippet, pmid_of, read_bioasq},
@@ -56,4 +57,5 @@ pub use crate::{
     pubmedqa::{PubmedqaRecord, read_pubmedqa, read_pubmedqa_test_ids},
     pubtator::{Mention, PubtatorDocument, PubtatorReader, Relation},
     shard::{Shard, shard_of},
+    source::{DocumentStream, Source, Stats, detect_source, questions},
 };
