@@ -213,11 +213,11 @@ fn convert(a: ConvertArgs) -> Result<()> {
             let to_text = matches!(a.to, To::Text);
             let docs = stream.by_ref().filter_map(|d| match d {
                 Ok(d) => {
-                    if let Some(dd) = dedup.as_mut() {
-                        if dd.insert(&d.id, &d.text).is_some() {
-                            duplicates += 1;
-                            return None;
-                        }
+                    if let Some(dd) = dedup.as_mut()
+                        && dd.insert(&d.id, &d.text).is_some()
+                    {
+                        duplicates += 1;
+                        return None;
                     }
                     Some(Ok(d))
                 }
