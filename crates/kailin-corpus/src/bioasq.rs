@@ -97,9 +97,17 @@ pub fn pmid_of(url: &str) -> String {
 /// skipped and listed in the returned summary.
 pub fn read_bioasq(path: impl AsRef<Path>, skip_bad: bool) -> Result<(Vec<BioasqQuestion>, Skipped)> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
-    let raw: RawFile = serde_json::from_reader(std::io::BufReader::new(file))
-        .map_err(|e| Error::parse(path, e.line() as u64, format!("malformed BioASQ JSON: {e}")))?;
+    read_bioasq_from(crate::pubmedqa::open(path)?, path, skip_bad)
+}
+
+/// [`read_bioasq`] from any reader; `name` stands for the file in errors.
+pub fn read_bioasq_from(
+    reader: impl std::io::Read,
+    name: impl AsRef<Path>,
+    skip_bad: bool,
+) -> Result<(Vec<BioasqQuestion>, Skipped)> {
+    let path = name.as_ref();
+    let raw: RawFile = crate::pubmedqa::read_json(reader, path)?;
     let mut out = Vec::with_capacity(raw.questions.len());
     let mut skipped = Skipped::default();
     for (i, q) in raw.questions.into_iter().enumerate() {

@@ -45,7 +45,7 @@ mod shard;
 mod source;
 
 pub use crate::{
-    bioasq::{BioasqQuestion, Snippet, pmid_of, read_bioasq},
+    bioasq::{BioasqQuestion, Snippet, pmid_of, read_bioasq, read_bioasq_from},
     decontaminate::{Contamination, Decontaminator},
     dedup::Deduplicator,
     error::{Error, Result, Skipped},
@@ -54,7 +54,7 @@ pub use crate::{
         question_with_context,
     },
     pubmed::{MeshHeading, PubmedArticle, PubmedReader},
-    pubmedqa::{PubmedqaRecord, read_pubmedqa, read_pubmedqa_test_ids},
+    pubmedqa::{PubmedqaRecord, read_pubmedqa, read_pubmedqa_from, read_pubmedqa_test_ids},
     pubtator::{Mention, PubtatorDocument, PubtatorReader, Relation},
     shard::{Shard, shard_of},
     source::{DocumentStream, Source, Stats, detect_source, questions},

@@ -71,17 +71,31 @@ struct Raw {
     final_decision: Option<String>,
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
-    serde_json::from_reader(std::io::BufReader::new(file))
+/// Parses a whole JSON document from `reader`; errors name `path` and serde's line.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(reader: impl std::io::Read, path: &Path) -> Result<T> {
+    serde_json::from_reader(std::io::BufReader::new(reader))
         .map_err(|e| Error::parse(path, e.line() as u64, format!("malformed JSON: {e}")))
+}
+
+pub(crate) fn open(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_owned(), source })
 }
 
 /// Reads `ori_pqal.json` (a JSON object keyed by PMID), in PMID order. With `skip_bad`,
 /// records without a question or decision are skipped and listed in the returned summary.
 pub fn read_pubmedqa(path: impl AsRef<Path>, skip_bad: bool) -> Result<(Vec<PubmedqaRecord>, Skipped)> {
     let path = path.as_ref();
-    let raw: std::collections::BTreeMap<String, Raw> = read_json(path)?;
+    read_pubmedqa_from(open(path)?, path, skip_bad)
+}
+
+/// [`read_pubmedqa`] from any reader; `name` stands for the file in errors.
+pub fn read_pubmedqa_from(
+    reader: impl std::io::Read,
+    name: impl AsRef<Path>,
+    skip_bad: bool,
+) -> Result<(Vec<PubmedqaRecord>, Skipped)> {
+    let path = name.as_ref();
+    let raw: std::collections::BTreeMap<String, Raw> = read_json(reader, path)?;
     let mut out = Vec::with_capacity(raw.len());
     let mut skipped = Skipped::default();
     for (pmid, r) in raw {
@@ -106,6 +120,7 @@ pub fn read_pubmedqa(path: impl AsRef<Path>, skip_bad: bool) -> Result<(Vec<Pubm
 
 /// Reads the official test split (`test_ground_truth.json`: PMID → label): its PMIDs.
 pub fn read_pubmedqa_test_ids(path: impl AsRef<Path>) -> Result<BTreeSet<String>> {
-    let raw: std::collections::BTreeMap<String, String> = read_json(path.as_ref())?;
+    let path = path.as_ref();
+    let raw: std::collections::BTreeMap<String, String> = read_json(open(path)?, path)?;
     Ok(raw.into_keys().collect())
 }
