@@ -82,7 +82,8 @@ pub(crate) struct ConvertArgs {
     /// Keep only shard `i/n` (by a stable hash of the record id).
     #[arg(long, default_value = "0/1")]
     shard: Shard,
-    /// Drop near-duplicate documents (estimated Jaccard of word 3-grams at least this).
+    /// Drop near-duplicate documents or questions (estimated Jaccard of word 3-grams at least
+    /// this); the first of each group is kept and the count reported.
     #[arg(long)]
     dedup: Option<f64>,
     /// Skip malformed records (counted) instead of failing.
@@ -235,7 +236,12 @@ fn convert(a: ConvertArgs) -> Result<()> {
             let src = corpus(from).unwrap_or(Source::Bioasq);
             let (qs, skipped) = kailin_corpus::questions(&a.input, src, a.skip_bad)?;
             report_skipped(skipped.len());
-            write_all(out, shard, qs.into_iter().map(|q| Ok((q.id.clone(), q))))?
+            let qs = qs.into_iter().filter(|q| {
+                let duplicate = dedup.as_mut().is_some_and(|dd| dd.insert(&q.id, &q.text).is_some());
+                duplicates += u64::from(duplicate);
+                !duplicate
+            });
+            write_all(out, shard, qs.map(|q| Ok((q.id.clone(), q))))?
         }
         (From::Cpt, To::Text) => write_all(
             out,

@@ -90,6 +90,34 @@ fn shards_concatenate_to_the_whole() {
 }
 
 #[test]
+fn dedup_drops_near_duplicate_questions() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("b.json");
+    let q = |id: &str, body: &str| serde_json::json!({"id": id, "body": body, "type": "yesno", "documents": [], "snippets": [], "ideal_answer": ["x"], "exact_answer": "yes"});
+    let body =
+        "Is levodopa the most effective symptomatic treatment for motor symptoms of Parkinson disease in adults?";
+    let file = serde_json::json!({"questions": [q("1", body), q("2", &body.to_uppercase()), q("3", "Is asthma more common in cities than in the countryside today?")]});
+    std::fs::write(&src, file.to_string()).unwrap();
+    let out = dir.path().join("q.jsonl");
+    let o = kailin(&[
+        "data",
+        "convert",
+        "--input",
+        src.to_str().unwrap(),
+        "--to",
+        "questions",
+        "--dedup",
+        "0.8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let ids: Vec<String> = lines(&out).iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, ["bioasq-1", "bioasq-3"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 near-duplicates dropped"));
+}
+
+#[test]
 fn decontaminate_by_id_and_overlap() {
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("docs.jsonl");
