@@ -326,6 +326,15 @@ fn decontaminate(a: DecontaminateArgs) -> Result<()> {
             }
         }
     }
+    if against == Source::Bioasq {
+        // BioASQ's contexts are its snippets; its documents are evaluation PMIDs.
+        for q in kailin_corpus::read_bioasq(&a.against, false)?.0 {
+            d.exclude_ids(q.documents.iter().filter(|p| in_split(p)).cloned());
+            for s in q.snippets.iter().filter(|s| in_split(&s.pmid)) {
+                d.add_eval_text(&s.pmid, &s.text);
+            }
+        }
+    }
     if let Some(ids) = &a.ids {
         let text = std::fs::read_to_string(ids).with_context(|| format!("reading {}", ids.display()))?;
         d.exclude_ids(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned));

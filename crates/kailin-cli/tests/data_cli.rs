@@ -154,6 +154,33 @@ fn decontaminate_by_id_and_overlap() {
 }
 
 #[test]
+fn decontaminate_against_bioasq_snippets_and_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs.jsonl");
+    let corpus = [
+        serde_json::json!({"id": "90000001", "text": "The evaluation document itself."}),
+        serde_json::json!({"id": "5", "text": "As reviewed, levodopa remains the main therapy of parkinson disease today."}),
+        serde_json::json!({"id": "6", "text": "Nothing in common here at all."}),
+    ];
+    std::fs::write(&docs, corpus.iter().map(|v| format!("{v}\n")).collect::<String>()).unwrap();
+    let clean = dir.path().join("clean.jsonl");
+    ok(&kailin(&[
+        "data",
+        "decontaminate",
+        "--input",
+        docs.to_str().unwrap(),
+        "--against",
+        &fixture("bioasq.json"),
+        "--ngram",
+        "6",
+        "--out",
+        clean.to_str().unwrap(),
+    ]));
+    let kept: Vec<String> = lines(&clean).iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kept, ["6"]);
+}
+
+#[test]
 fn dpo_needs_documents_and_distinct_questions() {
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("docs.jsonl");

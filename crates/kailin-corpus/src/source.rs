@@ -58,6 +58,8 @@ pub fn detect_source(path: impl AsRef<Path>) -> Result<Source> {
         Source::Pubtator
     } else if t.starts_with('{') && t[1..].trim_start().starts_with("\"questions\"") {
         Source::Bioasq
+    } else if keyed_by_pmid(t) {
+        Source::Pubmedqa
     } else if t.starts_with('{') && first_line.trim_end().ends_with('}') {
         Source::Jsonl
     } else if t.starts_with('{') {
@@ -65,6 +67,20 @@ pub fn detect_source(path: impl AsRef<Path>) -> Result<Source> {
     } else {
         return Err(Error::parse(path, 1, "cannot tell the format: pass it explicitly"));
     })
+}
+
+/// `{"12345": {` — a JSON object keyed by PMID, as PubMedQA ships.
+fn keyed_by_pmid(t: &str) -> bool {
+    let Some(rest) = t.strip_prefix('{').map(str::trim_start).and_then(|r| r.strip_prefix('"')) else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0
+        && rest[digits..]
+            .strip_prefix('"')
+            .map(str::trim_start)
+            .and_then(|r| r.strip_prefix(':'))
+            .is_some_and(|r| r.trim_start().starts_with('{'))
 }
 
 /// The documents of a file of any [`Source`] (BioASQ has questions, not documents: it yields
@@ -186,5 +202,28 @@ impl Stats {
             *self.mesh.entry(m.clone()).or_default() += 1;
         }
         self.text_chars += d.text.chars().count();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |name: &str, text: &str, want: Source| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            assert_eq!(detect_source(&p).unwrap(), want, "{name}");
+        };
+        check("a.json", "{\"123\": {\"QUESTION\": \"q\"}}", Source::Pubmedqa);
+        check("b.jsonl", "{\"id\": \"1\", \"text\": \"t\"}\n", Source::Jsonl);
+        check("c.json", "{\n  \"questions\": []}", Source::Bioasq);
+        check("d.txt", "1|t|Title\n1|a|Abstract\n", Source::Pubtator);
+        check("e.xml", "<?xml version=\"1.0\"?><PubmedArticleSet/>", Source::PubmedXml);
+        let p = dir.path().join("f.txt");
+        std::fs::write(&p, "plain words").unwrap();
+        assert!(detect_source(&p).is_err());
     }
 }
