@@ -1,0 +1,42 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Errors of model files. A model file is untrusted input: every claim it makes (counts,
+/// lengths, offsets, shapes) is checked against the bytes actually present before use.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be opened or mapped.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The GGUF data is malformed: truncated, lying about a size, or inconsistent.
+    #[error("{origin}: invalid GGUF at byte {offset}: {message}")]
+    Gguf {
+        /// The file (or `<memory>`).
+        origin: String,
+        /// Where the problem was found.
+        offset: u64,
+        /// What was wrong.
+        message: String,
+    },
+    /// A tensor type this crate cannot dequantise.
+    #[error("tensor {tensor:?}: unsupported GGML type {kind}")]
+    UnsupportedType {
+        /// The tensor.
+        tensor: String,
+        /// The GGML type id.
+        kind: u32,
+    },
+    /// No tensor of that name.
+    #[error("no tensor named {0:?}")]
+    MissingTensor(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
