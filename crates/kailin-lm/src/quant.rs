@@ -71,7 +71,7 @@ impl GgmlType {
     /// blocks (or overflows).
     pub fn bytes_for(self, elements: u64) -> Option<u64> {
         let block = self.block_len() as u64;
-        (elements % block == 0).then(|| (elements / block).checked_mul(self.block_bytes() as u64)).flatten()
+        elements.is_multiple_of(block).then(|| (elements / block).checked_mul(self.block_bytes() as u64)).flatten()
     }
 }
 
@@ -115,7 +115,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
 /// If `data` is not a whole number of blocks: callers check sizes first (the GGUF parser does).
 pub fn dequantize(kind: GgmlType, data: &[u8], out: &mut Vec<f32>) {
     let bb = kind.block_bytes();
-    assert!(data.len() % bb == 0, "dequantize: {} bytes is not a whole number of {kind:?} blocks", data.len());
+    assert!(data.len().is_multiple_of(bb), "dequantize: {} bytes is not a whole number of {kind:?} blocks", data.len());
     out.reserve(data.len() / bb * kind.block_len());
     for b in data.chunks_exact(bb) {
         match kind {
