@@ -7,9 +7,11 @@
 #![deny(missing_docs)]
 
 mod error;
+mod gguf;
 mod quant;
 
 pub use crate::{
     error::{Error, Result},
+    gguf::{Gguf, TensorInfo, Value},
     quant::{GgmlType, dequantize, f16_to_f32},
 };
