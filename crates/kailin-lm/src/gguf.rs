@@ -342,7 +342,6 @@ impl Gguf {
             }
             tensors.push(TensorInfo { name, dims, kind, offset: data_start + offset, bytes: size });
         }
-        drop(c);
         Ok(Gguf { version, metadata, tensors, storage, origin })
     }
 
