@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod eval;
+mod models;
 mod pipeline;
 
 #[derive(Debug, Parser)]
@@ -30,6 +31,13 @@ enum Cmd {
         /// Output directory.
         #[arg(long, default_value = "target/kailin-run")]
         out: PathBuf,
+    },
+    /// Download the default models (SmolLM2-135M-Instruct GGUF, all-MiniLM-L6-v2) into the
+    /// model cache ($KAILIN_MODELS, default ~/.cache/kailin/models), checking their SHA-256.
+    FetchModels {
+        /// Cache directory (default: $KAILIN_MODELS, else ~/.cache/kailin/models).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Benchmarks (`cargo bench`) of one crate, then its quality evaluation where it has one.
     Bench {
@@ -55,6 +63,7 @@ fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::FullPipeline { data, abstracts, out } => pipeline::run(&data, abstracts.as_deref(), &out),
         Cmd::Bench { krate, data } => bench(&krate, &data),
+        Cmd::FetchModels { dir } => models::fetch(&dir.unwrap_or_else(models::models_dir)),
         Cmd::EvalExtraction { data, verbose } => eval::run(&data, verbose),
     }
 }
