@@ -33,6 +33,32 @@ pub enum Error {
         /// The GGML type id.
         kind: u32,
     },
+    /// A weight has another number of values than the architecture needs.
+    #[error("weight {tensor:?}: expected shape {expected:?}, got {got} values")]
+    Shape {
+        /// The weight.
+        tensor: String,
+        /// The shape the architecture needs.
+        expected: Vec<usize>,
+        /// Number of values supplied.
+        got: usize,
+    },
+    /// A sequence longer than the model was built for.
+    #[error("sequence of {len} tokens exceeds the model's {max} positions")]
+    TooLong {
+        /// Tokens given.
+        len: usize,
+        /// Positions supported.
+        max: usize,
+    },
+    /// A token id outside the vocabulary.
+    #[error("token id {token} is outside the vocabulary of {vocab}")]
+    TokenOutOfRange {
+        /// The offending id.
+        token: i64,
+        /// Vocabulary size.
+        vocab: usize,
+    },
     /// No tensor of that name.
     #[error("no tensor named {0:?}")]
     MissingTensor(String),

@@ -8,10 +8,12 @@
 
 mod error;
 mod gguf;
+mod llama;
 mod quant;
 
 pub use crate::{
     error::{Error, Result},
     gguf::{Gguf, TensorInfo, Value},
+    llama::{Llama, LlamaConfig},
     quant::{GgmlType, dequantize, f16_to_f32},
 };

@@ -1,0 +1,20 @@
+//! The SwiGLU feed-forward layer.
+
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+
+/// `down(silu(gate(x)) * up(x))`.
+#[derive(Module, Debug)]
+pub(crate) struct Mlp<B: Backend> {
+    pub(crate) gate: Linear<B>,
+    pub(crate) up: Linear<B>,
+    pub(crate) down: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// Shapes: `x` `[batch, seq, hidden]` → `[batch, seq, hidden]`.
+    pub(crate) fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.down.forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
+    }
+}

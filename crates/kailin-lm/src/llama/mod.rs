@@ -1,0 +1,12 @@
+//! The Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM) on burn, generic over the
+//! backend.
+
+mod attention;
+mod block;
+mod config;
+mod mlp;
+mod model;
+mod rope;
+
+pub(crate) use self::{attention::Attention, block::Block, mlp::Mlp, rope::Rope};
+pub use self::{config::LlamaConfig, model::Llama};
