@@ -61,3 +61,58 @@ fn smollm2_metadata_and_every_tensor() {
     assert_eq!(g.tensor("token_embd.weight").unwrap().dims, [576, 49152]);
     assert!(matches!(g.tensor("output_norm.weight").unwrap().kind, GgmlType::F32));
 }
+
+#[test]
+fn smollm2_answers_a_factual_question() {
+    use burn::backend::Flex;
+    use burn::prelude::*;
+    let Some(path) = model() else { return };
+    let g = Gguf::open(&path).unwrap();
+    let vocab: Vec<String> = g
+        .get("tokenizer.ggml.tokens")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let id = |t: &str| vocab.iter().position(|v| v == t).unwrap_or_else(|| panic!("{t:?} is not one token")) as i64;
+    // ChatML, byte-level BPE spelling (Ġ = space, Ċ = newline); each piece is one token
+    // ("assistant" splits as "ass" + "istant" under this vocabulary's merges).
+    let prompt = [
+        "<|im_start|>",
+        "user",
+        "Ċ",
+        "What",
+        "Ġis",
+        "Ġthe",
+        "Ġcapital",
+        "Ġof",
+        "ĠFrance",
+        "?",
+        "<|im_end|>",
+        "Ċ",
+        "<|im_start|>",
+        "ass",
+        "istant",
+        "Ċ",
+    ];
+    let mut tokens: Vec<i64> = prompt.iter().map(|t| id(t)).collect();
+    let device = Default::default();
+    let (model, config) = kailin_lm::Llama::<Flex>::from_gguf(&g, 64, &device).unwrap();
+    assert_eq!((config.num_layers, config.hidden_size, config.num_kv_heads), (30, 576, 3));
+    let mut answer = String::new();
+    for _ in 0..8 {
+        let n = tokens.len();
+        let input = Tensor::<Flex, 2, Int>::from_data(TensorData::new(tokens.clone(), [1, n]), &device);
+        let logits = model.forward(input).unwrap().slice([0..1, n - 1..n]).reshape([config.vocab_size]);
+        let next = logits.argmax(0).into_scalar().elem::<i64>();
+        if next == id("<|im_end|>") {
+            break;
+        }
+        answer.push_str(&vocab[next as usize].replace('Ġ', " "));
+        tokens.push(next);
+    }
+    eprintln!("SmolLM2 greedy answer: {answer:?}");
+    assert!(answer.contains("Paris"), "{answer:?}");
+}

@@ -4,6 +4,7 @@
 mod attention;
 mod block;
 mod config;
+mod gguf_weights;
 mod mlp;
 mod model;
 mod rope;
