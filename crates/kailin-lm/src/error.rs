@@ -59,6 +59,14 @@ pub enum Error {
         /// Vocabulary size.
         vocab: usize,
     },
+    /// A KV cache made for a model of another depth.
+    #[error("KV cache holds {cache} layers, the model has {model}")]
+    CacheMismatch {
+        /// Layers of the cache.
+        cache: usize,
+        /// Layers of the model.
+        model: usize,
+    },
     /// No tensor of that name.
     #[error("no tensor named {0:?}")]
     MissingTensor(String),

@@ -22,13 +22,17 @@
 #![deny(missing_docs)]
 
 mod error;
+mod generate;
 mod gguf;
 mod llama;
 mod quant;
+mod sampler;
 
 pub use crate::{
     error::{Error, Result},
+    generate::generate,
     gguf::{Gguf, TensorInfo, Value},
-    llama::{Llama, LlamaConfig},
+    llama::{KvCache, Llama, LlamaConfig},
     quant::{GgmlType, dequantize, f16_to_f32},
+    sampler::Sampler,
 };

@@ -203,3 +203,35 @@ fn a_missing_or_misshapen_weight_is_an_error() {
     .unwrap_err();
     assert!(err.to_string().contains("k_proj"), "{err}");
 }
+
+#[test]
+fn cached_decoding_equals_the_full_forward() {
+    let config = LlamaConfig::new(13, 8, 12, 2, 2, 1);
+    let w = weights(&config);
+    let device = Default::default();
+    let model = Llama::<B>::from_weights(&config, 16, &device, |name, _| Ok(w[name].clone())).unwrap();
+    let seq = [1i64, 5, 2, 9, 4, 7];
+    let tensor = |t: &[i64]| Tensor::<B, 2, Int>::from_data(TensorData::new(t.to_vec(), [1, t.len()]), &device);
+    let full = model.forward(tensor(&seq)).unwrap().into_data().to_vec::<f32>().unwrap();
+    let v = config.vocab_size;
+    let mut cache = kailin_lm::KvCache::new(model.num_layers());
+    // Prefill three tokens, then one at a time.
+    let mut got = model.forward_cached(tensor(&seq[..3]), &mut cache).unwrap().into_data().to_vec::<f32>().unwrap();
+    for t in 3..seq.len() {
+        got.extend(model.forward_cached(tensor(&seq[t..=t]), &mut cache).unwrap().into_data().to_vec::<f32>().unwrap());
+    }
+    assert_eq!(cache.len(), seq.len());
+    assert_eq!(got.len(), full.len());
+    for (i, (g, f)) in got.iter().zip(&full).enumerate() {
+        assert!((g - f).abs() < 1e-5, "position {} token {}: cached {g} vs full {f}", i / v, i % v);
+    }
+    // The cache bounds the sequence too, and belongs to one model depth.
+    let mut long = kailin_lm::KvCache::new(model.num_layers());
+    model.forward_cached(tensor(&[1; 16]), &mut long).unwrap();
+    assert!(matches!(
+        model.forward_cached(tensor(&[1]), &mut long),
+        Err(kailin_lm::Error::TooLong { len: 17, max: 16 })
+    ));
+    let mut wrong = kailin_lm::KvCache::new(5);
+    assert!(matches!(model.forward_cached(tensor(&[1]), &mut wrong), Err(kailin_lm::Error::CacheMismatch { .. })));
+}

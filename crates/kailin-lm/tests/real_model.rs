@@ -115,4 +115,19 @@ fn smollm2_answers_a_factual_question() {
     }
     eprintln!("SmolLM2 greedy answer: {answer:?}");
     assert!(answer.contains("Paris"), "{answer:?}");
+
+    // The same answer through the generation loop (KV cache, greedy sampler, stop token).
+    let prompt: Vec<u32> = prompt.iter().map(|t| id(t) as u32).collect();
+    let mut streamed = Vec::new();
+    let generated =
+        kailin_lm::generate(&model, &prompt, 16, &[id("<|im_end|>") as u32], &mut kailin_lm::Sampler::greedy(), |t| {
+            streamed.push(t);
+            true
+        })
+        .unwrap();
+    let uncached: Vec<u32> = tokens[prompt.len()..].iter().map(|&t| t as u32).collect();
+    assert_eq!(&generated[..uncached.len()], &uncached[..], "cached generation = uncached forward loop");
+    assert_eq!(streamed, generated);
+    let text: String = generated.iter().map(|&t| vocab[t as usize].replace('Ġ', " ")).collect();
+    assert_eq!(text, "The capital of France is Paris.", "stops at <|im_end|>");
 }

@@ -15,9 +15,16 @@ pub(crate) struct Block<B: Backend> {
 }
 
 impl<B: Backend> Block<B> {
-    /// Shapes: `x` `[batch, seq, hidden]` → `[batch, seq, hidden]`.
-    pub(crate) fn forward(&self, x: Tensor<B, 3>, rope: &Rope) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.attn_norm.forward(x), rope);
+    /// Shapes: `x` `[batch, seq, hidden]` → `[batch, seq, hidden]`; see [`Attention::forward`]
+    /// for `start` and `cache`.
+    pub(crate) fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &Rope,
+        start: usize,
+        cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+    ) -> Tensor<B, 3> {
+        let x = x.clone() + self.attn.forward(self.attn_norm.forward(x), rope, start, cache);
         x.clone() + self.mlp.forward(self.mlp_norm.forward(x))
     }
 }

@@ -3,6 +3,7 @@
 
 mod attention;
 mod block;
+mod cache;
 mod config;
 mod gguf_weights;
 mod mlp;
@@ -10,4 +11,4 @@ mod model;
 mod rope;
 
 pub(crate) use self::{attention::Attention, block::Block, mlp::Mlp, rope::Rope};
-pub use self::{config::LlamaConfig, model::Llama};
+pub use self::{cache::KvCache, config::LlamaConfig, model::Llama};

@@ -4,7 +4,7 @@ use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
 
-use super::{Attention, Block, LlamaConfig, Mlp, Rope};
+use super::{Attention, Block, KvCache, LlamaConfig, Mlp, Rope};
 use crate::error::{Error, Result};
 
 /// A Llama-family decoder.
@@ -98,11 +98,36 @@ impl<B: Backend> Llama<B> {
     ///
     /// Shapes: `tokens` `[batch, seq]` → logits `[batch, seq, vocab]`.
     ///
-    /// Errors: a sequence longer than the `max_positions` the model was built with.
+    /// Errors: a sequence longer than the `max_positions` the model was built with; a token id
+    /// outside the vocabulary.
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
+        self.run(tokens, None)
+    }
+
+    /// Like [`forward`](Self::forward) for the tokens that follow those in `cache`, which
+    /// receives their keys and values: incremental decoding.
+    ///
+    /// Shapes: `tokens` `[batch, new]` → logits `[batch, new, vocab]`.
+    pub fn forward_cached(&self, tokens: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Result<Tensor<B, 3>> {
+        if cache.layers.len() != self.blocks.len() {
+            return Err(Error::CacheMismatch { cache: cache.layers.len(), model: self.blocks.len() });
+        }
+        let seq = tokens.dims()[1];
+        let logits = self.run(tokens, Some(cache))?;
+        cache.advance(seq);
+        Ok(logits)
+    }
+
+    /// The number of transformer blocks (what a [`KvCache`] must be made for).
+    pub fn num_layers(&self) -> usize {
+        self.blocks.len()
+    }
+
+    fn run(&self, tokens: Tensor<B, 2, Int>, mut cache: Option<&mut KvCache<B>>) -> Result<Tensor<B, 3>> {
         let [_, seq] = tokens.dims();
-        if seq > self.rope.max_positions() {
-            return Err(Error::TooLong { len: seq, max: self.rope.max_positions() });
+        let start = cache.as_ref().map_or(0, |c| c.len());
+        if start + seq > self.rope.max_positions() {
+            return Err(Error::TooLong { len: start + seq, max: self.rope.max_positions() });
         }
         let vocab = self.embed.weight.dims()[0];
         let (lowest, highest) =
@@ -112,8 +137,9 @@ impl<B: Backend> Llama<B> {
             return Err(Error::TokenOutOfRange { token, vocab });
         }
         let mut x = self.embed.forward(tokens);
-        for block in &self.blocks {
-            x = block.forward(x, &self.rope);
+        for (i, block) in self.blocks.iter().enumerate() {
+            let slot = cache.as_mut().map(|c| &mut c.layers[i]);
+            x = block.forward(x, &self.rope, start, slot);
         }
         let x = self.norm.forward(x);
         Ok(match &self.lm_head {
