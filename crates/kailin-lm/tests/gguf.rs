@@ -4,62 +4,8 @@
 
 use kailin_lm::{Error, GgmlType, Gguf, Value};
 
-/// A minimal GGUF writer for the tests.
-#[derive(Default)]
-struct Writer {
-    kv: Vec<u8>,
-    n_kv: u64,
-    infos: Vec<u8>,
-    n_tensors: u64,
-    data: Vec<u8>,
-    alignment: usize,
-}
-
-fn string(out: &mut Vec<u8>, s: &str) {
-    out.extend((s.len() as u64).to_le_bytes());
-    out.extend(s.as_bytes());
-}
-
-impl Writer {
-    fn new() -> Self {
-        Writer { alignment: 32, ..Default::default() }
-    }
-    fn kv(&mut self, key: &str, kind: u32, value: &[u8]) -> &mut Self {
-        string(&mut self.kv, key);
-        self.kv.extend(kind.to_le_bytes());
-        self.kv.extend(value);
-        self.n_kv += 1;
-        self
-    }
-    fn tensor(&mut self, name: &str, dims: &[u64], kind: u32, data: &[u8]) -> &mut Self {
-        while !self.data.len().is_multiple_of(self.alignment) {
-            self.data.push(0);
-        }
-        string(&mut self.infos, name);
-        self.infos.extend((dims.len() as u32).to_le_bytes());
-        for d in dims {
-            self.infos.extend(d.to_le_bytes());
-        }
-        self.infos.extend(kind.to_le_bytes());
-        self.infos.extend((self.data.len() as u64).to_le_bytes());
-        self.data.extend(data);
-        self.n_tensors += 1;
-        self
-    }
-    fn bytes(&self) -> Vec<u8> {
-        let mut out = b"GGUF".to_vec();
-        out.extend(3u32.to_le_bytes());
-        out.extend(self.n_tensors.to_le_bytes());
-        out.extend(self.n_kv.to_le_bytes());
-        out.extend(&self.kv);
-        out.extend(&self.infos);
-        while !out.len().is_multiple_of(self.alignment) {
-            out.push(0);
-        }
-        out.extend(&self.data);
-        out
-    }
-}
+mod common;
+use common::{Writer, string};
 
 fn sample() -> Writer {
     let mut w = Writer::new();
