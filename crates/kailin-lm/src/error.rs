@@ -67,6 +67,12 @@ pub enum Error {
         /// Layers of the model.
         model: usize,
     },
+    /// A pair to score has an empty prompt or continuation.
+    #[error("pair {pair} to score has an empty prompt or continuation")]
+    EmptyScore {
+        /// Index of the pair.
+        pair: usize,
+    },
     /// No tensor of that name.
     #[error("no tensor named {0:?}")]
     MissingTensor(String),

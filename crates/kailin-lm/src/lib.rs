@@ -27,6 +27,7 @@ mod gguf;
 mod llama;
 mod quant;
 mod sampler;
+mod score;
 
 pub use crate::{
     error::{Error, Result},
@@ -35,4 +36,5 @@ pub use crate::{
     llama::{KvCache, Llama, LlamaConfig},
     quant::{GgmlType, dequantize, f16_to_f32},
     sampler::Sampler,
+    score::{Score, score},
 };

@@ -109,3 +109,35 @@ fn cached_decoding_equals_the_full_forward() {
     let mut wrong = kailin_lm::KvCache::new(5);
     assert!(matches!(model.forward_cached(tensor(&[1]), &mut wrong), Err(kailin_lm::Error::CacheMismatch { .. })));
 }
+
+#[test]
+fn scores_equal_summed_log_softmax_of_a_full_forward() {
+    let config = LlamaConfig::new(13, 8, 12, 2, 2, 1);
+    let w = weights(&config);
+    let device = Default::default();
+    let model = Llama::<B>::from_weights(&config, 16, &device, |name, _| Ok(w[name].clone())).unwrap();
+    let pairs =
+        vec![(vec![1u32, 5, 2], vec![9u32, 4]), (vec![3u32], vec![3u32, 0, 12, 7]), (vec![6u32, 6], vec![1u32])];
+    let scores = kailin_lm::score(&model, &pairs).unwrap();
+    for ((p, c), s) in pairs.iter().zip(&scores) {
+        // Reference: the full forward of this pair alone, log-softmax by hand in f64.
+        let seq: Vec<usize> = p.iter().chain(c).map(|&t| t as usize).collect();
+        let logits = reference(&config, &w, &seq);
+        let mut want = Vec::new();
+        for (i, &t) in c.iter().enumerate() {
+            let row = &logits[p.len() + i - 1];
+            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = row.iter().map(|v| (v - m).exp()).sum();
+            want.push(row[t as usize] - m - z.ln());
+        }
+        assert_eq!(s.per_token.len(), c.len());
+        for (g, w) in s.per_token.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-4, "{g} vs {w}");
+        }
+        assert!((s.total - want.iter().sum::<f64>()).abs() < 1e-4);
+        // Alone, without padding: the same.
+        let alone = kailin_lm::score(&model, &[(p.clone(), c.clone())]).unwrap();
+        assert!((alone[0].total - s.total).abs() < 1e-5, "padding changed a score");
+    }
+    assert!(matches!(kailin_lm::score(&model, &[(vec![], vec![1])]), Err(kailin_lm::Error::EmptyScore { pair: 0 })));
+}
