@@ -73,6 +73,9 @@ pub enum Error {
         /// Index of the pair.
         pair: usize,
     },
+    /// A compute device cannot be used (no driver, no GPU).
+    #[error("{0}")]
+    Device(String),
     /// No tensor of that name.
     #[error("no tensor named {0:?}")]
     MissingTensor(String),

@@ -21,6 +21,10 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "cuda")]
+pub use crate::device::cuda_device;
+
+mod device;
 mod error;
 mod generate;
 mod gguf;
@@ -30,6 +34,7 @@ mod sampler;
 mod score;
 
 pub use crate::{
+    device::cuda_compiled,
     error::{Error, Result},
     generate::generate,
     gguf::{Gguf, TensorInfo, Value},
