@@ -45,7 +45,8 @@ const MODELS: &[Model] = &[
 ];
 
 /// The model cache: `$KAILIN_MODELS`, else `$XDG_CACHE_HOME/kailin/models`, else
-/// `~/.cache/kailin/models`.
+/// `~/.cache/kailin/models`. Must agree with `kailin_lm::models_dir` (xtask does not depend
+/// on kailin-lm, to fetch models without building burn first).
 pub(crate) fn models_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KAILIN_MODELS") {
         return dir.into();

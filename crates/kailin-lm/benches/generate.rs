@@ -2,7 +2,6 @@
 //! the CPU (burn's Flex backend), KV cache on. Needs `cargo xtask fetch-models`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stderr)]
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use burn::backend::Flex;
@@ -18,10 +17,7 @@ fn model() -> Option<&'static Llama<Flex>> {
     static MODEL: OnceLock<Option<Llama<Flex>>> = OnceLock::new();
     MODEL
         .get_or_init(|| {
-            let dir = std::env::var_os("KAILIN_MODELS")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kailin/models")))?;
-            let path = dir.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+            let path = kailin_lm::smollm2_gguf()?;
             let Ok(g) = Gguf::open(&path) else {
                 eprintln!("note: {} absent (cargo xtask fetch-models): nothing to benchmark", path.display());
                 return None;

@@ -29,6 +29,7 @@ mod error;
 mod generate;
 mod gguf;
 mod llama;
+mod models;
 mod quant;
 mod sampler;
 mod score;
@@ -39,6 +40,7 @@ pub use crate::{
     generate::generate,
     gguf::{Gguf, TensorInfo, Value},
     llama::{KvCache, Llama, LlamaConfig},
+    models::{models_dir, smollm2_gguf},
     quant::{GgmlType, dequantize, f16_to_f32},
     sampler::Sampler,
     score::{Score, score},

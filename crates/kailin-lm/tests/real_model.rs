@@ -7,13 +7,7 @@ use std::path::PathBuf;
 use kailin_lm::{GgmlType, Gguf, Value};
 
 fn model() -> Option<PathBuf> {
-    let dir = std::env::var_os("KAILIN_MODELS").map(PathBuf::from).or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .map(|c| c.join("kailin/models"))
-    })?;
-    let path = dir.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = kailin_lm::smollm2_gguf()?;
     if path.exists() {
         Some(path)
     } else {

@@ -1,0 +1,21 @@
+//! Where the default models live. Nothing here downloads: `cargo xtask fetch-models` fills the
+//! directory (and resolves it the same way).
+
+use std::path::PathBuf;
+
+/// The model cache: `$KAILIN_MODELS`, else `$XDG_CACHE_HOME/kailin/models`, else
+/// `~/.cache/kailin/models`; `None` when none of these variables is set.
+pub fn models_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("KAILIN_MODELS") {
+        return Some(dir.into());
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|cache| cache.join("kailin/models"))
+}
+
+/// The default SmolLM2-135M-Instruct GGUF file inside [`models_dir`].
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    models_dir().map(|d| d.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"))
+}
