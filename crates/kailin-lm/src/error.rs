@@ -76,6 +76,39 @@ pub enum Error {
     /// A compute device cannot be used (no driver, no GPU).
     #[error("{0}")]
     Device(String),
+    /// A model configuration (`config.json`, an index file) is malformed or unsupported.
+    #[error("{origin}: {message}")]
+    Config {
+        /// The file.
+        origin: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A safetensors file is malformed, or its tensors do not fit the model.
+    #[error("{origin}: invalid safetensors: {message}")]
+    Safetensors {
+        /// The file.
+        origin: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The tokenizer could not be built or failed on an input.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A chat template failed to compile or render.
+    #[error("chat template: {0}")]
+    Template(String),
+    /// A batch whose size differs from the one the KV cache was made for.
+    #[error("KV cache was made for a batch of {cache} sequences, got {batch}")]
+    BatchMismatch {
+        /// Sequences the cache holds.
+        cache: usize,
+        /// Sequences given.
+        batch: usize,
+    },
+    /// The tensor backend failed (e.g. returning data to the host).
+    #[error("backend: {0}")]
+    Backend(String),
     /// No tensor of that name.
     #[error("no tensor named {0:?}")]
     MissingTensor(String),

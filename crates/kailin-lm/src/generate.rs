@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::llama::{KvCache, Llama};
 use crate::sampler::Sampler;
 
@@ -17,30 +17,79 @@ pub fn generate<B: Backend>(
     sampler: &mut Sampler,
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<Vec<u32>> {
-    let device = model.devices().into_iter().next().unwrap_or_default();
-    let tensor = |t: &[u32]| {
-        let ids: Vec<i64> = t.iter().map(|&x| i64::from(x)).collect();
-        Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, t.len()]), &device)
-    };
-    let mut cache = KvCache::new(model.num_layers());
-    let mut out = Vec::new();
-    if prompt.is_empty() || max_new == 0 {
+    let mut out = generate_batch(
+        model,
+        &[prompt.to_vec()],
+        max_new,
+        stop,
+        std::slice::from_mut(sampler),
+        |_, token| on_token(token),
+    )?;
+    Ok(out.pop().unwrap_or_default())
+}
+
+/// Generates for many prompts at once: the prompts are left-padded to the longest (padding is
+/// masked and positions count from each prompt's first token, so every sequence decodes as it
+/// would alone), then one token per unfinished sequence is decoded per step through the KV
+/// cache. Sequence `i` draws from `samplers[i]` (seed them differently for different samples),
+/// ends at a `stop` token (not included), after `max_new` tokens, or when `on_token(i, token)`
+/// returns `false`; finished sequences leave the batch. An empty prompt generates nothing.
+///
+/// Errors: `samplers` and `prompts` of different lengths; a prompt plus `max_new` longer than
+/// the model's positions (checked before any work); token ids outside the vocabulary.
+pub fn generate_batch<B: Backend>(
+    model: &Llama<B>,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    stop: &[u32],
+    samplers: &mut [Sampler],
+    mut on_token: impl FnMut(usize, u32) -> bool,
+) -> Result<Vec<Vec<u32>>> {
+    if samplers.len() != prompts.len() {
+        return Err(Error::BatchMismatch { cache: samplers.len(), batch: prompts.len() });
+    }
+    let mut out = vec![Vec::new(); prompts.len()];
+    let mut active: Vec<usize> = (0..prompts.len()).filter(|&i| !prompts[i].is_empty()).collect();
+    let longest = active.iter().map(|&i| prompts[i].len()).max().unwrap_or(0);
+    if active.is_empty() || max_new == 0 {
         return Ok(out);
     }
-    let mut logits = model.forward_cached(tensor(prompt), &mut cache)?;
+    // The last generated token is never fed back, hence the - 1.
+    if longest + max_new - 1 > model.max_positions() {
+        return Err(Error::TooLong { len: longest + max_new - 1, max: model.max_positions() });
+    }
+    let pads: Vec<usize> = active.iter().map(|&i| longest - prompts[i].len()).collect();
+    let mut ids = Vec::with_capacity(active.len() * longest);
+    for (&i, &pad) in active.iter().zip(&pads) {
+        ids.extend(std::iter::repeat_n(0, pad));
+        ids.extend_from_slice(&prompts[i]);
+    }
+    let mut cache = KvCache::with_left_padding(model.num_layers(), pads);
+    let mut logits = model.forward_ids(&ids, active.len(), &mut cache)?;
     loop {
-        let [_, seq, vocab] = logits.dims();
-        let last = logits.slice([0..1, seq - 1..seq]).reshape([vocab]).into_data();
-        let last = last.to_vec::<f32>().unwrap_or_default();
-        let next = sampler.sample(&last) as u32;
-        if stop.contains(&next) {
+        let [batch, seq, vocab] = logits.dims();
+        let last = logits.slice([0..batch, seq - 1..seq]).reshape([batch * vocab]).into_data();
+        let last = last.to_vec::<f32>().map_err(|e| Error::Backend(format!("reading logits: {e:?}")))?;
+        let (mut keep, mut next) = (Vec::new(), Vec::new());
+        for (row, &i) in active.iter().enumerate() {
+            let token = samplers[i].sample(&last[row * vocab..(row + 1) * vocab]) as u32;
+            if stop.contains(&token) {
+                continue;
+            }
+            out[i].push(token);
+            if on_token(i, token) && out[i].len() < max_new {
+                keep.push(row);
+                next.push(token);
+            }
+        }
+        if keep.is_empty() {
             break;
         }
-        out.push(next);
-        if !on_token(next) || out.len() >= max_new {
-            break;
+        if keep.len() < active.len() {
+            cache.retain_rows(&keep);
+            active = keep.iter().map(|&row| active[row]).collect();
         }
-        logits = model.forward_cached(tensor(&[next]), &mut cache)?;
+        logits = model.forward_ids(&next, active.len(), &mut cache)?;
     }
     Ok(out)
 }

@@ -24,6 +24,8 @@
 #[cfg(feature = "cuda")]
 pub use crate::device::cuda_device;
 
+mod chat;
+mod complete;
 mod device;
 mod error;
 mod generate;
@@ -33,15 +35,19 @@ mod models;
 mod quant;
 mod sampler;
 mod score;
+mod tokenizer;
 
 pub use crate::{
+    chat::{ChatMessage, ChatTemplate},
+    complete::{Completion, CompletionOptions, FinishReason, chat_prompt, complete},
     device::cuda_compiled,
     error::{Error, Result},
-    generate::generate,
+    generate::{generate, generate_batch},
     gguf::{Gguf, TensorInfo, Value},
-    llama::{KvCache, Llama, LlamaConfig},
+    llama::{HF_NAME_MAP, KvCache, Llama, LlamaConfig, RopeScaling},
     models::{models_dir, smollm2_gguf},
     quant::{GgmlType, dequantize, f16_to_f32},
     sampler::Sampler,
     score::{Score, score},
+    tokenizer::Tokenizer,
 };

@@ -4,7 +4,8 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
-use super::Rope;
+use super::Step;
+use super::rope::rotate;
 
 /// Multi-head attention where `num_heads / num_kv_heads` query heads share each key/value head.
 #[derive(Module, Debug)]
@@ -15,25 +16,26 @@ pub(crate) struct Attention<B: Backend> {
     pub(crate) o: Linear<B>,
     pub(crate) num_heads: usize,
     pub(crate) num_kv_heads: usize,
+    pub(crate) head_dim: usize,
 }
 
 impl<B: Backend> Attention<B> {
-    /// Shapes: `x` `[batch, seq, hidden]` → `[batch, seq, hidden]`. The new positions start
-    /// at `start`; with a `cache` entry, their keys and values are appended to it and the
-    /// queries attend to every cached position as well.
+    /// Shapes: `x` `[batch, seq, hidden]` → `[batch, seq, hidden]`. With a `cache` entry, the
+    /// new keys and values are appended to it and the queries attend to every cached position
+    /// as well; `step` holds the RoPE tables and mask of the pass.
     pub(crate) fn forward(
         &self,
         x: Tensor<B, 3>,
-        rope: &Rope,
-        start: usize,
+        step: &Step<B>,
         cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
     ) -> Tensor<B, 3> {
-        let [batch, seq, hidden] = x.dims();
-        let head_dim = hidden / self.num_heads;
-        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, head_dim]).swap_dims(1, 2);
-        let q = rope.forward(heads(self.q.forward(x.clone()), self.num_heads), start);
-        let mut k = rope.forward(heads(self.k.forward(x.clone()), self.num_kv_heads), start);
-        let mut v = heads(self.v.forward(x), self.num_kv_heads);
+        let [batch, seq, _] = x.dims();
+        let (hd, kvh) = (self.head_dim, self.num_kv_heads);
+        let group = self.num_heads / kvh;
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, hd]).swap_dims(1, 2);
+        let q = rotate(heads(self.q.forward(x.clone()), self.num_heads), &step.cos, &step.sin);
+        let mut k = rotate(heads(self.k.forward(x.clone()), kvh), &step.cos, &step.sin);
+        let mut v = heads(self.v.forward(x), kvh);
         if let Some(slot) = cache {
             if let Some((ck, cv)) = slot.take() {
                 k = Tensor::cat(vec![ck, k], 2);
@@ -42,19 +44,21 @@ impl<B: Backend> Attention<B> {
             *slot = Some((k.clone(), v.clone()));
         }
         let total = k.dims()[2];
-        // [batch, kv_heads, total, head_dim] -> [batch, heads, total, head_dim]
-        let group = self.num_heads / self.num_kv_heads;
-        let expand = |t: Tensor<B, 4>| {
-            t.unsqueeze_dim::<5>(2).repeat_dim(2, group).reshape([batch, self.num_heads, total, head_dim])
+        // Query heads h = kv·group + g share key/value head kv: fold the group into the rows,
+        // so keys and values are used as they are, not copied per query head.
+        // [batch, heads, seq, hd] -> [batch, kv, group·seq, hd]
+        let q = q.reshape([batch, kvh, group * seq, hd]);
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f64).sqrt());
+        let scores = match &step.mask {
+            // [batch, kv, group, seq, total] + [batch or 1, 1, 1, seq, total]
+            Some(mask) => {
+                (scores.reshape([batch, kvh, group, seq, total]) + mask.clone().unsqueeze_dim::<5>(2))
+                    .reshape([batch, kvh, group * seq, total])
+            }
+            None => scores,
         };
-        let (k, v) = (expand(k), expand(v));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head_dim as f64).sqrt());
-        let device = scores.device();
-        // future[i, j]: key position j comes after query position total - seq + i.
-        let queries = Tensor::<B, 1, Int>::arange((total - seq) as i64..total as i64, &device).reshape([seq, 1]);
-        let keys = Tensor::<B, 1, Int>::arange(0..total as i64, &device).reshape([1, total]);
-        let scores = scores.mask_fill(keys.greater(queries).unsqueeze::<4>(), f32::NEG_INFINITY);
-        let out = softmax(scores, 3).matmul(v);
-        self.o.forward(out.swap_dims(1, 2).reshape([batch, seq, hidden]))
+        let out = softmax(scores, 3).matmul(v); // [batch, kv, group·seq, hd]
+        let out = out.reshape([batch, self.num_heads, seq, hd]).swap_dims(1, 2);
+        self.o.forward(out.reshape([batch, seq, self.num_heads * hd]))
     }
 }

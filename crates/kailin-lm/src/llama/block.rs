@@ -3,7 +3,7 @@
 use burn::nn::RmsNorm;
 use burn::prelude::*;
 
-use super::{Attention, Mlp, Rope};
+use super::{Attention, Mlp, Step};
 
 /// Pre-norm block: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
 #[derive(Module, Debug)]
@@ -16,15 +16,14 @@ pub(crate) struct Block<B: Backend> {
 
 impl<B: Backend> Block<B> {
     /// Shapes: `x` `[batch, seq, hidden]` → `[batch, seq, hidden]`; see [`Attention::forward`]
-    /// for `start` and `cache`.
+    /// for `step` and `cache`.
     pub(crate) fn forward(
         &self,
         x: Tensor<B, 3>,
-        rope: &Rope,
-        start: usize,
+        step: &Step<B>,
         cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
     ) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.attn_norm.forward(x), rope, start, cache);
+        let x = x.clone() + self.attn.forward(self.attn_norm.forward(x), step, cache);
         x.clone() + self.mlp.forward(self.mlp_norm.forward(x))
     }
 }

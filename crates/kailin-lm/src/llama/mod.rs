@@ -9,6 +9,13 @@ mod gguf_weights;
 mod mlp;
 mod model;
 mod rope;
+mod safetensors_weights;
+mod step;
 
-pub(crate) use self::{attention::Attention, block::Block, mlp::Mlp, rope::Rope};
-pub use self::{cache::KvCache, config::LlamaConfig, model::Llama};
+pub(crate) use self::{attention::Attention, block::Block, mlp::Mlp, rope::Rope, step::Step};
+pub use self::{
+    cache::KvCache,
+    config::{LlamaConfig, RopeScaling},
+    model::Llama,
+    safetensors_weights::HF_NAME_MAP,
+};

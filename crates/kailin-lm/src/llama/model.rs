@@ -1,10 +1,10 @@
 //! The whole decoder: embedding, blocks, final norm, output projection.
 
 use burn::module::Param;
-use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 
-use super::{Attention, Block, KvCache, LlamaConfig, Mlp, Rope};
+use super::{Attention, Block, KvCache, LlamaConfig, Mlp, Rope, Step};
 use crate::error::{Error, Result};
 
 /// A Llama-family decoder.
@@ -52,6 +52,42 @@ impl<B: Backend, F: FnMut(&str, &[usize]) -> Result<Vec<f32>>> Loader<'_, B, F> 
     }
 }
 
+impl LlamaConfig {
+    /// A model of this architecture with freshly initialised weights (burn's default
+    /// initialisers, drawn lazily: weights loaded over them are never drawn), for training
+    /// from scratch or as the target of a weight loader. `max_positions` bounds the sequence
+    /// length (RoPE tables).
+    pub fn init<B: Backend>(&self, max_positions: usize, device: &B::Device) -> Llama<B> {
+        let (h, hd, eps) = (self.hidden_size, self.head_dim(), self.rms_eps);
+        let (q, kv, ff) = (self.num_heads * hd, self.num_kv_heads * hd, self.intermediate_size);
+        let linear = |i: usize, o: usize, bias: bool| LinearConfig::new(i, o).with_bias(bias).init(device);
+        let rms = || RmsNormConfig::new(h).with_epsilon(eps).init(device);
+        let blocks = (0..self.num_layers)
+            .map(|_| Block {
+                attn_norm: rms(),
+                attn: Attention {
+                    q: linear(h, q, self.attention_bias),
+                    k: linear(h, kv, self.attention_bias),
+                    v: linear(h, kv, self.attention_bias),
+                    o: linear(q, h, false),
+                    num_heads: self.num_heads,
+                    num_kv_heads: self.num_kv_heads,
+                    head_dim: hd,
+                },
+                mlp_norm: rms(),
+                mlp: Mlp { gate: linear(h, ff, false), up: linear(h, ff, false), down: linear(ff, h, false) },
+            })
+            .collect();
+        Llama {
+            embed: EmbeddingConfig::new(self.vocab_size, h).init(device),
+            blocks,
+            norm: rms(),
+            lm_head: (!self.tie_embeddings).then(|| linear(h, self.vocab_size, false)),
+            rope: Rope::new(&self.inverse_frequencies(), max_positions),
+        }
+    }
+}
+
 impl<B: Backend> Llama<B> {
     /// Builds the model from weights supplied by name, in Hugging Face naming and layout
     /// (`model.layers.0.self_attn.q_proj.weight`, `[out, in]`, row-major f32). `weight(name,
@@ -63,18 +99,20 @@ impl<B: Backend> Llama<B> {
         device: &B::Device,
         mut weight: impl FnMut(&str, &[usize]) -> Result<Vec<f32>>,
     ) -> Result<Self> {
-        let (h, kv, eps) = (config.hidden_size, config.num_kv_heads * config.head_dim(), config.rms_eps);
+        let (h, eps) = (config.hidden_size, config.rms_eps);
+        let (q, kv) = (config.num_heads * config.head_dim(), config.num_kv_heads * config.head_dim());
         let mut l = Loader { weight: &mut weight, device };
         let mut blocks = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
             let p = format!("model.layers.{i}");
             let attn = Attention {
-                q: l.linear(&format!("{p}.self_attn.q_proj"), h, h, config.attention_bias)?,
+                q: l.linear(&format!("{p}.self_attn.q_proj"), q, h, config.attention_bias)?,
                 k: l.linear(&format!("{p}.self_attn.k_proj"), kv, h, config.attention_bias)?,
                 v: l.linear(&format!("{p}.self_attn.v_proj"), kv, h, config.attention_bias)?,
-                o: l.linear(&format!("{p}.self_attn.o_proj"), h, h, false)?,
+                o: l.linear(&format!("{p}.self_attn.o_proj"), h, q, false)?,
                 num_heads: config.num_heads,
                 num_kv_heads: config.num_kv_heads,
+                head_dim: config.head_dim(),
             };
             let mlp = Mlp {
                 gate: l.linear(&format!("{p}.mlp.gate_proj"), config.intermediate_size, h, false)?,
@@ -90,8 +128,7 @@ impl<B: Backend> Llama<B> {
         let norm = l.rms("model.norm.weight", h, eps)?;
         let lm_head =
             if config.tie_embeddings { None } else { Some(l.linear("lm_head", config.vocab_size, h, false)?) };
-        let rope = Rope::new(config.head_dim(), max_positions, config.rope_theta);
-        Ok(Llama { embed, blocks, norm, lm_head, rope })
+        Ok(Llama { embed, blocks, norm, lm_head, rope: Rope::new(&config.inverse_frequencies(), max_positions) })
     }
 
     /// Next-token logits for every position.
@@ -101,7 +138,7 @@ impl<B: Backend> Llama<B> {
     /// Errors: a sequence longer than the `max_positions` the model was built with; a token id
     /// outside the vocabulary.
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
-        self.run(tokens, None)
+        self.run(tokens, None, true)
     }
 
     /// Like [`forward`](Self::forward) for the tokens that follow those in `cache`, which
@@ -113,7 +150,7 @@ impl<B: Backend> Llama<B> {
             return Err(Error::CacheMismatch { cache: cache.layers.len(), model: self.blocks.len() });
         }
         let seq = tokens.dims()[1];
-        let logits = self.run(tokens, Some(cache))?;
+        let logits = self.run(tokens, Some(cache), true)?;
         cache.advance(seq);
         Ok(logits)
     }
@@ -123,30 +160,67 @@ impl<B: Backend> Llama<B> {
         self.blocks.len()
     }
 
-    fn run(&self, tokens: Tensor<B, 2, Int>, mut cache: Option<&mut KvCache<B>>) -> Result<Tensor<B, 3>> {
-        let [_, seq] = tokens.dims();
+    /// The vocabulary size (rows of the token embedding).
+    pub fn vocab_size(&self) -> usize {
+        self.embed.weight.dims()[0]
+    }
+
+    /// The longest sequence (prompt and generated tokens) this model instance accepts.
+    pub fn max_positions(&self) -> usize {
+        self.rope.max_positions()
+    }
+
+    /// [`forward_cached`](Self::forward_cached) for token ids held on the host: the range
+    /// check needs no device reduction (and no synchronisation).
+    ///
+    /// Shapes: `ids` row-major `[batch, new]` → logits `[batch, new, vocab]`.
+    pub(crate) fn forward_ids(&self, ids: &[u32], batch: usize, cache: &mut KvCache<B>) -> Result<Tensor<B, 3>> {
+        let vocab = self.vocab_size();
+        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Error::TokenOutOfRange { token: i64::from(bad), vocab });
+        }
+        let device = self.embed.weight.device();
+        let seq = ids.len() / batch.max(1);
+        let data: Vec<i64> = ids.iter().map(|&t| i64::from(t)).collect();
+        let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(data, [batch, seq]), &device);
+        if cache.layers.len() != self.blocks.len() {
+            return Err(Error::CacheMismatch { cache: cache.layers.len(), model: self.blocks.len() });
+        }
+        let logits = self.run(tokens, Some(cache), false)?;
+        cache.advance(seq);
+        Ok(logits)
+    }
+
+    fn run(&self, tokens: Tensor<B, 2, Int>, mut cache: Option<&mut KvCache<B>>, check: bool) -> Result<Tensor<B, 3>> {
+        let [batch, seq] = tokens.dims();
         let start = cache.as_ref().map_or(0, |c| c.len());
         if start + seq > self.rope.max_positions() {
             return Err(Error::TooLong { len: start + seq, max: self.rope.max_positions() });
         }
-        let vocab = self.embed.weight.dims()[0];
-        let (lowest, highest) =
-            (tokens.clone().min().into_scalar().elem::<i64>(), tokens.clone().max().into_scalar().elem::<i64>());
-        if lowest < 0 || highest >= vocab as i64 {
-            let token = if lowest < 0 { lowest } else { highest };
-            return Err(Error::TokenOutOfRange { token, vocab });
+        let vocab = self.vocab_size();
+        if check {
+            let (lowest, highest) =
+                (tokens.clone().min().into_scalar().elem::<i64>(), tokens.clone().max().into_scalar().elem::<i64>());
+            if lowest < 0 || highest >= vocab as i64 {
+                let token = if lowest < 0 { lowest } else { highest };
+                return Err(Error::TokenOutOfRange { token, vocab });
+            }
         }
+        let pads = cache.as_ref().map_or(&[][..], |c| &c.pads[..]);
+        if !pads.is_empty() && pads.len() != batch {
+            return Err(Error::BatchMismatch { cache: pads.len(), batch });
+        }
+        let step = Step::new(&self.rope, batch, seq, start, pads, &tokens.device());
         let mut x = self.embed.forward(tokens);
         for (i, block) in self.blocks.iter().enumerate() {
             let slot = cache.as_mut().map(|c| &mut c.layers[i]);
-            x = block.forward(x, &self.rope, start, slot);
+            x = block.forward(x, &step, slot);
         }
         let x = self.norm.forward(x);
         Ok(match &self.lm_head {
             Some(head) => head.forward(x),
             None => {
                 let [batch, seq, hidden] = x.dims();
-                let vocab = self.embed.weight.dims()[0];
                 x.reshape([batch * seq, hidden])
                     .matmul(self.embed.weight.val().transpose())
                     .reshape([batch, seq, vocab])

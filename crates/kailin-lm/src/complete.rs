@@ -1,0 +1,115 @@
+//! Text in, text out: tokenisation, batched generation and stop strings together.
+
+use burn::prelude::*;
+
+use crate::chat::ChatMessage;
+use crate::error::{Error, Result};
+use crate::generate::generate_batch;
+use crate::llama::Llama;
+use crate::sampler::Sampler;
+use crate::tokenizer::Tokenizer;
+
+/// Sampling and stopping settings of a text completion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionOptions {
+    /// Most tokens generated per prompt.
+    pub max_new: usize,
+    /// 0 is greedy decoding.
+    pub temperature: f32,
+    /// Sample among the `k` most likely tokens only.
+    pub top_k: Option<usize>,
+    /// Nucleus sampling threshold.
+    pub top_p: Option<f32>,
+    /// Seed of prompt 0's sampler; prompt `i` uses `seed + i`, so a prompt's output does not
+    /// depend on which other prompts share its batch.
+    pub seed: u64,
+    /// Texts that end a completion (not included in it), besides the model's stop tokens.
+    pub stop: Vec<String>,
+}
+
+impl Default for CompletionOptions {
+    fn default() -> Self {
+        CompletionOptions { max_new: 256, temperature: 0.0, top_k: None, top_p: None, seed: 0, stop: Vec::new() }
+    }
+}
+
+/// Why a completion ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// A stop token or stop string.
+    Stop,
+    /// `max_new` tokens.
+    Length,
+}
+
+/// One generated text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The text, special tokens and any stop string left out.
+    pub text: String,
+    /// The generated token ids (up to and including the token that completed a stop string).
+    pub tokens: Vec<u32>,
+    /// Why it ended.
+    pub finish: FinishReason,
+}
+
+/// The prompt text for a conversation, rendered with the model's chat template, ending where
+/// the assistant's reply begins.
+pub fn chat_prompt(tokenizer: &Tokenizer, messages: &[ChatMessage]) -> Result<String> {
+    let template = tokenizer.chat_template().ok_or_else(|| Error::Template("the model has no chat template".into()))?;
+    template.render(messages, true)
+}
+
+/// Completes every prompt (text, e.g. from [`chat_prompt`]) in one batch; see
+/// [`generate_batch`]. Generation stops at the tokenizer's stop tokens
+/// ([`Tokenizer::stop_ids`]) and at `options.stop` strings.
+pub fn complete<B: Backend>(
+    model: &Llama<B>,
+    tokenizer: &Tokenizer,
+    prompts: &[String],
+    options: &CompletionOptions,
+) -> Result<Vec<Completion>> {
+    let ids = prompts.iter().map(|p| tokenizer.encode(p, true)).collect::<Result<Vec<_>>>()?;
+    let mut samplers: Vec<Sampler> = (0..prompts.len())
+        .map(|i| {
+            let mut s = Sampler::new(options.temperature, options.seed.wrapping_add(i as u64));
+            if let Some(k) = options.top_k {
+                s = s.top_k(k);
+            }
+            if let Some(p) = options.top_p {
+                s = s.top_p(p);
+            }
+            s
+        })
+        .collect();
+    let mut so_far: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+    let mut decode_error = None;
+    let tokens = generate_batch(model, &ids, options.max_new, &tokenizer.stop_ids(), &mut samplers, |i, token| {
+        if options.stop.is_empty() {
+            return true;
+        }
+        so_far[i].push(token);
+        match tokenizer.decode(&so_far[i], true) {
+            Ok(text) => !options.stop.iter().any(|s| text.contains(s.as_str())),
+            Err(e) => {
+                decode_error = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = decode_error {
+        return Err(e);
+    }
+    tokens
+        .into_iter()
+        .map(|tokens| {
+            let mut text = tokenizer.decode(&tokens, true)?;
+            let cut = options.stop.iter().filter_map(|s| text.find(s.as_str())).min();
+            let finish = if cut.is_some() || tokens.len() < options.max_new { FinishReason::Stop } else { FinishReason::Length };
+            if let Some(cut) = cut {
+                text.truncate(cut);
+            }
+            Ok(Completion { text, tokens, finish })
+        })
+        .collect()
+}

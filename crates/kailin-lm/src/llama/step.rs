@@ -1,0 +1,51 @@
+//! What every layer of one forward pass shares: the RoPE tables of the positions in the pass
+//! and the attention mask. Built once per pass, on the host, from plain position arithmetic.
+
+use burn::prelude::*;
+
+use super::Rope;
+
+/// Added to the scores of masked keys: large and finite, so a row whose keys are all masked
+/// (a padding query) stays finite instead of turning NaN and leaking into other rows.
+const MASKED: f32 = -1.0e30;
+
+/// Per-pass tensors shared by the layers.
+#[derive(Debug, Clone)]
+pub(crate) struct Step<B: Backend> {
+    /// RoPE cosines and sines, `[batch or 1, 1, seq, head_dim / 2]`.
+    pub(crate) cos: Tensor<B, 4>,
+    /// See `cos`.
+    pub(crate) sin: Tensor<B, 4>,
+    /// Additive mask `[batch or 1, 1, seq, total]` (0 or a large negative number), `None` when
+    /// every query may see every key (one new token per sequence, no padding).
+    pub(crate) mask: Option<Tensor<B, 4>>,
+}
+
+impl<B: Backend> Step<B> {
+    /// A pass over `seq` new tokens per sequence after `start` cached positions. `pads[b]` is
+    /// the number of left-padding positions of sequence `b` (empty: no padding): they are never
+    /// attended to, and positions count from the first real token.
+    pub(crate) fn new(rope: &Rope, batch: usize, seq: usize, start: usize, pads: &[usize], device: &B::Device) -> Self {
+        let total = start + seq;
+        let padded = pads.iter().any(|&p| p > 0);
+        let rows = if padded { batch } else { 1 };
+        let mut positions = Vec::with_capacity(rows * seq);
+        for b in 0..rows {
+            let pad = if padded { pads[b] } else { 0 };
+            positions.extend((start..total).map(|p| p.saturating_sub(pad)));
+        }
+        let (cos, sin) = rope.tables(&positions, seq, device);
+        let mask = (seq > 1 || padded).then(|| {
+            let mut m = Vec::with_capacity(rows * seq * total);
+            for b in 0..rows {
+                let pad = if padded { pads[b] } else { 0 };
+                for q in start..total {
+                    // A query sees keys up to itself, never padding (a padding query sees itself).
+                    m.extend((0..total).map(|k| if k > q || (k < pad && k != q) { MASKED } else { 0.0 }));
+                }
+            }
+            Tensor::from_data(TensorData::new(m, [rows, 1, seq, total]), device)
+        });
+        Step { cos, sin, mask }
+    }
+}
