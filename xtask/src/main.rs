@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod eval;
+mod lm;
 mod models;
 mod pipeline;
 
@@ -41,12 +42,33 @@ enum Cmd {
     },
     /// Benchmarks (`cargo bench`) of one crate, then its quality evaluation where it has one.
     Bench {
-        /// The crate: `mesh` or `corpus`.
+        /// The crate: `mesh`, `corpus` or `lm`.
         #[arg(default_value = "mesh")]
         krate: String,
         /// Data directory (default: ../shared/data, or $KAILIN_DATA).
         #[arg(long, env = "KAILIN_DATA", default_value = "../shared/data")]
         data: PathBuf,
+    },
+    /// Perplexity of the default model (or --model FILE.gguf) on the first N PubMedQA abstracts.
+    Perplexity {
+        /// Data directory holding pubmedqa/ (default: ../shared/data, or $KAILIN_DATA).
+        #[arg(long, env = "KAILIN_DATA", default_value = "../shared/data")]
+        data: PathBuf,
+        /// A GGUF model (default: SmolLM2-135M-Instruct from the model cache).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Number of abstracts.
+        #[arg(long, default_value_t = 100)]
+        n: usize,
+    },
+    /// Compare next-token logits and decoding speed with llama.cpp (needs llama-cpp-python).
+    LlamacppCheck {
+        /// A GGUF model (default: SmolLM2-135M-Instruct from the model cache).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Where to write the comparison.
+        #[arg(long, default_value = "target/llamacpp-check.json")]
+        out: PathBuf,
     },
     /// MeSH term extraction quality on BC5CDR (precision/recall, for docs/benchmarks.md).
     EvalExtraction {
@@ -65,6 +87,8 @@ fn main() -> Result<()> {
         Cmd::Bench { krate, data } => bench(&krate, &data),
         Cmd::FetchModels { dir } => models::fetch(&dir.unwrap_or_else(models::models_dir)),
         Cmd::EvalExtraction { data, verbose } => eval::run(&data, verbose),
+        Cmd::Perplexity { data, model, n } => lm::perplexity(&data, &model, n),
+        Cmd::LlamacppCheck { model, out } => lm::llamacpp_check(&model, &out),
     }
 }
 
@@ -72,7 +96,8 @@ fn bench(krate: &str, data: &std::path::Path) -> Result<()> {
     let package = match krate {
         "mesh" | "kailin-mesh" => "kailin-mesh",
         "corpus" | "kailin-corpus" => "kailin-corpus",
-        other => anyhow::bail!("no benchmarks for {other:?} yet (known: mesh, corpus)"),
+        "lm" | "kailin-lm" => "kailin-lm",
+        other => anyhow::bail!("no benchmarks for {other:?} yet (known: mesh, corpus, lm)"),
     };
     // Benchmarks run from their crate's directory: hand them an absolute path.
     let data = &std::path::absolute(data)?;

@@ -29,10 +29,12 @@ impl<B: Backend> Attention<B> {
         step: &Step<B>,
         cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
     ) -> Tensor<B, 3> {
-        let [batch, seq, _] = x.dims();
+        let [batch, seq, hidden] = x.dims();
         let (hd, kvh) = (self.head_dim, self.num_kv_heads);
         let group = self.num_heads / kvh;
-        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, hd]).swap_dims(1, 2);
+        // Projections on one [batch·seq, hidden] matrix (see `Mlp::forward`).
+        let x = x.reshape([batch * seq, hidden]);
+        let heads = |t: Tensor<B, 2>, n: usize| t.reshape([batch, seq, n, hd]).swap_dims(1, 2);
         let q = rotate(heads(self.q.forward(x.clone()), self.num_heads), &step.cos, &step.sin);
         let mut k = rotate(heads(self.k.forward(x.clone()), kvh), &step.cos, &step.sin);
         let mut v = heads(self.v.forward(x), kvh);
@@ -59,6 +61,6 @@ impl<B: Backend> Attention<B> {
         };
         let out = softmax(scores, 3).matmul(v); // [batch, kv, group·seq, hd]
         let out = out.reshape([batch, self.num_heads, seq, hd]).swap_dims(1, 2);
-        self.o.forward(out.reshape([batch, seq, self.num_heads * hd]))
+        self.o.forward(out.reshape([batch * seq, self.num_heads * hd])).reshape([batch, seq, hidden])
     }
 }

@@ -42,7 +42,16 @@ impl<B: Backend, F: FnMut(&str, &[usize]) -> Result<Vec<f32>>> Loader<'_, B, F> 
 
     /// A projection stored `[out, in]` (Hugging Face); burn's `Linear` holds `[in, out]`.
     fn linear(&mut self, name: &str, out: usize, inp: usize, bias: bool) -> Result<Linear<B>> {
-        let weight = Param::from_tensor(self.tensor(&format!("{name}.weight"), [out, inp])?.transpose());
+        // Transposed here, on the host: a transposed view would be copied to contiguous
+        // memory by every matmul (that copy was 85% of decoding time).
+        let values = self.values(&format!("{name}.weight"), &[out, inp])?;
+        let mut t = vec![0.0f32; values.len()];
+        for (o, row) in values.chunks_exact(inp).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                t[i * out + o] = v;
+            }
+        }
+        let weight = Param::from_tensor(Tensor::from_data(TensorData::new(t, [inp, out]), self.device));
         let bias = if bias { Some(Param::from_tensor(self.tensor(&format!("{name}.bias"), [out])?)) } else { None };
         Ok(Linear { weight, bias })
     }
@@ -217,14 +226,14 @@ impl<B: Backend> Llama<B> {
             x = block.forward(x, &step, slot);
         }
         let x = self.norm.forward(x);
-        Ok(match &self.lm_head {
+        let [batch, seq, hidden] = x.dims();
+        let x = x.reshape([batch * seq, hidden]);
+        let logits = match &self.lm_head {
             Some(head) => head.forward(x),
-            None => {
-                let [batch, seq, hidden] = x.dims();
-                x.reshape([batch * seq, hidden])
-                    .matmul(self.embed.weight.val().transpose())
-                    .reshape([batch, seq, vocab])
-            }
-        })
+            // (E·xᵀ)ᵀ rather than x·Eᵀ: the embedding is read in its own row-major layout (a
+            // third faster for a batch of 16 on flex).
+            None => self.embed.weight.val().matmul(x.transpose()).transpose(),
+        };
+        Ok(logits.reshape([batch, seq, vocab]))
     }
 }

@@ -76,7 +76,7 @@ pub fn weight(name: &str, n: usize) -> Vec<f32> {
 
 pub fn weights(c: &LlamaConfig) -> HashMap<String, Vec<f32>> {
     let (h, hd) = (c.hidden_size, c.head_dim());
-    let kv = c.num_kv_heads * hd;
+    let (q, kv) = (c.num_heads * hd, c.num_kv_heads * hd);
     let mut w = HashMap::new();
     let mut put = |name: String, n: usize| {
         w.insert(name.clone(), weight(&name, n));
@@ -88,11 +88,11 @@ pub fn weights(c: &LlamaConfig) -> HashMap<String, Vec<f32>> {
     }
     for l in 0..c.num_layers {
         let p = format!("model.layers.{l}");
-        for (n, size) in [("q_proj", h * h), ("k_proj", kv * h), ("v_proj", kv * h), ("o_proj", h * h)] {
+        for (n, size) in [("q_proj", q * h), ("k_proj", kv * h), ("v_proj", kv * h), ("o_proj", h * q)] {
             put(format!("{p}.self_attn.{n}.weight"), size);
         }
         if c.attention_bias {
-            put(format!("{p}.self_attn.q_proj.bias"), h);
+            put(format!("{p}.self_attn.q_proj.bias"), q);
             put(format!("{p}.self_attn.k_proj.bias"), kv);
             put(format!("{p}.self_attn.v_proj.bias"), kv);
         }
@@ -149,10 +149,10 @@ pub fn reference(c: &LlamaConfig, w: &HashMap<String, Vec<f32>>, tokens: &[usize
         let proj = |n: &str, x: &[f64], out: usize| {
             add_bias(matvec(&w[&format!("{p}.self_attn.{n}.weight")], x, out), format!("{p}.self_attn.{n}.bias"))
         };
-        let qs: Vec<Vec<f64>> = normed.iter().map(|x| proj("q_proj", x, h)).collect();
+        let qs: Vec<Vec<f64>> = normed.iter().map(|x| proj("q_proj", x, nh * hd)).collect();
         let ks: Vec<Vec<f64>> = normed.iter().map(|x| proj("k_proj", x, nkv * hd)).collect();
         let vs: Vec<Vec<f64>> = normed.iter().map(|x| proj("v_proj", x, nkv * hd)).collect();
-        let mut attn_out = vec![vec![0.0; h]; tokens.len()];
+        let mut attn_out = vec![vec![0.0; nh * hd]; tokens.len()];
         for head in 0..nh {
             let kvh = head / (nh / nkv);
             for t in 0..tokens.len() {
@@ -188,4 +188,50 @@ pub fn reference(c: &LlamaConfig, w: &HashMap<String, Vec<f32>>, tokens: &[usize
     }
     let head = if c.tie_embeddings { emb } else { &w["lm_head.weight"] };
     xs.iter().map(|x| matvec(head, &rmsnorm(x, &w["model.norm.weight"], c.rms_eps), c.vocab_size)).collect()
+}
+
+/// A safetensors file (the format written out by hand: little-endian header length, JSON
+/// header, raw data) holding `tensors` as `dtype` ("F32", "F16" or "BF16"), with HF shapes.
+pub fn safetensors(tensors: &[(&str, Vec<usize>, &[f32])], dtype: &str) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, shape, values) in tensors {
+        let start = data.len();
+        for &v in values.iter() {
+            match dtype {
+                "F32" => data.extend(v.to_le_bytes()),
+                "F16" => data.extend(f32_to_f16(v).to_le_bytes()),
+                "BF16" => data.extend(((v.to_bits() + 0x7FFF + ((v.to_bits() >> 16) & 1)) >> 16).to_le_bytes()[..2].to_vec()),
+                _ => panic!("dtype {dtype}"),
+            }
+        }
+        header.insert(
+            (*name).to_owned(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut text = serde_json::Value::Object(header).to_string();
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text.as_bytes());
+    out.extend(data);
+    out
+}
+
+/// Round-to-nearest-even f32 -> IEEE half (normal range only; enough for test weights).
+pub fn f32_to_f16(v: f32) -> u16 {
+    if v == 0.0 {
+        return if v.is_sign_negative() { 0x8000 } else { 0 };
+    }
+    let bits = v.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xFF) as i32 - 127 + 15;
+    let mant = bits & 0x7F_FFFF;
+    assert!((1..31).contains(&exp), "{v} outside the normal half range");
+    let half = (exp as u32) << 10 | (mant >> 13);
+    let rest = mant & 0x1FFF;
+    let rounded = if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) { half + 1 } else { half };
+    sign | rounded as u16
 }
