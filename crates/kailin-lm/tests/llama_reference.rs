@@ -141,3 +141,60 @@ fn scores_equal_summed_log_softmax_of_a_full_forward() {
     }
     assert!(matches!(kailin_lm::score(&model, &[(vec![], vec![1])]), Err(kailin_lm::Error::EmptyScore { pair: 0 })));
 }
+
+#[test]
+fn batched_left_padded_generation_equals_each_prompt_alone() {
+    let config = LlamaConfig::new(13, 8, 12, 2, 2, 1);
+    let w = weights(&config);
+    let device = Default::default();
+    let model = Llama::<B>::from_weights(&config, 32, &device, |name, _| Ok(w[name].clone())).unwrap();
+    let prompts = vec![vec![1u32, 5, 2, 9, 4], vec![3u32], vec![7u32, 7, 0], vec![], vec![12u32, 1]];
+    let alone: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| kailin_lm::generate(&model, p, 8, &[], &mut kailin_lm::Sampler::greedy(), |_| true).unwrap())
+        .collect();
+    // The reference's greedy choice after the first prompt.
+    let seq: Vec<usize> = prompts[0].iter().map(|&t| t as usize).collect();
+    let last = reference(&config, &w, &seq).pop().unwrap();
+    let argmax = (0..last.len()).fold(0, |b, i| if last[i] > last[b] { i } else { b });
+    assert_eq!(alone[0][0] as usize, argmax);
+    let mut samplers = vec![kailin_lm::Sampler::greedy(); prompts.len()];
+    let batched = kailin_lm::generate_batch(&model, &prompts, 8, &[], &mut samplers, |_, _| true).unwrap();
+    assert_eq!(batched, alone);
+    assert!(batched[3].is_empty() && batched[0].len() == 8);
+
+    // Sampled: per-prompt seeds give the same tokens batched or alone.
+    let sampler = |i: u64| kailin_lm::Sampler::new(1.0, 40 + i).top_k(5);
+    let mut samplers: Vec<_> = (0..prompts.len() as u64).map(sampler).collect();
+    let batched = kailin_lm::generate_batch(&model, &prompts, 6, &[], &mut samplers, |_, _| true).unwrap();
+    for (i, p) in prompts.iter().enumerate() {
+        let alone = kailin_lm::generate(&model, p, 6, &[], &mut sampler(i as u64), |_| true).unwrap();
+        assert_eq!(batched[i], alone, "prompt {i}");
+    }
+
+    // Stop tokens and a callback that ends one sequence early (it leaves the batch).
+    let stop = [alone[0][2]];
+    let mut samplers = vec![kailin_lm::Sampler::greedy(); prompts.len()];
+    let mut seen = vec![0usize; prompts.len()];
+    let out = kailin_lm::generate_batch(&model, &prompts, 8, &stop, &mut samplers, |i, _| {
+        seen[i] += 1;
+        i != 4 || seen[i] < 2
+    })
+    .unwrap();
+    for (i, (o, a)) in out.iter().zip(&alone).enumerate() {
+        let cut = a.iter().position(|t| stop.contains(t)).unwrap_or(a.len());
+        let cut = if i == 4 { cut.min(2) } else { cut };
+        assert_eq!(o[..], a[..cut], "prompt {i}");
+    }
+    assert!(out[0].len() <= 2);
+    // Errors before any work: sampler count, length.
+    assert!(matches!(
+        kailin_lm::generate_batch(&model, &prompts, 8, &[], &mut [], |_, _| true),
+        Err(kailin_lm::Error::BatchMismatch { .. })
+    ));
+    let mut samplers = vec![kailin_lm::Sampler::greedy(); prompts.len()];
+    assert!(matches!(
+        kailin_lm::generate_batch(&model, &prompts, 29, &[], &mut samplers, |_, _| true),
+        Err(kailin_lm::Error::TooLong { len: 33, max: 32 })
+    ));
+}

@@ -125,3 +125,53 @@ fn smollm2_answers_a_factual_question() {
     let text: String = generated.iter().map(|&t| vocab[t as usize].replace('Ġ', " ")).collect();
     assert_eq!(text, "The capital of France is Paris.", "stops at <|im_end|>");
 }
+
+#[test]
+fn smollm2_tokenizer_chat_template_and_batched_completion() {
+    use burn::backend::Flex;
+    use kailin_lm::{ChatMessage, CompletionOptions, FinishReason, Tokenizer};
+    let Some(path) = model() else { return };
+    let g = Gguf::open(&path).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    assert_eq!((tok.vocab_size(), tok.bos_id(), tok.eos_id()), (49152, Some(1), Some(2)));
+    // The ids llama.cpp gives for this prompt (`cargo xtask llamacpp-check` compares more).
+    let chatml = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+    let ids = tok.encode(chatml, true).unwrap();
+    assert_eq!(ids, [1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198]);
+    assert_eq!(tok.decode(&ids, false).unwrap(), chatml);
+    // Digits split one by one (the "smollm" pre-tokenizer); text round-trips.
+    let text = "In 2019, 1,234 patients: naïve α-synuclein";
+    let ids = tok.encode(text, false).unwrap();
+    assert_eq!(tok.decode(&ids, true).unwrap(), text);
+    assert!(ids.iter().filter(|&&i| tok.decode(&[i], true).unwrap().chars().all(|c| c.is_ascii_digit())).count() >= 8);
+
+    // The GGUF's own chat template, rendered: the default system prompt comes first.
+    let prompt = kailin_lm::chat_prompt(&tok, &[ChatMessage::user("What is the capital of France?")]).unwrap();
+    assert!(prompt.starts_with("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"));
+    assert!(prompt.ends_with(chatml));
+
+    let (model, _) = kailin_lm::Llama::<Flex>::from_gguf(&g, 256, &Default::default()).unwrap();
+    let questions = ["What is the capital of France?", "What is the capital of Italy?", "Name a primary colour."];
+    let prompts: Vec<String> =
+        questions.iter().map(|q| kailin_lm::chat_prompt(&tok, &[ChatMessage::user(*q)]).unwrap()).collect();
+    let options = CompletionOptions { max_new: 24, ..Default::default() };
+    let batched = kailin_lm::complete(&model, &tok, &prompts, &options).unwrap();
+    eprintln!("{:?}", batched.iter().map(|c| &c.text).collect::<Vec<_>>());
+    assert!(batched[0].text.contains("Paris"), "{:?}", batched[0].text);
+    // (A 135M model: other answers are fluent but not always right, e.g. for Italy's capital.)
+    for (i, p) in prompts.iter().enumerate() {
+        let alone = kailin_lm::complete(&model, &tok, std::slice::from_ref(p), &options).unwrap();
+        assert_eq!(alone[0], batched[i], "prompt {i} alone vs in the batch");
+    }
+    assert_eq!(batched[0].finish, FinishReason::Stop);
+    // A stop string cuts the text (and the generation) where it first appears.
+    let stop = CompletionOptions { stop: vec![" of".into()], ..options.clone() };
+    let cut = kailin_lm::complete(&model, &tok, &prompts[..1], &stop).unwrap();
+    assert_eq!(cut[0].text, batched[0].text.split(" of").next().unwrap());
+    assert!(cut[0].tokens.len() < batched[0].tokens.len());
+    // Sampling is seeded: the same seed gives the same text.
+    let sampled = CompletionOptions { temperature: 0.9, top_p: Some(0.95), seed: 7, ..options };
+    let a = kailin_lm::complete(&model, &tok, &prompts[2..], &sampled).unwrap();
+    let b = kailin_lm::complete(&model, &tok, &prompts[2..], &sampled).unwrap();
+    assert_eq!(a, b);
+}
