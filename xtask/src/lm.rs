@@ -133,7 +133,8 @@ pub(crate) fn llamacpp_check(model: &Option<PathBuf>, out: &Path) -> Result<()> 
         let tokens = Tensor::<Flex, 2, Int>::from_data(TensorData::new(data, [1, ids.len()]), &Default::default());
         let logits = llama.forward(tokens)?;
         let [_, seq, vocab] = logits.dims();
-        let ours: Vec<f32> = logits.slice([0..1, seq - 1..seq]).reshape([vocab]).into_data().to_vec().unwrap_or_default();
+        let ours: Vec<f32> =
+            logits.slice([0..1, seq - 1..seq]).reshape([vocab]).into_data().to_vec().unwrap_or_default();
         let argmax = |v: &[f32]| (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
         let max_diff = ours.iter().zip(&theirs).map(|(a, b)| f64::from((a - b).abs())).fold(0.0, f64::max);
         let (top_ours, top_theirs) = (argmax(&ours), argmax(&theirs));
@@ -147,12 +148,12 @@ pub(crate) fn llamacpp_check(model: &Option<PathBuf>, out: &Path) -> Result<()> 
         rows.push(serde_json::json!({"prompt": prompt, "same_tokens": ours_ids == ids, "top1_ours": top_ours,
             "top1_llamacpp": top_theirs, "max_abs_logit_diff": max_diff}));
     }
-    let their_speed = reference["decode_tokens"].as_f64().unwrap_or(0.0) / reference["decode_seconds"].as_f64().unwrap_or(1.0);
+    let their_speed =
+        reference["decode_tokens"].as_f64().unwrap_or(0.0) / reference["decode_seconds"].as_f64().unwrap_or(1.0);
     // Our greedy decoding speed on the same prompt and token count.
     let prompt = tokenizer.encode(PROMPTS[0], false)?;
     let start = Instant::now();
-    let generated =
-        kailin_lm::generate(&llama, &prompt, 64, &[], &mut kailin_lm::Sampler::greedy(), |_| true)?;
+    let generated = kailin_lm::generate(&llama, &prompt, 64, &[], &mut kailin_lm::Sampler::greedy(), |_| true)?;
     let our_speed = generated.len() as f64 / start.elapsed().as_secs_f64();
     println!(
         "top-1 agreement {agree}/{}; largest |Δlogit| {worst:.4}; greedy decoding {our_speed:.1} tok/s vs llama.cpp \

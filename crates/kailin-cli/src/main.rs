@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod data;
+mod lm;
 mod mesh;
 
 /// Distil biomedical QA training data from the literature (m-KAILIN).
@@ -24,6 +25,9 @@ enum Cmd {
     /// Corpora: statistics, conversion to training formats, decontamination.
     #[command(subcommand)]
     Data(data::DataCmd),
+    /// Language models: generate, score.
+    #[command(subcommand)]
+    Lm(lm::LmCmd),
 }
 
 fn main() -> std::process::ExitCode {
@@ -35,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.cmd {
         Cmd::Mesh(cmd) => mesh::run(cmd),
         Cmd::Data(cmd) => data::run(cmd),
+        Cmd::Lm(cmd) => lm::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

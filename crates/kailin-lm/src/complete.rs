@@ -105,7 +105,8 @@ pub fn complete<B: Backend>(
         .map(|tokens| {
             let mut text = tokenizer.decode(&tokens, true)?;
             let cut = options.stop.iter().filter_map(|s| text.find(s.as_str())).min();
-            let finish = if cut.is_some() || tokens.len() < options.max_new { FinishReason::Stop } else { FinishReason::Length };
+            let finish =
+                if cut.is_some() || tokens.len() < options.max_new { FinishReason::Stop } else { FinishReason::Length };
             if let Some(cut) = cut {
                 text.truncate(cut);
             }

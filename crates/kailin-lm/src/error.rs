@@ -8,12 +8,12 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be opened or mapped.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, so not repeated as a source).
+        error: std::io::Error,
     },
     /// The GGUF data is malformed: truncated, lying about a size, or inconsistent.
     #[error("{origin}: invalid GGUF at byte {offset}: {message}")]

@@ -17,14 +17,10 @@ pub fn generate<B: Backend>(
     sampler: &mut Sampler,
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<Vec<u32>> {
-    let mut out = generate_batch(
-        model,
-        &[prompt.to_vec()],
-        max_new,
-        stop,
-        std::slice::from_mut(sampler),
-        |_, token| on_token(token),
-    )?;
+    let mut out =
+        generate_batch(model, &[prompt.to_vec()], max_new, stop, std::slice::from_mut(sampler), |_, token| {
+            on_token(token)
+        })?;
     Ok(out.pop().unwrap_or_default())
 }
 

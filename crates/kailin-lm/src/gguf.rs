@@ -248,7 +248,7 @@ impl Gguf {
     /// Maps and parses a GGUF file.
     pub fn open(path: impl AsRef<Path>) -> Result<Gguf> {
         let path = path.as_ref();
-        let io = |source| Error::Io { path: path.to_owned(), source };
+        let io = |source| Error::Io { path: path.to_owned(), error: source };
         let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: read-only map; the file must not be truncated by another process while the
         // map lives (as with any memory-mapped reader); every offset is checked against the

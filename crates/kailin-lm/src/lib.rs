@@ -45,7 +45,7 @@ pub use crate::{
     generate::{generate, generate_batch},
     gguf::{Gguf, TensorInfo, Value},
     llama::{HF_NAME_MAP, KvCache, Llama, LlamaConfig, RopeScaling},
-    models::{models_dir, smollm2_gguf},
+    models::{load, models_dir, smollm2_gguf},
     quant::{GgmlType, dequantize, f16_to_f32},
     sampler::Sampler,
     score::{Score, score},

@@ -19,3 +19,21 @@ pub fn models_dir() -> Option<PathBuf> {
 pub fn smollm2_gguf() -> Option<PathBuf> {
     models_dir().map(|d| d.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"))
 }
+
+/// Loads a model and its tokenizer from `path`: a GGUF file, or a Hugging Face directory
+/// (`config.json`, safetensors, `tokenizer.json`). `max_positions` bounds prompt plus
+/// generated tokens.
+pub fn load<B: burn::prelude::Backend>(
+    path: impl AsRef<std::path::Path>,
+    max_positions: usize,
+    device: &B::Device,
+) -> crate::Result<(crate::Llama<B>, crate::LlamaConfig, crate::Tokenizer)> {
+    let path = path.as_ref();
+    if path.is_dir() {
+        let (model, config) = crate::Llama::from_hf_dir(path, max_positions, device)?;
+        return Ok((model, config, crate::Tokenizer::from_hf_dir(path)?));
+    }
+    let gguf = crate::Gguf::open(path)?;
+    let (model, config) = crate::Llama::from_gguf(&gguf, max_positions, device)?;
+    Ok((model, config, crate::Tokenizer::from_gguf(&gguf)?))
+}

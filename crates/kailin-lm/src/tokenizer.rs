@@ -42,7 +42,7 @@ impl Tokenizer {
             Ok(text) => serde_json::from_str(&text)
                 .map_err(|e| Error::Config { origin: config_path.display().to_string(), message: e.to_string() })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Json::Null,
-            Err(source) => return Err(Error::Io { path: config_path, source }),
+            Err(source) => return Err(Error::Io { path: config_path, error: source }),
         };
         // A special token is a string, or an object with a "content" field.
         let token = |key: &str| match config.get(key) {
@@ -101,12 +101,8 @@ impl Tokenizer {
                     "rstrip": false, "normalized": false, "special": kind == 3}));
             }
         }
-        let byte_level = |use_regex: bool| {
-            json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
-        };
-        let split = |pattern: &str| {
-            json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false})
-        };
+        let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
+        let split = |pattern: &str| json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false});
         let pre = meta("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
         let pre_tokenizer = match pre {
             "default" | "gpt-2" | "gpt2" => byte_level(true),
@@ -128,7 +124,10 @@ impl Tokenizer {
         });
         let inner: tokenizers::Tokenizer = spec.to_string().parse().map_err(tok_err)?;
         let id = |key: &str| {
-            meta(key).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()).filter(|&v| (v as usize) < tokens.len())
+            meta(key)
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .filter(|&v| (v as usize) < tokens.len())
         };
         let (bos, eos) = (id("tokenizer.ggml.bos_token_id"), id("tokenizer.ggml.eos_token_id"));
         let text = |id: Option<u32>| id.map(|i| tokens[i as usize].to_owned());

@@ -96,7 +96,9 @@ fn sharded_half_precision_checkpoints_with_config_json() {
         let (second, first): (Vec<&String>, Vec<&String>) =
             names.into_iter().partition(|n| n.starts_with("model.layers.1.") || n.starts_with("lm_head"));
         let mut map = serde_json::Map::new();
-        for (file, part) in [("model-00001-of-00002.safetensors", &first), ("model-00002-of-00002.safetensors", &second)] {
+        for (file, part) in
+            [("model-00001-of-00002.safetensors", &first), ("model-00002-of-00002.safetensors", &second)]
+        {
             let tensors: Vec<_> =
                 part.iter().map(|k| (k.as_str(), shape_of(&config, k), w[k.as_str()].as_slice())).collect();
             std::fs::write(dir.path().join(file), safetensors(&tensors, dtype)).unwrap();

@@ -53,10 +53,8 @@ impl<B: Backend> Attention<B> {
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f64).sqrt());
         let scores = match &step.mask {
             // [batch, kv, group, seq, total] + [batch or 1, 1, 1, seq, total]
-            Some(mask) => {
-                (scores.reshape([batch, kvh, group, seq, total]) + mask.clone().unsqueeze_dim::<5>(2))
-                    .reshape([batch, kvh, group * seq, total])
-            }
+            Some(mask) => (scores.reshape([batch, kvh, group, seq, total]) + mask.clone().unsqueeze_dim::<5>(2))
+                .reshape([batch, kvh, group * seq, total]),
             None => scores,
         };
         let out = softmax(scores, 3).matmul(v); // [batch, kv, group·seq, hd]

@@ -68,7 +68,7 @@ impl LlamaConfig {
     /// SmolLM2 are `llama`).
     pub fn from_hf_file(path: impl AsRef<Path>) -> Result<LlamaConfig> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), error: source })?;
         Self::from_hf_json(&text).map_err(|e| match e {
             Error::Config { message, .. } => Error::Config { origin: path.display().to_string(), message },
             other => other,

@@ -68,7 +68,7 @@ pub(crate) fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
         return Ok(vec![single]);
     }
     let index = dir.join("model.safetensors.index.json");
-    let text = std::fs::read_to_string(&index).map_err(|source| Error::Io { path: index.clone(), source })?;
+    let text = std::fs::read_to_string(&index).map_err(|source| Error::Io { path: index.clone(), error: source })?;
     let bad = |message: String| Error::Config { origin: index.display().to_string(), message };
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
     let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| bad("no weight_map object".into()))?;
@@ -112,7 +112,7 @@ impl<B: Backend> Llama<B> {
         for file in files {
             if !file.is_file() {
                 let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such safetensors file");
-                return Err(Error::Io { path: file.clone(), source });
+                return Err(Error::Io { path: file.clone(), error: source });
             }
             // Memory-mapped; the safetensors crate checks the untrusted header (lengths,
             // offsets, overlaps) before any tensor is read.
@@ -149,8 +149,9 @@ fn load<B: Backend>(
             .remap(remap.clone())
             .validate(false)
             .allow_partial(true);
-        let result =
-            model.load_from(&mut store).map_err(|e| Error::Safetensors { origin: origin.clone(), message: e.to_string() })?;
+        let result = model
+            .load_from(&mut store)
+            .map_err(|e| Error::Safetensors { origin: origin.clone(), message: e.to_string() })?;
         if let Some(e) = result.errors.first() {
             return Err(match e {
                 ApplyError::ShapeMismatch { path, expected, found } => Error::Shape {

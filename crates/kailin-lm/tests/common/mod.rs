@@ -201,7 +201,9 @@ pub fn safetensors(tensors: &[(&str, Vec<usize>, &[f32])], dtype: &str) -> Vec<u
             match dtype {
                 "F32" => data.extend(v.to_le_bytes()),
                 "F16" => data.extend(f32_to_f16(v).to_le_bytes()),
-                "BF16" => data.extend(((v.to_bits() + 0x7FFF + ((v.to_bits() >> 16) & 1)) >> 16).to_le_bytes()[..2].to_vec()),
+                "BF16" => {
+                    data.extend(((v.to_bits() + 0x7FFF + ((v.to_bits() >> 16) & 1)) >> 16).to_le_bytes()[..2].to_vec())
+                }
                 _ => panic!("dtype {dtype}"),
             }
         }

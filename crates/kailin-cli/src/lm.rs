@@ -1,0 +1,168 @@
+//! `kailin lm …`: thin subcommands over `kailin-lm`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::Backend;
+use clap::{Args, Subcommand, ValueEnum};
+use kailin_lm::{ChatMessage, Sampler};
+
+/// Language models: generation and scoring.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LmCmd {
+    /// Generate a continuation of a prompt, streamed to stdout.
+    Generate(GenerateArgs),
+    /// Print the summed log-probability of a continuation given a prompt.
+    Score(ScoreArgs),
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Device {
+    /// burn's flex backend.
+    Cpu,
+    /// burn's CUDA backend (built with `--features cuda`).
+    Cuda,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModelArgs {
+    /// A GGUF file, or a Hugging Face model directory (config.json, safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: Device,
+    /// Longest prompt plus continuation, in tokens.
+    #[arg(long, default_value_t = 2048)]
+    max_positions: usize,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The prompt text.
+    #[arg(long)]
+    prompt: String,
+    /// Wrap the prompt as a user turn in the model's chat template.
+    #[arg(long)]
+    chat: bool,
+    /// Most new tokens.
+    #[arg(long, default_value_t = 256)]
+    max_new: usize,
+    /// Sampling temperature (0: greedy).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Sample among the k most likely tokens.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Nucleus sampling threshold.
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Sampler seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScoreArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The conditioning text.
+    #[arg(long)]
+    prompt: String,
+    /// The text whose log-probability is printed (tokenised on its own, after the prompt's tokens).
+    #[arg(long)]
+    continuation: String,
+}
+
+pub(crate) fn run(cmd: LmCmd) -> Result<()> {
+    let device = match &cmd {
+        LmCmd::Generate(a) => a.model.device,
+        LmCmd::Score(a) => a.model.device,
+    };
+    match device {
+        Device::Cpu => dispatch::<burn::backend::Flex>(cmd, &Default::default()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => dispatch::<burn::backend::Cuda>(cmd, &kailin_lm::cuda_device(0)?),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => bail!("this kailin was built without CUDA (cargo build -p kailin-cli --features cuda)"),
+    }
+}
+
+fn dispatch<B: Backend>(cmd: LmCmd, device: &B::Device) -> Result<()> {
+    match cmd {
+        LmCmd::Generate(a) => generate::<B>(a, device),
+        LmCmd::Score(a) => score::<B>(a, device),
+    }
+}
+
+fn load<B: Backend>(a: &ModelArgs, device: &B::Device) -> Result<(kailin_lm::Llama<B>, kailin_lm::Tokenizer)> {
+    let (model, _, tokenizer) = kailin_lm::load::<B>(&a.model, a.max_positions, device)
+        .with_context(|| format!("loading {}", a.model.display()))?;
+    Ok((model, tokenizer))
+}
+
+fn generate<B: Backend>(a: GenerateArgs, device: &B::Device) -> Result<()> {
+    let (model, tokenizer) = load::<B>(&a.model, device)?;
+    let text = if a.chat { kailin_lm::chat_prompt(&tokenizer, &[ChatMessage::user(&a.prompt)])? } else { a.prompt };
+    let prompt = tokenizer.encode(&text, true)?;
+    if prompt.is_empty() {
+        bail!("the prompt is empty");
+    }
+    let mut sampler = Sampler::new(a.temperature, a.seed);
+    if let Some(k) = a.top_k {
+        sampler = sampler.top_k(k);
+    }
+    if let Some(p) = a.top_p {
+        sampler = sampler.top_p(p);
+    }
+    // Streamed: print the text each new token adds (decoding the whole continuation keeps
+    // multi-byte characters split across tokens intact).
+    let mut out = std::io::stdout().lock();
+    let (mut tokens, mut printed, mut failed) = (Vec::new(), 0usize, None);
+    kailin_lm::generate(&model, &prompt, a.max_new, &tokenizer.stop_ids(), &mut sampler, |t| {
+        tokens.push(t);
+        let step = tokenizer.decode(&tokens, true).map_err(anyhow::Error::from).and_then(|text| {
+            if text.len() > printed && text.is_char_boundary(printed) && !text.ends_with('\u{FFFD}') {
+                out.write_all(&text.as_bytes()[printed..])?;
+                out.flush()?;
+                printed = text.len();
+            }
+            Ok(())
+        });
+        match step {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let text = tokenizer.decode(&tokens, true)?;
+    if text.len() > printed && text.is_char_boundary(printed) {
+        out.write_all(&text.as_bytes()[printed..])?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+fn score<B: Backend>(a: ScoreArgs, device: &B::Device) -> Result<()> {
+    let (model, tokenizer) = load::<B>(&a.model, device)?;
+    let prompt = tokenizer.encode(&a.prompt, true)?;
+    let continuation = tokenizer.encode(&a.continuation, false)?;
+    if prompt.is_empty() || continuation.is_empty() {
+        bail!("the prompt and the continuation must each be at least one token");
+    }
+    let s = kailin_lm::score(&model, &[(prompt, continuation)])?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{}", s[0].total);
+    }
+    Ok(())
+}
