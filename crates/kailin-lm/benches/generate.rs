@@ -1,5 +1,6 @@
-//! `cargo bench -p kailin-lm`: single-sequence greedy decoding of SmolLM2-135M-Instruct on
-//! the CPU (burn's Flex backend), KV cache on. Needs `cargo xtask fetch-models`.
+//! `cargo bench -p kailin-lm` (or `cargo xtask bench lm`): greedy decoding of
+//! SmolLM2-135M-Instruct on the CPU (burn's Flex backend), KV cache on, one sequence and a
+//! batch of 16. Needs `cargo xtask fetch-models`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stderr)]
 
 use std::sync::OnceLock;
@@ -7,7 +8,7 @@ use std::sync::OnceLock;
 use burn::backend::Flex;
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use kailin_lm::{Gguf, Llama, Sampler, generate};
+use kailin_lm::{Gguf, Llama, Sampler, generate_batch};
 
 fn main() {
     divan::main();
@@ -27,14 +28,19 @@ fn model() -> Option<&'static Llama<Flex>> {
         .as_ref()
 }
 
-const NEW: usize = 32;
+/// New tokens per sequence.
+const NEW: usize = 64;
 
-/// Tokens per second of decoding: a 16-token ChatML prompt, then 32 greedy tokens.
-#[divan::bench(sample_count = 5)]
-fn decode_single_sequence(b: Bencher<'_, '_>) {
+/// Tokens per second of decoding: `batch` copies of a 16-token ChatML prompt (prefill
+/// included), then 64 greedy tokens each (no stop token, so every sequence runs to 64).
+#[divan::bench(args = [1, 16], sample_count = 3)]
+fn decode(b: Bencher<'_, '_>, batch: usize) {
     let Some(model) = model() else { return };
     // <|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n
-    let prompt = [1u32, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198];
-    b.counter(ItemsCount::new(NEW))
-        .bench(|| generate(model, &prompt, NEW, &[], &mut Sampler::greedy(), |_| true).unwrap());
+    let prompt = vec![1u32, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198];
+    let prompts = vec![prompt; batch];
+    b.counter(ItemsCount::new(NEW * batch)).bench(|| {
+        let mut samplers = vec![Sampler::greedy(); batch];
+        generate_batch(model, &prompts, NEW, &[], &mut samplers, |_, _| true).unwrap()
+    });
 }

@@ -1,22 +1,29 @@
-//! The language-model runtime of kailin.
+//! The language-model runtime of kailin: Llama-family decoders (Llama 2/3, Mistral, Qwen2,
+//! SmolLM) on burn, generic over the backend (`Flex` on the CPU, `Cuda` with the `cuda`
+//! feature).
 //!
-//! So far: GGUF v3 model files, parsed with every count, length and offset checked against
-//! the bytes present ([`Gguf`]); dequantisation of F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K,
-//! Q5_K and Q6_K tensors to `f32` ([`dequantize`]); and the Llama-family decoder on burn
-//! ([`Llama`], generic over the backend), built from weights by Hugging Face name or straight
-//! from a GGUF file. The tokenizer, KV cache and generation come next.
+//! - Weights from Hugging Face directories ([`Llama::from_hf_dir`]: `config.json` and
+//!   safetensors, single or sharded, f32/f16/bf16, through burn's store and [`HF_NAME_MAP`]) or
+//!   from GGUF files ([`Gguf`], parsed with every count, length and offset checked;
+//!   [`dequantize`] for F32…Q6_K; [`Llama::from_gguf`]).
+//! - [`Tokenizer`] from `tokenizer.json` or GGUF metadata, and the model's [`ChatTemplate`].
+//! - [`generate_batch`] (KV cache, left-padded batches, [`Sampler`] per sequence, stop tokens,
+//!   streaming), [`complete`] for text with stop strings, and [`score`] for log-probabilities.
 //!
 //! ```no_run
 //! use burn::backend::Flex;
-//! use burn::prelude::*;
-//! use kailin_lm::{Gguf, Llama};
+//! use kailin_lm::{ChatMessage, CompletionOptions};
 //!
-//! let gguf = Gguf::open("SmolLM2-135M-Instruct.Q4_1.gguf")?;
 //! let device = Default::default();
-//! let (model, config) = Llama::<Flex>::from_gguf(&gguf, 2048, &device)?;
-//! let tokens = Tensor::<Flex, 2, Int>::from_data(TensorData::new(vec![1i64, 4093, 198], [1, 3]), &device);
-//! let logits = model.forward(tokens)?; // [1, 3, vocab]
-//! assert_eq!(logits.dims(), [1, 3, config.vocab_size]);
+//! // A GGUF file or a Hugging Face directory.
+//! let (model, _config, tokenizer) = kailin_lm::load::<Flex>("SmolLM2-135M-Instruct.Q4_1.gguf", 2048, &device)?;
+//! let prompt = kailin_lm::chat_prompt(&tokenizer, &[ChatMessage::user("What is the capital of France?")])?;
+//! let answers = kailin_lm::complete(&model, &tokenizer, &[prompt], &CompletionOptions::default())?;
+//! assert_eq!(answers[0].text, "The capital of France is Paris.");
+//! // log p(" Paris" | "The capital of France is")
+//! let (p, c) = (tokenizer.encode("The capital of France is", true)?, tokenizer.encode(" Paris", false)?);
+//! let logp = kailin_lm::score(&model, &[(p, c)])?[0].total;
+//! # let _ = logp;
 //! # Ok::<(), kailin_lm::Error>(())
 //! ```
 #![deny(missing_docs)]

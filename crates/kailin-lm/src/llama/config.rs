@@ -103,11 +103,11 @@ impl LlamaConfig {
             return Err(bad("hidden_size, num_attention_heads, num_hidden_layers and vocab_size must be > 0".into()));
         }
         let kv = c.num_key_value_heads.unwrap_or(heads);
-        if kv == 0 || heads % kv != 0 {
+        if kv == 0 || !heads.is_multiple_of(kv) {
             return Err(bad(format!("num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}")));
         }
         let head_dim = c.head_dim.unwrap_or(c.hidden_size / heads);
-        if head_dim % 2 != 0 || (c.head_dim.is_none() && c.hidden_size % heads != 0) {
+        if !head_dim.is_multiple_of(2) || (c.head_dim.is_none() && !c.hidden_size.is_multiple_of(heads)) {
             return Err(bad(format!("head width {head_dim} must be even and divide hidden_size")));
         }
         Ok(LlamaConfig::new(c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers, heads, kv)

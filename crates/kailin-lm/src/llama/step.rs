@@ -28,17 +28,17 @@ impl<B: Backend> Step<B> {
     pub(crate) fn new(rope: &Rope, batch: usize, seq: usize, start: usize, pads: &[usize], device: &B::Device) -> Self {
         let total = start + seq;
         let padded = pads.iter().any(|&p| p > 0);
-        let rows = if padded { batch } else { 1 };
+        // One row per sequence when they differ, else one row broadcast over the batch.
+        let row_pads: &[usize] = if padded { &pads[..batch.min(pads.len())] } else { &[0] };
+        let rows = row_pads.len();
         let mut positions = Vec::with_capacity(rows * seq);
-        for b in 0..rows {
-            let pad = if padded { pads[b] } else { 0 };
+        for &pad in row_pads {
             positions.extend((start..total).map(|p| p.saturating_sub(pad)));
         }
         let (cos, sin) = rope.tables(&positions, seq, device);
         let mask = (seq > 1 || padded).then(|| {
             let mut m = Vec::with_capacity(rows * seq * total);
-            for b in 0..rows {
-                let pad = if padded { pads[b] } else { 0 };
+            for &pad in row_pads {
                 for q in start..total {
                     // A query sees keys up to itself, never padding (a padding query sees itself).
                     m.extend((0..total).map(|k| if k > q || (k < pad && k != q) { MASKED } else { 0.0 }));

@@ -213,7 +213,7 @@ pub fn safetensors(tensors: &[(&str, Vec<usize>, &[f32])], dtype: &str) -> Vec<u
         );
     }
     let mut text = serde_json::Value::Object(header).to_string();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     let mut out = (text.len() as u64).to_le_bytes().to_vec();
