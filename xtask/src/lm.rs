@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use burn::backend::Flex;
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
-use kailin_lm::{Gguf, Llama, Tokenizer};
+use kailin_lm::{Llama, Tokenizer};
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 
 fn load(model: &Option<PathBuf>) -> Result<(PathBuf, Llama<Flex>, Tokenizer)> {
@@ -18,9 +18,9 @@ fn load(model: &Option<PathBuf>) -> Result<(PathBuf, Llama<Flex>, Tokenizer)> {
         Some(p) => p.clone(),
         None => kailin_lm::smollm2_gguf().context("no model cache directory (set KAILIN_MODELS)")?,
     };
-    let g = Gguf::open(&path).with_context(|| format!("{} (run `cargo xtask fetch-models`)", path.display()))?;
-    let (model, _) = Llama::<Flex>::from_gguf(&g, 2048, &Default::default())?;
-    Ok((path, model, Tokenizer::from_gguf(&g)?))
+    let (model, _, tokenizer) = kailin_lm::load::<Flex>(&path, 2048, &Default::default())
+        .with_context(|| format!("{} (run `cargo xtask fetch-models`)", path.display()))?;
+    Ok((path, model, tokenizer))
 }
 
 fn bar(n: usize, what: &str) -> ProgressBar {
@@ -60,7 +60,7 @@ pub(crate) fn perplexity(data: &Path, model: &Option<PathBuf>, n: usize) -> Resu
     let file = data.join("pubmedqa/ori_pqal.json");
     let text = std::fs::read_to_string(&file).with_context(|| file.display().to_string())?;
     let Keys(order) = serde_json::from_str(&text).with_context(|| file.display().to_string())?;
-    let (records, _) = kailin_corpus::read_pubmedqa(&file, false)?;
+    let (records, _) = kailin_corpus::read_pubmedqa_from(text.as_bytes(), &file, false)?;
     let by_id: std::collections::HashMap<&str, &kailin_corpus::PubmedqaRecord> =
         records.iter().map(|r| (r.pmid.as_str(), r)).collect();
     let (path, model, tokenizer) = load(model)?;

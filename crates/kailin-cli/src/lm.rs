@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::prelude::Backend;
 use clap::{Args, Subcommand, ValueEnum};
-use kailin_lm::{ChatMessage, Sampler};
+use kailin_lm::{ChatMessage, CompletionOptions};
 
 /// Language models: generation and scoring.
 #[derive(Debug, Subcommand)]
@@ -112,18 +112,20 @@ fn generate<B: Backend>(a: GenerateArgs, device: &B::Device) -> Result<()> {
     if prompt.is_empty() {
         bail!("the prompt is empty");
     }
-    let mut sampler = Sampler::new(a.temperature, a.seed);
-    if let Some(k) = a.top_k {
-        sampler = sampler.top_k(k);
-    }
-    if let Some(p) = a.top_p {
-        sampler = sampler.top_p(p);
-    }
+    let options = CompletionOptions {
+        max_new: a.max_new,
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        seed: a.seed,
+        stop: Vec::new(),
+    };
+    let mut sampler = options.sampler(0);
     // Streamed: print the text each new token adds (decoding the whole continuation keeps
     // multi-byte characters split across tokens intact).
     let mut out = std::io::stdout().lock();
     let (mut tokens, mut printed, mut failed) = (Vec::new(), 0usize, None);
-    kailin_lm::generate(&model, &prompt, a.max_new, &tokenizer.stop_ids(), &mut sampler, |t| {
+    kailin_lm::generate(&model, &prompt, options.max_new, &tokenizer.stop_ids(), &mut sampler, |t| {
         tokens.push(t);
         let step = tokenizer.decode(&tokens, true).map_err(anyhow::Error::from).and_then(|text| {
             if text.len() > printed && text.is_char_boundary(printed) && !text.ends_with('\u{FFFD}') {

@@ -44,3 +44,16 @@ fn decode(b: Bencher<'_, '_>, batch: usize) {
         generate_batch(model, &prompts, NEW, &[], &mut samplers, |_, _| true).unwrap()
     });
 }
+
+/// The prompt pass alone (one new token): `batch` copies of the 16-token prompt. Subtracted
+/// from `decode`, it gives the decode steps' own rate.
+#[divan::bench(args = [1, 16], sample_count = 3)]
+fn prefill(b: Bencher<'_, '_>, batch: usize) {
+    let Some(model) = model() else { return };
+    let prompt = vec![1u32, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198];
+    let prompts = vec![prompt; batch];
+    b.counter(ItemsCount::new(16 * batch)).bench(|| {
+        let mut samplers = vec![Sampler::greedy(); batch];
+        generate_batch(model, &prompts, 1, &[], &mut samplers, |_, _| true).unwrap()
+    });
+}

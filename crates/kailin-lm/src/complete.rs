@@ -33,6 +33,20 @@ impl Default for CompletionOptions {
     }
 }
 
+impl CompletionOptions {
+    /// The sampler of prompt `index`: these settings, seeded with `seed + index`.
+    pub fn sampler(&self, index: usize) -> Sampler {
+        let mut s = Sampler::new(self.temperature, self.seed.wrapping_add(index as u64));
+        if let Some(k) = self.top_k {
+            s = s.top_k(k);
+        }
+        if let Some(p) = self.top_p {
+            s = s.top_p(p);
+        }
+        s
+    }
+}
+
 /// Why a completion ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
@@ -70,18 +84,7 @@ pub fn complete<B: Backend>(
     options: &CompletionOptions,
 ) -> Result<Vec<Completion>> {
     let ids = prompts.iter().map(|p| tokenizer.encode(p, true)).collect::<Result<Vec<_>>>()?;
-    let mut samplers: Vec<Sampler> = (0..prompts.len())
-        .map(|i| {
-            let mut s = Sampler::new(options.temperature, options.seed.wrapping_add(i as u64));
-            if let Some(k) = options.top_k {
-                s = s.top_k(k);
-            }
-            if let Some(p) = options.top_p {
-                s = s.top_p(p);
-            }
-            s
-        })
-        .collect();
+    let mut samplers: Vec<Sampler> = (0..prompts.len()).map(|i| options.sampler(i)).collect();
     let mut so_far: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
     let mut decode_error = None;
     let tokens = generate_batch(model, &ids, options.max_new, &tokenizer.stop_ids(), &mut samplers, |i, token| {

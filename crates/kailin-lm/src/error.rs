@@ -98,12 +98,15 @@ pub enum Error {
     /// A chat template failed to compile or render.
     #[error("chat template: {0}")]
     Template(String),
-    /// A batch whose size differs from the one the KV cache was made for.
-    #[error("KV cache was made for a batch of {cache} sequences, got {batch}")]
+    /// Per-sequence state (a KV cache's padding, samplers) for another number of sequences
+    /// than the batch has.
+    #[error("{what} is for {expected} sequences, the batch has {batch}")]
     BatchMismatch {
-        /// Sequences the cache holds.
-        cache: usize,
-        /// Sequences given.
+        /// What holds the per-sequence state.
+        what: &'static str,
+        /// Sequences it is for.
+        expected: usize,
+        /// Sequences in the batch.
         batch: usize,
     },
     /// The tensor backend failed (e.g. returning data to the host).

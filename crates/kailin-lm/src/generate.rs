@@ -42,7 +42,7 @@ pub fn generate_batch<B: Backend>(
     mut on_token: impl FnMut(usize, u32) -> bool,
 ) -> Result<Vec<Vec<u32>>> {
     if samplers.len() != prompts.len() {
-        return Err(Error::BatchMismatch { cache: samplers.len(), batch: prompts.len() });
+        return Err(Error::BatchMismatch { what: "the samplers", expected: samplers.len(), batch: prompts.len() });
     }
     let mut out = vec![Vec::new(); prompts.len()];
     let mut active: Vec<usize> = (0..prompts.len()).filter(|&i| !prompts[i].is_empty()).collect();

@@ -10,7 +10,7 @@ use burn::prelude::*;
 use kailin_lm::{Error, Llama, LlamaConfig};
 
 mod common;
-use common::{f32_to_f16, reference, safetensors, weights};
+use common::{f32_to_bf16, f32_to_f16, reference, safetensors, weights};
 
 type B = Flex;
 
@@ -35,7 +35,7 @@ fn shape_of(c: &LlamaConfig, name: &str) -> Vec<usize> {
 fn rounded(w: &HashMap<String, Vec<f32>>, dtype: &str) -> HashMap<String, Vec<f32>> {
     let round = |v: f32| match dtype {
         "F16" => kailin_lm::f16_to_f32(f32_to_f16(v)),
-        "BF16" => f32::from_bits(((v.to_bits() + 0x7FFF + ((v.to_bits() >> 16) & 1)) >> 16) << 16),
+        "BF16" => f32::from_bits(u32::from(f32_to_bf16(v)) << 16),
         _ => v,
     };
     w.iter().map(|(k, v)| (k.clone(), v.iter().map(|&x| round(x)).collect())).collect()

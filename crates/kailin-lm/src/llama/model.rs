@@ -155,13 +155,7 @@ impl<B: Backend> Llama<B> {
     ///
     /// Shapes: `tokens` `[batch, new]` → logits `[batch, new, vocab]`.
     pub fn forward_cached(&self, tokens: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Result<Tensor<B, 3>> {
-        if cache.layers.len() != self.blocks.len() {
-            return Err(Error::CacheMismatch { cache: cache.layers.len(), model: self.blocks.len() });
-        }
-        let seq = tokens.dims()[1];
-        let logits = self.run(tokens, Some(cache), true)?;
-        cache.advance(seq);
-        Ok(logits)
+        self.run_cached(tokens, cache, true)
     }
 
     /// The number of transformer blocks (what a [`KvCache`] must be made for).
@@ -192,10 +186,17 @@ impl<B: Backend> Llama<B> {
         let seq = ids.len() / batch.max(1);
         let data: Vec<i64> = ids.iter().map(|&t| i64::from(t)).collect();
         let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(data, [batch, seq]), &device);
+        self.run_cached(tokens, cache, false)
+    }
+
+    /// A pass through `cache`, which must belong to this model's depth and advances by the
+    /// new tokens; `check`: range-check the ids on the device.
+    fn run_cached(&self, tokens: Tensor<B, 2, Int>, cache: &mut KvCache<B>, check: bool) -> Result<Tensor<B, 3>> {
         if cache.layers.len() != self.blocks.len() {
             return Err(Error::CacheMismatch { cache: cache.layers.len(), model: self.blocks.len() });
         }
-        let logits = self.run(tokens, Some(cache), false)?;
+        let seq = tokens.dims()[1];
+        let logits = self.run(tokens, Some(cache), check)?;
         cache.advance(seq);
         Ok(logits)
     }
@@ -217,7 +218,7 @@ impl<B: Backend> Llama<B> {
         }
         let pads = cache.as_ref().map_or(&[][..], |c| &c.pads[..]);
         if !pads.is_empty() && pads.len() != batch {
-            return Err(Error::BatchMismatch { cache: pads.len(), batch });
+            return Err(Error::BatchMismatch { what: "KV cache padding", expected: pads.len(), batch });
         }
         let step = Step::new(&self.rope, batch, seq, start, pads, &tokens.device());
         let mut x = self.embed.forward(tokens);
@@ -230,8 +231,8 @@ impl<B: Backend> Llama<B> {
         let x = x.reshape([batch * seq, hidden]);
         let logits = match &self.lm_head {
             Some(head) => head.forward(x),
-            // (E·xᵀ)ᵀ rather than x·Eᵀ: the embedding is read in its own row-major layout (a
-            // third faster for a batch of 16 on flex).
+            // (E·xᵀ)ᵀ rather than x·Eᵀ: the embedding is read in its own row-major layout
+            // (faster for batches on flex).
             None => self.embed.weight.val().matmul(x.transpose()).transpose(),
         };
         Ok(logits.reshape([batch, seq, vocab]))

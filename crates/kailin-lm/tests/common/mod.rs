@@ -201,9 +201,7 @@ pub fn safetensors(tensors: &[(&str, Vec<usize>, &[f32])], dtype: &str) -> Vec<u
             match dtype {
                 "F32" => data.extend(v.to_le_bytes()),
                 "F16" => data.extend(f32_to_f16(v).to_le_bytes()),
-                "BF16" => {
-                    data.extend(((v.to_bits() + 0x7FFF + ((v.to_bits() >> 16) & 1)) >> 16).to_le_bytes()[..2].to_vec())
-                }
+                "BF16" => data.extend(f32_to_bf16(v).to_le_bytes()),
                 _ => panic!("dtype {dtype}"),
             }
         }
@@ -236,4 +234,10 @@ pub fn f32_to_f16(v: f32) -> u16 {
     let rest = mant & 0x1FFF;
     let rounded = if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) { half + 1 } else { half };
     sign | rounded as u16
+}
+
+/// Round-to-nearest-even f32 -> bfloat16 (finite values).
+pub fn f32_to_bf16(v: f32) -> u16 {
+    let bits = v.to_bits();
+    ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
 }
