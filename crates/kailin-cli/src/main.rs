@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod data;
 mod lm;
 mod mesh;
+mod retrieve;
 
 /// Distil biomedical QA training data from the literature (m-KAILIN).
 #[derive(Debug, Parser)]
@@ -28,6 +29,9 @@ enum Cmd {
     /// Language models: generate, score.
     #[command(subcommand)]
     Lm(lm::LmCmd),
+    /// Dense retrieval: build, import and search embedding stores.
+    #[command(subcommand)]
+    Retrieve(retrieve::RetrieveCmd),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Mesh(cmd) => mesh::run(cmd),
         Cmd::Data(cmd) => data::run(cmd),
         Cmd::Lm(cmd) => lm::run(cmd),
+        Cmd::Retrieve(cmd) => retrieve::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -61,10 +61,10 @@ pub fn generate_batch<B: Backend>(
         ids.extend_from_slice(&prompts[i]);
     }
     let mut cache = KvCache::with_left_padding(model.num_layers(), pads);
-    let mut logits = model.forward_ids(&ids, active.len(), &mut cache)?;
+    let mut logits = model.next_logits(&ids, active.len(), &mut cache)?;
     loop {
-        let [batch, seq, vocab] = logits.dims();
-        let last = logits.slice([0..batch, seq - 1..seq]).reshape([batch * vocab]).into_data();
+        let [batch, _, vocab] = logits.dims(); // one position: the last
+        let last = logits.reshape([batch * vocab]).into_data();
         let last = last.to_vec::<f32>().map_err(|e| Error::Backend(format!("reading logits: {e:?}")))?;
         let (mut keep, mut next) = (Vec::new(), Vec::new());
         for (row, &i) in active.iter().enumerate() {
@@ -85,7 +85,7 @@ pub fn generate_batch<B: Backend>(
             cache.retain_rows(&keep);
             active = keep.iter().map(|&row| active[row]).collect();
         }
-        logits = model.forward_ids(&next, active.len(), &mut cache)?;
+        logits = model.next_logits(&next, active.len(), &mut cache)?;
     }
     Ok(out)
 }

@@ -147,7 +147,7 @@ impl<B: Backend> Llama<B> {
     /// Errors: a sequence longer than the `max_positions` the model was built with; a token id
     /// outside the vocabulary.
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
-        self.run(tokens, None, true)
+        self.run(tokens, None, Checks::Device, Logits::All)
     }
 
     /// Like [`forward`](Self::forward) for the tokens that follow those in `cache`, which
@@ -155,7 +155,7 @@ impl<B: Backend> Llama<B> {
     ///
     /// Shapes: `tokens` `[batch, new]` → logits `[batch, new, vocab]`.
     pub fn forward_cached(&self, tokens: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Result<Tensor<B, 3>> {
-        self.run_cached(tokens, cache, true)
+        self.run_cached(tokens, cache, Checks::Device, Logits::All)
     }
 
     /// The number of transformer blocks (what a [`KvCache`] must be made for).
@@ -173,11 +173,13 @@ impl<B: Backend> Llama<B> {
         self.rope.max_positions()
     }
 
-    /// [`forward_cached`](Self::forward_cached) for token ids held on the host: the range
-    /// check needs no device reduction (and no synchronisation).
+    /// [`forward_cached`](Self::forward_cached) for token ids held on the host (the range
+    /// check needs no device reduction, and no synchronisation), returning the logits of the
+    /// last position only (the output projection of the other positions is skipped): what a
+    /// decoding step needs.
     ///
-    /// Shapes: `ids` row-major `[batch, new]` → logits `[batch, new, vocab]`.
-    pub(crate) fn forward_ids(&self, ids: &[u32], batch: usize, cache: &mut KvCache<B>) -> Result<Tensor<B, 3>> {
+    /// Shapes: `ids` row-major `[batch, new]` → logits `[batch, 1, vocab]`.
+    pub(crate) fn next_logits(&self, ids: &[u32], batch: usize, cache: &mut KvCache<B>) -> Result<Tensor<B, 3>> {
         let vocab = self.vocab_size();
         if let Some(&bad) = ids.iter().find(|&&t| t as usize >= vocab) {
             return Err(Error::TokenOutOfRange { token: i64::from(bad), vocab });
@@ -186,29 +188,41 @@ impl<B: Backend> Llama<B> {
         let seq = ids.len() / batch.max(1);
         let data: Vec<i64> = ids.iter().map(|&t| i64::from(t)).collect();
         let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(data, [batch, seq]), &device);
-        self.run_cached(tokens, cache, false)
+        self.run_cached(tokens, cache, Checks::Host, Logits::Last)
     }
 
     /// A pass through `cache`, which must belong to this model's depth and advances by the
-    /// new tokens; `check`: range-check the ids on the device.
-    fn run_cached(&self, tokens: Tensor<B, 2, Int>, cache: &mut KvCache<B>, check: bool) -> Result<Tensor<B, 3>> {
+    /// new tokens.
+    fn run_cached(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        cache: &mut KvCache<B>,
+        checks: Checks,
+        logits: Logits,
+    ) -> Result<Tensor<B, 3>> {
         if cache.layers.len() != self.blocks.len() {
             return Err(Error::CacheMismatch { cache: cache.layers.len(), model: self.blocks.len() });
         }
         let seq = tokens.dims()[1];
-        let logits = self.run(tokens, Some(cache), check)?;
+        let logits = self.run(tokens, Some(cache), checks, logits)?;
         cache.advance(seq);
         Ok(logits)
     }
 
-    fn run(&self, tokens: Tensor<B, 2, Int>, mut cache: Option<&mut KvCache<B>>, check: bool) -> Result<Tensor<B, 3>> {
+    fn run(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        mut cache: Option<&mut KvCache<B>>,
+        checks: Checks,
+        logits: Logits,
+    ) -> Result<Tensor<B, 3>> {
         let [batch, seq] = tokens.dims();
         let start = cache.as_ref().map_or(0, |c| c.len());
         if start + seq > self.rope.max_positions() {
             return Err(Error::TooLong { len: start + seq, max: self.rope.max_positions() });
         }
         let vocab = self.vocab_size();
-        if check {
+        if checks == Checks::Device {
             let (lowest, highest) =
                 (tokens.clone().min().into_scalar().elem::<i64>(), tokens.clone().max().into_scalar().elem::<i64>());
             if lowest < 0 || highest >= vocab as i64 {
@@ -226,6 +240,9 @@ impl<B: Backend> Llama<B> {
             let slot = cache.as_mut().map(|c| &mut c.layers[i]);
             x = block.forward(x, &step, slot);
         }
+        if logits == Logits::Last && seq > 1 {
+            x = x.slice_dim(1, seq - 1..seq);
+        }
         let x = self.norm.forward(x);
         let [batch, seq, hidden] = x.dims();
         let x = x.reshape([batch * seq, hidden]);
@@ -237,4 +254,22 @@ impl<B: Backend> Llama<B> {
         };
         Ok(logits.reshape([batch, seq, vocab]))
     }
+}
+
+/// Where the token ids of a pass are range-checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// On the device (two reductions and a synchronisation): ids arrived as a tensor.
+    Device,
+    /// Already on the host, by the caller.
+    Host,
+}
+
+/// Which positions of a pass get logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logits {
+    /// Every position.
+    All,
+    /// The last one only.
+    Last,
 }

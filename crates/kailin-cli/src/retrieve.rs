@@ -1,0 +1,196 @@
+//! `kailin retrieve …`: thin subcommands over `kailin-retrieval`.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::backend::Flex;
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use kailin_core::{Document, JsonlReader};
+use kailin_retrieval::{Dtype, EncoderBuilder, ExactSearch, Hit, NpyMatrix, Store, StoreBuilder};
+
+/// Dense retrieval: build, import and search embedding stores.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RetrieveCmd {
+    /// Encode a corpus (JSON lines of documents) into a store; resumes an interrupted build.
+    Build(BuildArgs),
+    /// Import precomputed embeddings (a 2-D little-endian f32 .npy) into a store.
+    Import(ImportArgs),
+    /// Top-k search: queries one per line on stdin (with --model), or rows of --query-vectors.
+    Search(SearchArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum DtypeArg {
+    F32,
+    F16,
+}
+
+impl From<DtypeArg> for Dtype {
+    fn from(d: DtypeArg) -> Dtype {
+        match d {
+            DtypeArg::F32 => Dtype::F32,
+            DtypeArg::F16 => Dtype::F16,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// Output store directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Element type on disk.
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: DtypeArg,
+    /// Rows per shard (the unit of resumption and of distribution).
+    #[arg(long, default_value_t = 1 << 20)]
+    shard_rows: usize,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    /// Encoder: a Hugging Face BERT directory (config.json, model.safetensors, tokenizer.json or vocab.txt).
+    #[arg(long)]
+    model: PathBuf,
+    /// Documents, JSON lines (`id`, `title`, `text`, …); title and text are embedded together.
+    #[arg(long)]
+    corpus: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The vectors: a 2-D little-endian f32 .npy file.
+    #[arg(long)]
+    vectors: PathBuf,
+    /// Ids, one per line (default: the row numbers).
+    #[arg(long)]
+    ids: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SearchArgs {
+    /// The store to search.
+    #[arg(long)]
+    store: PathBuf,
+    /// Encoder for text queries read from stdin (must be the store's encoder).
+    #[arg(long, conflicts_with = "query_vectors", required_unless_present = "query_vectors")]
+    model: Option<PathBuf>,
+    /// Query vectors (a 2-D f32 .npy) instead of text.
+    #[arg(long)]
+    query_vectors: Option<PathBuf>,
+    /// Hits per query.
+    #[arg(long, default_value_t = 4)]
+    k: usize,
+    /// Search threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+pub(crate) fn run(cmd: RetrieveCmd) -> Result<()> {
+    match cmd {
+        RetrieveCmd::Build(a) => build(a),
+        RetrieveCmd::Import(a) => import(a),
+        RetrieveCmd::Search(a) => search(a),
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}, ETA {eta}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn store_builder(a: &StoreArgs, dim: usize) -> StoreBuilder {
+    StoreBuilder::new(&a.out, dim).dtype(a.dtype.into()).shard_rows(a.shard_rows)
+}
+
+fn build(a: BuildArgs) -> Result<()> {
+    let device = Default::default();
+    let encoder = EncoderBuilder::new(&a.model).batch_size(a.batch_size).build::<Flex>(&device)?;
+    // Count the documents first, for the progress bar's ETA (a cheap pass over the file).
+    let file = std::fs::File::open(&a.corpus).with_context(|| format!("opening {}", a.corpus.display()))?;
+    let total = std::io::BufReader::new(file).lines().count() as u64;
+    let docs = JsonlReader::<Document>::open(&a.corpus)?;
+    let progress = bar(total, "encoding");
+    let store = kailin_retrieval::build_store(
+        &encoder,
+        store_builder(&a.store, encoder.dim()),
+        docs.map(|d| d.map(|d| (d.id.clone(), format!("{} {}", d.title, d.text).trim().to_owned()))),
+        |n| progress.set_position(n),
+    )?;
+    progress.finish_and_clear();
+    tracing::info!(rows = store.len(), shards = store.shard_count(), "store written to {}", a.store.out.display());
+    Ok(())
+}
+
+fn import(a: ImportArgs) -> Result<()> {
+    let npy = NpyMatrix::open(&a.vectors)?;
+    let (rows, dim) = npy.view()?.dim();
+    drop(npy);
+    let progress = bar(rows as u64, "importing");
+    let store = kailin_retrieval::import_npy(&a.vectors, a.ids.as_deref(), store_builder(&a.store, dim), |n| {
+        if n.is_multiple_of(4096) {
+            progress.set_position(n);
+        }
+    })?;
+    progress.finish_and_clear();
+    tracing::info!(rows = store.len(), shards = store.shard_count(), "store written to {}", a.store.out.display());
+    Ok(())
+}
+
+fn search(a: SearchArgs) -> Result<()> {
+    let store = Store::open(&a.store)?;
+    let engine = ExactSearch::new(a.threads)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let hits_json = |hits: &[Hit]| -> Result<Vec<serde_json::Value>> {
+        hits.iter()
+            .map(|h| {
+                let id = store.id(h.row).with_context(|| format!("store has no id for row {}", h.row))?;
+                Ok(serde_json::json!({ "id": id, "score": h.score }))
+            })
+            .collect()
+    };
+    if let Some(path) = &a.query_vectors {
+        let npy = NpyMatrix::open(path)?;
+        let hits = store.search(&engine, npy.view()?, a.k)?;
+        for (row, hits) in hits.iter().enumerate() {
+            serde_json::to_writer(&mut out, &serde_json::json!({ "row": row, "hits": hits_json(hits)? }))?;
+            writeln!(out)?;
+        }
+        return Ok(out.flush()?);
+    }
+    let Some(model) = &a.model else { bail!("give --model (text queries on stdin) or --query-vectors") };
+    let encoder = EncoderBuilder::new(model).build::<Flex>(&Default::default())?;
+    store.check_encoder(encoder.identity())?;
+    let mut queries = Vec::new();
+    for (i, line) in std::io::stdin().lock().split(b'\n').enumerate() {
+        let line = line.context("reading queries from stdin")?;
+        let text = String::from_utf8(line).map_err(|_| anyhow::anyhow!("stdin line {}: not UTF-8", i + 1))?;
+        let text = text.trim_end_matches('\r');
+        if text.trim().is_empty() {
+            bail!("stdin line {}: empty query", i + 1);
+        }
+        queries.push(text.to_owned());
+    }
+    let vectors = encoder.encode(&queries)?;
+    let hits = store.search(&engine, vectors.view(), a.k)?;
+    for (query, hits) in queries.iter().zip(&hits) {
+        serde_json::to_writer(&mut out, &serde_json::json!({ "query": query, "hits": hits_json(hits)? }))?;
+        writeln!(out)?;
+    }
+    Ok(out.flush()?)
+}

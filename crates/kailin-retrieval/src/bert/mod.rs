@@ -1,0 +1,13 @@
+//! A BERT encoder (`BertModel`) on burn: embeddings, post-norm transformer layers, and
+//! Hugging Face safetensors loading.
+
+mod attention;
+mod config;
+mod embeddings;
+mod layer;
+mod model;
+mod weights;
+
+pub use config::BertConfig;
+pub use model::Bert;
+pub use weights::BERT_NAME_MAP;

@@ -1,0 +1,281 @@
+//! Sentence embeddings: tokenise, batch by length with dynamic padding, run BERT, pool, and
+//! optionally L2-normalise.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use ndarray::Array2;
+
+use crate::bert::{Bert, BertConfig};
+use crate::error::{Error, Result};
+use crate::tokenizer::BertTokenizer;
+
+/// How token states become one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The `[CLS]` token's state (BiomedBERT/MedCPT style).
+    Cls,
+    /// The mean over the real tokens, `[CLS]` and `[SEP]` included (sentence-transformers).
+    Mean,
+}
+
+/// Options of an [`Encoder`]; the defaults come from the model directory (sentence-
+/// transformers' `1_Pooling/config.json`, `sentence_bert_config.json`, `modules.json`) where
+/// present, else CLS pooling without normalisation at the model's full window.
+#[derive(Debug, Clone)]
+pub struct EncoderBuilder {
+    dir: PathBuf,
+    pooling: Option<Pooling>,
+    normalize: Option<bool>,
+    max_len: Option<usize>,
+    batch_size: usize,
+    truncate: bool,
+}
+
+impl EncoderBuilder {
+    /// An encoder for the Hugging Face model directory `dir` (`config.json`,
+    /// `model.safetensors`, `tokenizer.json` or `vocab.txt`).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        EncoderBuilder {
+            dir: dir.into(),
+            pooling: None,
+            normalize: None,
+            max_len: None,
+            batch_size: 32,
+            truncate: true,
+        }
+    }
+
+    /// Pooling (overrides the directory's).
+    pub fn pooling(mut self, pooling: Pooling) -> Self {
+        self.pooling = Some(pooling);
+        self
+    }
+
+    /// L2 normalisation of the output (overrides the directory's).
+    pub fn normalize(mut self, normalize: bool) -> Self {
+        self.normalize = Some(normalize);
+        self
+    }
+
+    /// Longest input in tokens (overrides the directory's; never more than the model's window).
+    pub fn max_len(mut self, max_len: usize) -> Self {
+        self.max_len = Some(max_len);
+        self
+    }
+
+    /// Texts per forward pass (default 32).
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Whether texts longer than the window are truncated (default, with a logged count) or
+    /// refused with [`Error::Text`].
+    pub fn truncate(mut self, truncate: bool) -> Self {
+        self.truncate = truncate;
+        self
+    }
+
+    /// Loads the model and tokenizer.
+    ///
+    /// Errors: missing or malformed files (see [`Bert::from_hf_dir`], [`BertTokenizer::from_dir`]).
+    pub fn build<B: Backend>(self, device: &B::Device) -> Result<Encoder<B>> {
+        let dir = &self.dir;
+        let (bert, config) = Bert::<B>::from_hf_dir(dir, device)?;
+        let st = SentenceTransformers::read(dir);
+        let pooling = self.pooling.or(st.pooling).unwrap_or(Pooling::Cls);
+        let normalize = self.normalize.unwrap_or(st.normalize);
+        let max_len = self.max_len.or(st.max_len).unwrap_or(config.max_positions).min(config.max_positions);
+        let mut tokenizer = BertTokenizer::from_dir(dir)?;
+        tokenizer.set_max_len(max_len)?;
+        let identity = identity(dir, &config, pooling, normalize, max_len)?;
+        tracing::info!(%identity, "encoder loaded from {}", dir.display());
+        Ok(Encoder {
+            bert,
+            tokenizer,
+            pooling,
+            normalize,
+            max_len,
+            batch_size: self.batch_size,
+            truncate: self.truncate,
+            identity,
+            device: device.clone(),
+        })
+    }
+}
+
+/// What a sentence-transformers directory says about pooling, normalisation and length.
+#[derive(Debug, Default)]
+struct SentenceTransformers {
+    pooling: Option<Pooling>,
+    normalize: bool,
+    max_len: Option<usize>,
+}
+
+impl SentenceTransformers {
+    fn read(dir: &Path) -> Self {
+        let json = |name: &str| -> Option<serde_json::Value> {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok()
+        };
+        let flag = |v: &serde_json::Value, key: &str| v.get(key).and_then(serde_json::Value::as_bool) == Some(true);
+        let pooling = json("1_Pooling/config.json").and_then(|p| {
+            if flag(&p, "pooling_mode_mean_tokens") {
+                Some(Pooling::Mean)
+            } else if flag(&p, "pooling_mode_cls_token") {
+                Some(Pooling::Cls)
+            } else {
+                None
+            }
+        });
+        let normalize = json("modules.json").and_then(|m| m.as_array().cloned()).is_some_and(|modules| {
+            modules.iter().any(|m| m.get("type").and_then(|t| t.as_str()).is_some_and(|t| t.ends_with("Normalize")))
+        });
+        let max_len = json("sentence_bert_config.json")
+            .and_then(|c| c.get("max_seq_length").and_then(serde_json::Value::as_u64))
+            .and_then(|v| usize::try_from(v).ok());
+        SentenceTransformers { pooling, normalize, max_len }
+    }
+}
+
+/// The encoder's identity, recorded in stores: a digest of its weights and configuration and
+/// the options that change its vectors.
+fn identity(dir: &Path, config: &BertConfig, pooling: Pooling, normalize: bool, max_len: usize) -> Result<String> {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    let weights = dir.join("model.safetensors");
+    let mut file = std::fs::File::open(&weights).map_err(Error::io(&weights))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(Error::io(&weights))?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+    }
+    hash.update(format!("{config:?}").as_bytes());
+    let digest: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let pool = match pooling {
+        Pooling::Cls => "cls",
+        Pooling::Mean => "mean",
+    };
+    Ok(format!("bert-{digest}/{pool}/{}/{max_len}", if normalize { "l2" } else { "raw" }))
+}
+
+/// A sentence encoder: text in, one vector per text out.
+#[derive(Debug)]
+pub struct Encoder<B: Backend> {
+    bert: Bert<B>,
+    tokenizer: BertTokenizer,
+    pooling: Pooling,
+    normalize: bool,
+    max_len: usize,
+    batch_size: usize,
+    truncate: bool,
+    identity: String,
+    device: B::Device,
+}
+
+impl<B: Backend> Encoder<B> {
+    /// An encoder from parts (a tiny model in a test, say); `identity` names it in stores.
+    pub fn from_parts(
+        bert: Bert<B>,
+        tokenizer: BertTokenizer,
+        pooling: Pooling,
+        normalize: bool,
+        identity: String,
+        device: B::Device,
+    ) -> Self {
+        let max_len = bert.max_positions();
+        Encoder { bert, tokenizer, pooling, normalize, max_len, batch_size: 32, truncate: true, identity, device }
+    }
+
+    /// The vectors' dimension.
+    pub fn dim(&self) -> usize {
+        self.bert.hidden_size()
+    }
+
+    /// What identifies this encoder (weights digest, pooling, normalisation, window).
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The pooling in use.
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
+    /// Embeds `texts`: batches of similar length (sorted by token count, padded to the
+    /// longest in the batch), results in input order.
+    ///
+    /// Shapes: `texts.len()` texts → `[texts.len(), dim]`.
+    ///
+    /// Errors: an empty (or whitespace-only) text; a text over the window when truncation is
+    /// off; a backend failure.
+    pub fn encode<S: AsRef<str>>(&self, texts: &[S]) -> Result<Array2<f32>> {
+        let mut encoded = Vec::with_capacity(texts.len());
+        let mut truncated = 0usize;
+        for (index, text) in texts.iter().enumerate() {
+            let text = text.as_ref();
+            if text.trim().is_empty() {
+                return Err(Error::Text { index, message: "empty text".into() });
+            }
+            let (ids, cut) = self.tokenizer.encode(text)?;
+            if cut && !self.truncate {
+                return Err(Error::Text {
+                    index,
+                    message: format!("longer than the encoder's {} tokens", self.max_len),
+                });
+            }
+            truncated += usize::from(cut);
+            encoded.push(ids);
+        }
+        if truncated > 0 {
+            tracing::debug!(truncated, window = self.max_len, "texts truncated to the encoder's window");
+        }
+        let dim = self.dim();
+        let mut out = Array2::<f32>::zeros((texts.len(), dim));
+        let mut order: Vec<usize> = (0..encoded.len()).collect();
+        order.sort_by_key(|&i| encoded[i].len());
+        for chunk in order.chunks(self.batch_size) {
+            let seq = chunk.iter().map(|&i| encoded[i].len()).max().unwrap_or(1);
+            let mut ids = Vec::with_capacity(chunk.len() * seq);
+            let lengths: Vec<usize> = chunk.iter().map(|&i| encoded[i].len()).collect();
+            for &i in chunk {
+                ids.extend_from_slice(&encoded[i]);
+                ids.extend(std::iter::repeat_n(0, seq - encoded[i].len()));
+            }
+            let states = self.bert.forward(&ids, &lengths, &self.device)?;
+            let pooled = self.pool(states, &lengths);
+            let values = pooled.into_data().to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+            for (row, &i) in chunk.iter().enumerate() {
+                out.row_mut(i).assign(&ndarray::ArrayView1::from(&values[row * dim..(row + 1) * dim]));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Shapes: `states` `[batch, seq, hidden]` → `[batch, hidden]`.
+    fn pool(&self, states: Tensor<B, 3>, lengths: &[usize]) -> Tensor<B, 2> {
+        let [batch, seq, hidden] = states.dims();
+        let pooled = match self.pooling {
+            Pooling::Cls => states.slice_dim(1, 0..1).reshape([batch, hidden]),
+            Pooling::Mean => {
+                let mut mask = Vec::with_capacity(batch * seq);
+                for &len in lengths {
+                    mask.extend((0..seq).map(|i| if i < len { 1.0 / len as f32 } else { 0.0 }));
+                }
+                let weights = Tensor::<B, 3>::from_data(TensorData::new(mask, [batch, 1, seq]), &self.device);
+                weights.matmul(states).reshape([batch, hidden])
+            }
+        };
+        if self.normalize {
+            let norm = pooled.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+            pooled / norm
+        } else {
+            pooled
+        }
+    }
+}
