@@ -10,6 +10,7 @@ mod eval;
 mod lm;
 mod models;
 mod pipeline;
+mod retrieval;
 
 #[derive(Debug, Parser)]
 #[command(name = "xtask", about = "kailin project automation")]
@@ -42,12 +43,16 @@ enum Cmd {
     },
     /// Benchmarks (`cargo bench`) of one crate, then its quality evaluation where it has one.
     Bench {
-        /// The crate: `mesh`, `corpus` or `lm`.
+        /// The crate: `mesh`, `corpus`, `lm` or `retrieval` (exact search against FAISS, encoder
+        /// throughput, BioASQ retrieval quality).
         #[arg(default_value = "mesh")]
         krate: String,
         /// Data directory (default: ../shared/data, or $KAILIN_DATA).
         #[arg(long, env = "KAILIN_DATA", default_value = "../shared/data")]
         data: PathBuf,
+        /// Options of `bench retrieval`.
+        #[command(flatten)]
+        retrieval: retrieval::RetrievalBench,
     },
     /// Perplexity of the default model (or --model FILE.gguf) on the first N PubMedQA abstracts.
     Perplexity {
@@ -84,7 +89,7 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::FullPipeline { data, abstracts, out } => pipeline::run(&data, abstracts.as_deref(), &out),
-        Cmd::Bench { krate, data } => bench(&krate, &data),
+        Cmd::Bench { krate, data, retrieval } => bench(&krate, &data, &retrieval),
         Cmd::FetchModels { dir } => models::fetch(&dir.unwrap_or_else(models::models_dir)),
         Cmd::EvalExtraction { data, verbose } => eval::run(&data, verbose),
         Cmd::Perplexity { data, model, n } => lm::perplexity(&data, &model, n),
@@ -92,12 +97,13 @@ fn main() -> Result<()> {
     }
 }
 
-fn bench(krate: &str, data: &std::path::Path) -> Result<()> {
+fn bench(krate: &str, data: &std::path::Path, retrieval: &retrieval::RetrievalBench) -> Result<()> {
     let package = match krate {
+        "retrieval" | "kailin-retrieval" => return retrieval::bench(data, retrieval),
         "mesh" | "kailin-mesh" => "kailin-mesh",
         "corpus" | "kailin-corpus" => "kailin-corpus",
         "lm" | "kailin-lm" => "kailin-lm",
-        other => anyhow::bail!("no benchmarks for {other:?} yet (known: mesh, corpus, lm)"),
+        other => anyhow::bail!("no benchmarks for {other:?} yet (known: mesh, corpus, lm, retrieval)"),
     };
     // Benchmarks run from their crate's directory: hand them an absolute path.
     let data = &std::path::absolute(data)?;

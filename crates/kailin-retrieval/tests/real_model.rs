@@ -1,0 +1,54 @@
+//! Checks with the real all-MiniLM-L6-v2 (from `cargo xtask fetch-models`); skipped with a
+//! message when the model is absent.
+#![allow(missing_docs, clippy::unwrap_used, clippy::print_stderr)]
+
+use std::path::PathBuf;
+
+use burn::backend::Flex;
+use kailin_retrieval::{EncoderBuilder, Pooling};
+
+fn model_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("KAILIN_MODELS").map(PathBuf::from).or_else(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(cache.join("kailin/models"))
+    })?;
+    let dir = base.join("all-minilm-l6-v2");
+    if dir.join("model.safetensors").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("note: {} absent (cargo xtask fetch-models): real-model checks skipped", dir.display());
+        None
+    }
+}
+
+#[test]
+fn paraphrases_score_higher_than_unrelated_sentences() {
+    let Some(dir) = model_dir() else { return };
+    let encoder = EncoderBuilder::new(&dir).build::<Flex>(&Default::default()).unwrap();
+    // The sentence-transformers configuration of the directory: mean pooling, L2, 256 tokens.
+    assert_eq!(encoder.pooling(), Pooling::Mean);
+    assert_eq!(encoder.dim(), 384);
+    let texts = [
+        "Aspirin lowers the risk of heart attack.",
+        "Taking aspirin reduces the chance of myocardial infarction.",
+        "The committee approved the new budget for road repairs.",
+        "What gene is mutated in cystic fibrosis?",
+        "Cystic fibrosis is caused by mutations in the CFTR gene.",
+        "Rainfall was heavy across the northern valleys last spring.",
+    ];
+    let v = encoder.encode(&texts).unwrap();
+    let cos = |a: usize, b: usize| v.row(a).dot(&v.row(b));
+    for i in 0..texts.len() {
+        assert!((v.row(i).dot(&v.row(i)) - 1.0).abs() < 1e-4, "row {i} is not unit length");
+    }
+    eprintln!("paraphrase {:.3}, unrelated {:.3}, qa {:.3}, unrelated {:.3}", cos(0, 1), cos(0, 2), cos(3, 4), cos(3, 5));
+    assert!(cos(0, 1) > 0.6, "paraphrase similarity {}", cos(0, 1));
+    assert!(cos(0, 1) > cos(0, 2) + 0.4);
+    assert!(cos(3, 4) > cos(3, 5) + 0.3);
+    assert!(cos(0, 2) < 0.3 && cos(3, 5) < 0.3, "unrelated sentences must not look alike (padding trap)");
+    // Batching does not change a vector.
+    let alone = encoder.encode(&[texts[4]]).unwrap();
+    assert!(alone.row(0).iter().zip(v.row(4)).all(|(a, b)| (a - b).abs() < 1e-5));
+}

@@ -1,0 +1,242 @@
+//! `cargo xtask bench retrieval`: exact search side by side with FAISS `IndexFlatIP` on the
+//! same random vectors and threads, encoder throughput, and retrieval quality on BioASQ
+//! (dense MiniLM and BM25).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::backend::Flex;
+use indicatif::{ProgressBar, ProgressStyle};
+use kailin_retrieval::{Bm25Retriever, EncoderBuilder, ExactSearch, Hit, Retriever, Vectors};
+use ndarray::Array2;
+use ndarray_npy::WriteNpyExt;
+
+/// Options of the benchmark.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RetrievalBench {
+    /// Searched vectors (random unit vectors).
+    #[arg(long, default_value_t = 1_000_000)]
+    vectors: usize,
+    /// Queries.
+    #[arg(long, default_value_t = 1_000)]
+    queries: usize,
+    /// Dimension.
+    #[arg(long, default_value_t = 384)]
+    dim: usize,
+    /// Hits per query.
+    #[arg(long, default_value_t = 4)]
+    k: usize,
+    /// Threads, for both engines.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Skip the BioASQ quality evaluation (and the encoder throughput).
+    #[arg(long)]
+    speed_only: bool,
+    /// Encoder directory (default: all-MiniLM-L6-v2 from the model cache).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Working directory for the vector files.
+    #[arg(long, default_value = "target/bench-retrieval")]
+    out: PathBuf,
+}
+
+/// Seeded random unit rows.
+fn unit_rows(rows: usize, dim: usize, seed: u64) -> Array2<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut a = Array2::from_shape_fn((rows, dim), |_| {
+        // xorshift64*, then a uniform in [-1, 1)
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    });
+    for mut row in a.rows_mut() {
+        let norm = row.dot(&row).sqrt().max(1e-12);
+        row /= norm;
+    }
+    a
+}
+
+fn write_npy(path: &Path, a: &Array2<f32>) -> Result<()> {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| path.display().to_string())?);
+    a.write_npy(file).with_context(|| format!("writing {}", path.display()))
+}
+
+pub(crate) fn bench(data: &Path, opts: &RetrievalBench) -> Result<()> {
+    std::fs::create_dir_all(&opts.out)?;
+    speed(opts)?;
+    if !opts.speed_only {
+        quality(data, opts)?;
+    }
+    Ok(())
+}
+
+fn speed(o: &RetrievalBench) -> Result<()> {
+    println!("## Exact top-{} search: {} queries x {} vectors, dim {}, {} threads", o.k, o.queries, o.vectors, o.dim, o.threads);
+    let base = unit_rows(o.vectors, o.dim, 1);
+    let queries = unit_rows(o.queries, o.dim, 2);
+    let engine = ExactSearch::new(o.threads)?;
+    let mut best = f64::INFINITY;
+    let mut hits = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        hits = engine.search(queries.view(), &[Vectors::F32(base.view())], o.k)?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let gflops = 2.0 * o.queries as f64 * o.vectors as f64 * o.dim as f64 / best / 1e9;
+    println!("kailin ExactSearch: best of 3 {best:.3} s ({gflops:.0} GFLOP/s)");
+    // Recall against a brute force on the first queries: every score by ndarray's own product,
+    // ranked by a full sort.
+    let check = o.queries.min(20);
+    let scores = base.dot(&queries.slice(ndarray::s![..check, ..]).t()); // [vectors, check]
+    let mut found = 0;
+    for q in 0..check {
+        let mut all: Vec<(f32, u64)> = scores.column(q).iter().enumerate().map(|(r, &s)| (s, r as u64)).collect();
+        all.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let truth: Vec<u64> = all[..o.k].iter().map(|t| t.1).collect();
+        found += hits[q].iter().filter(|h| truth.contains(&h.row)).count();
+    }
+    println!("recall@{} against brute force on {check} queries: {:.4}", o.k, found as f64 / (check * o.k) as f64);
+    // FAISS on the same vectors and threads.
+    let (base_path, query_path, faiss_out) =
+        (o.out.join("base.npy"), o.out.join("queries.npy"), o.out.join("faiss.json"));
+    write_npy(&base_path, &base)?;
+    write_npy(&query_path, &queries)?;
+    drop(base);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/faiss_flat.py");
+    let status = Command::new("python3")
+        .arg(&script)
+        .args(["--base", &base_path.display().to_string(), "--queries", &query_path.display().to_string()])
+        .args(["--k", &o.k.to_string(), "--threads", &o.threads.to_string(), "--out", &faiss_out.display().to_string()])
+        .status()
+        .context("running python3")?;
+    if !status.success() {
+        println!("FAISS: not run (`pip install faiss-cpu` first); see the script's message above");
+        return Ok(());
+    }
+    let faiss: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&faiss_out)?)?;
+    let seconds = faiss["seconds"].as_f64().context("faiss.json: seconds")?;
+    let ids: Vec<Vec<u64>> = serde_json::from_value(faiss["ids"].clone())?;
+    let agree: usize = hits.iter().zip(&ids).map(|(h, f)| h.iter().filter(|h| f.contains(&h.row)).count()).sum();
+    println!("FAISS IndexFlatIP ({}): best of 3 {seconds:.3} s", faiss["version"].as_str().unwrap_or("?"));
+    println!("time ratio kailin / FAISS: {:.2}", best / seconds);
+    println!("agreement with FAISS's top-{}: {:.4}", o.k, agree as f64 / (hits.len() * o.k) as f64);
+    Ok(())
+}
+
+fn bar(n: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(n as u64).with_message(what.to_owned());
+    if let Ok(style) = ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed} < {eta}]") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Success@k (any gold in the top k) and MRR@10 of ranked id lists.
+fn score(ranked: &[Vec<String>], gold: &[Vec<String>]) -> (f64, f64, f64) {
+    let n = ranked.len().max(1) as f64;
+    let first = |r: &Vec<String>, g: &Vec<String>| r.iter().take(10).position(|id| g.contains(id));
+    let at = |k: usize| ranked.iter().zip(gold).filter(|(r, g)| first(r, g).is_some_and(|p| p < k)).count() as f64 / n;
+    let mrr = ranked.iter().zip(gold).filter_map(|(r, g)| first(r, g)).map(|p| 1.0 / (p + 1) as f64).sum::<f64>() / n;
+    (at(4), at(10), mrr)
+}
+
+fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
+    let dir = data.join("bioasq");
+    let mut files: Vec<PathBuf> = Vec::new();
+    for task in std::fs::read_dir(&dir).with_context(|| format!("{} (BioASQ golden batches)", dir.display()))? {
+        let task = task?.path();
+        if task.is_dir() {
+            for f in std::fs::read_dir(&task)? {
+                let f = f?.path();
+                if f.extension().is_some_and(|e| e == "json") {
+                    files.push(f);
+                }
+            }
+        }
+    }
+    files.sort();
+    let mut questions = Vec::new();
+    for f in &files {
+        questions.extend(kailin_corpus::read_bioasq(f, true)?.0);
+    }
+    // Unique snippet texts are the corpus; a question's gold is its snippets.
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut corpus: Vec<(String, String)> = Vec::new();
+    let mut gold = Vec::new();
+    let mut queries = Vec::new();
+    for q in &questions {
+        let mut g = Vec::new();
+        for s in &q.snippets {
+            let text = s.text.trim().to_owned();
+            if text.is_empty() {
+                continue;
+            }
+            let id = ids
+                .entry(text.clone())
+                .or_insert_with(|| {
+                    let id = format!("s{}", corpus.len());
+                    corpus.push((id.clone(), text));
+                    id
+                })
+                .clone();
+            if !g.contains(&id) {
+                g.push(id);
+            }
+        }
+        if !g.is_empty() && !q.body.trim().is_empty() {
+            gold.push(g);
+            queries.push(q.body.trim().to_owned());
+        }
+    }
+    println!("\n## BioASQ retrieval ({} files): {} unique snippets, {} questions", files.len(), corpus.len(), queries.len());
+    let model = match &o.model {
+        Some(m) => m.clone(),
+        None => crate::models::models_dir().join("all-minilm-l6-v2"),
+    };
+    if !model.join("model.safetensors").is_file() {
+        bail!("{}: no encoder (run `cargo xtask fetch-models`)", model.display());
+    }
+    let encoder = EncoderBuilder::new(&model).batch_size(64).build::<Flex>(&Default::default())?;
+    let progress = bar(corpus.len(), "encoding snippets");
+    let t = Instant::now();
+    let mut vectors = Array2::<f32>::zeros((corpus.len(), encoder.dim()));
+    for (c, chunk) in corpus.chunks(512).enumerate() {
+        let texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
+        let v = encoder.encode(&texts)?;
+        vectors.slice_mut(ndarray::s![c * 512..c * 512 + chunk.len(), ..]).assign(&v);
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish_and_clear();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "encoder {} on the CPU (flex, {} threads): {:.0} snippets/s ({} snippets, mean {:.0} words, {secs:.1} s)",
+        encoder.identity(),
+        rayon_threads(),
+        corpus.len() as f64 / secs,
+        corpus.len(),
+        corpus.iter().map(|(_, t)| t.split_whitespace().count()).sum::<usize>() as f64 / corpus.len().max(1) as f64
+    );
+    let qv = encoder.encode(&queries)?;
+    let engine = ExactSearch::new(o.threads)?;
+    let hits: Vec<Vec<Hit>> = engine.search(qv.view(), &[Vectors::F32(vectors.view())], 10)?;
+    let dense: Vec<Vec<String>> =
+        hits.iter().map(|h| h.iter().map(|h| corpus[h.row as usize].0.clone()).collect()).collect();
+    let bm25 = Bm25Retriever::build(corpus.iter().map(|(i, t)| (i.as_str(), t.as_str())))?;
+    let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+    let sparse: Vec<Vec<String>> =
+        bm25.retrieve(&refs, 10)?.into_iter().map(|r| r.into_iter().map(|r| r.id).collect()).collect();
+    println!("| engine | recall@4 | recall@10 | MRR@10 |\n|---|---|---|---|");
+    for (name, ranked) in [("dense (all-MiniLM-L6-v2, exact inner product)", &dense), ("BM25 (tantivy, English stemming)", &sparse)] {
+        let (r4, r10, mrr) = score(ranked, &gold);
+        println!("| {name} | {r4:.3} | {r10:.3} | {mrr:.3} |");
+    }
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
