@@ -75,7 +75,10 @@ pub(crate) fn bench(data: &Path, opts: &RetrievalBench) -> Result<()> {
 }
 
 fn speed(o: &RetrievalBench) -> Result<()> {
-    println!("## Exact top-{} search: {} queries x {} vectors, dim {}, {} threads", o.k, o.queries, o.vectors, o.dim, o.threads);
+    println!(
+        "## Exact top-{} search: {} queries x {} vectors, dim {}, {} threads",
+        o.k, o.queries, o.vectors, o.dim, o.threads
+    );
     let base = unit_rows(o.vectors, o.dim, 1);
     let queries = unit_rows(o.queries, o.dim, 2);
     let engine = ExactSearch::new(o.threads)?;
@@ -192,7 +195,12 @@ fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
             queries.push(q.body.trim().to_owned());
         }
     }
-    println!("\n## BioASQ retrieval ({} files): {} unique snippets, {} questions", files.len(), corpus.len(), queries.len());
+    println!(
+        "\n## BioASQ retrieval ({} files): {} unique snippets, {} questions",
+        files.len(),
+        corpus.len(),
+        queries.len()
+    );
     let model = match &o.model {
         Some(m) => m.clone(),
         None => crate::models::models_dir().join("all-minilm-l6-v2"),
@@ -209,6 +217,14 @@ fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
         let v = encoder.encode(&texts)?;
         vectors.slice_mut(ndarray::s![c * 512..c * 512 + chunk.len(), ..]).assign(&v);
         progress.inc(chunk.len() as u64);
+        if progress.is_hidden() && c % 8 == 7 {
+            eprintln!(
+                "encoded {} / {} snippets ({:.0} s)",
+                progress.position(),
+                corpus.len(),
+                t.elapsed().as_secs_f64()
+            );
+        }
     }
     progress.finish_and_clear();
     let secs = t.elapsed().as_secs_f64();
@@ -230,7 +246,9 @@ fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
     let sparse: Vec<Vec<String>> =
         bm25.retrieve(&refs, 10)?.into_iter().map(|r| r.into_iter().map(|r| r.id).collect()).collect();
     println!("| engine | recall@4 | recall@10 | MRR@10 |\n|---|---|---|---|");
-    for (name, ranked) in [("dense (all-MiniLM-L6-v2, exact inner product)", &dense), ("BM25 (tantivy, English stemming)", &sparse)] {
+    for (name, ranked) in
+        [("dense (all-MiniLM-L6-v2, exact inner product)", &dense), ("BM25 (tantivy, English stemming)", &sparse)]
+    {
         let (r4, r10, mrr) = score(ranked, &gold);
         println!("| {name} | {r4:.3} | {r10:.3} | {mrr:.3} |");
     }

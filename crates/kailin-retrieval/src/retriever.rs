@@ -140,15 +140,21 @@ impl Retriever for Bm25Retriever {
     fn retrieve(&self, queries: &[&str], k: usize) -> Result<Vec<Vec<Retrieved>>> {
         use tantivy::schema::Value;
         let searcher = self.reader.searcher();
-        let parser = tantivy::query::QueryParser::for_index(&self.index, vec![self.text]);
+        let mut tokenizer = self.index.tokenizer_for_field(self.text).map_err(bm25_err)?;
         queries
             .iter()
             .map(|q| {
                 if k == 0 {
                     return Ok(Vec::new());
                 }
-                // Lenient: a question's punctuation ("?", ":", quotes) is text, not syntax.
-                let (query, _) = parser.parse_query_lenient(q);
+                // The question's words through the field's own analyser, OR-ed: its punctuation
+                // (":", quotes, parentheses) is text, never query syntax.
+                let mut terms = Vec::new();
+                let mut stream = tokenizer.token_stream(q);
+                while let Some(token) = stream.next() {
+                    terms.push(tantivy::Term::from_field_text(self.text, &token.text));
+                }
+                let query = tantivy::query::BooleanQuery::new_multiterms_query(terms);
                 let top = searcher
                     .search(&query, &tantivy::collector::TopDocs::with_limit(k).order_by_score())
                     .map_err(bm25_err)?;

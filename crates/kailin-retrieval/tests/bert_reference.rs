@@ -2,97 +2,13 @@
 //! straightforward reference written here (naive loops in f64).
 #![allow(missing_docs, clippy::unwrap_used, clippy::needless_range_loop)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use burn::backend::Flex;
-use kailin_retrieval::{Bert, BertConfig, BertTokenizer, Encoder, Pooling};
-
-const VOCAB: &[&str] =
-    &["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "cell", "gene", "protein", "liver", "binds", "##s", "a"];
-const H: usize = 8;
-const HEADS: usize = 2;
-const FF: usize = 12;
-const LAYERS: usize = 2;
-const MAXPOS: usize = 16;
-
-fn config() -> BertConfig {
-    BertConfig {
-        vocab_size: VOCAB.len(),
-        hidden_size: H,
-        num_layers: LAYERS,
-        num_heads: HEADS,
-        intermediate_size: FF,
-        max_positions: MAXPOS,
-        type_vocab_size: 2,
-        layer_norm_eps: 1e-12,
-    }
-}
-
-/// Deterministic weights: name → (shape, values).
-fn weights() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
-    let mut w = BTreeMap::new();
-    let mut seed = 7u64;
-    let mut add = |name: String, shape: Vec<usize>, scale: f32, offset: f32| {
-        let n = shape.iter().product();
-        let v = (0..n)
-            .map(|_| {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                offset + scale * (((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5)
-            })
-            .collect();
-        w.insert(name, (shape, v));
-    };
-    add("embeddings.word_embeddings.weight".into(), vec![VOCAB.len(), H], 1.0, 0.0);
-    add("embeddings.position_embeddings.weight".into(), vec![MAXPOS, H], 0.5, 0.0);
-    add("embeddings.token_type_embeddings.weight".into(), vec![2, H], 0.5, 0.0);
-    add("embeddings.LayerNorm.weight".into(), vec![H], 0.4, 1.0);
-    add("embeddings.LayerNorm.bias".into(), vec![H], 0.2, 0.0);
-    for l in 0..LAYERS {
-        let p = format!("encoder.layer.{l}");
-        for part in ["query", "key", "value"] {
-            add(format!("{p}.attention.self.{part}.weight"), vec![H, H], 0.8, 0.0);
-            add(format!("{p}.attention.self.{part}.bias"), vec![H], 0.2, 0.0);
-        }
-        add(format!("{p}.attention.output.dense.weight"), vec![H, H], 0.8, 0.0);
-        add(format!("{p}.attention.output.dense.bias"), vec![H], 0.2, 0.0);
-        add(format!("{p}.attention.output.LayerNorm.weight"), vec![H], 0.4, 1.0);
-        add(format!("{p}.attention.output.LayerNorm.bias"), vec![H], 0.2, 0.0);
-        add(format!("{p}.intermediate.dense.weight"), vec![FF, H], 0.8, 0.0);
-        add(format!("{p}.intermediate.dense.bias"), vec![FF], 0.2, 0.0);
-        add(format!("{p}.output.dense.weight"), vec![H, FF], 0.8, 0.0);
-        add(format!("{p}.output.dense.bias"), vec![H], 0.2, 0.0);
-        add(format!("{p}.output.LayerNorm.weight"), vec![H], 0.4, 1.0);
-        add(format!("{p}.output.LayerNorm.bias"), vec![H], 0.2, 0.0);
-    }
-    // Unused by the encoder: must be ignored.
-    add("pooler.dense.weight".into(), vec![H, H], 1.0, 0.0);
-    w
-}
-
-/// A safetensors file: 8-byte header length, JSON header, little-endian f32 data.
-fn safetensors(w: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, prefix: &str) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    let mut data = Vec::new();
-    for (name, (shape, values)) in w {
-        let start = data.len();
-        for v in values {
-            data.extend_from_slice(&v.to_le_bytes());
-        }
-        header.insert(
-            format!("{prefix}{name}"),
-            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [start, data.len()] }),
-        );
-    }
-    let mut header = serde_json::to_vec(&header).unwrap();
-    while !header.len().is_multiple_of(8) {
-        header.push(b' ');
-    }
-    let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend(header);
-    out.extend(data);
-    out
-}
+use common::{FF, H, HEADS, LAYERS, config, model, safetensors, weights};
+use kailin_retrieval::{Bert, Encoder, Pooling};
 
 // ---- the reference ----
 
@@ -191,12 +107,6 @@ fn reference(w: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, ids: &[u32]) -> Vec<V
     x
 }
 
-fn model(dir: &Path, prefix: &str) -> Bert<Flex> {
-    let file = dir.join(format!("model{}.safetensors", prefix.len()));
-    std::fs::write(&file, safetensors(&weights(), prefix)).unwrap();
-    Bert::<Flex>::from_safetensors(&config(), &file, &Default::default()).unwrap()
-}
-
 #[test]
 fn hidden_states_equal_the_reference_with_padding_and_either_name_prefix() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,9 +141,7 @@ fn hidden_states_equal_the_reference_with_padding_and_either_name_prefix() {
 #[test]
 fn encoder_pools_and_normalises_like_the_reference_in_any_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let vocab = dir.path().join("vocab.txt");
-    std::fs::write(&vocab, VOCAB.join("\n")).unwrap();
-    let tokenizer = BertTokenizer::from_vocab(&vocab, true).unwrap();
+    let tokenizer = common::tokenizer(dir.path());
     assert_eq!(tokenizer.encode("The cells binds").unwrap().0, vec![2, 4, 5, 10, 9, 3]);
     let w = weights();
     for pooling in [Pooling::Mean, Pooling::Cls] {

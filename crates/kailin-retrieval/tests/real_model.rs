@@ -43,7 +43,13 @@ fn paraphrases_score_higher_than_unrelated_sentences() {
     for i in 0..texts.len() {
         assert!((v.row(i).dot(&v.row(i)) - 1.0).abs() < 1e-4, "row {i} is not unit length");
     }
-    eprintln!("paraphrase {:.3}, unrelated {:.3}, qa {:.3}, unrelated {:.3}", cos(0, 1), cos(0, 2), cos(3, 4), cos(3, 5));
+    eprintln!(
+        "paraphrase {:.3}, unrelated {:.3}, qa {:.3}, unrelated {:.3}",
+        cos(0, 1),
+        cos(0, 2),
+        cos(3, 4),
+        cos(3, 5)
+    );
     assert!(cos(0, 1) > 0.6, "paraphrase similarity {}", cos(0, 1));
     assert!(cos(0, 1) > cos(0, 2) + 0.4);
     assert!(cos(3, 4) > cos(3, 5) + 0.3);

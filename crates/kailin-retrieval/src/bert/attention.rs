@@ -20,12 +20,14 @@ impl<B: Backend> SelfAttention<B> {
     pub(crate) fn forward(&self, x: Tensor<B, 3>, mask: &Tensor<B, 4>) -> Tensor<B, 3> {
         let [batch, seq, hidden] = x.dims();
         let (heads, hd) = (self.num_heads, hidden / self.num_heads);
-        let split = |t: Tensor<B, 3>| t.reshape([batch, seq, heads, hd]).swap_dims(1, 2);
+        // Projections on one [batch·seq, hidden] matrix: a 3-D input would multiply per sequence.
+        let x = x.reshape([batch * seq, hidden]);
+        let split = |t: Tensor<B, 2>| t.reshape([batch, seq, heads, hd]).swap_dims(1, 2);
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x));
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f64).sqrt()) + mask.clone();
-        let context = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden]);
-        self.output.forward(context)
+        let context = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([batch * seq, hidden]);
+        self.output.forward(context).reshape([batch, seq, hidden])
     }
 }

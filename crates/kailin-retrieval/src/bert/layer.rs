@@ -26,8 +26,11 @@ pub(crate) struct Layer<B: Backend> {
 impl<B: Backend> Layer<B> {
     /// Shapes: `x` `[batch, seq, hidden]`, `mask` `[batch, 1, 1, seq]` → `[batch, seq, hidden]`.
     pub(crate) fn forward(&self, x: Tensor<B, 3>, mask: &Tensor<B, 4>) -> Tensor<B, 3> {
+        let [batch, seq, hidden] = x.dims();
         let x = self.attention_norm.forward(x.clone() + self.attention.forward(x, mask));
-        let h = self.ffn.down.forward(gelu(self.ffn.up.forward(x.clone())));
+        // As one [batch·seq, hidden] matrix (see `SelfAttention::forward`).
+        let flat = x.clone().reshape([batch * seq, hidden]);
+        let h = self.ffn.down.forward(gelu(self.ffn.up.forward(flat))).reshape([batch, seq, hidden]);
         self.ffn_norm.forward(x + h)
     }
 }

@@ -94,5 +94,16 @@ fn load<B: Backend>(
     if let Some((missing, _)) = result.missing.iter().find(|(path, _)| !applied.contains(path)) {
         return Err(Error::Weight { tensor: missing.clone(), message: format!("missing from {origin}") });
     }
+    // The PyTorch→burn adapter transposes weights lazily: a transposed view is copied to a
+    // contiguous layout on every product. Make each weight contiguous once, here.
+    for layer in &mut model.layers {
+        let a = &mut layer.attention;
+        for linear in [&mut a.query, &mut a.key, &mut a.value, &mut a.output, &mut layer.ffn.up, &mut layer.ffn.down] {
+            linear.weight = linear.weight.clone().map(|w| {
+                let device = w.device();
+                Tensor::from_data(w.into_data(), &device)
+            });
+        }
+    }
     Ok(model)
 }

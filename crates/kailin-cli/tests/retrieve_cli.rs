@@ -1,0 +1,118 @@
+//! `kailin retrieve …` through the binary: import and search precomputed vectors (no model
+//! needed), and build and search text with the real all-MiniLM-L6-v2 when it has been fetched.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use ndarray::array;
+use ndarray_npy::WriteNpyExt;
+
+fn kailin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kailin"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kailin runs");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn lines(out: &Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn import_then_search_query_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (vectors, ids, queries, store) =
+        (dir.path().join("v.npy"), dir.path().join("ids.txt"), dir.path().join("q.npy"), dir.path().join("store"));
+    array![[1.0f32, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.6, 0.8], [0.0, 0.0, 1.0]]
+        .write_npy(std::fs::File::create(&vectors).unwrap())
+        .unwrap();
+    array![[0.0f32, 0.0, 1.0], [0.9, 0.1, 0.0]].write_npy(std::fs::File::create(&queries).unwrap()).unwrap();
+    std::fs::write(&ids, "PMID1\nPMID2\nPMID3\nPMID4\n").unwrap();
+    let out = kailin(
+        &["retrieve", "import", "--vectors", p(&vectors), "--ids", p(&ids), "--out", p(&store), "--shard-rows", "3"],
+        b"",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got =
+        lines(&kailin(&["retrieve", "search", "--store", p(&store), "--query-vectors", p(&queries), "--k", "2"], b""));
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["row"], 0);
+    assert_eq!(got[0]["hits"][0]["id"], "PMID4");
+    assert_eq!(got[0]["hits"][1]["id"], "PMID3");
+    assert!((got[0]["hits"][1]["score"].as_f64().unwrap() - 0.8).abs() < 1e-6);
+    assert_eq!(got[1]["hits"][0]["id"], "PMID1");
+    // Query vectors of another dimension, and an id file of another length, are refused.
+    let bad = dir.path().join("bad.npy");
+    array![[1.0f32, 0.0]].write_npy(std::fs::File::create(&bad).unwrap()).unwrap();
+    let out = kailin(&["retrieve", "search", "--store", p(&store), "--query-vectors", p(&bad)], b"");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dimension 2, expected 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&ids, "PMID1\n").unwrap();
+    let out = kailin(
+        &["retrieve", "import", "--vectors", p(&vectors), "--ids", p(&ids), "--out", p(&dir.path().join("s2"))],
+        b"",
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 ids for 4 vectors"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn minilm() -> Option<PathBuf> {
+    let dir = kailin_lm::models_dir()?.join("all-minilm-l6-v2");
+    if dir.join("model.safetensors").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: {} not found (run `cargo xtask fetch-models`)", dir.display());
+        None
+    }
+}
+
+#[test]
+fn build_and_search_text_with_minilm() {
+    let Some(model) = minilm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (corpus, store) = (dir.path().join("docs.jsonl"), dir.path().join("store"));
+    let docs = [
+        ("p1", "Aspirin and myocardial infarction", "Low-dose aspirin reduced heart attacks in adults."),
+        ("p2", "CFTR mutations", "Cystic fibrosis is caused by mutations in the CFTR gene."),
+        ("p3", "Road budgets", "The council approved funds to repair roads."),
+    ];
+    let mut text = String::new();
+    for (id, title, body) in docs {
+        text.push_str(&serde_json::json!({ "id": id, "title": title, "text": body }).to_string());
+        text.push('\n');
+    }
+    std::fs::write(&corpus, text).unwrap();
+    let out = kailin(&["retrieve", "build", "--model", p(&model), "--corpus", p(&corpus), "--out", p(&store)], b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let queries = b"Which gene is mutated in cystic fibrosis?\nDoes aspirin prevent heart attacks?\n";
+    let got = lines(&kailin(&["retrieve", "search", "--store", p(&store), "--model", p(&model), "--k", "1"], queries));
+    assert_eq!(got[0]["query"], "Which gene is mutated in cystic fibrosis?");
+    assert_eq!(got[0]["hits"][0]["id"], "p2");
+    assert_eq!(got[1]["hits"][0]["id"], "p1");
+    // Not UTF-8, and an empty line: errors naming the line.
+    let out = kailin(&["retrieve", "search", "--store", p(&store), "--model", p(&model)], b"fine\n\xff\xfe\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2: not UTF-8"));
+    let out = kailin(&["retrieve", "search", "--store", p(&store), "--model", p(&model)], b"fine\n\nmore\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2: empty query"));
+}
