@@ -96,11 +96,11 @@ fn speed(o: &RetrievalBench) -> Result<()> {
     let check = o.queries.min(20);
     let scores = base.dot(&queries.slice(ndarray::s![..check, ..]).t()); // [vectors, check]
     let mut found = 0;
-    for q in 0..check {
+    for (q, got) in hits.iter().enumerate().take(check) {
         let mut all: Vec<(f32, u64)> = scores.column(q).iter().enumerate().map(|(r, &s)| (s, r as u64)).collect();
         all.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let truth: Vec<u64> = all[..o.k].iter().map(|t| t.1).collect();
-        found += hits[q].iter().filter(|h| truth.contains(&h.row)).count();
+        found += got.iter().filter(|h| truth.contains(&h.row)).count();
     }
     println!("recall@{} against brute force on {check} queries: {:.4}", o.k, found as f64 / (check * o.k) as f64);
     // FAISS on the same vectors and threads.

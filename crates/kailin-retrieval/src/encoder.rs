@@ -180,16 +180,26 @@ pub struct Encoder<B: Backend> {
 
 impl<B: Backend> Encoder<B> {
     /// An encoder from parts (a tiny model in a test, say); `identity` names it in stores.
+    /// Texts are truncated at the model's window.
+    ///
+    /// Errors: a model window too short for `[CLS]` and `[SEP]`.
     pub fn from_parts(
         bert: Bert<B>,
-        tokenizer: BertTokenizer,
+        mut tokenizer: BertTokenizer,
         pooling: Pooling,
         normalize: bool,
         identity: String,
         device: B::Device,
-    ) -> Self {
+    ) -> Result<Self> {
         let max_len = bert.max_positions();
-        Encoder { bert, tokenizer, pooling, normalize, max_len, batch_size: 32, truncate: true, identity, device }
+        tokenizer.set_max_len(max_len)?;
+        Ok(Encoder { bert, tokenizer, pooling, normalize, max_len, batch_size: 32, truncate: true, identity, device })
+    }
+
+    /// Whether texts longer than the window are truncated (the default) or refused with
+    /// [`Error::Text`].
+    pub fn set_truncate(&mut self, truncate: bool) {
+        self.truncate = truncate;
     }
 
     /// The vectors' dimension.

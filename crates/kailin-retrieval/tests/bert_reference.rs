@@ -145,25 +145,29 @@ fn encoder_pools_and_normalises_like_the_reference_in_any_batch() {
     assert_eq!(tokenizer.encode("The cells binds").unwrap().0, vec![2, 4, 5, 10, 9, 3]);
     let w = weights();
     for pooling in [Pooling::Mean, Pooling::Cls] {
-        let encoder = Encoder::from_parts(
+        let mut encoder = Encoder::from_parts(
             model(dir.path(), ""),
             tokenizer.clone(),
             pooling,
             true,
             "tiny".into(),
             Default::default(),
-        );
+        )
+        .unwrap();
         let texts = ["the cell binds a gene", "protein", "liver cells"];
         let all = encoder.encode(&texts).unwrap();
-        for (row, text) in texts.iter().enumerate() {
-            let ids = tokenizer.encode(text).unwrap().0;
-            let states = reference(&w, &ids);
+        let pooled = |ids: &[u32]| -> Vec<f64> {
+            let states = reference(&w, ids);
             let mut v: Vec<f64> = match pooling {
                 Pooling::Mean => (0..H).map(|i| states.iter().map(|s| s[i]).sum::<f64>() / ids.len() as f64).collect(),
                 Pooling::Cls => states[0].clone(),
             };
             let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
             v.iter_mut().for_each(|x| *x /= norm);
+            v
+        };
+        for (row, text) in texts.iter().enumerate() {
+            let v = pooled(&tokenizer.encode(text).unwrap().0);
             let alone = encoder.encode(&[*text]).unwrap();
             for i in 0..H {
                 assert!((f64::from(all[[row, i]]) - v[i]).abs() < 1e-4, "{pooling:?} {text:?} dim {i}");
@@ -171,6 +175,20 @@ fn encoder_pools_and_normalises_like_the_reference_in_any_batch() {
             }
         }
         let err = encoder.encode(&["the cell", "  "]).unwrap_err();
+        assert!(matches!(err, kailin_retrieval::Error::Text { index: 1, .. }), "{err}");
+        // Over the 16-position window: truncated to it by default, refused when asked.
+        let long = "the cell binds a gene ".repeat(5);
+        let cut = encoder.encode(&[long.as_str()]).unwrap();
+        let full = tokenizer.encode(&long).unwrap().0; // this tokenizer has no window: 27 ids
+        assert_eq!(full.len(), 27);
+        let mut window = full[..common::MAXPOS - 1].to_vec(); // [CLS] and 14 words…
+        window.push(3); // …and [SEP]
+        let v = pooled(&window);
+        for i in 0..H {
+            assert!((f64::from(cut[[0, i]]) - v[i]).abs() < 1e-4, "{pooling:?} truncated text, dim {i}");
+        }
+        encoder.set_truncate(false);
+        let err = encoder.encode(&["protein", long.as_str()]).unwrap_err();
         assert!(matches!(err, kailin_retrieval::Error::Text { index: 1, .. }), "{err}");
     }
 }

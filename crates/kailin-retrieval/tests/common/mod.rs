@@ -110,4 +110,5 @@ pub fn tokenizer(dir: &Path) -> BertTokenizer {
 /// A mean-pooling, normalising encoder over the tiny model.
 pub fn encoder(dir: &Path, identity: &str) -> Encoder<Flex> {
     Encoder::from_parts(model(dir, ""), tokenizer(dir), Pooling::Mean, true, identity.into(), Default::default())
+        .unwrap()
 }
