@@ -231,7 +231,7 @@ fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
     println!(
         "encoder {} on the CPU (flex, {} threads): {:.0} snippets/s ({} snippets, mean {:.0} words, {secs:.1} s)",
         encoder.identity(),
-        rayon_threads(),
+        std::thread::available_parallelism().map_or(1, usize::from),
         corpus.len() as f64 / secs,
         corpus.len(),
         corpus.iter().map(|(_, t)| t.split_whitespace().count()).sum::<usize>() as f64 / corpus.len().max(1) as f64
@@ -253,8 +253,4 @@ fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
         println!("| {name} | {r4:.3} | {r10:.3} | {mrr:.3} |");
     }
     Ok(())
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
 }

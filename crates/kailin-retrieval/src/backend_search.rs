@@ -6,7 +6,7 @@ use burn::prelude::*;
 use ndarray::ArrayView2;
 
 use crate::error::{Error, Result};
-use crate::exact::Vectors;
+use crate::exact::{Vectors, blocks};
 use crate::topk::{Hit, TopK};
 
 /// The `k` rows of `parts` (concatenated) with the largest inner product with each query,
@@ -35,33 +35,23 @@ pub fn search_backend<B: Backend>(
     }
     let q: Vec<f32> = queries.iter().copied().collect();
     let q = Tensor::<B, 2>::from_data(TensorData::new(q, [nq, dim]), device);
-    let mut offset = 0u64;
-    for (p, part) in parts.iter().enumerate() {
-        let (rows, d) = part.dim();
-        if d != dim {
-            return Err(Error::Dimension { what: format!("searched vectors (part {p})"), expected: dim, got: d });
-        }
-        for start in (0..rows).step_by(block_rows) {
-            let len = block_rows.min(rows - start);
-            let block: Vec<f32> = match part {
-                Vectors::F32(v) => v.slice(ndarray::s![start..start + len, ..]).iter().copied().collect(),
-                Vectors::F16(v) => v.slice(ndarray::s![start..start + len, ..]).iter().map(|h| h.to_f32()).collect(),
-            };
-            let docs = Tensor::<B, 2>::from_data(TensorData::new(block, [len, dim]), device);
-            let kk = k.min(len);
-            // [nq, dim] · [dim, len] → [nq, len] → top kk along the documents.
-            let (values, indices) = q.clone().matmul(docs.transpose()).topk_with_indices(kk, 1);
-            let values = values.into_data().to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
-            let indices =
-                indices.into_data().convert::<i64>().to_vec::<i64>().map_err(|e| Error::Backend(format!("{e:?}")))?;
-            let global = offset + start as u64;
-            for (qi, top) in tops.iter_mut().enumerate() {
-                for j in qi * kk..(qi + 1) * kk {
-                    top.push(Hit { row: global + indices[j] as u64, score: values[j] });
-                }
+    for (p, start, len, global) in blocks(parts, dim, block_rows)? {
+        let block: Vec<f32> = match &parts[p] {
+            Vectors::F32(v) => v.slice(ndarray::s![start..start + len, ..]).iter().copied().collect(),
+            Vectors::F16(v) => v.slice(ndarray::s![start..start + len, ..]).iter().map(|h| h.to_f32()).collect(),
+        };
+        let docs = Tensor::<B, 2>::from_data(TensorData::new(block, [len, dim]), device);
+        let kk = k.min(len);
+        // [nq, dim] · [dim, len] → [nq, len] → top kk along the documents.
+        let (values, indices) = q.clone().matmul(docs.transpose()).topk_with_indices(kk, 1);
+        let values = values.into_data().to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let indices =
+            indices.into_data().convert::<i64>().to_vec::<i64>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+        for (qi, top) in tops.iter_mut().enumerate() {
+            for j in qi * kk..(qi + 1) * kk {
+                top.push(Hit { row: global + indices[j] as u64, score: values[j] });
             }
         }
-        offset += rows as u64;
     }
     Ok(tops.into_iter().map(TopK::into_hits).collect())
 }

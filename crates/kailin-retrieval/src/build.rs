@@ -48,8 +48,10 @@ where
             }
             other => other,
         })?;
-        for ((id, _), v) in group.iter().zip(vectors.rows()) {
-            writer.push(id, v.as_slice().unwrap_or(&v.to_vec()))?;
+        // Rows of the encoder's standard-layout matrix are contiguous slices.
+        let flat = vectors.as_slice().ok_or_else(|| Error::Backend("encoder output is not contiguous".into()))?;
+        for ((id, _), v) in group.iter().zip(flat.chunks_exact(writer.dim())) {
+            writer.push(id, v)?;
         }
         group.clear();
         Ok(())

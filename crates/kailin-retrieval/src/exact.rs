@@ -69,19 +69,7 @@ impl ExactSearch {
     /// Errors: a part whose dimension differs from the queries'.
     pub fn search(&self, queries: ArrayView2<'_, f32>, parts: &[Vectors<'_>], k: usize) -> Result<Vec<Vec<Hit>>> {
         let (nq, dim) = queries.dim();
-        let mut blocks = Vec::new(); // (part, first row in part, rows, global first row)
-        let mut offset = 0u64;
-        for (p, part) in parts.iter().enumerate() {
-            let (rows, d) = part.dim();
-            if d != dim {
-                return Err(Error::Dimension { what: format!("searched vectors (part {p})"), expected: dim, got: d });
-            }
-            for start in (0..rows).step_by(DOC_BLOCK) {
-                let len = DOC_BLOCK.min(rows - start);
-                blocks.push((p, start, len, offset + start as u64));
-            }
-            offset += rows as u64;
-        }
+        let blocks = blocks(parts, dim, DOC_BLOCK)?;
         if nq == 0 || k == 0 || dim == 0 {
             return Ok(vec![Vec::new(); nq]);
         }
@@ -111,6 +99,27 @@ impl ExactSearch {
         });
         Ok(tops.into_iter().map(TopK::into_hits).collect())
     }
+}
+
+/// One block of searched rows: `(part, first row in the part, rows, global first row)`.
+pub(crate) type Block = (usize, usize, usize, u64);
+
+/// Splits `parts` (concatenated) into blocks of at most `block_rows` rows, numbering rows
+/// globally; every part must have dimension `dim`.
+pub(crate) fn blocks(parts: &[Vectors<'_>], dim: usize, block_rows: usize) -> Result<Vec<Block>> {
+    let mut blocks = Vec::new();
+    let mut offset = 0u64;
+    for (p, part) in parts.iter().enumerate() {
+        let (rows, d) = part.dim();
+        if d != dim {
+            return Err(Error::Dimension { what: format!("searched vectors (part {p})"), expected: dim, got: d });
+        }
+        for start in (0..rows).step_by(block_rows.max(1)) {
+            blocks.push((p, start, block_rows.min(rows - start), offset + start as u64));
+        }
+        offset += rows as u64;
+    }
+    Ok(blocks)
 }
 
 /// A part's rows as one contiguous slice (standard layout, owned if the view was not).

@@ -28,7 +28,7 @@ fn rows_ids_and_search_survive_shards_and_f16() {
         assert_eq!(store.id(0), Some("doc0"));
         assert_eq!(store.id(9), Some("doc9"));
         assert_eq!(store.id(10), None);
-        // Each row is its own best match among these rows? Not necessarily; compare with brute force.
+        // Scores and ranking against a brute force over the same rows.
         let hits = store.search(&ExactSearch::new(2).unwrap(), data.view(), 3).unwrap();
         for (q, hits) in hits.iter().enumerate() {
             let mut scores: Vec<(f32, u64)> = (0..10).map(|r| (data.row(q).dot(&data.row(r)), r as u64)).collect();
