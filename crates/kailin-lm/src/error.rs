@@ -109,6 +109,15 @@ pub enum Error {
         /// Sequences in the batch.
         batch: usize,
     },
+    /// Segment ids of packed sequences ([`Llama::forward_segments`](crate::Llama::forward_segments))
+    /// whose number is not one per token.
+    #[error("{got} segment ids for a batch of {expected} tokens")]
+    Segments {
+        /// Tokens in the batch (`batch · seq`).
+        expected: usize,
+        /// Segment ids given.
+        got: usize,
+    },
     /// The tensor backend failed (e.g. returning data to the host).
     #[error("backend: {0}")]
     Backend(String),

@@ -198,3 +198,32 @@ fn batched_left_padded_generation_equals_each_prompt_alone() {
         Err(kailin_lm::Error::TooLong { len: 33, max: 32 })
     ));
 }
+
+#[test]
+fn packed_records_are_computed_as_if_alone() {
+    let config = LlamaConfig::new(13, 8, 12, 2, 2, 1);
+    let w = weights(&config);
+    let device = Default::default();
+    let model = Llama::<B>::from_weights(&config, 16, &device, |name, _| Ok(w[name].clone())).unwrap();
+    let tensor = |t: &[i64], rows: usize| {
+        Tensor::<B, 2, Int>::from_data(TensorData::new(t.to_vec(), [rows, t.len() / rows]), &device)
+    };
+    let alone = |t: &[i64]| model.forward(tensor(t, 1)).unwrap().into_data().to_vec::<f32>().unwrap();
+    // Row 0 packs records [1 5 2] and [9 4 7 3]; row 1 is one record of 7 tokens.
+    let (a, b, c) = ([1i64, 5, 2], [9i64, 4, 7, 3], [3i64, 3, 0, 12, 7, 1, 2]);
+    let packed: Vec<i64> = a.iter().chain(&b).chain(&c).copied().collect();
+    let segments = [0u32, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
+    let got = model.forward_segments(tensor(&packed, 2), &segments).unwrap().into_data().to_vec::<f32>().unwrap();
+    let want: Vec<f32> = [alone(&a), alone(&b), alone(&c)].concat();
+    assert_eq!(got.len(), want.len());
+    for (i, (g, f)) in got.iter().zip(&want).enumerate() {
+        assert!((g - f).abs() < 1e-5, "token {} logit {}: packed {g} vs alone {f}", i / 13, i % 13);
+    }
+    // Without the segments, record b would attend to record a: the logits differ.
+    let plain = model.forward(tensor(&packed, 2)).unwrap().into_data().to_vec::<f32>().unwrap();
+    assert!(plain[3 * 13..7 * 13].iter().zip(&want[3 * 13..7 * 13]).any(|(p, w)| (p - w).abs() > 1e-4));
+    assert!(matches!(
+        model.forward_segments(tensor(&packed, 2), &segments[..5]),
+        Err(kailin_lm::Error::Segments { expected: 14, got: 5 })
+    ));
+}

@@ -147,7 +147,23 @@ impl<B: Backend> Llama<B> {
     /// Errors: a sequence longer than the `max_positions` the model was built with; a token id
     /// outside the vocabulary.
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Result<Tensor<B, 3>> {
-        self.run(tokens, None, Checks::Device, Logits::All)
+        self.run(tokens, None, None, Checks::Device, Logits::All)
+    }
+
+    /// Next-token logits of packed sequences, for training on several records per row:
+    /// `segments` (`batch · seq` record numbers, row-major) says which record each token belongs
+    /// to. Attention never crosses a change of record, and positions restart at each record, so
+    /// every record is computed exactly as it would be alone.
+    ///
+    /// Shapes: `tokens` `[batch, seq]`, `segments` `[batch · seq]` → logits `[batch, seq, vocab]`.
+    ///
+    /// Errors: as [`Llama::forward`]; `segments` of another length.
+    pub fn forward_segments(&self, tokens: Tensor<B, 2, Int>, segments: &[u32]) -> Result<Tensor<B, 3>> {
+        let [batch, seq] = tokens.dims();
+        if segments.len() != batch * seq {
+            return Err(Error::Segments { expected: batch * seq, got: segments.len() });
+        }
+        self.run(tokens, None, Some(segments), Checks::Device, Logits::All)
     }
 
     /// Like [`forward`](Self::forward) for the tokens that follow those in `cache`, which
@@ -204,7 +220,7 @@ impl<B: Backend> Llama<B> {
             return Err(Error::CacheMismatch { cache: cache.layers.len(), model: self.blocks.len() });
         }
         let seq = tokens.dims()[1];
-        let logits = self.run(tokens, Some(cache), checks, logits)?;
+        let logits = self.run(tokens, Some(cache), None, checks, logits)?;
         cache.advance(seq);
         Ok(logits)
     }
@@ -213,6 +229,7 @@ impl<B: Backend> Llama<B> {
         &self,
         tokens: Tensor<B, 2, Int>,
         mut cache: Option<&mut KvCache<B>>,
+        segments: Option<&[u32]>,
         checks: Checks,
         logits: Logits,
     ) -> Result<Tensor<B, 3>> {
@@ -234,7 +251,10 @@ impl<B: Backend> Llama<B> {
         if !pads.is_empty() && pads.len() != batch {
             return Err(Error::BatchMismatch { what: "KV cache padding", expected: pads.len(), batch });
         }
-        let step = Step::new(&self.rope, batch, seq, start, pads, &tokens.device());
+        let step = match segments {
+            Some(segments) => Step::segmented(&self.rope, batch, seq, segments, &tokens.device()),
+            None => Step::new(&self.rope, batch, seq, start, pads, &tokens.device()),
+        };
         let mut x = self.embed.forward(tokens);
         for (i, block) in self.blocks.iter().enumerate() {
             let slot = cache.as_mut().map(|c| &mut c.layers[i]);

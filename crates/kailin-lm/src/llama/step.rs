@@ -48,4 +48,25 @@ impl<B: Backend> Step<B> {
         });
         Step { cos, sin, mask }
     }
+
+    /// A pass over packed sequences without a cache: `segments[b·seq + t]` names the record
+    /// that token `t` of sequence `b` belongs to. A query sees earlier keys of its own record
+    /// only, and positions (RoPE) restart at 0 wherever the record changes.
+    pub(crate) fn segmented(rope: &Rope, batch: usize, seq: usize, segments: &[u32], device: &B::Device) -> Self {
+        let mut positions = Vec::with_capacity(batch * seq);
+        let mut m = Vec::with_capacity(batch * seq * seq);
+        for row in segments.chunks_exact(seq.max(1)).take(batch) {
+            let mut start = 0;
+            for (q, &segment) in row.iter().enumerate() {
+                if q > 0 && row[q - 1] != segment {
+                    start = q;
+                }
+                positions.push(q - start);
+                m.extend((0..seq).map(|k| if k > q || k < start { MASKED } else { 0.0 }));
+            }
+        }
+        let (cos, sin) = rope.tables(&positions, seq, device);
+        let mask = Some(Tensor::from_data(TensorData::new(m, [batch, 1, seq, seq]), device));
+        Step { cos, sin, mask }
+    }
 }

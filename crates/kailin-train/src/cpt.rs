@@ -1,0 +1,24 @@
+//! Continued pre-training: next-token cross-entropy over packed texts (m-KAILIN's CPT data:
+//! question and context).
+
+use burn::tensor::backend::AutodiffBackend;
+use kailin_lm::Llama;
+
+use crate::encode::{Encoded, Row};
+use crate::error::Result;
+use crate::lm::NextToken;
+use crate::trainer::{TrainOptions, TrainReport, train as run};
+
+/// Trains `model` on CPT rows (from [`encode_texts`](crate::encode_texts)); every token is
+/// learned but those a packed text would predict from the text before it. `eval` rows give
+/// the evaluation loss.
+pub fn train<B: AutodiffBackend>(
+    model: Llama<B>,
+    data: &Encoded<Row>,
+    eval: &[Row],
+    opts: &TrainOptions,
+) -> Result<(Llama<B>, TrainReport)> {
+    let (model, mut report) = run(model, &NextToken, &data.items, eval, opts)?;
+    report.truncated = data.truncated;
+    Ok((model, report))
+}

@@ -1,0 +1,198 @@
+//! Direct preference optimisation: the policy against a frozen reference, on (prompt,
+//! chosen, rejected) triples. m-KAILIN optimises its general question generator this way.
+//!
+//! The reference's log-probabilities are computed once, before the first step (the policy as
+//! it starts *is* the reference), and can be cached in a file, so the reference model never
+//! stays in memory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use kailin_core::AtomicFile;
+use kailin_lm::Llama;
+use serde::{Deserialize, Serialize};
+
+use crate::encode::{Encoded, PairRows, Row};
+use crate::error::{Error, Result};
+use crate::loss::{dpo_loss, sequence_logprobs};
+use crate::trainer::{BatchTensors, MicroLoss, Objective, TrainOptions, TrainReport, train as run};
+
+/// DPO's own options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DpoOptions {
+    /// β, the strength of the pull towards the reference.
+    pub beta: f64,
+    /// File caching the reference log-probabilities (read when it matches the data and
+    /// `reference_id`, else computed and written).
+    pub reference_cache: Option<PathBuf>,
+    /// Names the reference model in the cache (e.g. its path), so that a cache of another
+    /// model is not reused.
+    pub reference_id: String,
+}
+
+impl Default for DpoOptions {
+    fn default() -> Self {
+        DpoOptions { beta: 0.1, reference_cache: None, reference_id: String::new() }
+    }
+}
+
+/// A pair with the reference's log-probabilities of its chosen and rejected completions.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ScoredPair {
+    rows: PairRows,
+    reference: [f64; 2],
+}
+
+struct Dpo {
+    beta: f64,
+}
+
+/// Sequence log-probabilities of the completions of `pairs`: `[chosen…, rejected…]`.
+fn pair_logprobs<B: Backend>(model: &Llama<B>, pairs: &[&PairRows]) -> Result<(Tensor<B, 1>, usize)> {
+    let device = model.devices().first().cloned().unwrap_or_default();
+    let rows: Vec<&Row> = pairs.iter().map(|p| &p.chosen).chain(pairs.iter().map(|p| &p.rejected)).collect();
+    let batch = BatchTensors::<B>::new(&rows, &device);
+    let logits = batch.logits(model)?;
+    Ok((sequence_logprobs(logits, batch.targets, batch.weights), batch.tokens))
+}
+
+fn host(t: Tensor<impl Backend, 1>) -> Result<Vec<f64>> {
+    t.into_data().convert::<f64>().to_vec::<f64>().map_err(|e| Error::Backend(format!("{e:?}")))
+}
+
+impl Objective for Dpo {
+    type Item = ScoredPair;
+
+    fn weight(&self, _: &ScoredPair) -> f64 {
+        1.0
+    }
+
+    fn loss<B: Backend>(&self, model: &Llama<B>, items: &[&ScoredPair], normaliser: f64) -> Result<MicroLoss<B>> {
+        let n = items.len();
+        let device = model.devices().first().cloned().unwrap_or_default();
+        let pairs: Vec<&PairRows> = items.iter().map(|i| &i.rows).collect();
+        let (lp, tokens) = pair_logprobs(model, &pairs)?;
+        let reference = |k: usize| {
+            let v: Vec<f32> = items.iter().map(|i| i.reference[k] as f32).collect();
+            Tensor::<B, 1>::from_data(TensorData::new(v, [n]), &device)
+        };
+        let out = dpo_loss(
+            lp.clone().slice_dim(0, 0..n),
+            lp.slice_dim(0, n..2 * n),
+            reference(0),
+            reference(1),
+            self.beta,
+            normaliser as usize,
+        );
+        let (chosen, rejected) = (host(out.chosen_rewards)?, host(out.rejected_rewards)?);
+        let margin: f64 = chosen.iter().zip(&rejected).map(|(c, r)| c - r).sum();
+        let correct = chosen.iter().zip(&rejected).filter(|(c, r)| c > r).count() as f64;
+        let metrics = vec![
+            ("chosen_reward", chosen.iter().sum()),
+            ("rejected_reward", rejected.iter().sum()),
+            ("reward_margin", margin),
+            ("preference_accuracy", correct),
+        ];
+        Ok(MicroLoss { loss: out.loss, metrics, tokens })
+    }
+}
+
+/// Sequence log-probabilities `[chosen, rejected]` of each pair under `model`, in batches of
+/// `batch_size` pairs.
+pub fn reference_logprobs<B: Backend>(
+    model: &Llama<B>,
+    pairs: &[PairRows],
+    batch_size: usize,
+) -> Result<Vec<[f64; 2]>> {
+    let mut out = Vec::with_capacity(pairs.len());
+    for chunk in pairs.chunks(batch_size.max(1)) {
+        let refs: Vec<&PairRows> = chunk.iter().collect();
+        let values = host(pair_logprobs(model, &refs)?.0)?;
+        let n = chunk.len();
+        out.extend((0..n).map(|i| [values[i], values[n + i]]));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Cache {
+    reference_id: String,
+    digest: String,
+    logprobs: Vec<[f64; 2]>,
+}
+
+/// FNV-1a over the token ids and weights of the pairs: names the data a cache belongs to.
+fn digest(pairs: &[PairRows]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |x: u32| {
+        for b in x.to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for p in pairs {
+        for row in [&p.chosen, &p.rejected] {
+            eat(row.ids.len() as u32);
+            row.ids.iter().for_each(|&t| eat(t));
+            row.weights.iter().for_each(|&w| eat(w.to_bits()));
+        }
+    }
+    format!("{h:016x}")
+}
+
+fn read_cache(path: &Path, reference_id: &str, digest: &str, n: usize) -> Option<Vec<[f64; 2]>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let cache: Cache = serde_json::from_str(&text).ok()?;
+    let fits = cache.reference_id == reference_id && cache.digest == digest && cache.logprobs.len() == n;
+    if !fits {
+        tracing::warn!(path = %path.display(), "reference cache is for other data or another model: recomputing");
+    }
+    fits.then_some(cache.logprobs)
+}
+
+fn write_cache(path: &Path, cache: &Cache) -> Result<()> {
+    let io = |source| Error::Io { path: path.to_owned(), source };
+    let mut file = AtomicFile::create(path)?;
+    let text = serde_json::to_string(cache).map_err(|e| io(std::io::Error::other(e)))?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.commit()?;
+    Ok(())
+}
+
+/// Trains the policy `model` with DPO on `data` (from [`encode_pairs`](crate::encode_pairs));
+/// the reference is `model` as given. `eval` pairs give the evaluation loss. Logged per step:
+/// loss, chosen and rejected rewards, reward margin, preference accuracy.
+pub fn train<B: AutodiffBackend>(
+    model: Llama<B>,
+    data: &Encoded<PairRows>,
+    eval: &[PairRows],
+    opts: &TrainOptions,
+    dpo: &DpoOptions,
+) -> Result<(Llama<B>, TrainReport)> {
+    if !(dpo.beta.is_finite() && dpo.beta > 0.0) {
+        return Err(Error::Options(format!("DPO's beta must be a positive number, not {}", dpo.beta)));
+    }
+    let reference = model.valid();
+    // The training pairs' reference values may come from (and go to) the cache.
+    let score = |pairs: &[PairRows], cache: Option<&Path>| -> Result<Vec<ScoredPair>> {
+        let digest = digest(pairs);
+        let logprobs = match cache.and_then(|p| read_cache(p, &dpo.reference_id, &digest, pairs.len())) {
+            Some(l) => l,
+            None => {
+                let l = reference_logprobs(&reference, pairs, opts.batch_size)?;
+                if let Some(path) = cache {
+                    write_cache(path, &Cache { reference_id: dpo.reference_id.clone(), digest, logprobs: l.clone() })?;
+                }
+                l
+            }
+        };
+        Ok(pairs.iter().cloned().zip(logprobs).map(|(rows, reference)| ScoredPair { rows, reference }).collect())
+    };
+    let (train_items, eval_items) = (score(&data.items, dpo.reference_cache.as_deref())?, score(eval, None)?);
+    drop(reference);
+    let (model, mut report) = run(model, &Dpo { beta: dpo.beta }, &train_items, &eval_items, opts)?;
+    report.truncated = data.truncated;
+    Ok((model, report))
+}

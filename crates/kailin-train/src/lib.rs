@@ -1,0 +1,51 @@
+//! Trainers of kailin on burn: continued pre-training ([`cpt`]), supervised fine-tuning
+//! ([`sft`]) and direct preference optimisation ([`dpo`]) of a `kailin-lm` [`Llama`], generic
+//! over burn's autodiff backends (`Autodiff<Flex>` on the CPU, `Autodiff<Cuda>` with the
+//! `cuda` feature).
+//!
+//! Datasets are JSON Lines in `kailin-corpus`'s shapes ([`read_text_dataset`],
+//! [`read_sft_dataset`], [`read_dpo_dataset`]), encoded into token rows whose every predicted
+//! token carries a weight ([`encode_texts`] packs texts, optionally isolated from each other;
+//! [`encode_sft`] and [`encode_pairs`] weigh prompt tokens 0). One loop serves the three
+//! objectives: seeded shuffling, gradient accumulation, global-norm clipping, [`AdamW`] on a
+//! warmup + cosine schedule, periodic evaluation, and a typed stop on a non-finite loss.
+//!
+//! The losses are plain tensor functions, usable alone:
+//!
+//! ```
+//! use burn::backend::Flex;
+//! use burn::prelude::*;
+//! use kailin_train::dpo_loss;
+//!
+//! let t = |v: [f32; 2]| Tensor::<Flex, 1>::from_data(TensorData::new(v.to_vec(), [2]), &Default::default());
+//! // A policy that still equals its reference: the loss is ln 2.
+//! let out = dpo_loss(t([-12.0, -3.5]), t([-13.0, -9.0]), t([-12.0, -3.5]), t([-13.0, -9.0]), 0.1, 2);
+//! assert!((out.loss.into_scalar() - std::f32::consts::LN_2).abs() < 1e-6);
+//! ```
+//!
+//! [`Llama`]: kailin_lm::Llama
+#![deny(missing_docs)]
+
+pub mod cpt;
+mod data;
+pub mod dpo;
+mod encode;
+mod error;
+mod lm;
+mod loss;
+mod optim;
+pub mod sft;
+mod trainer;
+
+pub use crate::{
+    data::{
+        ChatExample, CompletionExample, Dataset, DpoExample, Lined, Message, SftExample, TextExample, read_dpo_dataset,
+        read_sft_dataset, read_text_dataset,
+    },
+    dpo::DpoOptions,
+    encode::{Encoded, Overlong, Packing, PairRows, Row, TextEncoder, encode_pairs, encode_sft, encode_texts},
+    error::{Error, Result},
+    loss::{DpoOutput, dpo_loss, lm_loss, sequence_logprobs, token_logprobs},
+    optim::{AdamW, AdamWConfig, clip_scale, grad_norm, learning_rate},
+    trainer::{StepLog, TrainOptions, TrainReport},
+};

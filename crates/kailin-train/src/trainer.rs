@@ -1,0 +1,295 @@
+//! The training loop the three objectives share: seeded shuffling, micro-batches with
+//! gradient accumulation, global-norm clipping, AdamW on the warmup + cosine schedule,
+//! periodic evaluation, and a stop on a non-finite loss or gradient.
+
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use kailin_lm::Llama;
+use serde::{Deserialize, Serialize};
+
+use crate::encode::Row;
+use crate::error::{Error, Result};
+use crate::optim::{AdamW, AdamWConfig, clip_scale, grad_norm, learning_rate};
+
+/// Options of the training loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Rows (CPT, SFT) or pairs (DPO) per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    pub grad_accum: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Optimiser steps of linear warmup.
+    pub warmup_steps: u64,
+    /// The learning rate at the last step, as a fraction of the peak.
+    pub min_lr_ratio: f64,
+    /// Clip the global gradient norm to this.
+    pub max_grad_norm: Option<f64>,
+    /// AdamW's other hyper-parameters.
+    pub adamw: AdamWConfig,
+    /// Seed of the shuffling.
+    pub seed: u64,
+    /// Evaluate every this many optimiser steps (and after the last).
+    pub eval_every: Option<u64>,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            epochs: 1,
+            batch_size: 4,
+            grad_accum: 1,
+            lr: 2e-5,
+            warmup_steps: 0,
+            min_lr_ratio: 0.1,
+            max_grad_norm: Some(1.0),
+            adamw: AdamWConfig::default(),
+            seed: 0,
+            eval_every: None,
+            progress: false,
+        }
+    }
+}
+
+impl TrainOptions {
+    pub(crate) fn check(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Options(m.to_owned()));
+        if self.epochs == 0 || self.batch_size == 0 || self.grad_accum == 0 {
+            return bad("epochs, batch size and gradient accumulation must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("the learning rate must be a positive number");
+        }
+        if !(0.0..=1.0).contains(&self.min_lr_ratio) {
+            return bad("the final learning-rate ratio must be within 0..=1");
+        }
+        if self.max_grad_norm.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
+            return bad("the gradient-norm limit must be a positive number");
+        }
+        let a = &self.adamw;
+        if !(0.0..1.0).contains(&a.beta1) || !(0.0..1.0).contains(&a.beta2) || a.epsilon <= 0.0 || a.weight_decay < 0.0
+        {
+            return bad("AdamW needs betas within 0..1, a positive epsilon and a non-negative weight decay");
+        }
+        Ok(())
+    }
+}
+
+/// What one optimiser step did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepLog {
+    /// Optimiser step, 1-based.
+    pub step: u64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// The step's loss (mean over its tokens or pairs).
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Tokens the step's forward passes read.
+    pub tokens: usize,
+    /// The objective's own metrics (DPO: rewards, margin, accuracy), means over the step.
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrainReport {
+    /// One entry per optimiser step.
+    pub steps: Vec<StepLog>,
+    /// `(step, loss)` on the evaluation set.
+    pub evals: Vec<(u64, f64)>,
+    /// Wall-clock seconds of the loop.
+    pub seconds: f64,
+    /// Tokens read by the training forward passes.
+    pub tokens: usize,
+    /// Records cut to the context window when the data were encoded.
+    pub truncated: usize,
+}
+
+impl TrainReport {
+    /// Training tokens per second.
+    pub fn tokens_per_second(&self) -> f64 {
+        self.tokens as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// The loss of one micro-batch.
+pub(crate) struct MicroLoss<B: Backend> {
+    /// Already divided by the step's normaliser.
+    pub(crate) loss: Tensor<B, 1>,
+    /// Metric sums over the micro-batch's items (divided by the step's item count later).
+    pub(crate) metrics: Vec<(&'static str, f64)>,
+    pub(crate) tokens: usize,
+}
+
+/// An objective: the loss of a micro-batch of items.
+pub(crate) trait Objective {
+    type Item;
+    /// The item's share of the step's normaliser (tokens learned, or 1 per pair).
+    fn weight(&self, item: &Self::Item) -> f64;
+    fn loss<B: Backend>(&self, model: &Llama<B>, items: &[&Self::Item], normaliser: f64) -> Result<MicroLoss<B>>;
+}
+
+/// Inputs, targets, weights and segments of right-padded rows.
+pub(crate) struct BatchTensors<B: Backend> {
+    pub(crate) inputs: Tensor<B, 2, Int>,
+    pub(crate) targets: Tensor<B, 2, Int>,
+    pub(crate) weights: Tensor<B, 2>,
+    pub(crate) segments: Option<Vec<u32>>,
+    pub(crate) tokens: usize,
+}
+
+impl<B: Backend> BatchTensors<B> {
+    pub(crate) fn new(rows: &[&Row], device: &B::Device) -> Self {
+        let seq = rows.iter().map(|r| r.ids.len().saturating_sub(1)).max().unwrap_or(0).max(1);
+        let n = rows.len();
+        let (mut inputs, mut targets, mut weights) = (vec![0i64; n * seq], vec![0i64; n * seq], vec![0.0f32; n * seq]);
+        let packed = rows.iter().any(|r| r.segments.is_some());
+        let mut segments = packed.then(|| vec![u32::MAX; n * seq]);
+        let mut tokens = 0;
+        for (b, row) in rows.iter().enumerate() {
+            let len = row.ids.len().saturating_sub(1);
+            tokens += len;
+            for j in 0..len {
+                inputs[b * seq + j] = i64::from(row.ids[j]);
+                targets[b * seq + j] = i64::from(row.ids[j + 1]);
+                weights[b * seq + j] = row.weights[j];
+            }
+            if let Some(segments) = &mut segments {
+                for j in 0..len {
+                    segments[b * seq + j] = row.segments.as_ref().map_or(0, |s| s[j]);
+                }
+            }
+        }
+        BatchTensors {
+            inputs: Tensor::from_data(TensorData::new(inputs, [n, seq]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [n, seq]), device),
+            weights: Tensor::from_data(TensorData::new(weights, [n, seq]), device),
+            segments,
+            tokens,
+        }
+    }
+
+    /// Logits `[rows, seq, vocab]` of the inputs.
+    pub(crate) fn logits(&self, model: &Llama<B>) -> Result<Tensor<B, 3>> {
+        Ok(match &self.segments {
+            Some(s) => model.forward_segments(self.inputs.clone(), s)?,
+            None => model.forward(self.inputs.clone())?,
+        })
+    }
+}
+
+/// A deterministic permutation of `0..n` for `seed` (Fisher–Yates on SplitMix64).
+pub(crate) fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
+    t.into_scalar().elem::<f64>()
+}
+
+/// Mean loss of `items` without gradients, in micro-batches of `batch_size`.
+pub(crate) fn evaluate<B: Backend, O: Objective>(
+    model: &Llama<B>,
+    objective: &O,
+    items: &[O::Item],
+    batch_size: usize,
+) -> Result<f64> {
+    let normaliser: f64 = items.iter().map(|i| objective.weight(i)).sum();
+    let mut total = 0.0;
+    for chunk in items.chunks(batch_size.max(1)) {
+        let refs: Vec<&O::Item> = chunk.iter().collect();
+        total += scalar(objective.loss(model, &refs, normaliser)?.loss);
+    }
+    Ok(total)
+}
+
+/// Trains `model` on `train` with `objective`; evaluates on `eval` (when not empty) every
+/// `eval_every` steps and after the last.
+pub(crate) fn train<B: AutodiffBackend, O: Objective>(
+    mut model: Llama<B>,
+    objective: &O,
+    train: &[O::Item],
+    eval: &[O::Item],
+    opts: &TrainOptions,
+) -> Result<(Llama<B>, TrainReport)> {
+    opts.check()?;
+    if train.is_empty() {
+        return Err(Error::Options("nothing to train on".into()));
+    }
+    let per_step = opts.batch_size * opts.grad_accum;
+    let steps_per_epoch = train.len().div_ceil(per_step) as u64;
+    let total = steps_per_epoch * opts.epochs as u64;
+    let mut optim = AdamW::<B>::new(opts.adamw);
+    let mut report = TrainReport::default();
+    let started = Instant::now();
+    let mut step = 0u64;
+    for epoch in 0..opts.epochs {
+        let order = permutation(train.len(), opts.seed ^ (epoch as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+        for chunk in order.chunks(per_step) {
+            step += 1;
+            let items: Vec<&O::Item> = chunk.iter().map(|&i| &train[i]).collect();
+            let normaliser: f64 = items.iter().map(|i| objective.weight(i)).sum();
+            let mut accumulator = GradientsAccumulator::<Llama<B>>::new();
+            let (mut loss, mut tokens, mut sums) = (0.0, 0, Vec::<(&'static str, f64)>::new());
+            for micro in items.chunks(opts.batch_size) {
+                let out = objective.loss(&model, micro, normaliser)?;
+                let value = scalar(out.loss.clone());
+                if !value.is_finite() {
+                    return Err(Error::NonFinite { step, what: "loss", value });
+                }
+                loss += value;
+                tokens += out.tokens;
+                for (name, v) in out.metrics {
+                    match sums.iter_mut().find(|(n, _)| *n == name) {
+                        Some(slot) => slot.1 += v,
+                        None => sums.push((name, v)),
+                    }
+                }
+                accumulator.accumulate(&model, GradientsParams::from_grads(out.loss.backward(), &model));
+            }
+            let grads = accumulator.grads();
+            let norm = grad_norm(&model, &grads);
+            if !norm.is_finite() {
+                return Err(Error::NonFinite { step, what: "gradient norm", value: norm });
+            }
+            let lr = learning_rate(step - 1, total, opts.warmup_steps, opts.lr, opts.min_lr_ratio);
+            model = optim.step(model, grads, lr, clip_scale(norm, opts.max_grad_norm));
+            report.tokens += tokens;
+            let metrics = sums.into_iter().map(|(n, v)| (n.to_owned(), v / items.len() as f64)).collect();
+            tracing::debug!(step, loss, grad_norm = norm, lr, "step");
+            report.steps.push(StepLog { step, lr, loss, grad_norm: norm, tokens, metrics });
+            let due = opts.eval_every.is_some_and(|every| every > 0 && step.is_multiple_of(every)) || step == total;
+            if due && !eval.is_empty() {
+                let value = evaluate(&model.valid(), objective, eval, opts.batch_size)?;
+                tracing::info!(step, eval_loss = value, "evaluation");
+                report.evals.push((step, value));
+            }
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok((model, report))
+}
