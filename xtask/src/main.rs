@@ -103,7 +103,8 @@ fn bench(krate: &str, data: &std::path::Path, retrieval: &retrieval::RetrievalBe
         "mesh" | "kailin-mesh" => "kailin-mesh",
         "corpus" | "kailin-corpus" => "kailin-corpus",
         "lm" | "kailin-lm" => "kailin-lm",
-        other => anyhow::bail!("no benchmarks for {other:?} yet (known: mesh, corpus, lm, retrieval)"),
+        "train" | "kailin-train" => "kailin-train",
+        other => anyhow::bail!("no benchmarks for {other:?} yet (known: mesh, corpus, lm, retrieval, train)"),
     };
     // Benchmarks run from their crate's directory: hand them an absolute path.
     let data = &std::path::absolute(data)?;

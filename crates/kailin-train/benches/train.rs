@@ -1,0 +1,50 @@
+//! `cargo bench -p kailin-train` (or `cargo xtask bench train`): training throughput of
+//! SmolLM2-135M-Instruct on the CPU (burn's `Autodiff<Flex>`, f32), full fine-tuning: one
+//! optimiser step of next-token training on 4 rows of 128 predicted tokens (forward, backward,
+//! global-norm clipping, AdamW). Needs `cargo xtask fetch-models`.
+#![allow(missing_docs, clippy::unwrap_used, clippy::print_stderr)]
+
+use burn::backend::{Autodiff, Flex};
+use divan::Bencher;
+use divan::counter::ItemsCount;
+use kailin_lm::{Gguf, Llama};
+use kailin_train::{Encoded, Row, TrainOptions, cpt};
+
+type A = Autodiff<Flex>;
+
+fn main() {
+    divan::main();
+}
+
+fn model() -> Option<Llama<A>> {
+    let path = kailin_lm::smollm2_gguf()?;
+    let Ok(g) = Gguf::open(&path) else {
+        eprintln!("note: {} absent (cargo xtask fetch-models): nothing to benchmark", path.display());
+        return None;
+    };
+    Some(Llama::from_gguf(&g, 512, &Default::default()).unwrap().0)
+}
+
+/// Rows per optimiser step, and predicted tokens per row.
+const ROWS: usize = 4;
+const SEQ: usize = 128;
+
+/// Tokens per second of full fine-tuning: one optimiser step over `ROWS × SEQ` tokens.
+#[divan::bench(sample_count = 3)]
+fn full_step(b: Bencher<'_, '_>) {
+    let Some(mut model) = model() else { return };
+    // Deterministic pseudo-text over the first 40k ids.
+    let rows: Vec<Row> = (0..ROWS)
+        .map(|r| {
+            let ids: Vec<u32> = (0..=SEQ).map(|i| ((r * 7919 + i * 104_729) % 40_000) as u32 + 100).collect();
+            Row { weights: vec![1.0; SEQ], ids, segments: None }
+        })
+        .collect();
+    let data = Encoded { items: rows, truncated: 0 };
+    let opts = TrainOptions { batch_size: ROWS, lr: 1e-5, ..Default::default() };
+    b.counter(ItemsCount::new(ROWS * SEQ)).bench_local(|| {
+        let (trained, report) = cpt::train(model.clone(), &data, &[], &opts).unwrap();
+        assert_eq!(report.steps.len(), 1);
+        model = trained;
+    });
+}
