@@ -6,8 +6,8 @@ use kailin_lm::Llama;
 
 use crate::encode::{Encoded, Row};
 use crate::error::Result;
-use crate::lm::NextToken;
-use crate::trainer::{TrainOptions, TrainReport, train as run};
+use crate::lm::train_rows;
+use crate::trainer::{TrainOptions, TrainReport};
 
 /// Trains `model` on CPT rows (from [`encode_texts`](crate::encode_texts)); every token is
 /// learned but those a packed text would predict from the text before it. `eval` rows give
@@ -18,7 +18,5 @@ pub fn train<B: AutodiffBackend>(
     eval: &[Row],
     opts: &TrainOptions,
 ) -> Result<(Llama<B>, TrainReport)> {
-    let (model, mut report) = run(model, &NextToken, &data.items, eval, opts)?;
-    report.truncated = data.truncated;
-    Ok((model, report))
+    train_rows(model, data, eval, opts)
 }

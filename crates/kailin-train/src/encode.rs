@@ -195,12 +195,27 @@ fn prompt_and_completion(
     }
 }
 
-/// Cuts a prompt/completion pair to `window` tokens: the prompt loses its start (at least one
-/// prompt token stays), then the completion its end.
-fn fit(prompt: &mut Vec<u32>, completion: &mut Vec<u32>, window: usize) {
+/// The row of a prompt/completion pair, and whether it was cut. A pair longer than `window`
+/// is refused, or cut: the prompt loses its start (at least one prompt token stays), then the
+/// completion its end.
+fn fitted_row(
+    mut prompt: Vec<u32>,
+    mut completion: Vec<u32>,
+    window: usize,
+    overlong: Overlong,
+    (path, line): (&std::path::Path, u64),
+) -> Result<(Row, bool)> {
+    let total = prompt.len() + completion.len();
+    if total <= window {
+        return Ok((Row::prompt_completion(prompt, completion), false));
+    }
+    if overlong == Overlong::Refuse {
+        return Err(too_long(path, line, total, window));
+    }
     let keep_prompt = prompt.len().min(window.saturating_sub(completion.len()).max(1));
     prompt.drain(..prompt.len() - keep_prompt);
     completion.truncate(window - prompt.len());
+    Ok((Row::prompt_completion(prompt, completion), true))
 }
 
 /// SFT: each record becomes one row whose prompt tokens weigh 0.
@@ -224,16 +239,10 @@ pub fn encode_sft(
             ),
         };
         let bad = |reason| Error::BadRecord { path: data.path.clone(), line: *line, reason };
-        let (mut prompt, mut completion) = prompt_and_completion(tok, &messages, plain, bad)?;
-        let total = prompt.len() + completion.len();
-        if total > window {
-            if overlong == Overlong::Refuse {
-                return Err(too_long(&data.path, *line, total, window));
-            }
-            fit(&mut prompt, &mut completion, window);
-            truncated += 1;
-        }
-        items.push(Row::prompt_completion(prompt, completion));
+        let (prompt, completion) = prompt_and_completion(tok, &messages, plain, bad)?;
+        let (row, cut) = fitted_row(prompt, completion, window, overlong, (&data.path, *line))?;
+        truncated += usize::from(cut);
+        items.push(row);
     }
     Ok(Encoded { items, truncated })
 }
@@ -261,16 +270,8 @@ pub fn encode_pairs(
         let bad = |reason: String| Error::BadRecord { path: data.path.clone(), line: *line, reason };
         let row = |completion: &str| -> Result<(Row, bool)> {
             let messages = [ChatMessage::user(record.prompt.clone()), ChatMessage::assistant(completion)];
-            let (mut p, mut c) = prompt_and_completion(tok, &messages, Some((&record.prompt, completion)), bad)?;
-            let total = p.len() + c.len();
-            if total <= window {
-                return Ok((Row::prompt_completion(p, c), false));
-            }
-            if overlong == Overlong::Refuse {
-                return Err(too_long(&data.path, *line, total, window));
-            }
-            fit(&mut p, &mut c, window);
-            Ok((Row::prompt_completion(p, c), true))
+            let (p, c) = prompt_and_completion(tok, &messages, Some((&record.prompt, completion)), bad)?;
+            fitted_row(p, c, window, overlong, (&data.path, *line))
         };
         let ((chosen, cut_chosen), (rejected, cut_rejected)) = (row(&record.chosen)?, row(&record.rejected)?);
         if chosen.ids == rejected.ids {

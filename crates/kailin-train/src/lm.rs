@@ -1,12 +1,26 @@
 //! The next-token objective CPT and SFT share: cross-entropy over the weighted tokens.
 
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use kailin_lm::Llama;
 
-use crate::encode::Row;
+use crate::encode::{Encoded, Row};
 use crate::error::Result;
 use crate::loss::lm_loss;
-use crate::trainer::{BatchTensors, MicroLoss, Objective};
+use crate::trainer::{BatchTensors, MicroLoss, Objective, TrainOptions, TrainReport, train};
+
+/// Trains `model` on weighted rows with the next-token objective (the body of
+/// [`cpt::train`](crate::cpt::train) and [`sft::train`](crate::sft::train)).
+pub(crate) fn train_rows<B: AutodiffBackend>(
+    model: Llama<B>,
+    data: &Encoded<Row>,
+    eval: &[Row],
+    opts: &TrainOptions,
+) -> Result<(Llama<B>, TrainReport)> {
+    let (model, mut report) = train(model, &NextToken, &data.items, eval, opts)?;
+    report.truncated = data.truncated;
+    Ok((model, report))
+}
 
 /// Mean cross-entropy over the tokens whose weight is 1.
 #[derive(Debug, Clone, Copy, Default)]

@@ -8,8 +8,8 @@ use kailin_lm::Llama;
 
 use crate::encode::{Encoded, Row};
 use crate::error::Result;
-use crate::lm::NextToken;
-use crate::trainer::{TrainOptions, TrainReport, train as run};
+use crate::lm::train_rows;
+use crate::trainer::{TrainOptions, TrainReport};
 
 /// Trains `model` on SFT rows (from [`encode_sft`](crate::encode_sft)); `eval` rows give the
 /// evaluation loss.
@@ -19,7 +19,5 @@ pub fn train<B: AutodiffBackend>(
     eval: &[Row],
     opts: &TrainOptions,
 ) -> Result<(Llama<B>, TrainReport)> {
-    let (model, mut report) = run(model, &NextToken, &data.items, eval, opts)?;
-    report.truncated = data.truncated;
-    Ok((model, report))
+    train_rows(model, data, eval, opts)
 }
