@@ -73,6 +73,12 @@ pub enum Error {
         /// Index of the pair.
         pair: usize,
     },
+    /// A model could not be written out.
+    #[error("export: {0}")]
+    Export(String),
+    /// LoRA hyper-parameters that cannot be used, or adapters attached twice.
+    #[error("LoRA: {0}")]
+    Lora(String),
     /// A compute device cannot be used (no driver, no GPU).
     #[error("{0}")]
     Device(String),

@@ -51,7 +51,7 @@ pub use crate::{
     error::{Error, Result},
     generate::{generate, generate_batch},
     gguf::{Gguf, TensorInfo, Value},
-    llama::{HF_NAME_MAP, KvCache, Llama, LlamaConfig, RopeScaling},
+    llama::{HF_NAME_MAP, HfTensor, KvCache, LORA_TARGETS, Llama, LlamaConfig, Lora, LoraConfig, RopeScaling},
     models::{load, models_dir, smollm2_gguf},
     quant::{GgmlType, dequantize, f16_to_f32},
     sampler::Sampler,

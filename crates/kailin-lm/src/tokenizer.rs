@@ -68,6 +68,28 @@ impl Tokenizer {
         Ok(Tokenizer { inner, bos, eos, add_bos, template })
     }
 
+    /// Writes `tokenizer.json` and a `tokenizer_config.json` (special tokens, `add_bos_token`,
+    /// chat template) into `dir`, created if missing: what [`Tokenizer::from_hf_dir`] and
+    /// `transformers` read. Each file is written whole or not at all.
+    pub fn save_hf_dir(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|error| Error::Io { path: dir.to_owned(), error })?;
+        let text = self.inner.to_string(false).map_err(tok_err)?;
+        crate::llama::write_atomic(&dir.join("tokenizer.json"), text.as_bytes())?;
+        let token = |id: Option<u32>| id.and_then(|i| self.inner.id_to_token(i));
+        let mut config = json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "add_bos_token": self.add_bos,
+            "bos_token": token(self.bos),
+            "eos_token": token(self.eos),
+        });
+        if let Some(template) = &self.template {
+            config["chat_template"] = json!(template.source());
+        }
+        let text = serde_json::to_string_pretty(&config).map_err(tok_err)?;
+        crate::llama::write_atomic(&dir.join("tokenizer_config.json"), text.as_bytes())
+    }
+
     /// Builds the tokenizer described by a GGUF file's metadata: byte-level BPE
     /// (`tokenizer.ggml.model = gpt2`) with its tokens, merges and token types, the
     /// pre-tokenizer named by `tokenizer.ggml.pre` (`default`/`gpt-2`, `smollm`, `llama-bpe`,

@@ -175,3 +175,35 @@ fn smollm2_tokenizer_chat_template_and_batched_completion() {
     let b = kailin_lm::complete(&model, &tok, &prompts[2..], &sampled).unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn smollm2_exported_as_a_hugging_face_directory_loads_identically() {
+    use burn::backend::Flex;
+    use burn::prelude::*;
+    use kailin_lm::{ChatMessage, CompletionOptions};
+    let Some(path) = model() else { return };
+    let (model, config, tok) = kailin_lm::load::<Flex>(&path, 512, &Default::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    model.save_hf_dir(&config, dir.path()).unwrap();
+    tok.save_hf_dir(dir.path()).unwrap();
+    let (again, config2, tok2) = kailin_lm::load::<Flex>(dir.path(), 512, &Default::default()).unwrap();
+    assert_eq!(config2, config);
+    let chat = [ChatMessage::user("What is the capital of France?")];
+    let prompt = kailin_lm::chat_prompt(&tok, &chat).unwrap();
+    assert_eq!(kailin_lm::chat_prompt(&tok2, &chat).unwrap(), prompt);
+    let ids = tok.encode(&prompt, true).unwrap();
+    assert_eq!(tok2.encode(&prompt, true).unwrap(), ids);
+    assert_eq!((tok2.bos_id(), tok2.eos_id(), tok2.stop_ids()), (tok.bos_id(), tok.eos_id(), tok.stop_ids()));
+    let logits = |m: &kailin_lm::Llama<Flex>| {
+        let t: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+        let n = t.len();
+        m.forward(Tensor::from_data(TensorData::new(t, [1, n]), &Default::default()))
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()
+    };
+    assert_eq!(logits(&again), logits(&model));
+    let answer = kailin_lm::complete(&again, &tok2, &[prompt], &CompletionOptions::default()).unwrap();
+    assert_eq!(answer[0].text, "The capital of France is Paris.");
+}

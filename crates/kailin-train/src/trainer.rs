@@ -99,6 +99,8 @@ pub struct StepLog {
     pub tokens: usize,
     /// The objective's own metrics (DPO: rewards, margin, accuracy), means over the step.
     pub metrics: Vec<(String, f64)>,
+    /// Wall-clock seconds of the step (forward, backward and update; evaluation excluded).
+    pub seconds: f64,
 }
 
 /// What a training run did.
@@ -251,6 +253,7 @@ pub(crate) fn train<B: AutodiffBackend, O: Objective>(
         let order = permutation(train.len(), opts.seed ^ (epoch as u64).wrapping_mul(0xA076_1D64_78BD_642F));
         for chunk in order.chunks(per_step) {
             step += 1;
+            let step_started = Instant::now();
             let items: Vec<&O::Item> = chunk.iter().map(|&i| &train[i]).collect();
             let normaliser: f64 = items.iter().map(|i| objective.weight(i)).sum();
             let mut accumulator = GradientsAccumulator::<Llama<B>>::new();
@@ -281,7 +284,8 @@ pub(crate) fn train<B: AutodiffBackend, O: Objective>(
             report.tokens += tokens;
             let metrics = sums.into_iter().map(|(n, v)| (n.to_owned(), v / items.len() as f64)).collect();
             tracing::debug!(step, loss, grad_norm = norm, lr, "step");
-            report.steps.push(StepLog { step, lr, loss, grad_norm: norm, tokens, metrics });
+            let seconds = step_started.elapsed().as_secs_f64();
+            report.steps.push(StepLog { step, lr, loss, grad_norm: norm, tokens, metrics, seconds });
             let due = opts.eval_every.is_some_and(|every| every > 0 && step.is_multiple_of(every)) || step == total;
             if due && !eval.is_empty() {
                 let value = evaluate(&model.valid(), objective, eval, opts.batch_size)?;

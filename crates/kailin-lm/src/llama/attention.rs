@@ -1,11 +1,10 @@
 //! Causal self-attention with grouped key/value heads.
 
-use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
-use super::Step;
 use super::rope::rotate;
+use super::{Linear, Step};
 
 /// Multi-head attention where `num_heads / num_kv_heads` query heads share each key/value head.
 #[derive(Module, Debug)]

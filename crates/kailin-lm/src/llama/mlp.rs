@@ -1,7 +1,8 @@
 //! The SwiGLU feed-forward layer.
 
-use burn::nn::Linear;
 use burn::prelude::*;
+
+use super::Linear;
 use burn::tensor::activation::silu;
 
 /// `down(silu(gate(x)) * up(x))`.

@@ -1,22 +1,22 @@
 //! The whole decoder: embedding, blocks, final norm, output projection.
 
 use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{Embedding, EmbeddingConfig, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 
-use super::{Attention, Block, KvCache, LlamaConfig, Mlp, Rope, Step};
+use super::{Attention, Block, KvCache, Linear, LlamaConfig, Mlp, Rope, Step};
 use crate::error::{Error, Result};
 
 /// A Llama-family decoder.
 #[derive(Module, Debug)]
 pub struct Llama<B: Backend> {
-    embed: Embedding<B>,
-    blocks: Vec<Block<B>>,
-    norm: RmsNorm<B>,
+    pub(super) embed: Embedding<B>,
+    pub(super) blocks: Vec<Block<B>>,
+    pub(super) norm: RmsNorm<B>,
     /// `None` when tied to the embedding.
-    lm_head: Option<Linear<B>>,
+    pub(super) lm_head: Option<Linear<B>>,
     #[module(skip)]
-    rope: Rope,
+    pub(super) rope: Rope,
 }
 
 /// Fetches weights by name and checks their size.
@@ -53,7 +53,7 @@ impl<B: Backend, F: FnMut(&str, &[usize]) -> Result<Vec<f32>>> Loader<'_, B, F> 
         }
         let weight = Param::from_tensor(Tensor::from_data(TensorData::new(t, [inp, out]), self.device));
         let bias = if bias { Some(Param::from_tensor(self.tensor(&format!("{name}.bias"), [out])?)) } else { None };
-        Ok(Linear { weight, bias })
+        Ok(Linear::plain(weight, bias))
     }
 
     fn rms(&mut self, name: &str, width: usize, eps: f64) -> Result<RmsNorm<B>> {
@@ -69,7 +69,10 @@ impl LlamaConfig {
     pub fn init<B: Backend>(&self, max_positions: usize, device: &B::Device) -> Llama<B> {
         let (h, hd, eps) = (self.hidden_size, self.head_dim(), self.rms_eps);
         let (q, kv, ff) = (self.num_heads * hd, self.num_kv_heads * hd, self.intermediate_size);
-        let linear = |i: usize, o: usize, bias: bool| LinearConfig::new(i, o).with_bias(bias).init(device);
+        let linear = |i: usize, o: usize, bias: bool| {
+            let l = LinearConfig::new(i, o).with_bias(bias).init(device);
+            Linear::plain(l.weight, l.bias)
+        };
         let rms = || RmsNormConfig::new(h).with_epsilon(eps).init(device);
         let blocks = (0..self.num_layers)
             .map(|_| Block {

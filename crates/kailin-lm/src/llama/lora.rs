@@ -1,0 +1,152 @@
+//! LoRA: a trainable low-rank update `(α / r)·A·B` beside a frozen projection.
+
+use burn::config::Config;
+use burn::module::Param;
+use burn::nn::{Dropout, DropoutConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+
+use crate::error::{Error, Result};
+
+/// The projections a LoRA adapter can be attached to.
+pub const LORA_TARGETS: [&str; 7] = ["q", "k", "v", "o", "gate", "up", "down"];
+
+/// LoRA hyper-parameters (Hu et al., 2021): each targeted projection `x·W` becomes
+/// `x·W + (alpha / rank)·dropout(x)·A·B` with `A` `[in, rank]` drawn uniformly in
+/// `±1/√in` and `B` `[rank, out]` zero, so the adapted model starts equal to the base.
+#[derive(Config, Debug, PartialEq)]
+pub struct LoraConfig {
+    /// Rank of the update.
+    pub rank: usize,
+    /// Scale numerator: the update is multiplied by `alpha / rank`.
+    #[config(default = 16.0)]
+    pub alpha: f64,
+    /// Dropout probability on the adapter's input (training only).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Which projections of every block get an adapter: names from [`LORA_TARGETS`] (`q`, `k`,
+    /// `v`, `o` of attention; `gate`, `up`, `down` of the MLP).
+    #[config(default = "LORA_TARGETS.iter().map(|s| (*s).to_owned()).collect()")]
+    pub targets: Vec<String>,
+}
+
+impl LoraConfig {
+    /// Checks the hyper-parameters.
+    pub fn check(&self) -> Result<()> {
+        let bad = |reason: String| Err(Error::Lora(reason));
+        if self.rank == 0 {
+            return bad("the rank must be at least 1".into());
+        }
+        if !(self.alpha.is_finite() && self.alpha > 0.0) {
+            return bad(format!("alpha must be a positive number, not {}", self.alpha));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("dropout must be within 0..1, not {}", self.dropout));
+        }
+        if self.targets.is_empty() {
+            return bad("no target projection named".into());
+        }
+        if let Some(t) = self.targets.iter().find(|t| !LORA_TARGETS.contains(&t.as_str())) {
+            return bad(format!("unknown target projection {t:?} (one of {})", LORA_TARGETS.join(", ")));
+        }
+        Ok(())
+    }
+
+    /// Whether projection `name` is targeted.
+    pub(crate) fn targets(&self, name: &str) -> bool {
+        self.targets.iter().any(|t| t == name)
+    }
+
+    /// A fresh adapter for a projection from `input` to `output` features.
+    pub fn init<B: Backend>(&self, input: usize, output: usize, device: &B::Device) -> Lora<B> {
+        let bound = 1.0 / (input as f64).sqrt();
+        Lora {
+            a: Param::from_tensor(Tensor::random([input, self.rank], Distribution::Uniform(-bound, bound), device)),
+            b: Param::from_tensor(Tensor::zeros([self.rank, output], device)),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            scale: self.alpha / self.rank as f64,
+        }
+    }
+}
+
+/// A LoRA adapter: `A` `[in, rank]`, `B` `[rank, out]`, and the scale `alpha / rank`.
+#[derive(Module, Debug)]
+pub struct Lora<B: Backend> {
+    a: Param<Tensor<B, 2>>,
+    b: Param<Tensor<B, 2>>,
+    dropout: Dropout,
+    scale: f64,
+}
+
+impl<B: Backend> Lora<B> {
+    /// The adapter's contribution to its projection's output.
+    ///
+    /// Shapes: `x` `[rows, in]` → `[rows, out]`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.dropout.forward(x).matmul(self.a.val()).matmul(self.b.val()).mul_scalar(self.scale)
+    }
+
+    /// The update of the projection's weight, `[in, out]`: `scale·A·B`.
+    pub fn delta(&self) -> Tensor<B, 2> {
+        self.a.val().matmul(self.b.val()).mul_scalar(self.scale)
+    }
+}
+
+impl<B: Backend> super::Llama<B> {
+    /// Freezes every weight of the model and attaches a fresh LoRA adapter to the projections
+    /// `config` targets in every block: afterwards only the adapters train, and the model
+    /// computes exactly what it computed before until they do.
+    ///
+    /// Errors: [`Error::Lora`] for bad hyper-parameters, or when adapters are already attached.
+    pub fn with_lora(self, config: &LoraConfig) -> Result<Self> {
+        config.check()?;
+        if self.lora_attached() {
+            return Err(Error::Lora("adapters are already attached (merge them first)".into()));
+        }
+        let mut model = self.no_grad();
+        for block in &mut model.blocks {
+            let attn = &mut block.attn;
+            let mlp = &mut block.mlp;
+            let named = [
+                ("q", &mut attn.q),
+                ("k", &mut attn.k),
+                ("v", &mut attn.v),
+                ("o", &mut attn.o),
+                ("gate", &mut mlp.gate),
+                ("up", &mut mlp.up),
+                ("down", &mut mlp.down),
+            ];
+            for (name, proj) in named {
+                if config.targets(name) {
+                    let [input, output] = proj.weight.dims();
+                    proj.lora = Some(config.init(input, output, &proj.weight.device()));
+                }
+            }
+        }
+        Ok(model)
+    }
+
+    /// Whether any projection carries a LoRA adapter.
+    pub fn lora_attached(&self) -> bool {
+        self.blocks.iter().any(|b| {
+            [&b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.mlp.gate, &b.mlp.up, &b.mlp.down]
+                .iter()
+                .any(|p| p.lora.is_some())
+        })
+    }
+
+    /// Folds every LoRA adapter into its projection's weight (`W + (α/r)·A·B`) and removes the
+    /// adapters: a plain model that computes what the adapted one computed (without dropout).
+    pub fn merge_lora(mut self) -> Self {
+        for block in &mut self.blocks {
+            let attn = &mut block.attn;
+            let mlp = &mut block.mlp;
+            for proj in [&mut attn.q, &mut attn.k, &mut attn.v, &mut attn.o, &mut mlp.gate, &mut mlp.up, &mut mlp.down]
+            {
+                let owned = std::mem::replace(proj, super::Linear::plain(proj.weight.clone(), None));
+                *proj = owned.merged();
+            }
+        }
+        self
+    }
+}
