@@ -69,14 +69,14 @@ const SMOLLM2_135M: &str = r#"{"model_type": "llama", "vocab_size": 49152, "hidd
 fn main() -> Result<()> {
     let args = Args::parse();
     match args.device.as_str() {
-        "cpu" => run::<burn::backend::Flex>(&args, &Default::default()),
+        "cpu" => run::<Autodiff<burn::backend::Flex>>(&args, &Default::default()),
         #[cfg(feature = "cuda")]
         "cuda" => {
             let device = kailin_lm::cuda_device(0)?;
             if !args.skip.iter().any(|s| s == "check") {
                 check_cuda_against_cpu(&device)?;
             }
-            run::<burn::backend::Cuda>(&args, &device)
+            run::<Autodiff<burn::backend::Cuda>>(&args, &device)
         }
         #[cfg(not(feature = "cuda"))]
         "cuda" => bail!("built without CUDA: add --features cuda"),
@@ -95,7 +95,7 @@ fn pseudo_random(name: &str, i: usize, scale: f32) -> f32 {
 }
 
 /// The model to measure: loaded, or SmolLM2-135M's architecture with pseudo-random weights.
-fn model<B: Backend>(args: &Args, positions: usize, device: &B::Device) -> Result<(Llama<B>, LlamaConfig)> {
+fn load_model<B: Backend>(args: &Args, positions: usize, device: &B::Device) -> Result<(Llama<B>, LlamaConfig)> {
     if let Some(path) = &args.model {
         let (model, config, _) = kailin_lm::load::<B>(path, positions, device)?;
         return Ok((model, config));
@@ -122,19 +122,19 @@ fn matmul_params(c: &LlamaConfig) -> f64 {
     (per_layer * c.num_layers + h * c.vocab_size) as f64
 }
 
-/// Training FLOPs per token: 6 per matrix-product parameter, plus causal attention's
+/// Training FLOPs per token: 6 per matrix-product parameter (4 with LoRA: frozen weights need
+/// no weight gradient; the adapters' own work is neglected), plus causal attention's
 /// `6 · layers · seq · heads · head_dim` (scores and weighted sum, forward and backward, half
 /// of the square).
-fn train_flops_per_token(c: &LlamaConfig, seq: usize) -> f64 {
-    6.0 * matmul_params(c) + 6.0 * (c.num_layers * seq * c.num_heads * c.head_dim()) as f64
+fn train_flops_per_token(c: &LlamaConfig, seq: usize, lora: bool) -> f64 {
+    let per_param = if lora { 4.0 } else { 6.0 };
+    per_param * matmul_params(c) + 6.0 * (c.num_layers * seq * c.num_heads * c.head_dim()) as f64
 }
 
-fn run<B: Backend>(args: &Args, device: &B::Device) -> Result<()>
-where
-    Autodiff<B>: AutodiffBackend<InnerBackend = B>,
-{
+/// Runs the measurements: inference on `A`'s inner backend, training on `A`.
+fn run<A: AutodiffBackend>(args: &Args, device: &A::Device) -> Result<()> {
     let positions = (args.seq + 1).max(16 + args.new_tokens).max(512);
-    let (model, config) = model::<B>(args, positions, device)?;
+    let (model, config) = load_model::<A::InnerBackend>(args, positions, device)?;
     let skip = |part: &str| args.skip.iter().any(|s| s == part);
     println!(
         "device {}, model {}",
@@ -195,11 +195,11 @@ where
             .collect();
         let data = Encoded { items: rows, truncated: 0 };
         let opts = TrainOptions { batch_size: args.rows, lr: 1e-5, ..Default::default() };
-        let flops = train_flops_per_token(&config, args.seq);
         for &rank in &args.lora_rank {
-            let policy = model::<Autodiff<B>>(args, positions, device)?.0;
+            let policy = load_model::<A>(args, positions, device)?.0;
             let policy = if rank == 0 { policy } else { policy.with_lora(&LoraConfig::new(rank))? };
             let (_, report) = cpt::train(policy, &data, &[], &opts)?;
+            let flops = train_flops_per_token(&config, args.seq, rank > 0);
             let timed = &report.steps[2..];
             let seconds: f64 = timed.iter().map(|s| s.seconds).sum();
             let tokens: usize = timed.iter().map(|s| s.tokens).sum();

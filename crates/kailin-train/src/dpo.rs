@@ -15,6 +15,7 @@ use kailin_core::AtomicFile;
 use kailin_lm::Llama;
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Fnv;
 use crate::encode::{Encoded, PairRows, Row};
 use crate::error::{Error, Result};
 use crate::loss::{dpo_loss, sequence_logprobs};
@@ -68,6 +69,12 @@ impl Objective for Dpo {
 
     fn weight(&self, _: &ScoredPair) -> f64 {
         1.0
+    }
+
+    fn fingerprint(&self, item: &ScoredPair, h: &mut Fnv) {
+        h.row(&item.rows.chosen);
+        h.row(&item.rows.rejected);
+        item.reference.iter().for_each(|r| h.bytes(&r.to_le_bytes()));
     }
 
     fn loss<B: Backend>(&self, model: &Llama<B>, items: &[&ScoredPair], normaliser: f64) -> Result<MicroLoss<B>> {
@@ -126,20 +133,12 @@ struct Cache {
 
 /// FNV-1a over the token ids and weights of the pairs: names the data a cache belongs to.
 fn digest(pairs: &[PairRows]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |x: u32| {
-        for b in x.to_le_bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut h = Fnv::default();
     for p in pairs {
-        for row in [&p.chosen, &p.rejected] {
-            eat(row.ids.len() as u32);
-            row.ids.iter().for_each(|&t| eat(t));
-            row.weights.iter().for_each(|&w| eat(w.to_bits()));
-        }
+        h.row(&p.chosen);
+        h.row(&p.rejected);
     }
-    format!("{h:016x}")
+    h.hex()
 }
 
 fn read_cache(path: &Path, reference_id: &str, digest: &str, n: usize) -> Option<Vec<[f64; 2]>> {

@@ -26,8 +26,10 @@
 //! [`Llama`]: kailin_lm::Llama
 #![deny(missing_docs)]
 
+mod checkpoint;
 pub mod cpt;
 mod data;
+mod digest;
 pub mod dpo;
 mod encode;
 mod error;
@@ -38,6 +40,7 @@ pub mod sft;
 mod trainer;
 
 pub use crate::{
+    checkpoint::{CheckpointOptions, latest_checkpoint},
     data::{
         ChatExample, CompletionExample, Dataset, DpoExample, Lined, Message, SftExample, TextExample, read_dpo_dataset,
         read_sft_dataset, read_text_dataset,

@@ -4,6 +4,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use kailin_lm::Llama;
 
+use crate::digest::Fnv;
 use crate::encode::{Encoded, Row};
 use crate::error::Result;
 use crate::loss::lm_loss;
@@ -31,6 +32,10 @@ impl Objective for NextToken {
 
     fn weight(&self, row: &Row) -> f64 {
         row.trained_tokens() as f64
+    }
+
+    fn fingerprint(&self, row: &Row, h: &mut Fnv) {
+        h.row(row);
     }
 
     fn loss<B: Backend>(&self, model: &Llama<B>, rows: &[&Row], normaliser: f64) -> Result<MicroLoss<B>> {

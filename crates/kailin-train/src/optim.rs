@@ -60,6 +60,12 @@ impl<B: AutodiffBackend> AdamW<B> {
         self.steps
     }
 
+    /// Puts back a checkpoint's state: the step count and the moments by parameter path.
+    pub(crate) fn restore(&mut self, steps: u64, moments: BTreeMap<String, Moments<B::InnerBackend>>) {
+        self.steps = steps;
+        self.moments = moments;
+    }
+
     /// One update of every parameter that has a gradient in `grads`, each gradient first
     /// multiplied by `grad_scale` (see [`clip_scale`]).
     pub fn step<M: AutodiffModule<B>>(&mut self, module: M, grads: GradientsParams, lr: f64, grad_scale: f64) -> M {

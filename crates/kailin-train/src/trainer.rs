@@ -4,13 +4,15 @@
 
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use kailin_lm::Llama;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{self, CheckpointOptions, RunState};
+use crate::digest::Fnv;
 use crate::encode::Row;
 use crate::error::{Error, Result};
 use crate::optim::{AdamW, AdamWConfig, clip_scale, grad_norm, learning_rate};
@@ -34,12 +36,19 @@ pub struct TrainOptions {
     pub max_grad_norm: Option<f64>,
     /// AdamW's other hyper-parameters.
     pub adamw: AdamWConfig,
-    /// Seed of the shuffling.
+    /// Seed of the shuffling, and of LoRA dropout: for a model with dropout, burn's random
+    /// generator (one per process) is re-seeded from it at every step, so that a resumed run
+    /// draws what an uninterrupted one drew.
     pub seed: u64,
     /// Evaluate every this many optimiser steps (and after the last).
     pub eval_every: Option<u64>,
     /// Show a progress bar.
     pub progress: bool,
+    /// Write checkpoints (and resume from them).
+    pub checkpoint: Option<CheckpointOptions>,
+    /// End the run after this many optimiser steps in all (a checkpoint is written there when
+    /// checkpoints are on); the learning-rate schedule still spans every epoch.
+    pub stop_after: Option<u64>,
 }
 
 impl Default for TrainOptions {
@@ -56,6 +65,8 @@ impl Default for TrainOptions {
             seed: 0,
             eval_every: None,
             progress: false,
+            checkpoint: None,
+            stop_after: None,
         }
     }
 }
@@ -71,6 +82,9 @@ impl TrainOptions {
         }
         if !(0.0..=1.0).contains(&self.min_lr_ratio) {
             return bad("the final learning-rate ratio must be within 0..=1");
+        }
+        if self.checkpoint.as_ref().is_some_and(|c| c.every == 0) {
+            return bad("checkpoints must be written every 1 or more steps");
         }
         if self.max_grad_norm.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
             return bad("the gradient-norm limit must be a positive number");
@@ -139,6 +153,8 @@ pub(crate) trait Objective {
     type Item;
     /// The item's share of the step's normaliser (tokens learned, or 1 per pair).
     fn weight(&self, item: &Self::Item) -> f64;
+    /// Feeds what the item trains on into a digest (names the data a checkpoint belongs to).
+    fn fingerprint(&self, item: &Self::Item, h: &mut Fnv);
     fn loss<B: Backend>(&self, model: &Llama<B>, items: &[&Self::Item], normaliser: f64) -> Result<MicroLoss<B>>;
 }
 
@@ -209,6 +225,18 @@ pub(crate) fn permutation(n: usize, seed: u64) -> Vec<usize> {
     order
 }
 
+/// Draws every lazily initialised parameter now, before the loop seeds the backend's random
+/// generator per step: initial weights must not depend on where the first draw happens.
+fn materialise<B: Backend>(model: &Llama<B>) {
+    struct Touch;
+    impl<B: Backend> ModuleVisitor<B> for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
+}
+
 fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
     t.into_scalar().elem::<f64>()
 }
@@ -243,17 +271,54 @@ pub(crate) fn train<B: AutodiffBackend, O: Objective>(
         return Err(Error::Options("nothing to train on".into()));
     }
     let per_step = opts.batch_size * opts.grad_accum;
-    let steps_per_epoch = train.len().div_ceil(per_step) as u64;
-    let total = steps_per_epoch * opts.epochs as u64;
+    let steps_per_epoch = train.len().div_ceil(per_step);
+    let total = steps_per_epoch as u64 * opts.epochs as u64;
     let mut optim = AdamW::<B>::new(opts.adamw);
-    let mut report = TrainReport::default();
+    let mut digest = Fnv::default();
+    train.iter().for_each(|item| objective.fingerprint(item, &mut digest));
+    let mut state = RunState {
+        format: 1,
+        step: 0,
+        epoch: 0,
+        position: 0,
+        options: RunState::trajectory(opts),
+        data: digest.hex(),
+        parameters: checkpoint::parameters(&model),
+        report: TrainReport::default(),
+    };
+    if let Some(ck) = opts.checkpoint.as_ref().filter(|c| c.resume)
+        && let Some(path) = checkpoint::latest_checkpoint(&ck.dir)?
+    {
+        let (restored, saved) = checkpoint::load(&path, model, &mut optim, &state)?;
+        tracing::info!(checkpoint = %path.display(), step = saved.step, "resuming");
+        model = restored;
+        state = saved;
+    }
+    materialise(&model);
+    let stochastic = model.is_stochastic();
+    let device = model.devices().first().cloned().unwrap_or_default();
+    let mut report = std::mem::take(&mut state.report);
+    let resumed_seconds = report.seconds;
     let started = Instant::now();
-    let mut step = 0u64;
-    for epoch in 0..opts.epochs {
+    let mut step = state.step;
+    let (first_epoch, skip) = (state.epoch, state.position);
+    'epochs: for epoch in first_epoch..opts.epochs {
         let order = permutation(train.len(), opts.seed ^ (epoch as u64).wrapping_mul(0xA076_1D64_78BD_642F));
-        for chunk in order.chunks(per_step) {
+        for (position, chunk) in order.chunks(per_step).enumerate() {
+            if epoch == first_epoch && position < skip {
+                continue;
+            }
+            if opts.stop_after.is_some_and(|last| step >= last) {
+                break 'epochs;
+            }
             step += 1;
             let step_started = Instant::now();
+            // Anything random in the step (LoRA dropout) depends on the seed and the step
+            // alone, so a resumed run draws what the uninterrupted run drew. (burn's generator
+            // is one per process: only a model that draws gets it re-seeded.)
+            if stochastic {
+                B::seed(&device, opts.seed.wrapping_add(step.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            }
             let items: Vec<&O::Item> = chunk.iter().map(|&i| &train[i]).collect();
             let normaliser: f64 = items.iter().map(|i| objective.weight(i)).sum();
             let mut accumulator = GradientsAccumulator::<Llama<B>>::new();
@@ -292,8 +357,19 @@ pub(crate) fn train<B: AutodiffBackend, O: Objective>(
                 tracing::info!(step, eval_loss = value, "evaluation");
                 report.evals.push((step, value));
             }
+            if let Some(ck) = &opts.checkpoint {
+                let stopping = opts.stop_after == Some(step);
+                if step.is_multiple_of(ck.every) || step == total || stopping {
+                    let (epoch, position) =
+                        if position + 1 == steps_per_epoch { (epoch + 1, 0) } else { (epoch, position + 1) };
+                    report.seconds = resumed_seconds + started.elapsed().as_secs_f64();
+                    state.report = report.clone();
+                    let now = RunState { step, epoch, position, ..state.clone() };
+                    checkpoint::save(ck, &model, &optim, &now)?;
+                }
+            }
         }
     }
-    report.seconds = started.elapsed().as_secs_f64();
+    report.seconds = resumed_seconds + started.elapsed().as_secs_f64();
     Ok((model, report))
 }

@@ -32,9 +32,16 @@ impl TextEncoder for Bytes {
     }
 }
 
+/// A tiny model with weights drawn from `seed`. burn's CPU generator is one per process and
+/// weights are drawn lazily: seed and draw under a lock, all at once (one forward pass).
 fn model(seed: u64) -> Llama<A> {
+    static DRAW: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = DRAW.lock().unwrap_or_else(|e| e.into_inner());
     A::seed(&Default::default(), seed);
-    LlamaConfig::new(64, 32, 64, 2, 4, 2).init::<A>(128, &Default::default())
+    let m = LlamaConfig::new(64, 32, 64, 2, 4, 2).init::<A>(128, &Default::default());
+    let probe = Tensor::<A, 2, Int>::from_data(TensorData::new(vec![1i64], [1, 1]), &Default::default());
+    m.forward(probe).unwrap();
+    m
 }
 
 fn dataset<T>(records: Vec<T>) -> Dataset<T> {

@@ -126,6 +126,16 @@ impl<B: Backend> super::Llama<B> {
         Ok(model)
     }
 
+    /// Whether a training forward pass draws random numbers (LoRA dropout above 0): a trainer
+    /// that wants reproducible steps seeds the backend's generator for such a model.
+    pub fn is_stochastic(&self) -> bool {
+        self.blocks.iter().any(|b| {
+            [&b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.mlp.gate, &b.mlp.up, &b.mlp.down]
+                .iter()
+                .any(|p| p.lora.as_ref().is_some_and(|l| l.dropout.prob > 0.0))
+        })
+    }
+
     /// Whether any projection carries a LoRA adapter.
     pub fn lora_attached(&self) -> bool {
         self.blocks.iter().any(|b| {
