@@ -6,6 +6,7 @@ mod data;
 mod lm;
 mod mesh;
 mod retrieve;
+mod train;
 
 /// Distil biomedical QA training data from the literature (m-KAILIN).
 #[derive(Debug, Parser)]
@@ -32,6 +33,9 @@ enum Cmd {
     /// Dense retrieval: build, import and search embedding stores.
     #[command(subcommand)]
     Retrieve(retrieve::RetrieveCmd),
+    /// Training: continued pre-training, supervised fine-tuning, DPO (full or LoRA).
+    #[command(subcommand)]
+    Train(train::TrainCmd),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Data(cmd) => data::run(cmd),
         Cmd::Lm(cmd) => lm::run(cmd),
         Cmd::Retrieve(cmd) => retrieve::run(cmd),
+        Cmd::Train(cmd) => train::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

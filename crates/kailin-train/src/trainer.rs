@@ -42,7 +42,7 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Evaluate every this many optimiser steps (and after the last).
     pub eval_every: Option<u64>,
-    /// Show a progress bar.
+    /// Show a progress bar on stderr (steps, loss, tokens/s, ETA).
     pub progress: bool,
     /// Write checkpoints (and resume from them).
     pub checkpoint: Option<CheckpointOptions>,
@@ -225,6 +225,19 @@ pub(crate) fn permutation(n: usize, seed: u64) -> Vec<usize> {
     order
 }
 
+/// A bar of `steps` optimiser steps starting at `done` (hidden unless `show`).
+fn progress_bar(show: bool, steps: u64, done: u64) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(steps).with_position(done);
+    let style = indicatif::ProgressStyle::with_template("{bar:30} step {pos}/{len} · {msg} · ETA {eta}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.reset_eta();
+    bar
+}
+
 /// Draws every lazily initialised parameter now, before the loop seeds the backend's random
 /// generator per step: initial weights must not depend on where the first draw happens.
 fn materialise<B: Backend>(model: &Llama<B>) {
@@ -302,6 +315,9 @@ pub(crate) fn train<B: AutodiffBackend, O: Objective>(
     let started = Instant::now();
     let mut step = state.step;
     let (first_epoch, skip) = (state.epoch, state.position);
+    let last = opts.stop_after.map_or(total, |s| s.min(total));
+    let bar = progress_bar(opts.progress, last, step);
+    let tokens_before = report.tokens;
     'epochs: for epoch in first_epoch..opts.epochs {
         let order = permutation(train.len(), opts.seed ^ (epoch as u64).wrapping_mul(0xA076_1D64_78BD_642F));
         for (position, chunk) in order.chunks(per_step).enumerate() {
@@ -351,6 +367,9 @@ pub(crate) fn train<B: AutodiffBackend, O: Objective>(
             tracing::debug!(step, loss, grad_norm = norm, lr, "step");
             let seconds = step_started.elapsed().as_secs_f64();
             report.steps.push(StepLog { step, lr, loss, grad_norm: norm, tokens, metrics, seconds });
+            let rate = (report.tokens - tokens_before) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("loss {loss:.4} · {rate:.0} tok/s"));
+            bar.inc(1);
             let due = opts.eval_every.is_some_and(|every| every > 0 && step.is_multiple_of(every)) || step == total;
             if due && !eval.is_empty() {
                 let value = evaluate(&model.valid(), objective, eval, opts.batch_size)?;
@@ -370,6 +389,7 @@ pub(crate) fn train<B: AutodiffBackend, O: Objective>(
             }
         }
     }
+    bar.finish_and_clear();
     report.seconds = resumed_seconds + started.elapsed().as_secs_f64();
     Ok((model, report))
 }
