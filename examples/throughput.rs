@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -235,7 +235,7 @@ fn check_cuda_against_cpu(device: &burn::backend::cuda::CudaDevice) -> Result<()
         .forward(Tensor::from_data(TensorData::new(ids, [2, 24]), device))?
         .into_data()
         .to_vec::<f32>()
-        .context("logits")?;
+        .map_err(|e| anyhow::anyhow!("logits: {e:?}"))?;
     let (mut diff, mut norm, mut top1) = (0.0f64, 0.0f64, 0usize);
     for (w, g) in want.chunks(config.vocab_size).zip(got.chunks(config.vocab_size)) {
         let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);

@@ -1,13 +1,14 @@
 //! `cargo bench -p kailin-train` (or `cargo xtask bench train`): training throughput of
 //! SmolLM2-135M-Instruct on the CPU (burn's `Autodiff<Flex>`, f32), full fine-tuning: one
 //! optimiser step of next-token training on 4 rows of 128 predicted tokens (forward, backward,
-//! global-norm clipping, AdamW). Needs `cargo xtask fetch-models`.
+//! global-norm clipping, AdamW), and the same with LoRA adapters of rank 16 on the seven
+//! projections (base frozen). Needs `cargo xtask fetch-models`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stderr)]
 
 use burn::backend::{Autodiff, Flex};
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use kailin_lm::{Gguf, Llama};
+use kailin_lm::{Gguf, Llama, LoraConfig};
 use kailin_train::{Encoded, Row, TrainOptions, cpt};
 
 type A = Autodiff<Flex>;
@@ -29,10 +30,7 @@ fn model() -> Option<Llama<A>> {
 const ROWS: usize = 4;
 const SEQ: usize = 128;
 
-/// Tokens per second of full fine-tuning: one optimiser step over `ROWS × SEQ` tokens.
-#[divan::bench(sample_count = 3)]
-fn full_step(b: Bencher<'_, '_>) {
-    let Some(mut model) = model() else { return };
+fn rows() -> Encoded<Row> {
     // Deterministic pseudo-text over the first 40k ids.
     let rows: Vec<Row> = (0..ROWS)
         .map(|r| {
@@ -40,11 +38,29 @@ fn full_step(b: Bencher<'_, '_>) {
             Row { weights: vec![1.0; SEQ], ids, segments: None }
         })
         .collect();
-    let data = Encoded { items: rows, truncated: 0 };
+    Encoded { items: rows, truncated: 0 }
+}
+
+fn step(b: Bencher<'_, '_>, mut model: Llama<A>) {
+    let data = rows();
     let opts = TrainOptions { batch_size: ROWS, lr: 1e-5, ..Default::default() };
     b.counter(ItemsCount::new(ROWS * SEQ)).bench_local(|| {
         let (trained, report) = cpt::train(model.clone(), &data, &[], &opts).unwrap();
         assert_eq!(report.steps.len(), 1);
         model = trained;
     });
+}
+
+/// Tokens per second of full fine-tuning: one optimiser step over `ROWS × SEQ` tokens.
+#[divan::bench(sample_count = 3)]
+fn full_step(b: Bencher<'_, '_>) {
+    let Some(model) = model() else { return };
+    step(b, model);
+}
+
+/// The same with LoRA adapters (rank 16, alpha 16) on q, k, v, o, gate, up and down.
+#[divan::bench(sample_count = 3)]
+fn lora_step(b: Bencher<'_, '_>) {
+    let Some(model) = model() else { return };
+    step(b, model.with_lora(&LoraConfig::new(16)).unwrap());
 }

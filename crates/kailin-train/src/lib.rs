@@ -9,6 +9,9 @@
 //! [`encode_sft`] and [`encode_pairs`] weigh prompt tokens 0). One loop serves the three
 //! objectives: seeded shuffling, gradient accumulation, global-norm clipping, [`AdamW`] on a
 //! warmup + cosine schedule, periodic evaluation, and a typed stop on a non-finite loss.
+//! Full fine-tuning, or LoRA through `kailin-lm` ([`Llama::with_lora`], merged for export by
+//! [`Llama::merge_lora`] and written by [`Llama::save_hf_dir`]). [`CheckpointOptions`] makes a
+//! run write checkpoints it can resume from exactly (same losses as an uninterrupted run).
 //!
 //! The losses are plain tensor functions, usable alone:
 //!
@@ -24,6 +27,9 @@
 //! ```
 //!
 //! [`Llama`]: kailin_lm::Llama
+//! [`Llama::with_lora`]: kailin_lm::Llama::with_lora
+//! [`Llama::merge_lora`]: kailin_lm::Llama::merge_lora
+//! [`Llama::save_hf_dir`]: kailin_lm::Llama::save_hf_dir
 #![deny(missing_docs)]
 
 mod checkpoint;
