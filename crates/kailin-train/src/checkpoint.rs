@@ -65,7 +65,7 @@ pub(crate) struct RunState {
     pub(crate) report: TrainReport,
 }
 
-const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
 impl RunState {
     /// The options as far as they decide the trajectory (resumption may change the others).
@@ -164,20 +164,12 @@ fn sync(path: &Path) -> Result<()> {
     std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(io(path))
 }
 
-/// Writes `bytes` to `path` whole or not at all (temporary file, sync, rename).
+/// Writes `bytes` to `path` whole or not at all (kailin-core's temporary file, sync, rename).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io(path))
+    let mut file = kailin_core::AtomicFile::create(path)?;
+    file.write_all(bytes).map_err(io(path))?;
+    file.commit()?;
+    Ok(())
 }
 
 /// Deletes all but the newest `keep` complete checkpoints.

@@ -290,7 +290,7 @@ pub(crate) fn train<B: AutodiffBackend, O: Objective>(
     let mut digest = Fnv::default();
     train.iter().for_each(|item| objective.fingerprint(item, &mut digest));
     let mut state = RunState {
-        format: 1,
+        format: checkpoint::FORMAT,
         step: 0,
         epoch: 0,
         position: 0,
