@@ -8,8 +8,8 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Subcommand};
 use kailin_lm::LoraConfig;
 use kailin_train::{
-    CheckpointOptions, DpoOptions, Overlong, Packing, TrainOptions, TrainReport, cpt, dpo, encode_pairs, encode_sft,
-    encode_texts, read_dpo_dataset, read_sft_dataset, read_text_dataset, sft,
+    CheckpointOptions, DpoOptions, Encoded, Overlong, Packing, TrainOptions, TrainReport, cpt, dpo, encode_pairs,
+    encode_sft, encode_texts, read_dpo_dataset, read_sft_dataset, read_text_dataset, sft,
 };
 
 use crate::lm::Device;
@@ -159,34 +159,20 @@ fn dispatch<A: AutodiffBackend>(cmd: TrainCmd, device: &A::Device) -> Result<()>
         Some(rank) => model.with_lora(&LoraConfig::new(rank).with_alpha(a.lora_alpha).with_dropout(a.lora_dropout))?,
         None => model,
     };
-    let window = a.max_len;
+    let (window, overlong) = (a.max_len, a.overlong());
     let (model, report) = match &cmd {
         TrainCmd::Cpt(_) => {
             let packing = Packing { pack: true, isolate: true };
-            let data = encode_texts(&read_text_dataset(&a.data)?, &tok, window, a.overlong(), packing)?;
-            warn_truncated(&a.data, data.truncated);
-            let eval = match &a.eval {
-                Some(p) => encode_texts(&read_text_dataset(p)?, &tok, window, a.overlong(), packing)?.items,
-                None => Vec::new(),
-            };
+            let (data, eval) =
+                training_and_eval(a, |p| encode_texts(&read_text_dataset(p)?, &tok, window, overlong, packing))?;
             cpt::train(model, &data, &eval, &opts)?
         }
         TrainCmd::Sft(_) => {
-            let data = encode_sft(&read_sft_dataset(&a.data)?, &tok, window, a.overlong())?;
-            warn_truncated(&a.data, data.truncated);
-            let eval = match &a.eval {
-                Some(p) => encode_sft(&read_sft_dataset(p)?, &tok, window, a.overlong())?.items,
-                None => Vec::new(),
-            };
+            let (data, eval) = training_and_eval(a, |p| encode_sft(&read_sft_dataset(p)?, &tok, window, overlong))?;
             sft::train(model, &data, &eval, &opts)?
         }
         TrainCmd::Dpo(d) => {
-            let data = encode_pairs(&read_dpo_dataset(&a.data)?, &tok, window, a.overlong())?;
-            warn_truncated(&a.data, data.truncated);
-            let eval = match &a.eval {
-                Some(p) => encode_pairs(&read_dpo_dataset(p)?, &tok, window, a.overlong())?.items,
-                None => Vec::new(),
-            };
+            let (data, eval) = training_and_eval(a, |p| encode_pairs(&read_dpo_dataset(p)?, &tok, window, overlong))?;
             let dpo_opts = DpoOptions {
                 beta: d.beta,
                 reference_cache: Some(a.out.join("reference_logprobs.json")),
@@ -222,10 +208,21 @@ impl<A: AutodiffBackend> Export for kailin_lm::Llama<A> {
     }
 }
 
-fn warn_truncated(path: &Path, n: usize) {
-    if n > 0 {
-        tracing::warn!(data = %path.display(), records = n, "records longer than --max-len were cut (--refuse-long refuses them)");
+/// The training data and the evaluation items (none without `--eval`), read and encoded by
+/// `encode`; cut records are counted in a warning.
+fn training_and_eval<T>(
+    a: &CommonArgs,
+    encode: impl Fn(&Path) -> kailin_train::Result<Encoded<T>>,
+) -> Result<(Encoded<T>, Vec<T>)> {
+    let data = encode(&a.data)?;
+    if data.truncated > 0 {
+        tracing::warn!(data = %a.data.display(), records = data.truncated, "records longer than --max-len were cut (--refuse-long refuses them)");
     }
+    let eval = match &a.eval {
+        Some(p) => encode(p)?.items,
+        None => Vec::new(),
+    };
+    Ok((data, eval))
 }
 
 fn write_report(out: &Path, report: &TrainReport) -> Result<()> {

@@ -3,7 +3,7 @@
 use burn::nn::RmsNorm;
 use burn::prelude::*;
 
-use super::{Attention, Mlp, Step};
+use super::{Attention, Linear, Mlp, Step};
 
 /// Pre-norm block: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
 #[derive(Module, Debug)]
@@ -25,5 +25,26 @@ impl<B: Backend> Block<B> {
     ) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(self.attn_norm.forward(x), step, cache);
         x.clone() + self.mlp.forward(self.mlp_norm.forward(x))
+    }
+
+    /// The seven projections with their short names (those of [`LORA_TARGETS`](super::LORA_TARGETS)),
+    /// attention's first.
+    pub(crate) fn projections(&self) -> [(&'static str, &Linear<B>); 7] {
+        let (a, m) = (&self.attn, &self.mlp);
+        [("q", &a.q), ("k", &a.k), ("v", &a.v), ("o", &a.o), ("gate", &m.gate), ("up", &m.up), ("down", &m.down)]
+    }
+
+    /// [`projections`](Self::projections), mutably.
+    pub(crate) fn projections_mut(&mut self) -> [(&'static str, &mut Linear<B>); 7] {
+        let (a, m) = (&mut self.attn, &mut self.mlp);
+        [
+            ("q", &mut a.q),
+            ("k", &mut a.k),
+            ("v", &mut a.v),
+            ("o", &mut a.o),
+            ("gate", &mut m.gate),
+            ("up", &mut m.up),
+            ("down", &mut m.down),
+        ]
     }
 }

@@ -114,11 +114,7 @@ impl<B: Backend> Llama<B> {
         let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
         let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Export(e.to_string()))?;
         write_atomic(&dir.join("model.safetensors"), &bytes)?;
-        write_atomic(&dir.join("config.json"), self.config_json(config).as_bytes())
-    }
-
-    fn config_json(&self, config: &LlamaConfig) -> String {
-        config.to_hf_json(self.max_positions())
+        write_atomic(&dir.join("config.json"), config.to_hf_json(self.max_positions()).as_bytes())
     }
 }
 

@@ -105,18 +105,7 @@ impl<B: Backend> super::Llama<B> {
         }
         let mut model = self.no_grad();
         for block in &mut model.blocks {
-            let attn = &mut block.attn;
-            let mlp = &mut block.mlp;
-            let named = [
-                ("q", &mut attn.q),
-                ("k", &mut attn.k),
-                ("v", &mut attn.v),
-                ("o", &mut attn.o),
-                ("gate", &mut mlp.gate),
-                ("up", &mut mlp.up),
-                ("down", &mut mlp.down),
-            ];
-            for (name, proj) in named {
+            for (name, proj) in block.projections_mut() {
                 if config.targets(name) {
                     let [input, output] = proj.weight.dims();
                     proj.lora = Some(config.init(input, output, &proj.weight.device()));
@@ -129,34 +118,28 @@ impl<B: Backend> super::Llama<B> {
     /// Whether a training forward pass draws random numbers (LoRA dropout above 0): a trainer
     /// that wants reproducible steps seeds the backend's generator for such a model.
     pub fn is_stochastic(&self) -> bool {
-        self.blocks.iter().any(|b| {
-            [&b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.mlp.gate, &b.mlp.up, &b.mlp.down]
-                .iter()
-                .any(|p| p.lora.as_ref().is_some_and(|l| l.dropout.prob > 0.0))
-        })
+        self.adapters().any(|l| l.dropout.prob > 0.0)
     }
 
     /// Whether any projection carries a LoRA adapter.
     pub fn lora_attached(&self) -> bool {
-        self.blocks.iter().any(|b| {
-            [&b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.mlp.gate, &b.mlp.up, &b.mlp.down]
-                .iter()
-                .any(|p| p.lora.is_some())
-        })
+        self.adapters().next().is_some()
     }
 
     /// Folds every LoRA adapter into its projection's weight (`W + (α/r)·A·B`) and removes the
     /// adapters: a plain model that computes what the adapted one computed (without dropout).
     pub fn merge_lora(mut self) -> Self {
         for block in &mut self.blocks {
-            let attn = &mut block.attn;
-            let mlp = &mut block.mlp;
-            for proj in [&mut attn.q, &mut attn.k, &mut attn.v, &mut attn.o, &mut mlp.gate, &mut mlp.up, &mut mlp.down]
-            {
+            for (_, proj) in block.projections_mut() {
                 let owned = std::mem::replace(proj, super::Linear::plain(proj.weight.clone(), None));
                 *proj = owned.merged();
             }
         }
         self
+    }
+
+    /// Every attached adapter.
+    fn adapters(&self) -> impl Iterator<Item = &Lora<B>> {
+        self.blocks.iter().flat_map(|b| b.projections().into_iter().filter_map(|(_, p)| p.lora.as_ref()))
     }
 }
