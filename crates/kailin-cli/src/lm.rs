@@ -84,7 +84,7 @@ pub(crate) fn run(cmd: LmCmd) -> Result<()> {
         LmCmd::Score(a) => a.model.device,
     };
     match device {
-        Device::Cpu => dispatch::<burn::backend::Flex>(cmd, &Default::default()),
+        Device::Cpu => kailin_lm::on_cpu_threads(|| dispatch::<burn::backend::Flex>(cmd, &Default::default())),
         #[cfg(feature = "cuda")]
         Device::Cuda => dispatch::<burn::backend::Cuda>(cmd, &kailin_lm::cuda_device(0)?),
         #[cfg(not(feature = "cuda"))]

@@ -1,6 +1,7 @@
 //! `cargo bench -p kailin-lm` (or `cargo xtask bench lm`): greedy decoding of
 //! SmolLM2-135M-Instruct on the CPU (burn's Flex backend), KV cache on, one sequence and a
-//! batch of 16. Needs `cargo xtask fetch-models`.
+//! batch of 16, driven as the `kailin` binary drives the CPU backend (`on_cpu_threads`). Needs
+//! `cargo xtask fetch-models`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stderr)]
 
 use std::sync::OnceLock;
@@ -8,7 +9,7 @@ use std::sync::OnceLock;
 use burn::backend::Flex;
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use kailin_lm::{Gguf, Llama, Sampler, generate_batch};
+use kailin_lm::{Gguf, Llama, Sampler, generate_batch, on_cpu_threads};
 
 fn main() {
     divan::main();
@@ -41,7 +42,7 @@ fn decode(b: Bencher<'_, '_>, batch: usize) {
     let prompts = vec![prompt; batch];
     b.counter(ItemsCount::new(NEW * batch)).bench(|| {
         let mut samplers = vec![Sampler::greedy(); batch];
-        generate_batch(model, &prompts, NEW, &[], &mut samplers, |_, _| true).unwrap()
+        on_cpu_threads(|| generate_batch(model, &prompts, NEW, &[], &mut samplers, |_, _| true).unwrap())
     });
 }
 
@@ -54,6 +55,6 @@ fn prefill(b: Bencher<'_, '_>, batch: usize) {
     let prompts = vec![prompt; batch];
     b.counter(ItemsCount::new(16 * batch)).bench(|| {
         let mut samplers = vec![Sampler::greedy(); batch];
-        generate_batch(model, &prompts, 1, &[], &mut samplers, |_, _| true).unwrap()
+        on_cpu_threads(|| generate_batch(model, &prompts, 1, &[], &mut samplers, |_, _| true).unwrap())
     });
 }

@@ -1,5 +1,8 @@
 //! Device selection for binaries. Libraries stay generic over `B: Backend`; a binary that
-//! picks burn's CUDA backend (feature `cuda`) gets its device here, checked.
+//! picks burn's CUDA backend (feature `cuda`) gets its device here, checked, and one that picks
+//! the CPU backend its threads.
+
+use std::sync::OnceLock;
 
 #[cfg(feature = "cuda")]
 use crate::error::{Error, Result};
@@ -38,4 +41,45 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Whether the `cuda` feature was compiled in.
 pub fn cuda_compiled() -> bool {
     cfg!(feature = "cuda")
+}
+
+/// Runs `work` on a rayon pool of one thread per core of which the calling thread's work is
+/// part: how a binary should drive burn's CPU backend (`flex`).
+///
+/// flex multi-threads its large matrix products through rayon. Called from an ordinary thread
+/// (a binary's `main`), every such product parks the caller and hands the work to rayon's
+/// global pool, whose threads, one per core, then contend with the caller for the cores between
+/// products. Inside this pool the work runs on one of the pool's own threads, so a product is
+/// shared by the pool's threads alone: on 2 cores, SmolLM2-135M decoded a batch of 16 about a
+/// fifth faster (docs/benchmarks.md, "Generation speed"). The pool (`RAYON_NUM_THREADS`
+/// threads, else one per core) is built at the first call and reused; if it cannot be built,
+/// `work` runs on the calling thread. Other backends gain nothing from it, and lose nothing.
+pub fn on_cpu_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("kailin-cpu-{i}"))
+            // The size of a main thread's stack: the work would otherwise have run on one.
+            .stack_size(8 << 20)
+            .build()
+            .map_err(|e| tracing::warn!("no CPU thread pool ({e}); running on the calling thread"))
+            .ok()
+    });
+    match pool {
+        Some(pool) => pool.install(work),
+        None => work(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_runs_on_a_pool_thread_and_returns_its_value() {
+        let name = on_cpu_threads(|| std::thread::current().name().map(str::to_owned));
+        assert!(name.as_deref().is_some_and(|n| n.starts_with("kailin-cpu-")), "ran on {name:?}");
+        // Nested calls run in place instead of deadlocking.
+        assert_eq!(on_cpu_threads(|| on_cpu_threads(|| 7)), 7);
+    }
 }

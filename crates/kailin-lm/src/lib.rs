@@ -47,7 +47,7 @@ mod tokenizer;
 pub use crate::{
     chat::{ChatMessage, ChatTemplate},
     complete::{Completion, CompletionOptions, FinishReason, chat_prompt, complete},
-    device::cuda_compiled,
+    device::{cuda_compiled, on_cpu_threads},
     error::{Error, Result},
     generate::{generate, generate_batch},
     gguf::{Gguf, TensorInfo, Value},
