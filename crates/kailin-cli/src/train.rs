@@ -110,9 +110,7 @@ pub(crate) fn run(cmd: TrainCmd) -> Result<()> {
         TrainCmd::Cpt(a) | TrainCmd::Sft(a) | TrainCmd::Dpo(DpoArgs { common: a, .. }) => a.device,
     };
     match device {
-        Device::Cpu => {
-            kailin_lm::on_cpu_threads(|| dispatch::<Autodiff<burn::backend::Flex>>(cmd, &Default::default()))
-        }
+        Device::Cpu => dispatch::<Autodiff<burn::backend::Flex>>(cmd, &Default::default()),
         #[cfg(feature = "cuda")]
         Device::Cuda => dispatch::<Autodiff<burn::backend::Cuda>>(cmd, &kailin_lm::cuda_device(0)?),
         #[cfg(not(feature = "cuda"))]

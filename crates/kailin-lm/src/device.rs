@@ -43,17 +43,18 @@ pub fn cuda_compiled() -> bool {
     cfg!(feature = "cuda")
 }
 
-/// Runs `work` on a rayon pool of one thread per core of which the calling thread's work is
-/// part: how a binary should drive burn's CPU backend (`flex`).
+/// Runs `work` on a rayon pool of one thread per core, one of whose threads carries `work`
+/// itself: how a binary should drive inference on burn's CPU backend (`flex`).
 ///
 /// flex multi-threads its large matrix products through rayon. Called from an ordinary thread
 /// (a binary's `main`), every such product parks the caller and hands the work to rayon's
 /// global pool, whose threads, one per core, then contend with the caller for the cores between
-/// products. Inside this pool the work runs on one of the pool's own threads, so a product is
-/// shared by the pool's threads alone: on 2 cores, SmolLM2-135M decoded a batch of 16 about a
-/// fifth faster (docs/benchmarks.md, "Generation speed"). The pool (`RAYON_NUM_THREADS`
-/// threads, else one per core) is built at the first call and reused; if it cannot be built,
-/// `work` runs on the calling thread. Other backends gain nothing from it, and lose nothing.
+/// products. Inside this pool a product is shared by the pool's threads alone: on 2 cores,
+/// SmolLM2-135M decoded a batch of 16 about a fifth faster (docs/benchmarks.md, "Generation
+/// speed"). Training measured mixed (LoRA faster, full fine-tuning slower; same section), so
+/// `kailin train` does not use it. The pool (`RAYON_NUM_THREADS` threads, else one per core)
+/// is built at the first call and reused; if it cannot be built, `work` runs on the calling
+/// thread. Other backends gain nothing from it, and lose nothing.
 pub fn on_cpu_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     let pool = POOL.get_or_init(|| {

@@ -8,10 +8,10 @@ use super::lora::Lora;
 /// Up to this many rows (and from 2), a projection multiplies in the transposed orientation.
 /// burn-flex hands both layouts to the `gemm` crate as strided matrices; with at most 32 rows
 /// (twice its 16-row register tile) `gemm` does not pack a row-major right operand and reads the
-/// weight six columns at a time, a fraction of each cache line. Measured with `cargo bench -p
-/// kailin-lm --bench generate` (old and new binaries alternately): batch-16 decoding 150 → 174
-/// tokens/s; one sequence (a matrix-vector product either way) and a 256-row prompt pass are
-/// not helped, so they keep the plain product.
+/// weight six columns at a time, a fraction of each cache line; as the left, column-major
+/// operand the weight is read a whole line at a time. Batch-16 decoding ~+20% (measurements in
+/// docs/benchmarks.md, "Generation speed"); one sequence (a matrix-vector product either way)
+/// and a 256-row prompt pass are not helped, so they keep the plain product.
 const SMALL_BATCH: usize = 32;
 
 /// A projection with its weight held `[in, out]`, an optional bias, and an optional LoRA
