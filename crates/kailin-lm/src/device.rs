@@ -54,7 +54,7 @@ pub fn cuda_compiled() -> bool {
 /// speed"). Training measured mixed (LoRA faster, full fine-tuning slower; same section), so
 /// `kailin train` does not use it. The pool (`RAYON_NUM_THREADS` threads, else one per core)
 /// is built at the first call and reused; if it cannot be built, `work` runs on the calling
-/// thread. Other backends gain nothing from it, and lose nothing.
+/// thread. It is meant for the CPU backend: kailin's binaries call it only there.
 pub fn on_cpu_threads<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     let pool = POOL.get_or_init(|| {
