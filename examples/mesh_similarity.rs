@@ -34,7 +34,7 @@ fn main() -> Result<()> {
     println!(
         "MeSH: {} descriptors ({} in the tree) from {} in {:.0?}\n",
         mesh.len(),
-        mesh.with_tree(),
+        mesh.descriptors_in_tree(),
         path.display(),
         started.elapsed()
     );
@@ -64,8 +64,8 @@ fn main() -> Result<()> {
             );
         }
     }
-    let mean = sim.set(&sides[0], &sides[1], Aggregate::Mean);
-    let bma = sim.set(&sides[0], &sides[1], Aggregate::BestMatch);
+    let mean = sim.set_score(&sides[0], &sides[1], Aggregate::Mean);
+    let bma = sim.set_score(&sides[0], &sides[1], Aggregate::BestMatch);
     println!(
         "\nset similarity: mean {:.3} over {} pairs, best-match average {:.3} (dropped outside the tree: {}/{})",
         mean.score, mean.pairs, bma.score, mean.dropped_left, mean.dropped_right

@@ -147,7 +147,7 @@ fn run<A: AutodiffBackend>(args: &Args, device: &A::Device) -> Result<()> {
             let prompts = vec![prompt.clone(); batch];
             let run = || {
                 let mut samplers = vec![Sampler::greedy(); batch];
-                generate_batch(&model, &prompts, args.new_tokens, &[], &mut samplers, |_, _| true)
+                generate_batch(&model, &prompts, args.new_tokens, &[], &mut samplers, kailin_lm::every_token)
             };
             run()?; // warm-up: kernels compiled and tuned
             let (mut best, mut times) = (f64::MAX, Vec::new());
@@ -198,7 +198,7 @@ fn run<A: AutodiffBackend>(args: &Args, device: &A::Device) -> Result<()> {
         for &rank in &args.lora_rank {
             let policy = load_model::<A>(args, positions, device)?.0;
             let policy = if rank == 0 { policy } else { policy.with_lora(&LoraConfig::new(rank))? };
-            let (_, report) = cpt::train(policy, &data, &[], &opts)?;
+            let (_, report) = cpt::train(policy, &data, &[], &opts, |_| ())?;
             let flops = train_flops_per_token(&config, args.seq, rank > 0);
             let timed = &report.steps[2..];
             let seconds: f64 = timed.iter().map(|s| s.seconds).sum();

@@ -153,7 +153,9 @@ pub(crate) fn llamacpp_check(model: &Option<PathBuf>, out: &Path) -> Result<()> 
     // Our greedy decoding speed on the same prompt and token count.
     let prompt = tokenizer.encode(PROMPTS[0], false)?;
     let start = Instant::now();
-    let generated = kailin_lm::generate(&llama, &prompt, 64, &[], &mut kailin_lm::Sampler::greedy(), |_| true)?;
+    let generated = kailin_lm::generate(&llama, &prompt, 64, &[], &mut kailin_lm::Sampler::greedy(), |t| {
+        kailin_lm::every_token(0, t)
+    })?;
     let our_speed = generated.len() as f64 / start.elapsed().as_secs_f64();
     println!(
         "top-1 agreement {agree}/{}; largest |Δlogit| {worst:.4}; greedy decoding {our_speed:.1} tok/s vs llama.cpp \

@@ -57,7 +57,7 @@ pub(crate) fn run(data: &Path, abstracts: Option<&Path>, out: &Path) -> Result<(
     let mut best = (0.0, 0, 0);
     for i in 0..sets.len() {
         for j in i + 1..sets.len() {
-            let s = sim.set(&sets[i], &sets[j], Aggregate::BestMatch).score;
+            let s = sim.set_score(&sets[i], &sets[j], Aggregate::BestMatch).score;
             writeln!(w, "{i}\t{j}\t{s:.6}")?;
             if s > best.0 {
                 best = (s, i, j);

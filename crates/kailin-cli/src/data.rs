@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use kailin_core::{CptRecord, Document, JsonlReader, JsonlWriter, PreferencePair, SftRecord};
-use kailin_corpus::{
-    ChatExample, CompletionExample, Decontaminator, Deduplicator, DocumentStream, DpoExample, Shard, Source, Stats,
-    TextExample,
+use kailin_core::{
+    ChatExample, CompletionExample, CptRecord, Document, DpoExample, JsonlReader, JsonlWriter, PreferencePair,
+    SftRecord, TextExample,
 };
+use kailin_corpus::{Decontaminator, Deduplicator, DocumentStream, Shard, Source, Stats};
 
 /// Corpora: statistics, conversion, decontamination.
 #[derive(Debug, Subcommand)]
@@ -33,7 +33,7 @@ pub(crate) enum DataCmd {
 
 /// What `convert` reads: a corpus format, or our own record files.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum From {
+pub(crate) enum InputFormat {
     Pubmed,
     Pubtator,
     Pubmedqa,
@@ -72,7 +72,7 @@ pub(crate) struct ConvertArgs {
     input: PathBuf,
     /// Input format (corpus formats are detected when omitted).
     #[arg(long)]
-    from: Option<From>,
+    from: Option<InputFormat>,
     /// Output shape.
     #[arg(long)]
     to: To,
@@ -190,19 +190,19 @@ fn convert(a: ConvertArgs) -> Result<()> {
     let from = match a.from {
         Some(f) => f,
         None => match kailin_corpus::detect_source(&a.input)? {
-            Source::PubmedXml => From::Pubmed,
-            Source::Pubtator => From::Pubtator,
-            Source::Pubmedqa => From::Pubmedqa,
-            Source::Bioasq => From::Bioasq,
-            Source::Jsonl => From::Jsonl,
+            Source::PubmedXml => InputFormat::Pubmed,
+            Source::Pubtator => InputFormat::Pubtator,
+            Source::Pubmedqa => InputFormat::Pubmedqa,
+            Source::Bioasq => InputFormat::Bioasq,
+            Source::Jsonl => InputFormat::Jsonl,
         },
     };
-    let corpus = |f: From| match f {
-        From::Pubmed => Some(Source::PubmedXml),
-        From::Pubtator => Some(Source::Pubtator),
-        From::Pubmedqa => Some(Source::Pubmedqa),
-        From::Bioasq => Some(Source::Bioasq),
-        From::Jsonl => Some(Source::Jsonl),
+    let corpus = |f: InputFormat| match f {
+        InputFormat::Pubmed => Some(Source::PubmedXml),
+        InputFormat::Pubtator => Some(Source::Pubtator),
+        InputFormat::Pubmedqa => Some(Source::Pubmedqa),
+        InputFormat::Bioasq => Some(Source::Bioasq),
+        InputFormat::Jsonl => Some(Source::Jsonl),
         _ => None,
     };
     let (shard, out) = (a.shard, a.out.as_path());
@@ -232,7 +232,7 @@ fn convert(a: ConvertArgs) -> Result<()> {
             report_skipped(stream.skipped().len());
             n
         }
-        (From::Pubmedqa | From::Bioasq, To::Questions) => {
+        (InputFormat::Pubmedqa | InputFormat::Bioasq, To::Questions) => {
             let src = corpus(from).unwrap_or(Source::Bioasq);
             let (qs, skipped) = kailin_corpus::questions(&a.input, src, a.skip_bad)?;
             report_skipped(skipped.len());
@@ -243,23 +243,23 @@ fn convert(a: ConvertArgs) -> Result<()> {
             });
             write_all(out, shard, qs.map(|q| Ok((q.id.clone(), q))))?
         }
-        (From::Cpt, To::Text) => write_all(
+        (InputFormat::Cpt, To::Text) => write_all(
             out,
             shard,
             JsonlReader::<CptRecord>::open(&a.input)?.map(|r| Ok(r.map(|r| (r.id.clone(), TextExample::new(&r)))?)),
         )?,
-        (From::Sft, To::Chat) => write_all(
+        (InputFormat::Sft, To::Chat) => write_all(
             out,
             shard,
             JsonlReader::<SftRecord>::open(&a.input)?.map(|r| Ok(r.map(|r| (r.id.clone(), ChatExample::new(&r)))?)),
         )?,
-        (From::Sft, To::PromptCompletion) => write_all(
+        (InputFormat::Sft, To::PromptCompletion) => write_all(
             out,
             shard,
             JsonlReader::<SftRecord>::open(&a.input)?
                 .map(|r| Ok(r.map(|r| (r.id.clone(), CompletionExample::new(&r)))?)),
         )?,
-        (From::Pairs, To::Dpo) => {
+        (InputFormat::Pairs, To::Dpo) => {
             let docs_path = a.documents.as_ref().context("--to dpo needs --documents DOCS.jsonl")?;
             let mut docs = std::collections::HashMap::new();
             for d in JsonlReader::<Document>::open(docs_path)? {

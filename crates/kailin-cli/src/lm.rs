@@ -1,6 +1,7 @@
 //! `kailin lm …`: thin subcommands over `kailin-lm`.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -121,35 +122,15 @@ fn generate<B: Backend>(a: GenerateArgs, device: &B::Device) -> Result<()> {
         stop: Vec::new(),
     };
     let mut sampler = options.sampler(0);
-    // Streamed: print the text each new token adds (decoding the whole continuation keeps
-    // multi-byte characters split across tokens intact).
+    // Streamed: print the text each new token adds.
     let mut out = std::io::stdout().lock();
-    let (mut tokens, mut printed, mut failed) = (Vec::new(), 0usize, None);
+    let mut text = kailin_lm::TextStream::new(&tokenizer, true);
     kailin_lm::generate(&model, &prompt, options.max_new, &tokenizer.stop_ids(), &mut sampler, |t| {
-        tokens.push(t);
-        let step = tokenizer.decode(&tokens, true).map_err(anyhow::Error::from).and_then(|text| {
-            if text.len() > printed && text.is_char_boundary(printed) && !text.ends_with('\u{FFFD}') {
-                out.write_all(&text.as_bytes()[printed..])?;
-                out.flush()?;
-                printed = text.len();
-            }
-            Ok(())
-        });
-        match step {
-            Ok(()) => true,
-            Err(e) => {
-                failed = Some(e);
-                false
-            }
-        }
+        out.write_all(text.push(t)?.as_bytes())?;
+        out.flush()?;
+        Ok::<_, anyhow::Error>(ControlFlow::Continue(()))
     })?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    let text = tokenizer.decode(&tokens, true)?;
-    if text.len() > printed && text.is_char_boundary(printed) {
-        out.write_all(&text.as_bytes()[printed..])?;
-    }
+    out.write_all(text.rest().as_bytes())?;
     writeln!(out)?;
     Ok(())
 }

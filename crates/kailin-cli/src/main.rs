@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod data;
 mod lm;
 mod mesh;
+mod progress;
 mod retrieve;
 mod train;
 

@@ -125,7 +125,7 @@ fn info(path: &Path) -> Result<()> {
         "source": path.display().to_string(),
         "format": format!("{format:?}").to_lowercase(),
         "descriptors": mesh.len(),
-        "with_tree": mesh.with_tree(),
+        "with_tree": mesh.descriptors_in_tree(),
         "tree_numbers": mesh.tree_number_count(),
         "entry_terms": mesh.entry_term_count(),
         "edges": mesh.graph().edge_count(),
@@ -212,7 +212,7 @@ fn set_sim(args: SetSimArgs) -> Result<()> {
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
     for (l, r) in sets {
-        let s = sim.set(&l, &r, agg);
+        let s = sim.set_score(&l, &r, agg);
         if s.dropped_left + s.dropped_right > 0 {
             tracing::debug!(
                 dropped_left = s.dropped_left,

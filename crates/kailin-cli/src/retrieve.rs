@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::backend::Flex;
 use clap::{Args, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use kailin_core::{Document, JsonlReader};
 use kailin_retrieval::{Dtype, EncoderBuilder, ExactSearch, Hit, NpyMatrix, Store, StoreBuilder};
 
@@ -103,16 +102,6 @@ pub(crate) fn run(cmd: RetrieveCmd) -> Result<()> {
     }
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}, ETA {eta}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(what.to_owned());
-    bar
-}
-
 fn store_builder(a: &StoreArgs, dim: usize) -> StoreBuilder {
     StoreBuilder::new(&a.out, dim).dtype(a.dtype.into()).shard_rows(a.shard_rows)
 }
@@ -124,7 +113,7 @@ fn build(a: BuildArgs) -> Result<()> {
     let file = std::fs::File::open(&a.corpus).with_context(|| format!("opening {}", a.corpus.display()))?;
     let total = std::io::BufReader::new(file).lines().count() as u64;
     let docs = JsonlReader::<Document>::open(&a.corpus)?;
-    let progress = bar(total, "encoding");
+    let progress = crate::progress::bar(total, "encoding");
     let store = kailin_retrieval::build_store(
         &encoder,
         store_builder(&a.store, encoder.dim()),
@@ -140,7 +129,7 @@ fn import(a: ImportArgs) -> Result<()> {
     let npy = NpyMatrix::open(&a.vectors)?;
     let (rows, dim) = npy.view()?.dim();
     drop(npy);
-    let progress = bar(rows as u64, "importing");
+    let progress = crate::progress::bar(rows as u64, "importing");
     let store = kailin_retrieval::import_npy(&a.vectors, a.ids.as_deref(), store_builder(&a.store, dim), |n| {
         if n.is_multiple_of(4096) {
             progress.set_position(n);

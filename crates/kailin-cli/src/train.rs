@@ -133,7 +133,6 @@ impl CommonArgs {
             adamw: kailin_train::AdamWConfig { weight_decay: self.weight_decay, ..Default::default() },
             seed: self.seed,
             eval_every: self.eval_every,
-            progress: true,
             checkpoint: Some(CheckpointOptions::new(self.out.join("checkpoints"), self.checkpoint_every)),
             stop_after: self.stop_after,
             ..Default::default()
@@ -160,16 +159,18 @@ fn dispatch<A: AutodiffBackend>(cmd: TrainCmd, device: &A::Device) -> Result<()>
         None => model,
     };
     let (window, overlong) = (a.max_len, a.overlong());
+    let mut bar = crate::progress::TrainBar::default();
+    let on_step = |p: &kailin_train::Progress<'_>| bar.update(p);
     let (model, report) = match &cmd {
         TrainCmd::Cpt(_) => {
             let packing = Packing { pack: true, isolate: true };
             let (data, eval) =
                 training_and_eval(a, |p| encode_texts(&read_text_dataset(p)?, &tok, window, overlong, packing))?;
-            cpt::train(model, &data, &eval, &opts)?
+            cpt::train(model, &data, &eval, &opts, on_step)?
         }
         TrainCmd::Sft(_) => {
             let (data, eval) = training_and_eval(a, |p| encode_sft(&read_sft_dataset(p)?, &tok, window, overlong))?;
-            sft::train(model, &data, &eval, &opts)?
+            sft::train(model, &data, &eval, &opts, on_step)?
         }
         TrainCmd::Dpo(d) => {
             let (data, eval) = training_and_eval(a, |p| encode_pairs(&read_dpo_dataset(p)?, &tok, window, overlong))?;
@@ -178,9 +179,10 @@ fn dispatch<A: AutodiffBackend>(cmd: TrainCmd, device: &A::Device) -> Result<()>
                 reference_cache: Some(a.out.join("reference_logprobs.json")),
                 reference_id: std::fs::canonicalize(&a.model).unwrap_or_else(|_| a.model.clone()).display().to_string(),
             };
-            dpo::train(model, &data, &eval, &opts, &dpo_opts)?
+            dpo::train(model, &data, &eval, &opts, &dpo_opts, on_step)?
         }
     };
+    drop(bar);
     let finished = report.steps.last().map(|s| s.step);
     let total_done = a.stop_after.is_none() || finished < a.stop_after;
     write_report(&a.out, &report)?;

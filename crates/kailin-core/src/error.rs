@@ -34,5 +34,22 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The file at fault and the error as an [`std::io::Error`] (content errors as
+    /// `InvalidData` with the line in the message), for crates whose own error type has one
+    /// I/O variant and that use this crate's writers.
+    pub fn into_io(self) -> (PathBuf, std::io::Error) {
+        match self {
+            Error::Io { path, source } => (path, source),
+            Error::Json { path, line, source } => {
+                (path, std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {line}: {source}")))
+            }
+            Error::Utf8 { path, line } => {
+                (path, std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {line}: not UTF-8 text")))
+            }
+        }
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

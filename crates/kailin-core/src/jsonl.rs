@@ -1,7 +1,7 @@
-//! JSON Lines: a streaming reader with line-numbered errors, and atomic writers.
+//! JSON Lines: a streaming reader with line-numbered errors, and an atomic writer.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::fs::AtomicFile;
 
 /// Reads records of type `T`, one JSON object per line, in constant memory. Blank lines are
 /// skipped; every error names the file and line.
@@ -68,58 +69,6 @@ impl<T: DeserializeOwned, R: BufRead> Iterator for JsonlReader<T, R> {
     }
 }
 
-/// A file written under a temporary name beside its destination and renamed into place by
-/// [`commit`](Self::commit): a killed run never leaves a half-written file that looks complete.
-/// Dropped without `commit`, the temporary file is removed.
-#[derive(Debug)]
-pub struct AtomicFile {
-    dest: PathBuf,
-    tmp: PathBuf,
-    writer: Option<BufWriter<File>>,
-}
-
-impl AtomicFile {
-    /// Starts writing `dest` (its directory must exist).
-    pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
-        let dest = dest.as_ref().to_owned();
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let file = File::create(&tmp).map_err(|source| Error::Io { path: tmp.clone(), source })?;
-        Ok(AtomicFile { dest, tmp, writer: Some(BufWriter::with_capacity(1 << 16, file)) })
-    }
-
-    /// Flushes, syncs and renames the file into place.
-    pub fn commit(mut self) -> Result<()> {
-        let io = |source| Error::Io { path: self.dest.clone(), source };
-        if let Some(writer) = self.writer.take() {
-            let file = writer.into_inner().map_err(|e| io(e.into_error()))?;
-            file.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&self.tmp, &self.dest).map_err(io)
-    }
-}
-
-impl Write for AtomicFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match &mut self.writer {
-            Some(w) => w.write(buf),
-            None => Err(std::io::Error::other("write after commit")),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.writer.as_mut().map_or(Ok(()), Write::flush)
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.writer.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
-}
-
 /// Writes records as JSON Lines, atomically (see [`AtomicFile`]).
 #[derive(Debug)]
 pub struct JsonlWriter<T> {
@@ -139,7 +88,7 @@ impl<T: Serialize> JsonlWriter<T> {
         let written = serde_json::to_writer(&mut self.file, record)
             .map_err(std::io::Error::from)
             .and_then(|()| self.file.write_all(b"\n"));
-        written.map_err(|source| Error::Io { path: self.file.dest.clone(), source })?;
+        written.map_err(|source| Error::Io { path: self.file.path().to_owned(), source })?;
         self.count += 1;
         Ok(())
     }

@@ -4,7 +4,15 @@
 //! headings), [`Question`]s, [`Context`]s, [`PreferencePair`]s for DPO, and the [`CptRecord`]
 //! and [`SftRecord`] datasets. Every generated record carries its [`Provenance`]. Files are
 //! JSON Lines, read in constant memory ([`JsonlReader`], errors name file and line) and
-//! written atomically ([`JsonlWriter`], [`AtomicFile`]). The crate depends on serde only.
+//! written atomically ([`JsonlWriter`]). The shapes training tools read ([`DpoExample`],
+//! [`ChatExample`], [`CompletionExample`], [`TextExample`]) and the prompts that fill them are
+//! records too.
+//!
+//! It is also the one home of the mechanisms every crate shares, so each exists once: the
+//! atomic writer ([`AtomicFile`], [`AtomicDir`], [`write_atomic`]: a unique temporary name
+//! beside the destination, renamed on commit, removed on error; non-regular destinations
+//! refused), the stable hash ([`Fnv64`]) and the seeded generator ([`SplitMix64`]). It depends
+//! on serde, serde_json, thiserror and tempfile only.
 //!
 //! ```
 //! use kailin_core::{Document, read_jsonl, write_jsonl};
@@ -19,11 +27,22 @@
 #![deny(missing_docs)]
 
 mod error;
+mod fs;
+mod hash;
 mod jsonl;
 mod records;
+mod rng;
+mod training;
 
 pub use crate::{
     error::{Error, Result},
-    jsonl::{AtomicFile, JsonlReader, JsonlWriter, read_jsonl, write_jsonl},
+    fs::{AtomicDir, AtomicFile, remove_stale_temporaries, write_atomic, write_atomic_with},
+    hash::{Fnv64, fnv1a},
+    jsonl::{JsonlReader, JsonlWriter, read_jsonl, write_jsonl},
     records::{Candidate, Context, CptRecord, Document, PreferencePair, Provenance, Question, SftRecord},
+    rng::SplitMix64,
+    training::{
+        ChatExample, CompletionExample, DpoExample, Message, QUESTION_INSTRUCTION, TextExample, question_prompt,
+        question_with_context,
+    },
 };

@@ -36,7 +36,6 @@ mod bioasq;
 mod decontaminate;
 mod dedup;
 mod error;
-mod formats;
 mod ngram;
 mod pubmed;
 mod pubmedqa;
@@ -49,10 +48,6 @@ pub use crate::{
     decontaminate::{Contamination, Decontaminator},
     dedup::Deduplicator,
     error::{Error, Result, Skipped},
-    formats::{
-        ChatExample, CompletionExample, DpoExample, Message, QUESTION_INSTRUCTION, TextExample, question_prompt,
-        question_with_context,
-    },
     pubmed::{MeshHeading, PubmedArticle, PubmedReader},
     pubmedqa::{PubmedqaRecord, read_pubmedqa, read_pubmedqa_from, read_pubmedqa_test_ids},
     pubtator::{Mention, PubtatorDocument, PubtatorReader, Relation},

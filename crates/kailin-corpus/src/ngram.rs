@@ -5,19 +5,9 @@ pub(crate) fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
-/// FNV-1a of a word.
-fn word_hash(w: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in w.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 /// Hashes of every window of `n` consecutive words, with the window's first word index.
 pub(crate) fn ngram_hashes(words: &[String], n: usize) -> impl Iterator<Item = (usize, u64)> + '_ {
-    let hashes: Vec<u64> = words.iter().map(|w| word_hash(w)).collect();
+    let hashes: Vec<u64> = words.iter().map(|w| kailin_core::fnv1a(w.as_bytes())).collect();
     (0..(words.len() + 1).saturating_sub(n.max(1))).map(move |i| {
         let h = hashes[i..i + n.max(1)]
             .iter()

@@ -25,12 +25,7 @@ impl Shard {
 /// The shard of an id among `count`: FNV-1a (64-bit) of its bytes, modulo `count`. Stable
 /// across platforms, runs and versions of this crate (changing it is a breaking change).
 pub fn shard_of(id: &str, count: u32) -> u32 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % u64::from(count.max(1))) as u32
+    (kailin_core::fnv1a(id.as_bytes()) % u64::from(count.max(1))) as u32
 }
 
 impl FromStr for Shard {

@@ -42,7 +42,7 @@ fn decode(b: Bencher<'_, '_>, batch: usize) {
     let prompts = vec![prompt; batch];
     b.counter(ItemsCount::new(NEW * batch)).bench(|| {
         let mut samplers = vec![Sampler::greedy(); batch];
-        on_cpu_threads(|| generate_batch(model, &prompts, NEW, &[], &mut samplers, |_, _| true).unwrap())
+        on_cpu_threads(|| generate_batch(model, &prompts, NEW, &[], &mut samplers, kailin_lm::every_token).unwrap())
     });
 }
 
@@ -55,6 +55,6 @@ fn prefill(b: Bencher<'_, '_>, batch: usize) {
     let prompts = vec![prompt; batch];
     b.counter(ItemsCount::new(16 * batch)).bench(|| {
         let mut samplers = vec![Sampler::greedy(); batch];
-        on_cpu_threads(|| generate_batch(model, &prompts, 1, &[], &mut samplers, |_, _| true).unwrap())
+        on_cpu_threads(|| generate_batch(model, &prompts, 1, &[], &mut samplers, kailin_lm::every_token).unwrap())
     });
 }

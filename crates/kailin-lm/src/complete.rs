@@ -1,5 +1,7 @@
 //! Text in, text out: tokenisation, batched generation and stop strings together.
 
+use std::ops::ControlFlow;
+
 use burn::prelude::*;
 
 use crate::chat::ChatMessage;
@@ -7,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::generate::generate_batch;
 use crate::llama::Llama;
 use crate::sampler::Sampler;
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{TextStream, Tokenizer};
 
 /// Sampling and stopping settings of a text completion.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,24 +87,15 @@ pub fn complete<B: Backend>(
 ) -> Result<Vec<Completion>> {
     let ids = prompts.iter().map(|p| tokenizer.encode(p, true)).collect::<Result<Vec<_>>>()?;
     let mut samplers: Vec<Sampler> = (0..prompts.len()).map(|i| options.sampler(i)).collect();
-    let mut so_far: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
-    let mut decode_error = None;
+    let mut texts: Vec<TextStream<'_>> = (0..prompts.len()).map(|_| TextStream::new(tokenizer, true)).collect();
     let tokens = generate_batch(model, &ids, options.max_new, &tokenizer.stop_ids(), &mut samplers, |i, token| {
         if options.stop.is_empty() {
-            return true;
+            return Ok(ControlFlow::Continue(()));
         }
-        so_far[i].push(token);
-        match tokenizer.decode(&so_far[i], true) {
-            Ok(text) => !options.stop.iter().any(|s| text.contains(s.as_str())),
-            Err(e) => {
-                decode_error = Some(e);
-                false
-            }
-        }
+        texts[i].push(token)?;
+        let stopped = options.stop.iter().any(|s| texts[i].text().contains(s.as_str()));
+        Ok::<_, Error>(if stopped { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
     })?;
-    if let Some(e) = decode_error {
-        return Err(e);
-    }
     tokens
         .into_iter()
         .map(|tokens| {

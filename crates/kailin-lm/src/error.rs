@@ -134,3 +134,10 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<kailin_core::Error> for Error {
+    fn from(e: kailin_core::Error) -> Self {
+        let (path, error) = e.into_io();
+        Error::Io { path, error }
+    }
+}

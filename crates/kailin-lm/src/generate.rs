@@ -1,5 +1,7 @@
 //! The generation loop: forward pass, KV cache and sampler, kept apart and joined here.
 
+use std::ops::ControlFlow;
+
 use burn::prelude::*;
 
 use crate::error::{Error, Result};
@@ -8,15 +10,17 @@ use crate::sampler::Sampler;
 
 /// Generates up to `max_new` tokens after `prompt` (one sequence), stopping early at any of
 /// `stop` tokens (not included). `on_token` sees each token as it is chosen (streaming) and
-/// may return `false` to stop. Returns the generated tokens.
-pub fn generate<B: Backend>(
+/// may stop generation (`ControlFlow::Break`) or fail it (`Err`, returned as is; the error
+/// type is the caller's, so a streaming writer's I/O error needs no detour). Returns the
+/// generated tokens.
+pub fn generate<B: Backend, E: From<Error>>(
     model: &Llama<B>,
     prompt: &[u32],
     max_new: usize,
     stop: &[u32],
     sampler: &mut Sampler,
-    mut on_token: impl FnMut(u32) -> bool,
-) -> Result<Vec<u32>> {
+    mut on_token: impl FnMut(u32) -> Result<ControlFlow<()>, E>,
+) -> Result<Vec<u32>, E> {
     let mut out =
         generate_batch(model, &[prompt.to_vec()], max_new, stop, std::slice::from_mut(sampler), |_, token| {
             on_token(token)
@@ -24,25 +28,32 @@ pub fn generate<B: Backend>(
     Ok(out.pop().unwrap_or_default())
 }
 
+/// The `on_token` of a caller that only wants the tokens: never stops a sequence, never fails.
+pub fn every_token(_: usize, _: u32) -> Result<ControlFlow<()>> {
+    Ok(ControlFlow::Continue(()))
+}
+
 /// Generates for many prompts at once: the prompts are left-padded to the longest (padding is
 /// masked and positions count from each prompt's first token, so every sequence decodes as it
 /// would alone), then one token per unfinished sequence is decoded per step through the KV
 /// cache. Sequence `i` draws from `samplers[i]` (seed them differently for different samples),
 /// ends at a `stop` token (not included), after `max_new` tokens, or when `on_token(i, token)`
-/// returns `false`; finished sequences leave the batch. An empty prompt generates nothing.
+/// returns `Ok(ControlFlow::Break(()))`; finished sequences leave the batch. An error from
+/// `on_token` ends the whole batch and is returned. An empty prompt generates nothing.
 ///
 /// Errors: `samplers` and `prompts` of different lengths; a prompt plus `max_new` longer than
 /// the model's positions (checked before any work); token ids outside the vocabulary.
-pub fn generate_batch<B: Backend>(
+pub fn generate_batch<B: Backend, E: From<Error>>(
     model: &Llama<B>,
     prompts: &[Vec<u32>],
     max_new: usize,
     stop: &[u32],
     samplers: &mut [Sampler],
-    mut on_token: impl FnMut(usize, u32) -> bool,
-) -> Result<Vec<Vec<u32>>> {
+    mut on_token: impl FnMut(usize, u32) -> Result<ControlFlow<()>, E>,
+) -> Result<Vec<Vec<u32>>, E> {
     if samplers.len() != prompts.len() {
-        return Err(Error::BatchMismatch { what: "the samplers", expected: samplers.len(), batch: prompts.len() });
+        let (expected, batch) = (samplers.len(), prompts.len());
+        return Err(Error::BatchMismatch { what: "the samplers", expected, batch }.into());
     }
     let mut out = vec![Vec::new(); prompts.len()];
     let mut active: Vec<usize> = (0..prompts.len()).filter(|&i| !prompts[i].is_empty()).collect();
@@ -52,7 +63,7 @@ pub fn generate_batch<B: Backend>(
     }
     // The last generated token is never fed back, hence the - 1.
     if longest + max_new - 1 > model.max_positions() {
-        return Err(Error::TooLong { len: longest + max_new - 1, max: model.max_positions() });
+        return Err(Error::TooLong { len: longest + max_new - 1, max: model.max_positions() }.into());
     }
     let pads: Vec<usize> = active.iter().map(|&i| longest - prompts[i].len()).collect();
     let mut ids = Vec::with_capacity(active.len() * longest);
@@ -73,7 +84,7 @@ pub fn generate_batch<B: Backend>(
                 continue;
             }
             out[i].push(token);
-            if on_token(i, token) && out[i].len() < max_new {
+            if on_token(i, token)?.is_continue() && out[i].len() < max_new {
                 keep.push(row);
                 next.push(token);
             }

@@ -18,7 +18,7 @@ const MAX_DEPTH: u32 = 4;
 
 /// A metadata value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum GgufValue {
     /// `u8`.
     U8(u8),
     /// `i8`.
@@ -44,21 +44,21 @@ pub enum Value {
     /// A UTF-8 string.
     String(String),
     /// An array (of one element type).
-    Array(Vec<Value>),
+    Array(Vec<GgufValue>),
 }
 
-impl Value {
+impl GgufValue {
     /// The value as an unsigned integer, if it is a non-negative integer of any width.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
-            Value::U8(v) => Some(v.into()),
-            Value::U16(v) => Some(v.into()),
-            Value::U32(v) => Some(v.into()),
-            Value::U64(v) => Some(v),
-            Value::I8(v) => u64::try_from(v).ok(),
-            Value::I16(v) => u64::try_from(v).ok(),
-            Value::I32(v) => u64::try_from(v).ok(),
-            Value::I64(v) => u64::try_from(v).ok(),
+            GgufValue::U8(v) => Some(v.into()),
+            GgufValue::U16(v) => Some(v.into()),
+            GgufValue::U32(v) => Some(v.into()),
+            GgufValue::U64(v) => Some(v),
+            GgufValue::I8(v) => u64::try_from(v).ok(),
+            GgufValue::I16(v) => u64::try_from(v).ok(),
+            GgufValue::I32(v) => u64::try_from(v).ok(),
+            GgufValue::I64(v) => u64::try_from(v).ok(),
             _ => None,
         }
     }
@@ -66,8 +66,8 @@ impl Value {
     /// The value as a float, if it is a number.
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
-            Value::F32(v) => Some(v.into()),
-            Value::F64(v) => Some(v),
+            GgufValue::F32(v) => Some(v.into()),
+            GgufValue::F64(v) => Some(v),
             _ => self.as_u64().map(|v| v as f64),
         }
     }
@@ -75,15 +75,15 @@ impl Value {
     /// The value as a string.
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Value::String(s) => Some(s),
+            GgufValue::String(s) => Some(s),
             _ => None,
         }
     }
 
     /// The value as an array.
-    pub fn as_array(&self) -> Option<&[Value]> {
+    pub fn as_array(&self) -> Option<&[GgufValue]> {
         match self {
-            Value::Array(v) => Some(v),
+            GgufValue::Array(v) => Some(v),
             _ => None,
         }
     }
@@ -91,7 +91,7 @@ impl Value {
 
 /// Where a tensor's data lies and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorInfo {
+pub struct GgufTensorInfo {
     /// Tensor name (`blk.0.attn_q.weight`).
     pub name: String,
     /// Dimensions, ggml order (innermost first).
@@ -104,7 +104,7 @@ pub struct TensorInfo {
     pub bytes: u64,
 }
 
-impl TensorInfo {
+impl GgufTensorInfo {
     /// Number of elements.
     pub fn elements(&self) -> u64 {
         self.dims.iter().product()
@@ -129,8 +129,8 @@ impl Storage {
 /// disk.
 pub struct Gguf {
     version: u32,
-    metadata: BTreeMap<String, Value>,
-    tensors: Vec<TensorInfo>,
+    metadata: BTreeMap<String, GgufValue>,
+    tensors: Vec<GgufTensorInfo>,
     storage: Storage,
     origin: String,
 }
@@ -202,21 +202,21 @@ impl<'a> Cursor<'a> {
         String::from_utf8(b.to_vec()).map_err(|_| self.err(format!("{what} is not UTF-8")))
     }
 
-    fn value(&mut self, kind: u32, depth: u32) -> Result<Value> {
+    fn value(&mut self, kind: u32, depth: u32) -> Result<GgufValue> {
         Ok(match kind {
-            0 => Value::U8(self.array::<1>("u8")?[0]),
-            1 => Value::I8(self.array::<1>("i8")?[0] as i8),
-            2 => Value::U16(u16::from_le_bytes(self.array("u16")?)),
-            3 => Value::I16(i16::from_le_bytes(self.array("i16")?)),
-            4 => Value::U32(self.u32("u32")?),
-            5 => Value::I32(i32::from_le_bytes(self.array("i32")?)),
-            6 => Value::F32(f32::from_le_bytes(self.array("f32")?)),
+            0 => GgufValue::U8(self.array::<1>("u8")?[0]),
+            1 => GgufValue::I8(self.array::<1>("i8")?[0] as i8),
+            2 => GgufValue::U16(u16::from_le_bytes(self.array("u16")?)),
+            3 => GgufValue::I16(i16::from_le_bytes(self.array("i16")?)),
+            4 => GgufValue::U32(self.u32("u32")?),
+            5 => GgufValue::I32(i32::from_le_bytes(self.array("i32")?)),
+            6 => GgufValue::F32(f32::from_le_bytes(self.array("f32")?)),
             7 => match self.array::<1>("bool")?[0] {
-                0 => Value::Bool(false),
-                1 => Value::Bool(true),
+                0 => GgufValue::Bool(false),
+                1 => GgufValue::Bool(true),
                 b => return Err(self.err(format!("bool value {b}"))),
             },
-            8 => Value::String(self.string("string")?),
+            8 => GgufValue::String(self.string("string")?),
             9 => {
                 if depth >= MAX_DEPTH {
                     return Err(self.err("arrays nested too deeply"));
@@ -234,11 +234,11 @@ impl<'a> Cursor<'a> {
                 for _ in 0..n {
                     items.push(self.value(elem, depth + 1)?);
                 }
-                Value::Array(items)
+                GgufValue::Array(items)
             }
-            10 => Value::U64(self.u64("u64")?),
-            11 => Value::I64(i64::from_le_bytes(self.array("i64")?)),
-            12 => Value::F64(f64::from_le_bytes(self.array("f64")?)),
+            10 => GgufValue::U64(self.u64("u64")?),
+            11 => GgufValue::I64(i64::from_le_bytes(self.array("i64")?)),
+            12 => GgufValue::F64(f64::from_le_bytes(self.array("f64")?)),
             other => return Err(self.err(format!("unknown metadata type {other}"))),
         })
     }
@@ -340,7 +340,7 @@ impl Gguf {
             if !names.insert(name.clone()) {
                 return Err(bad(format!("tensor {name:?} appears twice")));
             }
-            tensors.push(TensorInfo { name, dims, kind, offset: data_start + offset, bytes: size });
+            tensors.push(GgufTensorInfo { name, dims, kind, offset: data_start + offset, bytes: size });
         }
         Ok(Gguf { version, metadata, tensors, storage, origin })
     }
@@ -351,22 +351,22 @@ impl Gguf {
     }
 
     /// All metadata.
-    pub fn metadata(&self) -> &BTreeMap<String, Value> {
+    pub fn metadata(&self) -> &BTreeMap<String, GgufValue> {
         &self.metadata
     }
 
     /// One metadata value.
-    pub fn get(&self, key: &str) -> Option<&Value> {
+    pub fn get(&self, key: &str) -> Option<&GgufValue> {
         self.metadata.get(key)
     }
 
     /// The tensor infos, in file order.
-    pub fn tensors(&self) -> &[TensorInfo] {
+    pub fn tensors(&self) -> &[GgufTensorInfo] {
         &self.tensors
     }
 
     /// The info of one tensor.
-    pub fn tensor(&self, name: &str) -> Result<&TensorInfo> {
+    pub fn tensor(&self, name: &str) -> Result<&GgufTensorInfo> {
         self.tensors.iter().find(|t| t.name == name).ok_or_else(|| Error::MissingTensor(name.to_owned()))
     }
 

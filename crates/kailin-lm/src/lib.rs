@@ -3,7 +3,7 @@
 //! feature).
 //!
 //! - Weights from Hugging Face directories ([`Llama::from_hf_dir`]: `config.json` and
-//!   safetensors, single or sharded, f32/f16/bf16, through burn's store and [`HF_NAME_MAP`]) or
+//!   safetensors, single or sharded, f32/f16/bf16, through burn's store and [`hf_name_map`]) or
 //!   from GGUF files ([`Gguf`], parsed with every count, length and offset checked;
 //!   [`dequantize`] for F32…Q6_K; [`Llama::from_gguf`]).
 //! - [`Tokenizer`] from `tokenizer.json` or GGUF metadata, and the model's [`ChatTemplate`].
@@ -49,12 +49,15 @@ pub use crate::{
     complete::{Completion, CompletionOptions, FinishReason, chat_prompt, complete},
     device::{cuda_compiled, on_cpu_threads},
     error::{Error, Result},
-    generate::{generate, generate_batch},
-    gguf::{Gguf, TensorInfo, Value},
-    llama::{HF_NAME_MAP, HfTensor, KvCache, LORA_TARGETS, Llama, LlamaConfig, Lora, LoraConfig, RopeScaling},
+    generate::{every_token, generate, generate_batch},
+    gguf::{Gguf, GgufTensorInfo, GgufValue},
+    llama::{
+        HfTensor, KvCache, LORA_TARGETS, Llama, LlamaConfig, Lora, LoraConfig, Part, QkOrder, RopeScaling, Weight,
+        hf_name_map, reorder_qk_rows,
+    },
     models::{load, models_dir, smollm2_gguf},
     quant::{GgmlType, dequantize, f16_to_f32},
     sampler::Sampler,
     score::{Score, score},
-    tokenizer::Tokenizer,
+    tokenizer::{TextStream, Tokenizer},
 };

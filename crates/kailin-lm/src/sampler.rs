@@ -1,24 +1,26 @@
 //! Choosing the next token from logits: greedy, or sampled with temperature, top-k and top-p,
 //! from a seeded generator (the same seed gives the same tokens).
 
+use kailin_core::SplitMix64;
+
 /// A next-token sampler.
 #[derive(Debug, Clone)]
 pub struct Sampler {
     temperature: f32,
     top_k: Option<usize>,
     top_p: Option<f32>,
-    state: u64,
+    rng: SplitMix64,
 }
 
 impl Sampler {
     /// Always the most likely token (the first, on ties).
     pub fn greedy() -> Self {
-        Sampler { temperature: 0.0, top_k: None, top_p: None, state: 0 }
+        Sampler { temperature: 0.0, top_k: None, top_p: None, rng: SplitMix64::new(0) }
     }
 
     /// Sampling at `temperature` (0 means greedy) from a generator seeded with `seed`.
     pub fn new(temperature: f32, seed: u64) -> Self {
-        Sampler { temperature: temperature.max(0.0), top_k: None, top_p: None, state: seed }
+        Sampler { temperature: temperature.max(0.0), top_k: None, top_p: None, rng: SplitMix64::new(seed) }
     }
 
     /// Keep only the `k` most likely tokens.
@@ -31,16 +33,6 @@ impl Sampler {
     pub fn top_p(mut self, p: f32) -> Self {
         self.top_p = Some(p.clamp(0.0, 1.0));
         self
-    }
-
-    /// SplitMix64: a uniform draw in `[0, 1)`.
-    fn uniform(&mut self) -> f64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// The next token. NaN logits count as impossible; `logits` must not be empty.
@@ -73,7 +65,7 @@ impl Sampler {
             let total: f64 = probs.iter().sum();
             probs.iter_mut().for_each(|q| *q /= total);
         }
-        let mut u = self.uniform();
+        let mut u = self.rng.next_f64();
         for (&i, &p) in order.iter().zip(&probs) {
             if u < p {
                 return i;

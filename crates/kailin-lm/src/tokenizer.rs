@@ -8,7 +8,7 @@ use serde_json::{Value as Json, json};
 
 use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
-use crate::gguf::{Gguf, Value};
+use crate::gguf::{Gguf, GgufValue};
 
 /// A model's tokenizer, its special tokens and its chat template.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ impl Tokenizer {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|error| Error::Io { path: dir.to_owned(), error })?;
         let text = self.inner.to_string(false).map_err(tok_err)?;
-        crate::llama::write_atomic(&dir.join("tokenizer.json"), text.as_bytes())?;
+        kailin_core::write_atomic(dir.join("tokenizer.json"), text.as_bytes())?;
         let token = |id: Option<u32>| id.and_then(|i| self.inner.id_to_token(i));
         let mut config = json!({
             "tokenizer_class": "PreTrainedTokenizerFast",
@@ -87,7 +87,7 @@ impl Tokenizer {
             config["chat_template"] = json!(template.source());
         }
         let text = serde_json::to_string_pretty(&config).map_err(tok_err)?;
-        crate::llama::write_atomic(&dir.join("tokenizer_config.json"), text.as_bytes())
+        Ok(kailin_core::write_atomic(dir.join("tokenizer_config.json"), text.as_bytes())?)
     }
 
     /// Builds the tokenizer described by a GGUF file's metadata: byte-level BPE
@@ -96,20 +96,20 @@ impl Tokenizer {
     /// `qwen2`), special ids, and `tokenizer.chat_template`.
     pub fn from_gguf(g: &Gguf) -> Result<Tokenizer> {
         let meta = |key: &str| g.get(key);
-        let model = meta("tokenizer.ggml.model").and_then(Value::as_str).unwrap_or("");
+        let model = meta("tokenizer.ggml.model").and_then(GgufValue::as_str).unwrap_or("");
         if model != "gpt2" {
             return Err(tok_err(format!(
                 "tokenizer.ggml.model {model:?} is not supported (byte-level BPE, \"gpt2\", is)"
             )));
         }
         let strings = |key: &str| -> Result<Vec<&str>> {
-            let list = meta(key).and_then(Value::as_array).ok_or_else(|| tok_err(format!("{key} missing")))?;
+            let list = meta(key).and_then(GgufValue::as_array).ok_or_else(|| tok_err(format!("{key} missing")))?;
             list.iter().map(|v| v.as_str().ok_or_else(|| tok_err(format!("{key} holds a non-string")))).collect()
         };
         let tokens = strings("tokenizer.ggml.tokens")?;
         let merges = strings("tokenizer.ggml.merges")?;
         let types: Vec<u64> = meta("tokenizer.ggml.token_type")
-            .and_then(Value::as_array)
+            .and_then(GgufValue::as_array)
             .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(1)).collect())
             .unwrap_or_default();
         let mut vocab = serde_json::Map::with_capacity(tokens.len());
@@ -125,7 +125,7 @@ impl Tokenizer {
         }
         let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
         let split = |pattern: &str| json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false});
-        let pre = meta("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
+        let pre = meta("tokenizer.ggml.pre").and_then(GgufValue::as_str).unwrap_or("default");
         let pre_tokenizer = match pre {
             "default" | "gpt-2" | "gpt2" => byte_level(true),
             "smollm" => json!({"type": "Sequence", "pretokenizers": [
@@ -147,15 +147,15 @@ impl Tokenizer {
         let inner: tokenizers::Tokenizer = spec.to_string().parse().map_err(tok_err)?;
         let id = |key: &str| {
             meta(key)
-                .and_then(Value::as_u64)
+                .and_then(GgufValue::as_u64)
                 .and_then(|v| u32::try_from(v).ok())
                 .filter(|&v| (v as usize) < tokens.len())
         };
         let (bos, eos) = (id("tokenizer.ggml.bos_token_id"), id("tokenizer.ggml.eos_token_id"));
         let text = |id: Option<u32>| id.map(|i| tokens[i as usize].to_owned());
-        let add_bos = matches!(meta("tokenizer.ggml.add_bos_token"), Some(Value::Bool(true)));
+        let add_bos = matches!(meta("tokenizer.ggml.add_bos_token"), Some(GgufValue::Bool(true)));
         let template = meta("tokenizer.chat_template")
-            .and_then(Value::as_str)
+            .and_then(GgufValue::as_str)
             .map(|source| ChatTemplate::new(source, text(bos), text(eos)))
             .transpose()?;
         Ok(Tokenizer { inner, bos, eos, add_bos, template })
@@ -214,5 +214,52 @@ impl Tokenizer {
             }
         }
         ids
+    }
+}
+/// The text of a growing token sequence, released piece by piece for streaming: each
+/// [`push`](Self::push) returns what the new token adds, holding back a multi-byte character
+/// split across tokens until its last byte arrives (the whole sequence is decoded each time, so
+/// tokenizers whose pieces depend on their neighbours decode exactly as [`Tokenizer::decode`]).
+#[derive(Debug)]
+pub struct TextStream<'t> {
+    tokenizer: &'t Tokenizer,
+    skip_special: bool,
+    ids: Vec<u32>,
+    text: String,
+    released: usize,
+}
+
+impl<'t> TextStream<'t> {
+    /// An empty stream; special tokens are left out of the text when `skip_special`.
+    pub fn new(tokenizer: &'t Tokenizer, skip_special: bool) -> Self {
+        TextStream { tokenizer, skip_special, ids: Vec::new(), text: String::new(), released: 0 }
+    }
+
+    /// Adds a token; returns the text it completes (empty while a character is incomplete).
+    pub fn push(&mut self, id: u32) -> Result<&str> {
+        self.ids.push(id);
+        self.text = self.tokenizer.decode(&self.ids, self.skip_special)?;
+        let start = self.released;
+        let whole = self.text.len() > start && self.text.is_char_boundary(start) && !self.text.ends_with('\u{FFFD}');
+        if !whole {
+            return Ok("");
+        }
+        self.released = self.text.len();
+        Ok(&self.text[start..])
+    }
+
+    /// Everything decoded so far, released or not.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The tokens so far.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// The text not yet released (what a stream ending on an incomplete character still owes).
+    pub fn rest(&self) -> &str {
+        self.text.get(self.released..).unwrap_or("")
     }
 }

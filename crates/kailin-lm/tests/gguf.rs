@@ -2,7 +2,7 @@
 //! file can lie.
 #![allow(clippy::unwrap_used)]
 
-use kailin_lm::{Error, GgmlType, Gguf, Value};
+use kailin_lm::{Error, GgmlType, Gguf, GgufValue};
 
 mod common;
 use common::{Writer, string};
@@ -47,16 +47,19 @@ fn sample() -> Writer {
 fn reads_metadata_and_tensors() {
     let g = Gguf::from_bytes(sample().bytes(), "sample").unwrap();
     assert_eq!(g.version(), 3);
-    assert_eq!(g.get("general.architecture").and_then(Value::as_str), Some("llama"));
-    assert_eq!(g.get("llama.block_count").and_then(Value::as_u64), Some(30));
-    assert_eq!(g.get("llama.rope.freq_base").and_then(Value::as_f64), Some(100000.0));
+    assert_eq!(g.get("general.architecture").and_then(GgufValue::as_str), Some("llama"));
+    assert_eq!(g.get("llama.block_count").and_then(GgufValue::as_u64), Some(30));
+    assert_eq!(g.get("llama.rope.freq_base").and_then(GgufValue::as_f64), Some(100000.0));
     let toks: Vec<&str> =
         g.get("tokenizer.ggml.tokens").unwrap().as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(toks, ["<s>", "</s>"]);
-    assert_eq!(g.get("nested"), Some(&Value::Array(vec![Value::Array(vec![Value::U32(7), Value::U32(9)])])));
-    assert_eq!(g.get("flag"), Some(&Value::Bool(true)));
-    assert_eq!(g.get("neg").and_then(Value::as_u64), None, "negative is no u64");
-    assert_eq!(g.get("short"), Some(&Value::I16(-300)));
+    assert_eq!(
+        g.get("nested"),
+        Some(&GgufValue::Array(vec![GgufValue::Array(vec![GgufValue::U32(7), GgufValue::U32(9)])]))
+    );
+    assert_eq!(g.get("flag"), Some(&GgufValue::Bool(true)));
+    assert_eq!(g.get("neg").and_then(GgufValue::as_u64), None, "negative is no u64");
+    assert_eq!(g.get("short"), Some(&GgufValue::I16(-300)));
     assert_eq!(g.tensors().len(), 3);
     assert_eq!(g.dequantize("a.weight").unwrap(), [1.5, -2.0, 0.25, 8.0, 3.0, -1.0]);
     assert_eq!(g.dequantize("b.weight").unwrap(), (0..32).map(|i| 0.5 * (i - 10) as f32).collect::<Vec<_>>());

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use burn::backend::Flex;
 use burn::prelude::*;
-use kailin_lm::{GgmlType, Gguf, Llama, LlamaConfig, dequantize};
+use kailin_lm::{GgmlType, Gguf, Llama, LlamaConfig, QkOrder, Weight, dequantize, reorder_qk_rows};
 
 mod common;
 use common::{Writer, reference, string, weights};
@@ -51,34 +51,11 @@ fn quantize(kind: GgmlType, values: &[f32]) -> Vec<u8> {
     out
 }
 
-/// llama.cpp's converter order of query/key rows.
-fn permute(values: &[f32], heads: usize, head_dim: usize, cols: usize) -> Vec<f32> {
-    let half = head_dim / 2;
-    let mut out = vec![0.0; values.len()];
-    for h in 0..heads {
-        for r in 0..2 {
-            for j in 0..half {
-                let (src, dst) = (h * head_dim + r * half + j, h * head_dim + 2 * j + r);
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
-            }
-        }
-    }
-    out
-}
-
+/// llama.cpp's name of a Hugging Face weight name (the table is unit-tested against the
+/// known spellings in the crate).
 fn gguf_name(hf: &str) -> String {
-    hf.replace("model.embed_tokens.weight", "token_embd.weight")
-        .replace("model.norm.weight", "output_norm.weight")
-        .replace("model.layers.", "blk.")
-        .replace("self_attn.q_proj", "attn_q")
-        .replace("self_attn.k_proj", "attn_k")
-        .replace("self_attn.v_proj", "attn_v")
-        .replace("self_attn.o_proj", "attn_output")
-        .replace("mlp.gate_proj", "ffn_gate")
-        .replace("mlp.up_proj", "ffn_up")
-        .replace("mlp.down_proj", "ffn_down")
-        .replace("post_attention_layernorm", "ffn_norm")
-        .replace("input_layernorm", "attn_norm")
+    let (weight, layer, part) = Weight::parse_hf(hf).expect("a Llama weight name");
+    weight.gguf(layer, part)
 }
 
 fn check(kind: GgmlType) {
@@ -135,7 +112,7 @@ fn check(kind: GgmlType) {
             None
         };
         let stored = match heads {
-            Some(n) => permute(values, n, hd, cols),
+            Some(n) => reorder_qk_rows(values, n, hd, cols, QkOrder::Gguf),
             None => values.clone(),
         };
         let bytes = quantize(kind, &stored);
@@ -145,16 +122,7 @@ fn check(kind: GgmlType) {
         dequantize(kind, &bytes, &mut back);
         let back = match heads {
             // Undo the permutation to get the Hugging Face row order back.
-            Some(_) => {
-                let mut hf_order = vec![0.0; back.len()];
-                for row in 0..rows {
-                    let (h_, rem) = (row / hd, row % hd);
-                    let (r, j) = (rem / (hd / 2), rem % (hd / 2));
-                    let g = h_ * hd + 2 * j + r;
-                    hf_order[row * cols..(row + 1) * cols].copy_from_slice(&back[g * cols..(g + 1) * cols]);
-                }
-                hf_order
-            }
+            Some(n) => reorder_qk_rows(&back, n, hd, cols, QkOrder::HuggingFace),
             None => back,
         };
         dequantised.insert(name.clone(), back);

@@ -5,6 +5,7 @@
 use burn::backend::Flex;
 use burn::prelude::*;
 use kailin_lm::{Llama, LlamaConfig};
+use std::ops::ControlFlow;
 
 mod common;
 use common::{reference, weight, weights};
@@ -151,7 +152,10 @@ fn batched_left_padded_generation_equals_each_prompt_alone() {
     let prompts = vec![vec![1u32, 5, 2, 9, 4], vec![3u32], vec![7u32, 7, 0], vec![], vec![12u32, 1]];
     let alone: Vec<Vec<u32>> = prompts
         .iter()
-        .map(|p| kailin_lm::generate(&model, p, 8, &[], &mut kailin_lm::Sampler::greedy(), |_| true).unwrap())
+        .map(|p| {
+            kailin_lm::generate(&model, p, 8, &[], &mut kailin_lm::Sampler::greedy(), |t| kailin_lm::every_token(0, t))
+                .unwrap()
+        })
         .collect();
     // The reference's greedy choice after the first prompt.
     let seq: Vec<usize> = prompts[0].iter().map(|&t| t as usize).collect();
@@ -159,16 +163,17 @@ fn batched_left_padded_generation_equals_each_prompt_alone() {
     let argmax = (0..last.len()).fold(0, |b, i| if last[i] > last[b] { i } else { b });
     assert_eq!(alone[0][0] as usize, argmax);
     let mut samplers = vec![kailin_lm::Sampler::greedy(); prompts.len()];
-    let batched = kailin_lm::generate_batch(&model, &prompts, 8, &[], &mut samplers, |_, _| true).unwrap();
+    let batched = kailin_lm::generate_batch(&model, &prompts, 8, &[], &mut samplers, kailin_lm::every_token).unwrap();
     assert_eq!(batched, alone);
     assert!(batched[3].is_empty() && batched[0].len() == 8);
 
     // Sampled: per-prompt seeds give the same tokens batched or alone.
     let sampler = |i: u64| kailin_lm::Sampler::new(1.0, 40 + i).top_k(5);
     let mut samplers: Vec<_> = (0..prompts.len() as u64).map(sampler).collect();
-    let batched = kailin_lm::generate_batch(&model, &prompts, 6, &[], &mut samplers, |_, _| true).unwrap();
+    let batched = kailin_lm::generate_batch(&model, &prompts, 6, &[], &mut samplers, kailin_lm::every_token).unwrap();
     for (i, p) in prompts.iter().enumerate() {
-        let alone = kailin_lm::generate(&model, p, 6, &[], &mut sampler(i as u64), |_| true).unwrap();
+        let alone =
+            kailin_lm::generate(&model, p, 6, &[], &mut sampler(i as u64), |t| kailin_lm::every_token(0, t)).unwrap();
         assert_eq!(batched[i], alone, "prompt {i}");
     }
 
@@ -178,7 +183,8 @@ fn batched_left_padded_generation_equals_each_prompt_alone() {
     let mut seen = vec![0usize; prompts.len()];
     let out = kailin_lm::generate_batch(&model, &prompts, 8, &stop, &mut samplers, |i, _| {
         seen[i] += 1;
-        i != 4 || seen[i] < 2
+        let go_on = i != 4 || seen[i] < 2;
+        Ok::<_, kailin_lm::Error>(if go_on { ControlFlow::Continue(()) } else { ControlFlow::Break(()) })
     })
     .unwrap();
     for (i, (o, a)) in out.iter().zip(&alone).enumerate() {
@@ -189,12 +195,12 @@ fn batched_left_padded_generation_equals_each_prompt_alone() {
     assert!(out[0].len() <= 2);
     // Errors before any work: sampler count, length.
     assert!(matches!(
-        kailin_lm::generate_batch(&model, &prompts, 8, &[], &mut [], |_, _| true),
+        kailin_lm::generate_batch(&model, &prompts, 8, &[], &mut [], kailin_lm::every_token),
         Err(kailin_lm::Error::BatchMismatch { .. })
     ));
     let mut samplers = vec![kailin_lm::Sampler::greedy(); prompts.len()];
     assert!(matches!(
-        kailin_lm::generate_batch(&model, &prompts, 29, &[], &mut samplers, |_, _| true),
+        kailin_lm::generate_batch(&model, &prompts, 29, &[], &mut samplers, kailin_lm::every_token),
         Err(kailin_lm::Error::TooLong { len: 33, max: 32 })
     ));
 }

@@ -124,7 +124,7 @@ fn set_similarity_10x10(b: Bencher<'_, '_>) {
     let sets: Vec<Vec<DescriptorId>> = pairs.chunks(5).map(|c| c.iter().flat_map(|&(x, y)| [x, y]).collect()).collect();
     let sim = Similarity::new(mesh());
     b.counter(ItemsCount::new(sets.len() / 2))
-        .bench(|| sets.chunks(2).map(|s| sim.set(&s[0], &s[1], Aggregate::Mean).score).sum::<f64>());
+        .bench(|| sets.chunks(2).map(|s| sim.set_score(&s[0], &s[1], Aggregate::Mean).score).sum::<f64>());
 }
 
 #[divan::bench(sample_count = 5)]

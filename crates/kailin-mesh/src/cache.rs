@@ -50,7 +50,7 @@ impl Writer {
 }
 
 pub(crate) fn save(mesh: &Mesh, path: &Path) -> Result<()> {
-    let t = &mesh.t;
+    let t = &mesh.tables;
     let mut w = Writer(Vec::with_capacity(t.strings.len() * 3));
     w.bytes(mesh.origin.as_bytes());
     w.bytes(t.strings.as_bytes());
@@ -71,24 +71,11 @@ pub(crate) fn save(mesh: &Mesh, path: &Path) -> Result<()> {
     w.bytes(&t.key_is_name);
     let payload = w.0;
 
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+    Ok(kailin_core::write_atomic_with(path, |f| {
         f.write_all(MAGIC)?;
         f.write_all(&checksum(&payload).to_le_bytes())?;
-        f.write_all(&payload)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+        f.write_all(&payload)
+    })?)
 }
 
 struct Reader<'a> {

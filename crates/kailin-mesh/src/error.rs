@@ -118,3 +118,10 @@ impl Error {
         Error::Parse { origin: origin.to_owned(), line, message: message.into() }
     }
 }
+
+impl From<kailin_core::Error> for Error {
+    fn from(e: kailin_core::Error) -> Self {
+        let (path, source) = e.into_io();
+        Error::Io { path, source }
+    }
+}

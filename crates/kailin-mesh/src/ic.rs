@@ -67,7 +67,7 @@ impl InformationContent {
     /// Intrinsic IC of `mesh` under `ancestry`. ([`Mesh::intrinsic_ic`] holds the
     /// [`Ancestry::TreePrefix`] one, precomputed.)
     pub fn intrinsic(mesh: &Mesh, ancestry: Ancestry) -> Self {
-        Self::intrinsic_from_tables(&mesh.t, &mesh.graph, ancestry)
+        Self::intrinsic_from_tables(&mesh.tables, &mesh.graph, ancestry)
     }
 
     pub(crate) fn intrinsic_from_tables(t: &Tables, graph: &DiGraph<DescriptorId, ()>, ancestry: Ancestry) -> Self {
@@ -95,7 +95,7 @@ impl InformationContent {
         counts: impl IntoIterator<Item = (DescriptorId, u64)>,
         ancestry: Ancestry,
     ) -> Result<Self> {
-        let (anc_off, anc) = mesh.t.ancestors(&mesh.graph, ancestry);
+        let (anc_off, anc) = mesh.tables.ancestors(&mesh.graph, ancestry);
         let n = mesh.len();
         let mut freq = vec![0u64; n];
         let mut total = 0u64;

@@ -49,7 +49,7 @@
 //!
 //! // Knowledge-hierarchy similarity of the two texts' descriptor sets (m-KAILIN Eq. 4).
 //! let sim = Similarity::new(&mesh);
-//! let score = sim.set(&extractor.descriptors(doc), &extractor.descriptors(ctx), Aggregate::Mean);
+//! let score = sim.set_score(&extractor.descriptors(doc), &extractor.descriptors(ctx), Aggregate::Mean);
 //! assert!(score.score > 0.0);
 //! # Ok::<(), kailin_mesh::Error>(())
 //! ```

@@ -126,7 +126,7 @@ fn closure_ancestors(graph: &DiGraph<DescriptorId, ()>, n: usize) -> (Vec<u32>, 
 /// intrinsic [`InformationContent`] (precomputed).
 #[derive(Debug, Clone)]
 pub struct Mesh {
-    pub(crate) t: Tables,
+    pub(crate) tables: Tables,
     pub(crate) graph: DiGraph<DescriptorId, ()>,
     pub(crate) intrinsic: InformationContent,
     pub(crate) origin: String,
@@ -147,25 +147,25 @@ impl<'m> Descriptor<'m> {
     /// The descriptor UI (`D009369`); for a hierarchy read from an ASCII tree file, which
     /// carries no UIs, this is the preferred name.
     pub fn ui(&self) -> &'m str {
-        self.mesh.t.ui[self.id.index()].get(&self.mesh.t.strings)
+        self.mesh.tables.ui[self.id.index()].get(&self.mesh.tables.strings)
     }
     /// The preferred name (`Neoplasms`).
     pub fn name(&self) -> &'m str {
-        self.mesh.t.name[self.id.index()].get(&self.mesh.t.strings)
+        self.mesh.tables.name[self.id.index()].get(&self.mesh.tables.strings)
     }
     /// Entry terms (synonyms) other than the preferred name.
     pub fn entry_terms(&self) -> impl ExactSizeIterator<Item = &'m str> + 'm {
-        let t = &self.mesh.t;
+        let t = &self.mesh.tables;
         t.entries[Tables::range(&t.entry_off, self.id.index())].iter().map(|s| s.get(&t.strings))
     }
     /// Tree numbers (`C04`, `C04.557`…); empty for descriptors outside the hierarchy.
     pub fn tree_numbers(&self) -> impl ExactSizeIterator<Item = &'m str> + 'm {
-        let t = &self.mesh.t;
+        let t = &self.mesh.tables;
         t.tree[Tables::range(&t.tree_off, self.id.index())].iter().map(|s| s.get(&t.strings))
     }
     /// Whether the descriptor has a tree number (Female and Male, for instance, have none).
     pub fn in_hierarchy(&self) -> bool {
-        let r = Tables::range(&self.mesh.t.tree_off, self.id.index());
+        let r = Tables::range(&self.mesh.tables.tree_off, self.id.index());
         !r.is_empty()
     }
     /// Whether one of the tree numbers starts with the category letter (`'C'` = Diseases).
@@ -196,27 +196,27 @@ impl Mesh {
 
     /// Number of descriptors.
     pub fn len(&self) -> usize {
-        self.t.len()
+        self.tables.len()
     }
 
     /// Whether there is no descriptor (never true for a built `Mesh`).
     pub fn is_empty(&self) -> bool {
-        self.t.len() == 0
+        self.tables.len() == 0
     }
 
     /// Number of descriptors with at least one tree number (`N` of the intrinsic IC).
-    pub fn with_tree(&self) -> usize {
-        (0..self.len()).filter(|&d| !Tables::range(&self.t.tree_off, d).is_empty()).count()
+    pub fn descriptors_in_tree(&self) -> usize {
+        (0..self.len()).filter(|&d| !Tables::range(&self.tables.tree_off, d).is_empty()).count()
     }
 
     /// Number of tree numbers.
     pub fn tree_number_count(&self) -> usize {
-        self.t.tree.len()
+        self.tables.tree.len()
     }
 
     /// Number of entry terms (preferred names not counted).
     pub fn entry_term_count(&self) -> usize {
-        self.t.entries.len()
+        self.tables.entries.len()
     }
 
     /// All descriptor ids, in input order.
@@ -235,7 +235,7 @@ impl Mesh {
 
     /// Finds a descriptor by UI (exact, e.g. `D009369`).
     pub fn by_ui(&self, ui: &str) -> Option<DescriptorId> {
-        let t = &self.t;
+        let t = &self.tables;
         t.ui_index
             .binary_search_by(|&d| t.ui[d as usize].get(&t.strings).cmp(ui))
             .ok()
@@ -251,7 +251,7 @@ impl Mesh {
     /// Every descriptor a term names (preferred names first), case-insensitively.
     pub fn all_by_term(&self, term: &str) -> impl Iterator<Item = DescriptorId> + '_ {
         let key = term.trim().to_lowercase();
-        let t = &self.t;
+        let t = &self.tables;
         let lo = t.key_span.partition_point(|s| s.get(&t.keys) < key.as_str());
         let hi = lo + t.key_span[lo..].partition_point(|s| s.get(&t.keys) == key.as_str());
         // Rows with equal keys are sorted preferred-name first, then by id (see builder).
@@ -311,7 +311,7 @@ impl Mesh {
     /// `Anc(t)`: `t` itself plus every descriptor that owns a dot-prefix of one of `t`'s tree
     /// numbers, ids ascending. (See [`Ancestry`] for the alternative, transitive definition.)
     pub fn ancestors(&self, id: DescriptorId) -> impl ExactSizeIterator<Item = DescriptorId> + '_ {
-        self.t.anc[Tables::range(&self.t.anc_off, id.index())].iter().map(|&d| DescriptorId(d))
+        self.tables.anc[Tables::range(&self.tables.anc_off, id.index())].iter().map(|&d| DescriptorId(d))
     }
 
     /// The intrinsic information content under [`Ancestry::TreePrefix`] (precomputed).
@@ -323,6 +323,10 @@ impl Mesh {
     pub fn by_tree_number(&self, tree: &str) -> Option<DescriptorId> {
         // Tree numbers are few (64k) and this is not a hot path: a linear scan keeps the cache
         // free of a second index.
-        self.t.tree.iter().position(|s| s.get(&self.t.strings) == tree).map(|row| DescriptorId(self.t.tree_owner[row]))
+        self.tables
+            .tree
+            .iter()
+            .position(|s| s.get(&self.tables.strings) == tree)
+            .map(|row| DescriptorId(self.tables.tree_owner[row]))
     }
 }

@@ -140,7 +140,7 @@ impl<'m> Similarity<'m> {
     /// Strict tree LCA: the most informative owner of the longest common dot-prefix of any
     /// pair of tree numbers.
     fn tree_lca(&self, a: DescriptorId, b: DescriptorId) -> Option<(DescriptorId, f64)> {
-        let t = &self.mesh.t;
+        let t = &self.mesh.tables;
         let depth = |row: u32| t.tree[row as usize].get(&t.strings).bytes().filter(|&c| c == b'.').count();
         let mut best: Option<(DescriptorId, f64)> = None;
         for ra in Tables::range(&t.tree_off, a.index()) {
@@ -173,7 +173,7 @@ impl<'m> Similarity<'m> {
 
     /// Similarity between a document's descriptors and a context's (the paper's Eq. 4).
     /// Descriptors outside the hierarchy are dropped first and counted; an empty side gives 0.
-    pub fn set(&self, left: &[DescriptorId], right: &[DescriptorId], agg: Aggregate) -> SetScore {
+    pub fn set_score(&self, left: &[DescriptorId], right: &[DescriptorId], agg: Aggregate) -> SetScore {
         let keep = |s: &[DescriptorId]| -> Vec<DescriptorId> {
             s.iter().copied().filter(|&d| self.mesh.descriptor(d).in_hierarchy()).collect()
         };

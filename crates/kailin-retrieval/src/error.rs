@@ -147,3 +147,10 @@ impl Error {
         Error::Store { path: path.into(), message: message.into() }
     }
 }
+
+impl From<kailin_core::Error> for Error {
+    fn from(e: kailin_core::Error) -> Self {
+        let (path, error) = e.into_io();
+        Error::Io { path, error }
+    }
+}

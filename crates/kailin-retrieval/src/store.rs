@@ -7,7 +7,7 @@
 //! build loses at most the shard in progress, and resuming re-encodes nothing else.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use half::f16;
@@ -76,18 +76,6 @@ fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
         return Err(Error::store(&path, "dimension 0"));
     }
     Ok(Some(manifest))
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename, synced to disk.
-fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let result = (|| {
-        let mut out = BufWriter::new(File::create(&tmp)?);
-        write(&mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(Error::io(path))
 }
 
 /// Configures a store to create, or to resume appending to.
@@ -254,7 +242,7 @@ impl StoreWriter {
         let n = self.manifest.shards.len();
         let (vec_name, ids_name) = (format!("shard-{n:05}.vec"), format!("shard-{n:05}.ids"));
         let dtype = self.manifest.dtype;
-        write_atomic(&self.dir.join(&vec_name), |out| {
+        kailin_core::write_atomic_with(self.dir.join(&vec_name), |out| {
             for v in &self.vectors {
                 match dtype {
                     Dtype::F32 => out.write_all(&v.to_le_bytes())?,
@@ -263,7 +251,7 @@ impl StoreWriter {
             }
             Ok(())
         })?;
-        write_atomic(&self.dir.join(&ids_name), |out| {
+        kailin_core::write_atomic_with(self.dir.join(&ids_name), |out| {
             for id in &self.ids {
                 writeln!(out, "{id}")?;
             }
@@ -279,7 +267,7 @@ impl StoreWriter {
 
     fn write_manifest(&self) -> Result<()> {
         let json = serde_json::to_string_pretty(&self.manifest).map_err(|e| Error::Invalid(e.to_string()))?;
-        write_atomic(&self.dir.join(MANIFEST), |out| out.write_all(json.as_bytes()))
+        Ok(kailin_core::write_atomic_with(self.dir.join(MANIFEST), |out| out.write_all(json.as_bytes()))?)
     }
 
     /// Writes the last, partial shard and opens the store for searching.

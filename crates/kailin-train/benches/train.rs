@@ -45,7 +45,7 @@ fn step(b: Bencher<'_, '_>, mut model: Llama<A>) {
     let data = rows();
     let opts = TrainOptions { batch_size: ROWS, lr: 1e-5, ..Default::default() };
     b.counter(ItemsCount::new(ROWS * SEQ)).bench_local(|| {
-        let (trained, report) = cpt::train(model.clone(), &data, &[], &opts).unwrap();
+        let (trained, report) = cpt::train(model.clone(), &data, &[], &opts, |_| ()).unwrap();
         assert_eq!(report.steps.len(), 1);
         model = trained;
     });

@@ -9,7 +9,6 @@
 //! half-written checkpoint under a real name.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
@@ -70,7 +69,7 @@ pub(crate) const FORMAT: u32 = 1;
 impl RunState {
     /// The options as far as they decide the trajectory (resumption may change the others).
     pub(crate) fn trajectory(opts: &TrainOptions) -> TrainOptions {
-        TrainOptions { checkpoint: None, stop_after: None, eval_every: None, progress: false, ..opts.clone() }
+        TrainOptions { checkpoint: None, stop_after: None, eval_every: None, ..opts.clone() }
     }
 }
 
@@ -118,18 +117,13 @@ pub(crate) fn save<B: AutodiffBackend>(
     let dir = &opts.dir;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let name = format!("step-{:06}", state.step);
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let result = write_into(&tmp, model, optim, state);
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
     let target = dir.join(&name);
-    let _ = std::fs::remove_dir_all(&target);
-    std::fs::rename(&tmp, &target).map_err(io(&target))?;
-    write_file(&dir.join("latest"), name.as_bytes())?;
+    // What a run killed while writing this step left behind (it may be hundreds of MB).
+    kailin_core::remove_stale_temporaries(&target)?;
+    let tmp = kailin_core::AtomicDir::create(&target)?;
+    write_into(tmp.path(), model, optim, state)?;
+    tmp.commit()?;
+    kailin_core::write_atomic(dir.join("latest"), name.as_bytes())?;
     prune(dir, opts.keep.max(1))?;
     tracing::info!(checkpoint = %target.display(), step = state.step, "checkpoint written");
     Ok(target)
@@ -155,21 +149,13 @@ fn write_into<B: AutodiffBackend>(tmp: &Path, model: &Llama<B>, optim: &AdamW<B>
         .collect::<Result<Vec<_>>>()?;
     let metadata = HashMap::from([("adamw_steps".to_owned(), optim.steps().to_string())]);
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| bad(tmp, e.to_string()))?;
-    write_file(&tmp.join("optimizer.safetensors"), &bytes)?;
+    kailin_core::write_atomic(tmp.join("optimizer.safetensors"), &bytes)?;
     let text = serde_json::to_string_pretty(state).map_err(|e| bad(tmp, e.to_string()))?;
-    write_file(&tmp.join("state.json"), text.as_bytes())
+    Ok(kailin_core::write_atomic(tmp.join("state.json"), text.as_bytes())?)
 }
 
 fn sync(path: &Path) -> Result<()> {
     std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(io(path))
-}
-
-/// Writes `bytes` to `path` whole or not at all (kailin-core's temporary file, sync, rename).
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = kailin_core::AtomicFile::create(path)?;
-    file.write_all(bytes).map_err(io(path))?;
-    file.commit()?;
-    Ok(())
 }
 
 /// Deletes all but the newest `keep` complete checkpoints.

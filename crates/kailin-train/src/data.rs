@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use kailin_core::JsonlReader;
-pub use kailin_corpus::{ChatExample, CompletionExample, DpoExample, Message, TextExample};
+pub use kailin_core::{ChatExample, CompletionExample, DpoExample, Message, TextExample};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 

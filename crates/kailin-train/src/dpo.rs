@@ -15,11 +15,11 @@ use kailin_core::AtomicFile;
 use kailin_lm::Llama;
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Fnv;
 use crate::encode::{Encoded, PairRows, Row};
 use crate::error::{Error, Result};
 use crate::loss::{dpo_loss, sequence_logprobs};
-use crate::trainer::{BatchTensors, MicroLoss, Objective, TrainOptions, TrainReport, train as run};
+use crate::trainer::{BatchTensors, MicroLoss, Objective, Progress, TrainOptions, TrainReport, train as run};
+use kailin_core::Fnv64;
 
 /// DPO's own options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,10 +71,12 @@ impl Objective for Dpo {
         1.0
     }
 
-    fn fingerprint(&self, item: &ScoredPair, h: &mut Fnv) {
-        h.row(&item.rows.chosen);
-        h.row(&item.rows.rejected);
-        item.reference.iter().for_each(|r| h.bytes(&r.to_le_bytes()));
+    fn fingerprint(&self, item: &ScoredPair, h: &mut Fnv64) {
+        item.rows.chosen.fingerprint(h);
+        item.rows.rejected.fingerprint(h);
+        item.reference.iter().for_each(|r| {
+            h.bytes(&r.to_le_bytes());
+        });
     }
 
     fn loss<B: Backend>(&self, model: &Llama<B>, items: &[&ScoredPair], normaliser: f64) -> Result<MicroLoss<B>> {
@@ -133,10 +135,10 @@ struct Cache {
 
 /// FNV-1a over the token ids and weights of the pairs: names the data a cache belongs to.
 fn digest(pairs: &[PairRows]) -> String {
-    let mut h = Fnv::default();
+    let mut h = Fnv64::new();
     for p in pairs {
-        h.row(&p.chosen);
-        h.row(&p.rejected);
+        p.chosen.fingerprint(&mut h);
+        p.rejected.fingerprint(&mut h);
     }
     h.hex()
 }
@@ -162,13 +164,15 @@ fn write_cache(path: &Path, cache: &Cache) -> Result<()> {
 
 /// Trains the policy `model` with DPO on `data` (from [`encode_pairs`](crate::encode_pairs));
 /// the reference is `model` as given. `eval` pairs give the evaluation loss. Logged per step:
-/// loss, chosen and rejected rewards, reward margin, preference accuracy.
+/// loss, chosen and rejected rewards, reward margin, preference accuracy; `on_step` sees every
+/// optimiser step.
 pub fn train<B: AutodiffBackend>(
     model: Llama<B>,
     data: &Encoded<PairRows>,
     eval: &[PairRows],
     opts: &TrainOptions,
     dpo: &DpoOptions,
+    on_step: impl FnMut(&Progress<'_>),
 ) -> Result<(Llama<B>, TrainReport)> {
     if !(dpo.beta.is_finite() && dpo.beta > 0.0) {
         return Err(Error::Options(format!("DPO's beta must be a positive number, not {}", dpo.beta)));
@@ -191,7 +195,7 @@ pub fn train<B: AutodiffBackend>(
     };
     let (train_items, eval_items) = (score(&data.items, dpo.reference_cache.as_deref())?, score(eval, None)?);
     drop(reference);
-    let (model, mut report) = run(model, &Dpo { beta: dpo.beta }, &train_items, &eval_items, opts)?;
+    let (model, mut report) = run(model, &Dpo { beta: dpo.beta }, &train_items, &eval_items, opts, on_step)?;
     report.truncated = data.truncated;
     Ok((model, report))
 }

@@ -3,6 +3,8 @@
 
 use kailin_lm::{ChatMessage, Tokenizer};
 
+use kailin_core::Fnv64;
+
 use crate::data::{Dataset, DpoExample, Lined, SftExample, TextExample};
 use crate::error::{Error, Result};
 
@@ -56,6 +58,23 @@ pub struct Row {
 }
 
 impl Row {
+    /// Feeds the row's length, ids, weights and segments into a digest (names the data a cache
+    /// or a checkpoint belongs to).
+    pub(crate) fn fingerprint(&self, h: &mut Fnv64) {
+        h.u32(self.ids.len() as u32);
+        self.ids.iter().for_each(|&t| {
+            h.u32(t);
+        });
+        self.weights.iter().for_each(|&w| {
+            h.u32(w.to_bits());
+        });
+        if let Some(segments) = &self.segments {
+            segments.iter().for_each(|&s| {
+                h.u32(s);
+            });
+        }
+    }
+
     fn prompt_completion(prompt: Vec<u32>, completion: Vec<u32>) -> Row {
         let p = prompt.len();
         let mut ids = prompt;

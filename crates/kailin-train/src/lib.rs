@@ -3,12 +3,13 @@
 //! over burn's autodiff backends (`Autodiff<Flex>` on the CPU, `Autodiff<Cuda>` with the
 //! `cuda` feature).
 //!
-//! Datasets are JSON Lines in `kailin-corpus`'s shapes ([`read_text_dataset`],
+//! Datasets are JSON Lines in `kailin-core`'s training shapes ([`read_text_dataset`],
 //! [`read_sft_dataset`], [`read_dpo_dataset`]), encoded into token rows whose every predicted
 //! token carries a weight ([`encode_texts`] packs texts, optionally isolated from each other;
 //! [`encode_sft`] and [`encode_pairs`] weigh prompt tokens 0). One loop serves the three
 //! objectives: seeded shuffling, gradient accumulation, global-norm clipping, [`AdamW`] on a
-//! warmup + cosine schedule, periodic evaluation, and a typed stop on a non-finite loss.
+//! warmup + cosine schedule, periodic evaluation, and a typed stop on a non-finite loss;
+//! it reports every step to a callback ([`Progress`]) and draws nothing itself.
 //! Full fine-tuning, or LoRA through `kailin-lm` ([`Llama::with_lora`], merged for export by
 //! [`Llama::merge_lora`] and written by [`Llama::save_hf_dir`]). [`CheckpointOptions`] makes a
 //! run write checkpoints it can resume from exactly (same losses as an uninterrupted run).
@@ -35,7 +36,6 @@
 mod checkpoint;
 pub mod cpt;
 mod data;
-mod digest;
 pub mod dpo;
 mod encode;
 mod error;
@@ -56,5 +56,5 @@ pub use crate::{
     error::{Error, Result},
     loss::{DpoOutput, dpo_loss, lm_loss, sequence_logprobs, token_logprobs},
     optim::{AdamW, AdamWConfig, clip_scale, grad_norm, learning_rate},
-    trainer::{StepLog, TrainOptions, TrainReport},
+    trainer::{Progress, StepLog, TrainOptions, TrainReport},
 };

@@ -4,11 +4,11 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use kailin_lm::Llama;
 
-use crate::digest::Fnv;
 use crate::encode::{Encoded, Row};
 use crate::error::Result;
 use crate::loss::lm_loss;
-use crate::trainer::{BatchTensors, MicroLoss, Objective, TrainOptions, TrainReport, train};
+use crate::trainer::{BatchTensors, MicroLoss, Objective, Progress, TrainOptions, TrainReport, train};
+use kailin_core::Fnv64;
 
 /// Trains `model` on weighted rows with the next-token objective (the body of
 /// [`cpt::train`](crate::cpt::train) and [`sft::train`](crate::sft::train)).
@@ -17,8 +17,9 @@ pub(crate) fn train_rows<B: AutodiffBackend>(
     data: &Encoded<Row>,
     eval: &[Row],
     opts: &TrainOptions,
+    on_step: impl FnMut(&Progress<'_>),
 ) -> Result<(Llama<B>, TrainReport)> {
-    let (model, mut report) = train(model, &NextToken, &data.items, eval, opts)?;
+    let (model, mut report) = train(model, &NextToken, &data.items, eval, opts, on_step)?;
     report.truncated = data.truncated;
     Ok((model, report))
 }
@@ -34,8 +35,8 @@ impl Objective for NextToken {
         row.trained_tokens() as f64
     }
 
-    fn fingerprint(&self, row: &Row, h: &mut Fnv) {
-        h.row(row);
+    fn fingerprint(&self, row: &Row, h: &mut Fnv64) {
+        row.fingerprint(h);
     }
 
     fn loss<B: Backend>(&self, model: &Llama<B>, rows: &[&Row], normaliser: f64) -> Result<MicroLoss<B>> {

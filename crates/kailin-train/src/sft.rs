@@ -9,15 +9,16 @@ use kailin_lm::Llama;
 use crate::encode::{Encoded, Row};
 use crate::error::Result;
 use crate::lm::train_rows;
-use crate::trainer::{TrainOptions, TrainReport};
+use crate::trainer::{Progress, TrainOptions, TrainReport};
 
 /// Trains `model` on SFT rows (from [`encode_sft`](crate::encode_sft)); `eval` rows give the
-/// evaluation loss.
+/// evaluation loss; `on_step` sees every optimiser step.
 pub fn train<B: AutodiffBackend>(
     model: Llama<B>,
     data: &Encoded<Row>,
     eval: &[Row],
     opts: &TrainOptions,
+    on_step: impl FnMut(&Progress<'_>),
 ) -> Result<(Llama<B>, TrainReport)> {
-    train_rows(model, data, eval, opts)
+    train_rows(model, data, eval, opts, on_step)
 }

@@ -11,8 +11,9 @@ use burn::tensor::backend::AutodiffBackend;
 use kailin_lm::Llama;
 use serde::{Deserialize, Serialize};
 
+use kailin_core::Fnv64;
+
 use crate::checkpoint::{self, CheckpointOptions, RunState};
-use crate::digest::Fnv;
 use crate::encode::Row;
 use crate::error::{Error, Result};
 use crate::optim::{AdamW, AdamWConfig, clip_scale, grad_norm, learning_rate};
@@ -42,8 +43,6 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Evaluate every this many optimiser steps (and after the last).
     pub eval_every: Option<u64>,
-    /// Show a progress bar on stderr (steps, loss, tokens/s, ETA).
-    pub progress: bool,
     /// Write checkpoints (and resume from them).
     pub checkpoint: Option<CheckpointOptions>,
     /// End the run after this many optimiser steps in all (a checkpoint is written there when
@@ -64,7 +63,6 @@ impl Default for TrainOptions {
             adamw: AdamWConfig::default(),
             seed: 0,
             eval_every: None,
-            progress: false,
             checkpoint: None,
             stop_after: None,
         }
@@ -154,7 +152,7 @@ pub(crate) trait Objective {
     /// The item's share of the step's normaliser (tokens learned, or 1 per pair).
     fn weight(&self, item: &Self::Item) -> f64;
     /// Feeds what the item trains on into a digest (names the data a checkpoint belongs to).
-    fn fingerprint(&self, item: &Self::Item, h: &mut Fnv);
+    fn fingerprint(&self, item: &Self::Item, h: &mut Fnv64);
     fn loss<B: Backend>(&self, model: &Llama<B>, items: &[&Self::Item], normaliser: f64) -> Result<MicroLoss<B>>;
 }
 
@@ -207,35 +205,11 @@ impl<B: Backend> BatchTensors<B> {
     }
 }
 
-/// A deterministic permutation of `0..n` for `seed` (Fisher–Yates on SplitMix64).
+/// A deterministic permutation of `0..n` for `seed`.
 pub(crate) fn permutation(n: usize, seed: u64) -> Vec<usize> {
-    let mut state = seed;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
     let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
+    kailin_core::SplitMix64::new(seed).shuffle(&mut order);
     order
-}
-
-/// A bar of `steps` optimiser steps starting at `done` (hidden unless `show`).
-fn progress_bar(show: bool, steps: u64, done: u64) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(steps).with_position(done);
-    let style = indicatif::ProgressStyle::with_template("{bar:30} step {pos}/{len} · {msg} · ETA {eta}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.reset_eta();
-    bar
 }
 
 /// Draws every lazily initialised parameter now, before the loop seeds the backend's random
@@ -270,126 +244,207 @@ pub(crate) fn evaluate<B: Backend, O: Objective>(
     Ok(total)
 }
 
+/// What the loop tells its caller after every optimiser step (a binary draws its progress
+/// bar from it; the library draws nothing).
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// The step just taken.
+    pub log: &'a StepLog,
+    /// The step the run ends at (`stop_after`, or the last step of the last epoch).
+    pub last: u64,
+    /// Training tokens per second since this process started or resumed the run.
+    pub tokens_per_second: f64,
+    /// The evaluation loss, when this step evaluated.
+    pub eval_loss: Option<f64>,
+}
+
+/// A run in progress: what the loop carries from step to step besides the model.
+struct Run<'a, B: AutodiffBackend, O: Objective> {
+    objective: &'a O,
+    opts: &'a TrainOptions,
+    optim: AdamW<B>,
+    /// Where the run stands, as a checkpoint records it (its `report` is kept in `report`).
+    state: RunState,
+    report: TrainReport,
+    /// Optimiser steps of every epoch, and in all.
+    steps_per_epoch: usize,
+    total: u64,
+    stochastic: bool,
+    device: B::Device,
+    started: Instant,
+    resumed_seconds: f64,
+    resumed_tokens: usize,
+}
+
+impl<'a, B: AutodiffBackend, O: Objective> Run<'a, B, O> {
+    /// Checks the options, names the data, and resumes from the newest checkpoint when asked.
+    fn start(
+        mut model: Llama<B>,
+        objective: &'a O,
+        train: &[O::Item],
+        opts: &'a TrainOptions,
+    ) -> Result<(Llama<B>, Self)> {
+        opts.check()?;
+        if train.is_empty() {
+            return Err(Error::Options("nothing to train on".into()));
+        }
+        let steps_per_epoch = train.len().div_ceil(opts.batch_size * opts.grad_accum);
+        let mut optim = AdamW::<B>::new(opts.adamw);
+        let mut digest = Fnv64::new();
+        train.iter().for_each(|item| objective.fingerprint(item, &mut digest));
+        let mut state = RunState {
+            format: checkpoint::FORMAT,
+            step: 0,
+            epoch: 0,
+            position: 0,
+            options: RunState::trajectory(opts),
+            data: digest.hex(),
+            parameters: checkpoint::parameters(&model),
+            report: TrainReport::default(),
+        };
+        if let Some(ck) = opts.checkpoint.as_ref().filter(|c| c.resume)
+            && let Some(path) = checkpoint::latest_checkpoint(&ck.dir)?
+        {
+            let (restored, saved) = checkpoint::load(&path, model, &mut optim, &state)?;
+            tracing::info!(checkpoint = %path.display(), step = saved.step, "resuming");
+            model = restored;
+            state = saved;
+        }
+        materialise(&model);
+        let report = std::mem::take(&mut state.report);
+        let run = Run {
+            objective,
+            opts,
+            optim,
+            steps_per_epoch,
+            total: steps_per_epoch as u64 * opts.epochs as u64,
+            stochastic: model.is_stochastic(),
+            device: model.devices().first().cloned().unwrap_or_default(),
+            started: Instant::now(),
+            resumed_seconds: report.seconds,
+            resumed_tokens: report.tokens,
+            report,
+            state,
+        };
+        Ok((model, run))
+    }
+
+    /// One optimiser step on `items`: micro-batches, accumulated gradients, clipping, update.
+    fn step(&mut self, mut model: Llama<B>, step: u64, items: &[&O::Item]) -> Result<Llama<B>> {
+        let (opts, objective) = (self.opts, self.objective);
+        let step_started = Instant::now();
+        // Anything random in the step (LoRA dropout) depends on the seed and the step alone, so
+        // a resumed run draws what the uninterrupted run drew. (burn's generator is one per
+        // process: only a model that draws gets it re-seeded.)
+        if self.stochastic {
+            B::seed(&self.device, opts.seed.wrapping_add(step.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        }
+        let normaliser: f64 = items.iter().map(|i| objective.weight(i)).sum();
+        let mut accumulator = GradientsAccumulator::<Llama<B>>::new();
+        let (mut loss, mut tokens, mut sums) = (0.0, 0, Vec::<(&'static str, f64)>::new());
+        for micro in items.chunks(opts.batch_size) {
+            let out = objective.loss(&model, micro, normaliser)?;
+            let value = scalar(out.loss.clone());
+            if !value.is_finite() {
+                return Err(Error::NonFinite { step, what: "loss", value });
+            }
+            loss += value;
+            tokens += out.tokens;
+            for (name, v) in out.metrics {
+                match sums.iter_mut().find(|(n, _)| *n == name) {
+                    Some(slot) => slot.1 += v,
+                    None => sums.push((name, v)),
+                }
+            }
+            accumulator.accumulate(&model, GradientsParams::from_grads(out.loss.backward(), &model));
+        }
+        let grads = accumulator.grads();
+        let norm = grad_norm(&model, &grads);
+        if !norm.is_finite() {
+            return Err(Error::NonFinite { step, what: "gradient norm", value: norm });
+        }
+        let lr = learning_rate(step - 1, self.total, opts.warmup_steps, opts.lr, opts.min_lr_ratio);
+        model = self.optim.step(model, grads, lr, clip_scale(norm, opts.max_grad_norm));
+        let metrics = sums.into_iter().map(|(n, v)| (n.to_owned(), v / items.len() as f64)).collect();
+        tracing::debug!(step, loss, grad_norm = norm, lr, "step");
+        let seconds = step_started.elapsed().as_secs_f64();
+        self.report.tokens += tokens;
+        self.report.steps.push(StepLog { step, lr, loss, grad_norm: norm, tokens, metrics, seconds });
+        Ok(model)
+    }
+
+    /// Evaluates on `eval` when `step` is due (every `eval_every` steps, and the last).
+    fn evaluate(&mut self, model: &Llama<B>, step: u64, eval: &[O::Item]) -> Result<Option<f64>> {
+        let due =
+            self.opts.eval_every.is_some_and(|every| every > 0 && step.is_multiple_of(every)) || step == self.total;
+        if !due || eval.is_empty() {
+            return Ok(None);
+        }
+        let value = evaluate(&model.valid(), self.objective, eval, self.opts.batch_size)?;
+        tracing::info!(step, eval_loss = value, "evaluation");
+        self.report.evals.push((step, value));
+        Ok(Some(value))
+    }
+
+    /// Writes a checkpoint after `step` (the `position`-th of `epoch`) when one is due.
+    fn checkpoint(&mut self, model: &Llama<B>, step: u64, epoch: usize, position: usize) -> Result<()> {
+        let Some(ck) = &self.opts.checkpoint else { return Ok(()) };
+        let stopping = self.opts.stop_after == Some(step);
+        if !(step.is_multiple_of(ck.every) || step == self.total || stopping) {
+            return Ok(());
+        }
+        let (epoch, position) =
+            if position + 1 == self.steps_per_epoch { (epoch + 1, 0) } else { (epoch, position + 1) };
+        self.report.seconds = self.seconds();
+        let now = RunState { step, epoch, position, report: self.report.clone(), ..self.state.clone() };
+        checkpoint::save(ck, model, &self.optim, &now)?;
+        Ok(())
+    }
+
+    /// Seconds of the whole run, earlier processes included.
+    fn seconds(&self) -> f64 {
+        self.resumed_seconds + self.started.elapsed().as_secs_f64()
+    }
+
+    /// Training tokens per second of this process.
+    fn rate(&self) -> f64 {
+        (self.report.tokens - self.resumed_tokens) as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
+    }
+}
+
 /// Trains `model` on `train` with `objective`; evaluates on `eval` (when not empty) every
-/// `eval_every` steps and after the last.
+/// `eval_every` steps and after the last; `on_step` sees every step.
 pub(crate) fn train<B: AutodiffBackend, O: Objective>(
-    mut model: Llama<B>,
+    model: Llama<B>,
     objective: &O,
     train: &[O::Item],
     eval: &[O::Item],
     opts: &TrainOptions,
+    mut on_step: impl FnMut(&Progress<'_>),
 ) -> Result<(Llama<B>, TrainReport)> {
-    opts.check()?;
-    if train.is_empty() {
-        return Err(Error::Options("nothing to train on".into()));
-    }
+    let (mut model, mut run) = Run::start(model, objective, train, opts)?;
+    let (first_epoch, skip, mut step) = (run.state.epoch, run.state.position, run.state.step);
+    let last = opts.stop_after.map_or(run.total, |s| s.min(run.total));
     let per_step = opts.batch_size * opts.grad_accum;
-    let steps_per_epoch = train.len().div_ceil(per_step);
-    let total = steps_per_epoch as u64 * opts.epochs as u64;
-    let mut optim = AdamW::<B>::new(opts.adamw);
-    let mut digest = Fnv::default();
-    train.iter().for_each(|item| objective.fingerprint(item, &mut digest));
-    let mut state = RunState {
-        format: checkpoint::FORMAT,
-        step: 0,
-        epoch: 0,
-        position: 0,
-        options: RunState::trajectory(opts),
-        data: digest.hex(),
-        parameters: checkpoint::parameters(&model),
-        report: TrainReport::default(),
-    };
-    if let Some(ck) = opts.checkpoint.as_ref().filter(|c| c.resume)
-        && let Some(path) = checkpoint::latest_checkpoint(&ck.dir)?
-    {
-        let (restored, saved) = checkpoint::load(&path, model, &mut optim, &state)?;
-        tracing::info!(checkpoint = %path.display(), step = saved.step, "resuming");
-        model = restored;
-        state = saved;
-    }
-    materialise(&model);
-    let stochastic = model.is_stochastic();
-    let device = model.devices().first().cloned().unwrap_or_default();
-    let mut report = std::mem::take(&mut state.report);
-    let resumed_seconds = report.seconds;
-    let started = Instant::now();
-    let mut step = state.step;
-    let (first_epoch, skip) = (state.epoch, state.position);
-    let last = opts.stop_after.map_or(total, |s| s.min(total));
-    let bar = progress_bar(opts.progress, last, step);
-    let tokens_before = report.tokens;
     'epochs: for epoch in first_epoch..opts.epochs {
         let order = permutation(train.len(), opts.seed ^ (epoch as u64).wrapping_mul(0xA076_1D64_78BD_642F));
         for (position, chunk) in order.chunks(per_step).enumerate() {
             if epoch == first_epoch && position < skip {
                 continue;
             }
-            if opts.stop_after.is_some_and(|last| step >= last) {
+            if step >= last {
                 break 'epochs;
             }
             step += 1;
-            let step_started = Instant::now();
-            // Anything random in the step (LoRA dropout) depends on the seed and the step
-            // alone, so a resumed run draws what the uninterrupted run drew. (burn's generator
-            // is one per process: only a model that draws gets it re-seeded.)
-            if stochastic {
-                B::seed(&device, opts.seed.wrapping_add(step.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-            }
             let items: Vec<&O::Item> = chunk.iter().map(|&i| &train[i]).collect();
-            let normaliser: f64 = items.iter().map(|i| objective.weight(i)).sum();
-            let mut accumulator = GradientsAccumulator::<Llama<B>>::new();
-            let (mut loss, mut tokens, mut sums) = (0.0, 0, Vec::<(&'static str, f64)>::new());
-            for micro in items.chunks(opts.batch_size) {
-                let out = objective.loss(&model, micro, normaliser)?;
-                let value = scalar(out.loss.clone());
-                if !value.is_finite() {
-                    return Err(Error::NonFinite { step, what: "loss", value });
-                }
-                loss += value;
-                tokens += out.tokens;
-                for (name, v) in out.metrics {
-                    match sums.iter_mut().find(|(n, _)| *n == name) {
-                        Some(slot) => slot.1 += v,
-                        None => sums.push((name, v)),
-                    }
-                }
-                accumulator.accumulate(&model, GradientsParams::from_grads(out.loss.backward(), &model));
+            model = run.step(model, step, &items)?;
+            let eval_loss = run.evaluate(&model, step, eval)?;
+            if let Some(log) = run.report.steps.last() {
+                on_step(&Progress { log, last, tokens_per_second: run.rate(), eval_loss });
             }
-            let grads = accumulator.grads();
-            let norm = grad_norm(&model, &grads);
-            if !norm.is_finite() {
-                return Err(Error::NonFinite { step, what: "gradient norm", value: norm });
-            }
-            let lr = learning_rate(step - 1, total, opts.warmup_steps, opts.lr, opts.min_lr_ratio);
-            model = optim.step(model, grads, lr, clip_scale(norm, opts.max_grad_norm));
-            report.tokens += tokens;
-            let metrics = sums.into_iter().map(|(n, v)| (n.to_owned(), v / items.len() as f64)).collect();
-            tracing::debug!(step, loss, grad_norm = norm, lr, "step");
-            let seconds = step_started.elapsed().as_secs_f64();
-            report.steps.push(StepLog { step, lr, loss, grad_norm: norm, tokens, metrics, seconds });
-            let rate = (report.tokens - tokens_before) as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {loss:.4} · {rate:.0} tok/s"));
-            bar.inc(1);
-            let due = opts.eval_every.is_some_and(|every| every > 0 && step.is_multiple_of(every)) || step == total;
-            if due && !eval.is_empty() {
-                let value = evaluate(&model.valid(), objective, eval, opts.batch_size)?;
-                tracing::info!(step, eval_loss = value, "evaluation");
-                report.evals.push((step, value));
-            }
-            if let Some(ck) = &opts.checkpoint {
-                let stopping = opts.stop_after == Some(step);
-                if step.is_multiple_of(ck.every) || step == total || stopping {
-                    let (epoch, position) =
-                        if position + 1 == steps_per_epoch { (epoch + 1, 0) } else { (epoch, position + 1) };
-                    report.seconds = resumed_seconds + started.elapsed().as_secs_f64();
-                    state.report = report.clone();
-                    let now = RunState { step, epoch, position, ..state.clone() };
-                    checkpoint::save(ck, &model, &optim, &now)?;
-                }
-            }
+            run.checkpoint(&model, step, epoch, position)?;
         }
     }
-    bar.finish_and_clear();
-    report.seconds = resumed_seconds + started.elapsed().as_secs_f64();
-    Ok((model, report))
+    run.report.seconds = run.seconds();
+    Ok((model, run.report))
 }

@@ -45,18 +45,18 @@ fn losses(report: &TrainReport) -> Vec<(u64, f64)> {
 
 fn resumes_exactly(start: impl Fn() -> Llama<A>) {
     let _turn = serial();
-    let (_, whole) = cpt::train(start(), &rows(), &[], &opts()).unwrap();
+    let (_, whole) = cpt::train(start(), &rows(), &[], &opts(), |_| ()).unwrap();
     assert_eq!(whole.steps.len(), 9);
     let dir = tempfile::tempdir().unwrap();
     let ck = CheckpointOptions::new(dir.path(), 2);
     // Stop after step 4 (mid-epoch: the epoch's second of three steps).
     let first = TrainOptions { checkpoint: Some(ck.clone()), stop_after: Some(4), ..opts() };
-    let (_, part) = cpt::train(start(), &rows(), &[], &first).unwrap();
+    let (_, part) = cpt::train(start(), &rows(), &[], &first, |_| ()).unwrap();
     assert_eq!(losses(&part), losses(&whole)[..4]);
     assert_eq!(latest_checkpoint(dir.path()).unwrap().unwrap(), dir.path().join("step-000004"));
     // Resume from a fresh start model: steps 5..9 as in the uninterrupted run.
     let rest = TrainOptions { checkpoint: Some(ck), ..opts() };
-    let (_, resumed) = cpt::train(start(), &rows(), &[], &rest).unwrap();
+    let (_, resumed) = cpt::train(start(), &rows(), &[], &rest, |_| ()).unwrap();
     assert_eq!(losses(&resumed), losses(&whole), "the report carries steps 1..4 over and adds 5..9");
     // Two kept (steps 8 and 9), nothing half-written or temporary.
     let mut names: Vec<String> =
@@ -81,22 +81,22 @@ fn a_checkpoint_of_another_model_options_or_data_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ck = CheckpointOptions::new(dir.path(), 1);
     let first = TrainOptions { checkpoint: Some(ck.clone()), stop_after: Some(1), ..opts() };
-    cpt::train(model(32), &rows(), &[], &first).unwrap();
+    cpt::train(model(32), &rows(), &[], &first, |_| ()).unwrap();
     let resume = TrainOptions { checkpoint: Some(ck), ..opts() };
-    let err = cpt::train(model(48), &rows(), &[], &resume).unwrap_err();
+    let err = cpt::train(model(48), &rows(), &[], &resume, |_| ()).unwrap_err();
     assert!(matches!(&err, Error::Checkpoint { reason, .. } if reason.contains("another model")), "{err}");
-    let err = cpt::train(model(32).with_lora(&LoraConfig::new(2)).unwrap(), &rows(), &[], &resume).unwrap_err();
+    let err = cpt::train(model(32).with_lora(&LoraConfig::new(2)).unwrap(), &rows(), &[], &resume, |_| ()).unwrap_err();
     assert!(matches!(&err, Error::Checkpoint { reason, .. } if reason.contains("another model")), "{err}");
     let other = TrainOptions { lr: 1e-3, ..resume.clone() };
-    let err = cpt::train(model(32), &rows(), &[], &other).unwrap_err();
+    let err = cpt::train(model(32), &rows(), &[], &other, |_| ()).unwrap_err();
     assert!(matches!(&err, Error::Checkpoint { reason, .. } if reason.contains("options")), "{err}");
     let mut data = rows();
     data.items[0].ids[3] = 9;
-    let err = cpt::train(model(32), &data, &[], &resume).unwrap_err();
+    let err = cpt::train(model(32), &data, &[], &resume, |_| ()).unwrap_err();
     assert!(matches!(&err, Error::Checkpoint { reason, .. } if reason.contains("data")), "{err}");
     // A `latest` naming something else is an error, not a silent fresh start.
     std::fs::write(dir.path().join("latest"), "../elsewhere").unwrap();
-    let err = cpt::train(model(32), &rows(), &[], &resume).unwrap_err();
+    let err = cpt::train(model(32), &rows(), &[], &resume, |_| ()).unwrap_err();
     assert!(matches!(&err, Error::Checkpoint { .. }), "{err}");
 }
 
@@ -107,7 +107,7 @@ fn a_non_finite_loss_keeps_the_last_good_checkpoint() {
     let ck = CheckpointOptions::new(dir.path(), 1);
     // A learning rate that blows the weights up within a few steps.
     let wild = TrainOptions { lr: 1e30, max_grad_norm: None, checkpoint: Some(ck), ..opts() };
-    let err = cpt::train(model(32), &rows(), &[], &wild).unwrap_err();
+    let err = cpt::train(model(32), &rows(), &[], &wild, |_| ()).unwrap_err();
     let Error::NonFinite { step, .. } = err else { panic!("{err}") };
     let latest = latest_checkpoint(dir.path()).unwrap().unwrap();
     assert_eq!(latest, dir.path().join(format!("step-{:06}", step - 1)));

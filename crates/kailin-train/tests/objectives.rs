@@ -84,7 +84,7 @@ fn cpt_loss_falls_and_packed_texts_stay_apart() {
     let (p, a) = (sum(&packed.items), sum(&alone.items));
     assert!((p - a).abs() < 1e-3 * a, "packed {p} vs alone {a}");
 
-    let (_, report) = cpt::train(model(2), &packed, &[], &opts(1e-2)).unwrap();
+    let (_, report) = cpt::train(model(2), &packed, &[], &opts(1e-2), |_| ()).unwrap();
     let (first, last) = (report.steps[0].loss, report.steps.last().unwrap().loss);
     assert!(last < 0.5 * first, "CPT loss {first} -> {last}");
     assert!(report.tokens > 0 && report.steps.len() == 30);
@@ -106,7 +106,7 @@ fn sft_learns_only_the_answers_and_its_loss_falls() {
         assert_eq!(row.trained_tokens(), c.len() + 1, "{row:?}");
         assert!(row.weights[..prompt.len() - 1].iter().all(|&w| w == 0.0));
     }
-    let (_, report) = sft::train(model(3), &enc, &enc.items, &opts(1e-2)).unwrap();
+    let (_, report) = sft::train(model(3), &enc, &enc.items, &opts(1e-2), |_| ()).unwrap();
     let (first, last) = (report.steps[0].loss, report.steps.last().unwrap().loss);
     assert!(last < 0.3 * first, "SFT loss {first} -> {last}");
     assert!(report.evals.last().unwrap().1 < 0.3 * first, "{:?}", report.evals);
@@ -139,7 +139,7 @@ fn dpo_starts_at_ln_2_and_raises_the_margin() {
     let dpo_opts =
         DpoOptions { beta: 0.1, reference_cache: Some(dir.path().join("ref.json")), reference_id: "m4".into() };
     let o = TrainOptions { epochs: 10, batch_size: 2, grad_accum: 2, lr: 5e-3, ..Default::default() };
-    let (_, report) = dpo::train(model(4), &enc, &[], &o, &dpo_opts).unwrap();
+    let (_, report) = dpo::train(model(4), &enc, &[], &o, &dpo_opts, |_| ()).unwrap();
     let first = &report.steps[0];
     assert!((first.loss - std::f64::consts::LN_2).abs() < 1e-5, "policy = reference: loss {}", first.loss);
     let metric = |s: &StepLog, name: &str| s.metrics.iter().find(|(n, _)| n == name).unwrap().1;
@@ -151,11 +151,11 @@ fn dpo_starts_at_ln_2_and_raises_the_margin() {
     assert!(dir.path().join("ref.json").exists(), "reference log-probabilities cached");
 
     // Same run from the cache: same losses.
-    let (_, again) = dpo::train(model(4), &enc, &[], &o, &dpo_opts).unwrap();
+    let (_, again) = dpo::train(model(4), &enc, &[], &o, &dpo_opts, |_| ()).unwrap();
     let losses = |r: &TrainReport| r.steps.iter().map(|s| s.loss).collect::<Vec<_>>();
     assert_eq!(losses(&again), losses(&report));
     assert!(matches!(
-        dpo::train(model(4), &enc, &[], &o, &DpoOptions { beta: -1.0, ..Default::default() }),
+        dpo::train(model(4), &enc, &[], &o, &DpoOptions { beta: -1.0, ..Default::default() }, |_| ()),
         Err(Error::Options(_))
     ));
 }
@@ -165,7 +165,7 @@ fn a_non_finite_loss_stops_training_with_a_typed_error() {
     let data = dataset(vec![TextExample { text: "aspirin".into() }]);
     let enc = encode_texts(&data, &Bytes, 32, Overlong::Truncate, Packing::default()).unwrap();
     let o = TrainOptions { epochs: 3, lr: 1e30, max_grad_norm: None, ..Default::default() };
-    match cpt::train(model(5), &enc, &[], &o) {
+    match cpt::train(model(5), &enc, &[], &o, |_| ()) {
         Err(Error::NonFinite { step, .. }) => assert!(step >= 2, "{step}"),
         other => panic!("expected a non-finite stop, got {:?}", other.map(|r| r.1.steps.len())),
     }

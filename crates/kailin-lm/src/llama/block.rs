@@ -3,7 +3,7 @@
 use burn::nn::RmsNorm;
 use burn::prelude::*;
 
-use super::{Attention, Linear, Mlp, Step};
+use super::{Attention, Linear, Mlp, Step, Weight};
 
 /// Pre-norm block: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
 #[derive(Module, Debug)]
@@ -27,24 +27,25 @@ impl<B: Backend> Block<B> {
         x.clone() + self.mlp.forward(self.mlp_norm.forward(x))
     }
 
-    /// The seven projections with their short names (those of [`LORA_TARGETS`](super::LORA_TARGETS)),
-    /// attention's first.
-    pub(crate) fn projections(&self) -> [(&'static str, &Linear<B>); 7] {
+    /// The seven projections, in [`Weight::PROJECTIONS`] order.
+    pub(crate) fn projections(&self) -> [(Weight, &Linear<B>); 7] {
         let (a, m) = (&self.attn, &self.mlp);
-        [("q", &a.q), ("k", &a.k), ("v", &a.v), ("o", &a.o), ("gate", &m.gate), ("up", &m.up), ("down", &m.down)]
+        use Weight::{Down, Gate, K, O, Q, Up, V};
+        [(Q, &a.q), (K, &a.k), (V, &a.v), (O, &a.o), (Gate, &m.gate), (Up, &m.up), (Down, &m.down)]
     }
 
     /// [`projections`](Self::projections), mutably.
-    pub(crate) fn projections_mut(&mut self) -> [(&'static str, &mut Linear<B>); 7] {
+    pub(crate) fn projections_mut(&mut self) -> [(Weight, &mut Linear<B>); 7] {
         let (a, m) = (&mut self.attn, &mut self.mlp);
+        use Weight::{Down, Gate, K, O, Q, Up, V};
         [
-            ("q", &mut a.q),
-            ("k", &mut a.k),
-            ("v", &mut a.v),
-            ("o", &mut a.o),
-            ("gate", &mut m.gate),
-            ("up", &mut m.up),
-            ("down", &mut m.down),
+            (Q, &mut a.q),
+            (K, &mut a.k),
+            (V, &mut a.v),
+            (O, &mut a.o),
+            (Gate, &mut m.gate),
+            (Up, &mut m.up),
+            (Down, &mut m.down),
         ]
     }
 }

@@ -9,7 +9,7 @@ use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 use serde_json::json;
 
-use super::{Linear, Llama, LlamaConfig};
+use super::{Linear, Llama, LlamaConfig, Part, Weight};
 use crate::error::{Error, Result};
 
 /// One tensor in Hugging Face naming and layout: name, shape, row-major f32 values.
@@ -63,34 +63,30 @@ fn values<B: Backend, const D: usize>(name: &str, t: Tensor<B, D>) -> Result<HfT
 }
 
 /// A projection's weight in PyTorch's `[out, in]` layout, adapters merged in.
-fn projection<B: Backend>(name: &str, p: &Linear<B>, out: &mut Vec<HfTensor>) -> Result<()> {
-    out.push(values(&format!("{name}.weight"), p.effective_weight().transpose())?);
+fn projection<B: Backend>(w: Weight, layer: usize, p: &Linear<B>, out: &mut Vec<HfTensor>) -> Result<()> {
+    out.push(values(&w.hf(layer, Part::Weight), p.effective_weight().transpose())?);
     if let Some(bias) = &p.bias {
-        out.push(values(&format!("{name}.bias"), bias.val())?);
+        out.push(values(&w.hf(layer, Part::Bias), bias.val())?);
     }
     Ok(())
 }
 
 impl<B: Backend> Llama<B> {
-    /// Every weight in Hugging Face naming and layout (see [`HF_NAME_MAP`](super::HF_NAME_MAP)),
+    /// Every weight in Hugging Face naming and layout (see [`Weight`]),
     /// with LoRA adapters merged into their projections.
     pub fn hf_tensors(&self) -> Result<Vec<HfTensor>> {
-        let mut out = vec![values("model.embed_tokens.weight", self.embed.weight.val())?];
+        let name = |w: Weight, layer: usize| w.hf(layer, Part::Weight);
+        let mut out = vec![values(&name(Weight::Embed, 0), self.embed.weight.val())?];
         for (i, block) in self.blocks.iter().enumerate() {
-            let p = format!("model.layers.{i}");
-            for (name, proj) in [("q", &block.attn.q), ("k", &block.attn.k), ("v", &block.attn.v), ("o", &block.attn.o)]
-            {
-                projection(&format!("{p}.self_attn.{name}_proj"), proj, &mut out)?;
+            for (w, proj) in block.projections() {
+                projection(w, i, proj, &mut out)?;
             }
-            for (name, proj) in [("gate", &block.mlp.gate), ("up", &block.mlp.up), ("down", &block.mlp.down)] {
-                projection(&format!("{p}.mlp.{name}_proj"), proj, &mut out)?;
-            }
-            out.push(values(&format!("{p}.input_layernorm.weight"), block.attn_norm.gamma.val())?);
-            out.push(values(&format!("{p}.post_attention_layernorm.weight"), block.mlp_norm.gamma.val())?);
+            out.push(values(&name(Weight::AttnNorm, i), block.attn_norm.gamma.val())?);
+            out.push(values(&name(Weight::MlpNorm, i), block.mlp_norm.gamma.val())?);
         }
-        out.push(values("model.norm.weight", self.norm.gamma.val())?);
+        out.push(values(&name(Weight::Norm, 0), self.norm.gamma.val())?);
         if let Some(head) = &self.lm_head {
-            projection("lm_head", head, &mut out)?;
+            projection(Weight::LmHead, 0, head, &mut out)?;
         }
         Ok(out)
     }
@@ -113,8 +109,8 @@ impl<B: Backend> Llama<B> {
             .collect::<Result<Vec<_>>>()?;
         let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
         let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Export(e.to_string()))?;
-        write_atomic(&dir.join("model.safetensors"), &bytes)?;
-        write_atomic(&dir.join("config.json"), config.to_hf_json(self.max_positions()).as_bytes())
+        kailin_core::write_atomic(dir.join("model.safetensors"), &bytes)?;
+        Ok(kailin_core::write_atomic(dir.join("config.json"), config.to_hf_json(self.max_positions()).as_bytes())?)
     }
 }
 
@@ -124,23 +120,4 @@ fn bytemuck_f32(values: &[f32]) -> &[u8] {
     // its in-memory bytes are safetensors' bytes.
     const _: () = assert!(cfg!(target_endian = "little"), "safetensors export assumes a little-endian target");
     bytemuck::cast_slice(values)
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// `path` holds either its old content or all of the new one.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io = |error| Error::Io { path: path.to_owned(), error };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
 }

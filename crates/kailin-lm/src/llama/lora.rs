@@ -6,10 +6,8 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
+use super::LORA_TARGETS;
 use crate::error::{Error, Result};
-
-/// The projections a LoRA adapter can be attached to.
-pub const LORA_TARGETS: [&str; 7] = ["q", "k", "v", "o", "gate", "up", "down"];
 
 /// LoRA hyper-parameters (Hu et al., 2021): each targeted projection `x·W` becomes
 /// `x·W + (alpha / rank)·dropout(x)·A·B` with `A` `[in, rank]` drawn uniformly in
@@ -105,8 +103,8 @@ impl<B: Backend> super::Llama<B> {
         }
         let mut model = self.no_grad();
         for block in &mut model.blocks {
-            for (name, proj) in block.projections_mut() {
-                if config.targets(name) {
+            for (weight, proj) in block.projections_mut() {
+                if weight.short().is_some_and(|name| config.targets(name)) {
                     let [input, output] = proj.weight.dims();
                     proj.lora = Some(config.init(input, output, &proj.weight.device()));
                 }

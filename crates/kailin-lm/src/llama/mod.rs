@@ -11,17 +11,20 @@ mod linear;
 mod lora;
 mod mlp;
 mod model;
+mod names;
 mod rope;
 mod safetensors_weights;
 mod step;
 
-pub(crate) use self::export::write_atomic;
-pub(crate) use self::{attention::Attention, block::Block, linear::Linear, mlp::Mlp, rope::Rope, step::Step};
+pub(crate) use self::{
+    attention::Attention, block::Block, linear::Linear, mlp::Mlp, names::gguf_name, rope::Rope, step::Step,
+};
 pub use self::{
     cache::KvCache,
     config::{LlamaConfig, RopeScaling},
     export::HfTensor,
-    lora::{LORA_TARGETS, Lora, LoraConfig},
+    gguf_weights::{QkOrder, reorder_qk_rows},
+    lora::{Lora, LoraConfig},
     model::Llama,
-    safetensors_weights::HF_NAME_MAP,
+    names::{LORA_TARGETS, Part, Weight, hf_name_map},
 };

@@ -4,7 +4,7 @@ use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 
-use super::{Attention, Block, KvCache, Linear, LlamaConfig, Mlp, Rope, Step};
+use super::{Attention, Block, KvCache, Linear, LlamaConfig, Mlp, Part, Rope, Step, Weight};
 use crate::error::{Error, Result};
 
 /// A Llama-family decoder.
@@ -41,10 +41,10 @@ impl<B: Backend, F: FnMut(&str, &[usize]) -> Result<Vec<f32>>> Loader<'_, B, F> 
     }
 
     /// A projection stored `[out, in]` (Hugging Face); burn's `Linear` holds `[in, out]`.
-    fn linear(&mut self, name: &str, out: usize, inp: usize, bias: bool) -> Result<Linear<B>> {
+    fn linear(&mut self, w: Weight, layer: usize, out: usize, inp: usize, bias: bool) -> Result<Linear<B>> {
         // Transposed here, on the host: a transposed view would be copied to contiguous
         // memory by every matmul (that copy was 85% of decoding time).
-        let values = self.values(&format!("{name}.weight"), &[out, inp])?;
+        let values = self.values(&w.hf(layer, Part::Weight), &[out, inp])?;
         let mut t = vec![0.0f32; values.len()];
         for (o, row) in values.chunks_exact(inp).enumerate() {
             for (i, &v) in row.iter().enumerate() {
@@ -52,12 +52,12 @@ impl<B: Backend, F: FnMut(&str, &[usize]) -> Result<Vec<f32>>> Loader<'_, B, F> 
             }
         }
         let weight = Param::from_tensor(Tensor::from_data(TensorData::new(t, [inp, out]), self.device));
-        let bias = if bias { Some(Param::from_tensor(self.tensor(&format!("{name}.bias"), [out])?)) } else { None };
+        let bias = if bias { Some(Param::from_tensor(self.tensor(&w.hf(layer, Part::Bias), [out])?)) } else { None };
         Ok(Linear::plain(weight, bias))
     }
 
-    fn rms(&mut self, name: &str, width: usize, eps: f64) -> Result<RmsNorm<B>> {
-        Ok(RmsNorm { gamma: Param::from_tensor(self.tensor(name, [width])?), epsilon: eps })
+    fn rms(&mut self, w: Weight, layer: usize, width: usize, eps: f64) -> Result<RmsNorm<B>> {
+        Ok(RmsNorm { gamma: Param::from_tensor(self.tensor(&w.hf(layer, Part::Weight), [width])?), epsilon: eps })
     }
 }
 
@@ -116,30 +116,33 @@ impl<B: Backend> Llama<B> {
         let mut l = Loader { weight: &mut weight, device };
         let mut blocks = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
-            let p = format!("model.layers.{i}");
+            let ff = config.intermediate_size;
             let attn = Attention {
-                q: l.linear(&format!("{p}.self_attn.q_proj"), q, h, config.attention_bias)?,
-                k: l.linear(&format!("{p}.self_attn.k_proj"), kv, h, config.attention_bias)?,
-                v: l.linear(&format!("{p}.self_attn.v_proj"), kv, h, config.attention_bias)?,
-                o: l.linear(&format!("{p}.self_attn.o_proj"), h, q, false)?,
+                q: l.linear(Weight::Q, i, q, h, config.attention_bias)?,
+                k: l.linear(Weight::K, i, kv, h, config.attention_bias)?,
+                v: l.linear(Weight::V, i, kv, h, config.attention_bias)?,
+                o: l.linear(Weight::O, i, h, q, false)?,
                 num_heads: config.num_heads,
                 num_kv_heads: config.num_kv_heads,
                 head_dim: config.head_dim(),
             };
             let mlp = Mlp {
-                gate: l.linear(&format!("{p}.mlp.gate_proj"), config.intermediate_size, h, false)?,
-                up: l.linear(&format!("{p}.mlp.up_proj"), config.intermediate_size, h, false)?,
-                down: l.linear(&format!("{p}.mlp.down_proj"), h, config.intermediate_size, false)?,
+                gate: l.linear(Weight::Gate, i, ff, h, false)?,
+                up: l.linear(Weight::Up, i, ff, h, false)?,
+                down: l.linear(Weight::Down, i, h, ff, false)?,
             };
-            let attn_norm = l.rms(&format!("{p}.input_layernorm.weight"), h, eps)?;
-            let mlp_norm = l.rms(&format!("{p}.post_attention_layernorm.weight"), h, eps)?;
+            let attn_norm = l.rms(Weight::AttnNorm, i, h, eps)?;
+            let mlp_norm = l.rms(Weight::MlpNorm, i, h, eps)?;
             blocks.push(Block { attn_norm, attn, mlp_norm, mlp });
         }
-        let embed =
-            Embedding { weight: Param::from_tensor(l.tensor("model.embed_tokens.weight", [config.vocab_size, h])?) };
-        let norm = l.rms("model.norm.weight", h, eps)?;
-        let lm_head =
-            if config.tie_embeddings { None } else { Some(l.linear("lm_head", config.vocab_size, h, false)?) };
+        let embed_name = Weight::Embed.hf(0, Part::Weight);
+        let embed = Embedding { weight: Param::from_tensor(l.tensor(&embed_name, [config.vocab_size, h])?) };
+        let norm = l.rms(Weight::Norm, 0, h, eps)?;
+        let lm_head = if config.tie_embeddings {
+            None
+        } else {
+            Some(l.linear(Weight::LmHead, 0, config.vocab_size, h, false)?)
+        };
         Ok(Llama { embed, blocks, norm, lm_head, rope: Rope::new(&config.inverse_frequencies(), max_positions) })
     }
 

@@ -10,30 +10,8 @@ use burn_store::{
     ApplyError, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore, TensorSnapshot,
 };
 
-use super::{Llama, LlamaConfig};
+use super::{Llama, LlamaConfig, hf_name_map};
 use crate::error::{Error, Result};
-
-/// How Hugging Face tensor names map onto this crate's module paths: `(regex, replacement)`
-/// pairs applied in order by burn's [`KeyRemapper`]. Linear weights are also transposed from
-/// PyTorch's `[out, in]` to burn's `[in, out]`, and f16/bf16 values widened to f32.
-///
-/// | Hugging Face | here |
-/// |---|---|
-/// | `model.embed_tokens.weight` | `embed.weight` |
-/// | `model.layers.N.self_attn.{q,k,v,o}_proj.{weight,bias}` | `blocks.N.attn.{q,k,v,o}.{weight,bias}` |
-/// | `model.layers.N.mlp.{gate,up,down}_proj.weight` | `blocks.N.mlp.{gate,up,down}.weight` |
-/// | `model.layers.N.input_layernorm.weight` | `blocks.N.attn_norm.gamma` |
-/// | `model.layers.N.post_attention_layernorm.weight` | `blocks.N.mlp_norm.gamma` |
-/// | `model.norm.weight` | `norm.gamma` |
-/// | `lm_head.weight` | `lm_head.weight` (absent with tied embeddings) |
-pub const HF_NAME_MAP: &[(&str, &str)] = &[
-    (r"^model\.embed_tokens\.weight$", "embed.weight"),
-    (r"^model\.layers\.(\d+)\.self_attn\.([qkvo])_proj\.(weight|bias)$", "blocks.$1.attn.$2.$3"),
-    (r"^model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.weight$", "blocks.$1.mlp.$2.weight"),
-    (r"^model\.layers\.(\d+)\.input_layernorm\.weight$", "blocks.$1.attn_norm.gamma"),
-    (r"^model\.layers\.(\d+)\.post_attention_layernorm\.weight$", "blocks.$1.mlp_norm.gamma"),
-    (r"^model\.norm\.weight$", "norm.gamma"),
-];
 
 /// Widens f16/bf16/f64 tensors to f32 as they are read.
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +76,7 @@ impl<B: Backend> Llama<B> {
         Ok((model, config))
     }
 
-    /// Loads weights in Hugging Face naming ([`HF_NAME_MAP`]) from one or more safetensors
+    /// Loads weights in Hugging Face naming ([`Weight`](super::Weight)) from one or more safetensors
     /// files (the shards of one checkpoint) into a model of `config`. Every weight the
     /// architecture needs must be present exactly once with its shape; tensors the
     /// architecture does not use (e.g. `lm_head.weight` of a tied model) are ignored.
@@ -139,8 +117,10 @@ fn load<B: Backend>(
     device: &B::Device,
 ) -> Result<Llama<B>> {
     let mut model = config.init::<B>(max_positions, device);
-    let remap = KeyRemapper::from_patterns(HF_NAME_MAP.to_vec())
-        .map_err(|e| Error::Config { origin: "HF_NAME_MAP".into(), message: e.to_string() })?;
+    // Hugging Face names onto module paths; linear weights are also transposed from PyTorch's
+    // `[out, in]` to burn's `[in, out]`, and f16/bf16 values widened to f32.
+    let remap = KeyRemapper::from_patterns(hf_name_map())
+        .map_err(|e| Error::Config { origin: "the weight-name table".into(), message: e.to_string() })?;
     let mut applied = BTreeSet::new();
     let mut wanted = BTreeSet::new();
     for (origin, store) in stores {

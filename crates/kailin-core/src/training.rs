@@ -2,7 +2,7 @@
 //! `{"prompt","chosen","rejected"}`, SFT as chat `{"messages":[…]}` or `{"prompt","completion"}`,
 //! CPT as `{"text"}`; and the prompts that fill them.
 
-use kailin_core::{Context, CptRecord, Document, PreferencePair, SftRecord};
+use crate::records::{Context, CptRecord, Document, PreferencePair, SftRecord};
 use serde::{Deserialize, Serialize};
 
 /// A DPO example: the question generator's prompt (the document) and the preferred and
@@ -111,8 +111,9 @@ impl TextExample {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
-    use kailin_core::{Candidate, Provenance};
+    use crate::records::{Candidate, Provenance};
 
     #[test]
     fn field_names_are_what_trl_and_friends_read() {

@@ -1,0 +1,66 @@
+//! FNV-1a (64-bit): the one stable, platform-independent hash of the workspace, for shard
+//! assignment, n-gram fingerprints and the digests that name the data a cache or checkpoint
+//! belongs to. Not for security: it is fast and stable, not collision-resistant.
+
+/// A running FNV-1a (64-bit) hash. Its values are a contract: shards of existing runs and the
+/// digests stored in caches and checkpoints depend on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+    /// A fresh hash.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds bytes.
+    pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(Self::PRIME);
+        }
+        self
+    }
+
+    /// Feeds a `u32` as its four little-endian bytes.
+    pub fn u32(&mut self, x: u32) -> &mut Self {
+        self.bytes(&x.to_le_bytes())
+    }
+
+    /// The hash so far.
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+
+    /// The hash so far as 16 lower-case hex digits.
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// FNV-1a (64-bit) of `bytes`.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    Fnv64::new().bytes(bytes).finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_test_vectors() {
+        // From the FNV reference test suite.
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(Fnv64::new().bytes(b"foo").bytes(b"bar").hex(), "85944171f73967e8");
+        assert_eq!(Fnv64::new().u32(1).finish(), fnv1a(&[1, 0, 0, 0]));
+    }
+}
