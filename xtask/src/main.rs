@@ -43,8 +43,8 @@ enum Cmd {
     },
     /// Benchmarks (`cargo bench`) of one crate, then its quality evaluation where it has one.
     Bench {
-        /// The crate: `mesh`, `corpus`, `lm` or `retrieval` (exact search against FAISS, encoder
-        /// throughput, BioASQ retrieval quality).
+        /// The crate: `mesh`, `corpus`, `lm`, `train` or `retrieval` (exact search against FAISS,
+        /// encoder throughput, BioASQ retrieval quality).
         #[arg(default_value = "mesh")]
         krate: String,
         /// Data directory (default: ../shared/data, or $KAILIN_DATA).

@@ -88,8 +88,8 @@ impl MeshBuilder {
         self
     }
 
-    /// Mutable access to the last record's tree numbers (the ASCII tree format lists one
-    /// tree number per line, so descriptors grow as the file is read).
+    /// Adds a tree number to record `index` (the ASCII tree format lists one tree number per
+    /// line, so descriptors grow as the file is read).
     pub(crate) fn push_tree_number(&mut self, index: usize, tree: String) {
         self.records[index].tree_numbers.push(tree);
     }

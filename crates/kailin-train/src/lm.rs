@@ -7,19 +7,23 @@ use kailin_lm::Llama;
 use crate::encode::{Encoded, Row};
 use crate::error::Result;
 use crate::loss::lm_loss;
-use crate::trainer::{BatchTensors, MicroLoss, Objective, Progress, TrainOptions, TrainReport, train};
+use crate::trainer::{self, BatchTensors, MicroLoss, Objective, Progress, TrainOptions, TrainReport};
 use kailin_core::Fnv64;
 
-/// Trains `model` on weighted rows with the next-token objective (the body of
-/// [`cpt::train`](crate::cpt::train) and [`sft::train`](crate::sft::train)).
-pub(crate) fn train_rows<B: AutodiffBackend>(
+/// Trains `model` on weighted token rows with the next-token objective: CPT rows (from
+/// [`encode_texts`](crate::encode_texts): every token learned but those a packed text would
+/// predict from the text before it) or SFT rows (from [`encode_sft`](crate::encode_sft): the
+/// response tokens only). `eval` rows give the evaluation loss; `on_step` sees every optimiser
+/// step. [`cpt::train`](crate::cpt::train) and [`sft::train`](crate::sft::train) are this
+/// function.
+pub fn train<B: AutodiffBackend>(
     model: Llama<B>,
     data: &Encoded<Row>,
     eval: &[Row],
     opts: &TrainOptions,
     on_step: impl FnMut(&Progress<'_>),
 ) -> Result<(Llama<B>, TrainReport)> {
-    let (model, mut report) = train(model, &NextToken, &data.items, eval, opts, on_step)?;
+    let (model, mut report) = trainer::train(model, &NextToken, &data.items, eval, opts, on_step)?;
     report.truncated = data.truncated;
     Ok((model, report))
 }
