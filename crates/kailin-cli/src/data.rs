@@ -84,7 +84,7 @@ pub(crate) struct ConvertArgs {
     shard: Shard,
     /// Drop near-duplicate documents or questions (estimated Jaccard of word 3-grams at least
     /// this); the first of each group is kept and the count reported.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::unit_open_closed)]
     dedup: Option<f64>,
     /// Skip malformed records (counted) instead of failing.
     #[arg(long)]
@@ -110,7 +110,7 @@ pub(crate) struct DecontaminateArgs {
     #[arg(long)]
     ids: Option<PathBuf>,
     /// Overlap length in words.
-    #[arg(long, default_value_t = 13)]
+    #[arg(long, default_value_t = 13, value_parser = crate::args::at_least_one)]
     ngram: usize,
     /// Clean documents (JSONL, written atomically).
     #[arg(long)]

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::prelude::Backend;
 use clap::{Args, Subcommand, ValueEnum};
 use kailin_lm::{ChatMessage, CompletionOptions};
@@ -36,7 +36,7 @@ pub(crate) struct ModelArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     device: Device,
     /// Longest prompt plus continuation, in tokens.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, value_parser = crate::args::positions)]
     max_positions: usize,
 }
 
@@ -51,16 +51,16 @@ pub(crate) struct GenerateArgs {
     #[arg(long)]
     chat: bool,
     /// Most new tokens.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = crate::args::at_least_one)]
     max_new: usize,
     /// Sampling temperature (0: greedy).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::args::non_negative_f32)]
     temperature: f32,
     /// Sample among the k most likely tokens.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::at_least_one)]
     top_k: Option<usize>,
     /// Nucleus sampling threshold.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::unit_open_closed_f32)]
     top_p: Option<f32>,
     /// Sampler seed.
     #[arg(long, default_value_t = 0)]
@@ -101,8 +101,7 @@ fn dispatch<B: Backend>(cmd: LmCmd, device: &B::Device) -> Result<()> {
 }
 
 fn load<B: Backend>(a: &ModelArgs, device: &B::Device) -> Result<(kailin_lm::Llama<B>, kailin_lm::Tokenizer)> {
-    let (model, _, tokenizer) = kailin_lm::load::<B>(&a.model, a.max_positions, device)
-        .with_context(|| format!("loading {}", a.model.display()))?;
+    let (model, _, tokenizer) = kailin_lm::load::<B>(&a.model, a.max_positions, device)?;
     Ok((model, tokenizer))
 }
 

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod args;
 mod data;
 mod lm;
 mod mesh;
@@ -56,14 +57,43 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe (`kailin … | head`) is not an error worth a message.
-            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            let broken_pipe = |c: &(dyn std::error::Error + 'static)| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    || c.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind)
+                        == Some(std::io::ErrorKind::BrokenPipe)
+            };
+            if e.chain().any(broken_pipe) {
                 return std::process::ExitCode::SUCCESS;
             }
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", render(&e));
             }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// An error as one line: each cause once (a cause whose text the message already holds, as
+/// when an error prints its own source, is left out), newlines folded, and any one cause cut to
+/// a short excerpt (a parser may quote kilobytes of input).
+fn render(e: &anyhow::Error) -> String {
+    const MAX: usize = 300;
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let mut text = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() || msg.contains(&text) {
+            continue;
+        }
+        if text.len() > MAX {
+            let cut = (0..=MAX).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            text.truncate(cut);
+            text.push('…');
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }

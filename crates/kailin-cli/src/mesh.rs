@@ -113,7 +113,8 @@ pub(crate) fn run(cmd: MeshCmd) -> Result<()> {
 
 fn load(path: &Path) -> Result<Mesh> {
     let started = std::time::Instant::now();
-    let mesh = Mesh::load(path).with_context(|| format!("loading MeSH from {}", path.display()))?;
+    // The library's errors name the file (and line).
+    let mesh = Mesh::load(path)?;
     tracing::info!(descriptors = mesh.len(), elapsed = ?started.elapsed(), "loaded MeSH");
     Ok(mesh)
 }
@@ -140,12 +141,18 @@ fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        if path.is_dir() {
+            bail!("{}: is a directory; give a file of lines", path.display());
+        }
+        let f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Box::new(std::io::BufReader::new(f))
     };
     let mut out = Vec::new();
     for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("{}:{}: not UTF-8 text", path.display(), i + 1))?;
+        let line = line.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => anyhow::anyhow!("{}:{}: not UTF-8 text", path.display(), i + 1),
+            _ => anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1),
+        })?;
         let line = line.trim_end_matches('\r');
         if !line.trim().is_empty() {
             out.push((i + 1, line.to_owned()));
@@ -246,7 +253,10 @@ fn extract(path: &Path, abbreviations: bool, nested: bool) -> Result<()> {
     let mut scratch = kailin_mesh::Scratch::default();
     let mut found = Vec::new();
     for (i, line) in stdin.lines().enumerate() {
-        let line = line.with_context(|| format!("stdin line {}: not UTF-8 text", i + 1))?;
+        let line = line.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => anyhow::anyhow!("stdin line {}: not UTF-8 text", i + 1),
+            _ => anyhow::anyhow!("stdin line {}: {e}", i + 1),
+        })?;
         let line = line.trim_end_matches('\r');
         if nested {
             extractor.extract_all_with(line, &mut scratch, &mut found);

@@ -44,7 +44,7 @@ pub(crate) struct StoreArgs {
     #[arg(long, value_enum, default_value = "f32")]
     dtype: DtypeArg,
     /// Rows per shard (the unit of resumption and of distribution).
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 1 << 20, value_parser = crate::args::at_least_one)]
     shard_rows: usize,
 }
 
@@ -59,7 +59,7 @@ pub(crate) struct BuildArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Texts per forward pass.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::args::at_least_one)]
     batch_size: usize,
 }
 
@@ -87,10 +87,10 @@ pub(crate) struct SearchArgs {
     #[arg(long)]
     query_vectors: Option<PathBuf>,
     /// Hits per query.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = crate::args::at_least_one)]
     k: usize,
     /// Search threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::args::threads)]
     threads: usize,
 }
 
@@ -107,12 +107,14 @@ fn store_builder(a: &StoreArgs, dim: usize) -> StoreBuilder {
 }
 
 fn build(a: BuildArgs) -> Result<()> {
+    // The corpus first (cheap checks before the model loads).
+    let docs = JsonlReader::<Document>::open(&a.corpus)?;
+    // Count the documents, for the progress bar's ETA (a cheap pass; a read error ends the
+    // count and is reported by the reader).
+    let file = std::fs::File::open(&a.corpus).with_context(|| format!("opening {}", a.corpus.display()))?;
+    let total = std::io::BufReader::new(file).lines().map_while(std::io::Result::ok).count() as u64;
     let device = Default::default();
     let encoder = EncoderBuilder::new(&a.model).batch_size(a.batch_size).build::<Flex>(&device)?;
-    // Count the documents first, for the progress bar's ETA (a cheap pass over the file).
-    let file = std::fs::File::open(&a.corpus).with_context(|| format!("opening {}", a.corpus.display()))?;
-    let total = std::io::BufReader::new(file).lines().count() as u64;
-    let docs = JsonlReader::<Document>::open(&a.corpus)?;
     let progress = crate::progress::bar(total, "encoding");
     let store = kailin_retrieval::build_store(
         &encoder,

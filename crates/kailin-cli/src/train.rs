@@ -43,37 +43,37 @@ pub(crate) struct CommonArgs {
     out: PathBuf,
     /// Train LoRA adapters of this rank (base frozen; merged into the exported model) instead
     /// of every weight.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::at_least_one)]
     lora_rank: Option<usize>,
     /// LoRA's alpha (the update is scaled by alpha / rank).
-    #[arg(long, default_value_t = 16.0)]
+    #[arg(long, default_value_t = 16.0, value_parser = crate::args::positive)]
     lora_alpha: f64,
     /// LoRA's dropout.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::args::dropout)]
     lora_dropout: f64,
     /// Passes over the data.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::args::at_least_one)]
     epochs: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 2e-5)]
+    #[arg(long, default_value_t = 2e-5, value_parser = crate::args::positive)]
     lr: f64,
     /// Rows (pairs for DPO) per micro-batch.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = crate::args::at_least_one)]
     batch_size: usize,
     /// Micro-batches per optimiser step.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::args::at_least_one)]
     grad_accum: usize,
     /// Linear warmup steps.
     #[arg(long, default_value_t = 0)]
     warmup_steps: u64,
     /// Clip the global gradient norm (0: no clipping).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::args::non_negative)]
     max_grad_norm: f64,
     /// Decoupled weight decay.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::args::non_negative)]
     weight_decay: f64,
     /// Context window: longest row in tokens.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = crate::args::positions)]
     max_len: usize,
     /// Refuse records longer than the window instead of cutting them (with a counted warning).
     #[arg(long)]
@@ -82,14 +82,14 @@ pub(crate) struct CommonArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Evaluate every this many steps (and after the last).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::at_least_one_u64)]
     eval_every: Option<u64>,
     /// Write a checkpoint every this many steps (and after the last); a later run with the same
     /// `--out` resumes from the newest one.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = crate::args::at_least_one_u64)]
     checkpoint_every: u64,
     /// End after this many optimiser steps in all (resume later with the same command).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::at_least_one_u64)]
     stop_after: Option<u64>,
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
@@ -101,7 +101,7 @@ pub(crate) struct DpoArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// DPO's beta.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = crate::args::positive)]
     beta: f64,
 }
 
@@ -120,9 +120,6 @@ pub(crate) fn run(cmd: TrainCmd) -> Result<()> {
 
 impl CommonArgs {
     fn options(&self) -> Result<TrainOptions> {
-        if self.checkpoint_every == 0 {
-            bail!("--checkpoint-every must be at least 1");
-        }
         Ok(TrainOptions {
             epochs: self.epochs,
             batch_size: self.batch_size,
@@ -152,8 +149,7 @@ fn dispatch<A: AutodiffBackend>(cmd: TrainCmd, device: &A::Device) -> Result<()>
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     // Positions beyond the window cost only RoPE table rows; the exported config.json keeps a
     // usable `max_position_embeddings`.
-    let (model, config, tok) = kailin_lm::load::<A>(&a.model, (a.max_len + 1).max(2048), device)
-        .with_context(|| format!("loading {}", a.model.display()))?;
+    let (model, config, tok) = kailin_lm::load::<A>(&a.model, (a.max_len + 1).max(2048), device)?;
     let model = match a.lora_rank {
         Some(rank) => model.with_lora(&LoraConfig::new(rank).with_alpha(a.lora_alpha).with_dropout(a.lora_dropout))?,
         None => model,
@@ -229,8 +225,7 @@ fn training_and_eval<T>(
 
 fn write_report(out: &Path, report: &TrainReport) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let path = out.join("report.json");
-    std::fs::write(&path, serde_json::to_string_pretty(report)?).with_context(|| format!("writing {}", path.display()))
+    Ok(kailin_core::write_atomic(out.join("report.json"), serde_json::to_string_pretty(report)?.as_bytes())?)
 }
 
 #[allow(clippy::print_stdout)]

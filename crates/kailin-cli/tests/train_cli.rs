@@ -7,71 +7,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use burn::backend::Flex;
-use kailin_lm::{Llama, LlamaConfig, Tokenizer};
+use kailin_lm::{Llama, Tokenizer};
+
+mod common;
+use common::{WORDS, tiny_llama as tiny_model};
 
 fn kailin(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kailin")).args(args).output().expect("kailin runs")
-}
-
-const WORDS: &[&str] = &[
-    "<unk>",
-    "<s>",
-    "</s>",
-    "user",
-    "assistant",
-    ":",
-    "what",
-    "does",
-    "aspirin",
-    "inhibit",
-    "cox",
-    "statins",
-    "lower",
-    "ldl",
-    "insulin",
-    "glucose",
-    "yes",
-    "no",
-    "why",
-    "abstract",
-    "on",
-    "?",
-    ".",
-    "it",
-];
-
-/// A tiny Llama and a word-level tokenizer with a plain chat template, as a model directory.
-fn tiny_model(dir: &Path) {
-    let vocab: serde_json::Map<String, serde_json::Value> =
-        WORDS.iter().enumerate().map(|(i, w)| ((*w).to_owned(), i.into())).collect();
-    let special = |id: usize| {
-        serde_json::json!({"id": id, "content": WORDS[id], "single_word": false, "lstrip": false, "rstrip": false,
-            "normalized": false, "special": true})
-    };
-    let tokenizer = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null,
-        "added_tokens": [special(0), special(1), special(2)],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    });
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
-    let template = "{% for m in messages %}{{ m.role }} : {{ m.content }} {% endfor %}{% if add_generation_prompt %}assistant : {% endif %}";
-    let config =
-        serde_json::json!({"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true, "chat_template": template});
-    std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
-    let config = LlamaConfig::new(WORDS.len(), 16, 32, 2, 2, 1).with_tie_embeddings(true);
-    let model = Llama::<Flex>::from_weights(&config, 64, &Default::default(), |name, shape| {
-        let n: usize = shape.iter().product();
-        Ok(if name.ends_with("norm.weight") {
-            vec![1.0; n]
-        } else {
-            (0..n).map(|i| ((i * 7919 + name.len() * 104_729) % 1000) as f32 / 1000.0 * 0.2 - 0.1).collect()
-        })
-    })
-    .unwrap();
-    model.save_hf_dir(&config, dir).unwrap();
 }
 
 fn ok(out: &Output) -> String {

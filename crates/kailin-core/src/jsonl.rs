@@ -19,14 +19,20 @@ pub struct JsonlReader<T, R = BufReader<File>> {
     path: PathBuf,
     line: u64,
     buf: Vec<u8>,
+    /// Set after a read error: the reader then ends (a failing read is not retried forever).
+    failed: bool,
     _record: PhantomData<fn() -> T>,
 }
 
 impl<T: DeserializeOwned> JsonlReader<T> {
-    /// Opens `path`.
+    /// Opens `path` (a directory is refused here, not at the first read).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+        let io = |source| Error::Io { path: path.to_owned(), source };
+        if path.is_dir() {
+            return Err(io(std::io::Error::other("is a directory; give a JSON Lines file")));
+        }
+        let file = File::open(path).map_err(io)?;
         Ok(Self::new(BufReader::with_capacity(1 << 16, file), path))
     }
 }
@@ -34,7 +40,7 @@ impl<T: DeserializeOwned> JsonlReader<T> {
 impl<T: DeserializeOwned, R: BufRead> JsonlReader<T, R> {
     /// Reads from any buffered reader; `name` stands for the file in errors.
     pub fn new(reader: R, name: impl Into<PathBuf>) -> Self {
-        JsonlReader { reader, path: name.into(), line: 0, buf: Vec::new(), _record: PhantomData }
+        JsonlReader { reader, path: name.into(), line: 0, buf: Vec::new(), failed: false, _record: PhantomData }
     }
 
     /// The line number of the last record returned.
@@ -47,12 +53,18 @@ impl<T: DeserializeOwned, R: BufRead> Iterator for JsonlReader<T, R> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
+        if self.failed {
+            return None;
+        }
         loop {
             self.buf.clear();
             match self.reader.read_until(b'\n', &mut self.buf) {
                 Ok(0) => return None,
                 Ok(_) => self.line += 1,
-                Err(source) => return Some(Err(Error::Io { path: self.path.clone(), source })),
+                Err(source) => {
+                    self.failed = true;
+                    return Some(Err(Error::Io { path: self.path.clone(), source }));
+                }
             }
             let Ok(text) = std::str::from_utf8(&self.buf) else {
                 return Some(Err(Error::Utf8 { path: self.path.clone(), line: self.line }));

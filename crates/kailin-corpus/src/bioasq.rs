@@ -50,11 +50,13 @@ impl BioasqQuestion {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a BioASQ file (an object with a \"questions\" list)")]
 struct RawFile {
     questions: Vec<RawQuestion>,
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a BioASQ question (an object with id, body, type, …)")]
 struct RawQuestion {
     id: Option<String>,
     body: Option<String>,
@@ -71,6 +73,7 @@ struct RawQuestion {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a BioASQ snippet (an object with text and document)")]
 struct RawSnippet {
     #[serde(default)]
     text: String,
@@ -79,7 +82,7 @@ struct RawSnippet {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a string or a list of strings")]
 enum OneOrMany {
     One(String),
     Many(Vec<String>),

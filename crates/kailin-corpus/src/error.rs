@@ -15,18 +15,34 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Malformed content, or a record missing what it must have (an id, a text).
-    #[error("{}:{line}: {message}", path.display())]
+    #[error("{}{}: {message}", path.display(), at_line(*line))]
     Parse {
         /// The file.
         path: PathBuf,
-        /// 1-based line of the problem (for JSON documents, the line serde_json reports).
+        /// 1-based line of the problem (for JSON documents, the line serde_json reports); 0
+        /// when the problem has no line (the message then names the record).
         line: u64,
+        /// What was wrong.
+        message: String,
+    },
+    /// Malformed XML, located by byte offset (XML has no lines worth counting).
+    #[error("{}: byte {byte}: {message}", path.display())]
+    Xml {
+        /// The file.
+        path: PathBuf,
+        /// 0-based byte offset in the (decompressed) XML.
+        byte: u64,
         /// What was wrong.
         message: String,
     },
     /// A record file of our own (JSONL) failed.
     #[error(transparent)]
     Core(#[from] kailin_core::Error),
+}
+
+/// `:LINE` for a line number, nothing for 0 (no line).
+fn at_line(line: u64) -> String {
+    if line == 0 { String::new() } else { format!(":{line}") }
 }
 
 impl Error {

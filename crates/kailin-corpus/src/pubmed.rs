@@ -170,7 +170,7 @@ impl<R: BufRead> PubmedReader<R> {
     }
 
     fn error(&self, offset: u64, message: impl Into<String>) -> Error {
-        Error::parse(&self.path, offset, format!("(byte offset {offset}) {}", message.into()))
+        Error::Xml { path: self.path.clone(), byte: offset, message: message.into() }
     }
 
     /// Reads up to the end of the next citation.
@@ -187,7 +187,15 @@ impl<R: BufRead> PubmedReader<R> {
             };
             match event {
                 Event::Start(e) => {
-                    let t = tag(e.local_name().as_ref().as_bytes());
+                    let name = e.local_name();
+                    if self.stack.is_empty() && !name.as_ref().starts_with("Pubmed") {
+                        let name = name.as_ref().chars().take(40).collect::<String>();
+                        return Err(self.error(
+                            offset,
+                            format!("not PubMed XML: the root element is <{name}>, not <PubmedArticleSet>"),
+                        ));
+                    }
+                    let t = tag(name.as_ref().as_bytes());
                     self.stack.push(t);
                     if t == Tag::PubmedArticle {
                         draft = Some(Draft { offset, ..Draft::default() });
@@ -206,6 +214,9 @@ impl<R: BufRead> PubmedReader<R> {
                     }
                 }
                 Event::Text(t) if field.is_some() => text.push_str(&t.xml10_content()),
+                Event::Text(t) if self.stack.is_empty() && !t.as_ref().trim().is_empty() => {
+                    return Err(self.error(offset, "not PubMed XML: text outside any element"));
+                }
                 Event::CData(t) if field.is_some() => text.push_str(&t.xml10_content()),
                 Event::GeneralRef(r) if field.is_some() => match resolve(&r) {
                     Some(s) => text.push_str(&s),

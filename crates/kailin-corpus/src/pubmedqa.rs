@@ -55,7 +55,7 @@ impl PubmedqaRecord {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE", expecting = "a PubMedQA record (an object with QUESTION, CONTEXTS, …)")]
 struct Raw {
     question: Option<String>,
     #[serde(default)]

@@ -62,8 +62,9 @@ pub fn generate_batch<B: Backend, E: From<Error>>(
         return Ok(out);
     }
     // The last generated token is never fed back, hence the - 1.
-    if longest + max_new - 1 > model.max_positions() {
-        return Err(Error::TooLong { len: longest + max_new - 1, max: model.max_positions() }.into());
+    let len = longest.saturating_add(max_new - 1);
+    if len > model.max_positions() {
+        return Err(Error::TooLong { len, max: model.max_positions() }.into());
     }
     let pads: Vec<usize> = active.iter().map(|&i| longest - prompts[i].len()).collect();
     let mut ids = Vec::with_capacity(active.len() * longest);

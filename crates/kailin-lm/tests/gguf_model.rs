@@ -58,10 +58,13 @@ fn gguf_name(hf: &str) -> String {
     weight.gguf(layer, part)
 }
 
-fn check(kind: GgmlType) {
+/// A tiny model's GGUF file with `kind` projections, its configuration and the weights the
+/// file holds (dequantised); `edits` overwrite numeric metadata values after the fact.
+fn tiny_gguf(kind: GgmlType, edits: &[(&str, f64)]) -> (Vec<u8>, LlamaConfig, HashMap<String, Vec<f32>>) {
     // Row lengths (hidden 64, intermediate 96) are whole 32-value blocks.
     // GGUF stores the epsilon as f32: expect exactly what the file holds.
     let config = LlamaConfig::new(13, 64, 96, 2, 2, 1).with_rope_theta(10000.0).with_rms_eps(f64::from(1e-5f32));
+    let edited = |key: &str, v: f64| edits.iter().find(|(k, _)| *k == key).map_or(v, |(_, e)| *e);
     let (h, hd) = (config.hidden_size, config.head_dim());
     let hf = weights(&config);
     let mut w = Writer::new();
@@ -75,10 +78,11 @@ fn check(kind: GgmlType) {
         ("llama.attention.head_count", config.num_heads),
         ("llama.attention.head_count_kv", config.num_kv_heads),
     ] {
-        w.kv(key, 4, &(v as u32).to_le_bytes());
+        w.kv(key, 4, &(edited(key, v as f64) as u32).to_le_bytes());
     }
-    w.kv("llama.rope.freq_base", 6, &10000f32.to_le_bytes());
-    w.kv("llama.attention.layer_norm_rms_epsilon", 6, &1e-5f32.to_le_bytes());
+    w.kv("llama.rope.freq_base", 6, &(edited("llama.rope.freq_base", 10000.0) as f32).to_le_bytes());
+    let eps = edited("llama.attention.layer_norm_rms_epsilon", f64::from(1e-5f32)) as f32;
+    w.kv("llama.attention.layer_norm_rms_epsilon", 6, &eps.to_le_bytes());
     let mut toks = 8u32.to_le_bytes().to_vec();
     toks.extend((config.vocab_size as u64).to_le_bytes());
     for t in 0..config.vocab_size {
@@ -127,7 +131,12 @@ fn check(kind: GgmlType) {
         };
         dequantised.insert(name.clone(), back);
     }
-    let g = Gguf::from_bytes(w.bytes(), "tiny.gguf").unwrap();
+    (w.bytes(), config, dequantised)
+}
+
+fn check(kind: GgmlType) {
+    let (bytes, config, dequantised) = tiny_gguf(kind, &[]);
+    let g = Gguf::from_bytes(bytes, "tiny.gguf").unwrap();
     let device = Default::default();
     let (model, loaded) = Llama::<Flex>::from_gguf(&g, 16, &device).unwrap();
     assert_eq!(loaded, config);
@@ -152,4 +161,33 @@ fn q8_0_copy_matches_the_reference() {
 #[test]
 fn q4_1_copy_matches_the_reference() {
     check(GgmlType::Q4_1);
+}
+
+#[test]
+fn metadata_that_disagrees_with_the_tensors_is_an_error_not_a_panic() {
+    for edit in [
+        ("llama.attention.head_count", 4.0),
+        ("llama.attention.head_count", 3.0),
+        ("llama.attention.head_count", 0.0),
+        ("llama.attention.head_count_kv", 2.0),
+        ("llama.attention.head_count_kv", 0.0),
+        ("llama.embedding_length", 32.0),
+        ("llama.embedding_length", 128.0),
+        ("llama.embedding_length", 4e9),
+        ("llama.feed_forward_length", 48.0),
+        ("llama.block_count", 0.0),
+        ("llama.block_count", 3.0),
+        ("llama.rope.freq_base", f64::NAN),
+        ("llama.rope.freq_base", -1.0),
+        ("llama.attention.layer_norm_rms_epsilon", -1e-5),
+    ] {
+        let (bytes, ..) = tiny_gguf(GgmlType::Q8_0, &[edit]);
+        let g = Gguf::from_bytes(bytes, "edited.gguf").unwrap();
+        let loaded = std::panic::catch_unwind(|| Llama::<Flex>::from_gguf(&g, 16, &Default::default()).map(|_| ()));
+        match loaded {
+            Ok(Err(e)) => assert!(!e.to_string().is_empty()),
+            Ok(Ok(())) => panic!("{edit:?}: loaded a model that disagrees with its file"),
+            Err(_) => panic!("{edit:?}: panicked"),
+        }
+    }
 }

@@ -101,6 +101,10 @@ impl BertTokenizer {
     ///
     /// Errors: the tokenizer fails.
     pub fn encode(&self, text: &str) -> Result<(Vec<u32>, bool)> {
+        // Only the text up to the window can count: tokenise a prefix that surely fills it, so
+        // a megabyte line costs what a window does (same ids: see `window_prefix`).
+        let max_len = self.inner.get_truncation().map(|t| t.max_length);
+        let text = max_len.map_or(text, |n| window_prefix(text, n));
         let encoding = self.inner.encode(text, true).map_err(tok_err)?;
         let truncated = !encoding.get_overflowing().is_empty();
         Ok((encoding.get_ids().to_vec(), truncated))
@@ -109,5 +113,62 @@ impl BertTokenizer {
     /// The id of `token`, if in the vocabulary.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
+    }
+}
+
+/// The start of `text` that holds `n` whitespace-separated chunks with a letter or digit, or
+/// all of it. Each such chunk becomes at least one token (BERT's normaliser keeps letters and
+/// digits, and its pre-tokeniser never joins chunks across whitespace), so the prefix already
+/// fills a window of `n` tokens: truncated to the window, it gives the ids the whole text
+/// would, and it overflows exactly when the whole text does.
+fn window_prefix(text: &str, n: usize) -> &str {
+    if text.len() <= 4 * n {
+        return text;
+    }
+    let mut chunks = 0;
+    let mut in_chunk_with_alnum = false;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            if in_chunk_with_alnum {
+                chunks += 1;
+                if chunks == n {
+                    return &text[..i];
+                }
+            }
+            in_chunk_with_alnum = false;
+        } else if c.is_alphanumeric() {
+            in_chunk_with_alnum = true;
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn long_texts_give_the_ids_of_the_whole_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let vocab = dir.path().join("vocab.txt");
+        std::fs::write(&vocab, "[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\ncell\ngene\n##s\n.\n,").unwrap();
+        let mut tok = BertTokenizer::from_vocab(&vocab, true).unwrap();
+        tok.set_max_len(8).unwrap();
+        let texts = [
+            "the cell ".repeat(50),
+            format!("{} genes", " \t\n".repeat(400)),
+            format!("{}the", ". , ".repeat(300)),
+            format!("THE Cell{} genes the", "\u{0301} ".repeat(200)),
+            "x".repeat(5000),
+            "the".to_owned(),
+        ];
+        for text in texts {
+            let whole = tok.inner.encode(text.as_str(), true).unwrap();
+            let (ids, cut) = tok.encode(&text).unwrap();
+            assert_eq!(ids, whole.get_ids(), "{text:.40?}");
+            assert_eq!(cut, !whole.get_overflowing().is_empty(), "{text:.40?}");
+        }
+        assert_eq!(window_prefix(&"a b ".repeat(100), 3), "a b a");
     }
 }

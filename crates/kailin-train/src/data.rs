@@ -32,7 +32,10 @@ pub struct Dataset<T> {
 
 /// An SFT record in either shape.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "an SFT record: {\"prompt\", \"completion\"} or {\"messages\": [{\"role\", \"content\"}, …]}"
+)]
 pub enum SftExample {
     /// `{"messages": [...]}`: the last message is the assistant's answer, trained on.
     Chat(ChatExample),

@@ -99,24 +99,66 @@ impl LlamaConfig {
             },
         };
         let heads = c.num_attention_heads;
-        if heads == 0 || c.hidden_size == 0 || c.num_hidden_layers == 0 || c.vocab_size == 0 {
-            return Err(bad("hidden_size, num_attention_heads, num_hidden_layers and vocab_size must be > 0".into()));
-        }
         let kv = c.num_key_value_heads.unwrap_or(heads);
-        if kv == 0 || !heads.is_multiple_of(kv) {
-            return Err(bad(format!("num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}")));
-        }
-        let head_dim = c.head_dim.unwrap_or(c.hidden_size / heads);
-        if !head_dim.is_multiple_of(2) || (c.head_dim.is_none() && !c.hidden_size.is_multiple_of(heads)) {
-            return Err(bad(format!("head width {head_dim} must be even and divide hidden_size")));
-        }
-        Ok(LlamaConfig::new(c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers, heads, kv)
+        let head_dim_override = c.head_dim.filter(|&d| heads == 0 || d != c.hidden_size / heads);
+        LlamaConfig::new(c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers, heads, kv)
             .with_rope_theta(c.rope_theta.unwrap_or(10000.0))
             .with_rms_eps(c.rms_norm_eps.unwrap_or(1e-6))
             .with_attention_bias(attention_bias)
             .with_tie_embeddings(c.tie_word_embeddings.unwrap_or(false))
-            .with_head_dim_override(c.head_dim.filter(|&d| d != c.hidden_size / heads))
-            .with_rope_scaling(rope_scaling))
+            .with_head_dim_override(head_dim_override)
+            .with_rope_scaling(rope_scaling)
+            .validated()
+            .map_err(bad)
+    }
+
+    /// This configuration if it describes a model that can exist: every size at least 1 and
+    /// within generous bounds (a file's claims never size an allocation unchecked), key/value
+    /// heads dividing the heads, an even head width that divides the hidden width (unless set
+    /// explicitly), positive finite RoPE base and norm epsilon; otherwise what is wrong.
+    pub fn validated(self) -> std::result::Result<Self, String> {
+        let sizes = [
+            ("vocabulary size", self.vocab_size, 1 << 22),
+            ("hidden width", self.hidden_size, 1 << 16),
+            ("MLP width", self.intermediate_size, 1 << 18),
+            ("block count", self.num_layers, 1 << 10),
+            ("head count", self.num_heads, 1 << 10),
+            ("key/value head count", self.num_kv_heads, 1 << 10),
+        ];
+        for (what, n, max) in sizes {
+            if n == 0 || n > max {
+                return Err(format!("{what} {n} is outside 1..={max}"));
+            }
+        }
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
+            return Err(format!(
+                "the head count {} is not a multiple of the key/value head count {}",
+                self.num_heads, self.num_kv_heads
+            ));
+        }
+        let head_dim = self.head_dim();
+        if head_dim == 0 || head_dim > 1 << 12 || !head_dim.is_multiple_of(2) {
+            return Err(format!("head width {head_dim} must be even and within 2..=4096"));
+        }
+        if self.head_dim_override.is_none() && !self.hidden_size.is_multiple_of(self.num_heads) {
+            return Err(format!(
+                "the head count {} does not divide the hidden width {}",
+                self.num_heads, self.hidden_size
+            ));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            return Err(format!("RoPE base {} must be a positive number", self.rope_theta));
+        }
+        if !(self.rms_eps.is_finite() && self.rms_eps > 0.0) {
+            return Err(format!("norm epsilon {} must be a positive number", self.rms_eps));
+        }
+        if let Some(s) = &self.rope_scaling {
+            let ok = [s.factor, s.low_freq_factor, s.high_freq_factor].iter().all(|v| v.is_finite() && *v > 0.0);
+            if !ok || s.original_max_positions == 0 || s.high_freq_factor <= s.low_freq_factor {
+                return Err("rope_scaling needs positive factors, high_freq_factor above low_freq_factor and original positions".into());
+            }
+        }
+        Ok(self)
     }
 
     /// RoPE inverse frequencies `θ^(-2i/d)` for `i < head_dim / 2`, with the Llama 3.1 scaling

@@ -53,7 +53,7 @@ impl LlamaConfig {
             .or_else(|| u("vocab_size").ok())
             .ok_or_else(|| bad("no vocabulary size".into()))?;
         let heads = u("attention.head_count")?;
-        Ok(LlamaConfig::new(
+        LlamaConfig::new(
             vocab,
             u("embedding_length")?,
             u("feed_forward_length")?,
@@ -64,7 +64,9 @@ impl LlamaConfig {
         .with_rope_theta(f("rope.freq_base").unwrap_or(10000.0))
         .with_rms_eps(f("attention.layer_norm_rms_epsilon").unwrap_or(1e-5))
         .with_tie_embeddings(g.tensor("output.weight").is_err())
-        .with_attention_bias(g.tensor("blk.0.attn_q.bias").is_ok()))
+        .with_attention_bias(g.tensor("blk.0.attn_q.bias").is_ok())
+        .validated()
+        .map_err(bad)
     }
 }
 
@@ -76,6 +78,11 @@ impl<B: Backend> Llama<B> {
         let model = Llama::from_weights(&config, max_positions, device, |name, shape| {
             let gg = gguf_name(name).ok_or_else(|| Error::MissingTensor(name.to_owned()))?;
             let values = g.dequantize(&gg)?;
+            // The metadata's sizes against the tensor's own, before any row is moved.
+            let want: usize = shape.iter().product();
+            if values.len() != want {
+                return Err(Error::Shape { tensor: gg, expected: shape.to_vec(), got: values.len() });
+            }
             let heads = match Weight::parse_hf(name) {
                 Some((Weight::Q, _, Part::Weight)) => config.num_heads,
                 Some((Weight::K, _, Part::Weight)) => config.num_kv_heads,
