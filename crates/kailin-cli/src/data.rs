@@ -305,6 +305,9 @@ fn report_skipped(n: usize) {
 }
 
 fn decontaminate(a: DecontaminateArgs) -> Result<()> {
+    if let Some(report) = &a.report {
+        crate::args::distinct_outputs(&[("--out", &a.out), ("--report", report)])?;
+    }
     let mut d = Decontaminator::new(a.ngram);
     let split: Option<std::collections::BTreeSet<String>> = match &a.split {
         Some(p) => Some(kailin_corpus::read_pubmedqa_test_ids(p)?),

@@ -42,6 +42,12 @@ enum Cmd {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Interrupted (Ctrl-C, SIGTERM), the process ends without unwinding: remove what its
+    // writers had not finished, so no half-written file is left beside the user's.
+    let _ = ctrlc::set_handler(|| {
+        kailin_core::remove_live_temporaries();
+        std::process::exit(130);
+    });
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

@@ -16,9 +16,11 @@ pub(crate) enum MeshCmd {
         #[arg(long)]
         mesh: PathBuf,
     },
-    /// Score descriptor pairs: reads `UI<TAB>UI` lines, prints `UI<TAB>UI<TAB>score`.
+    /// Score descriptor pairs: reads `UI<TAB>UI` lines, prints `UI<TAB>UI<TAB>score` (an empty line
+    /// for an empty one).
     Sim(SimArgs),
-    /// Score descriptor sets: reads `UI,UI,…<TAB>UI,UI,…` lines, prints one score per line.
+    /// Score descriptor sets: reads `UI,UI,…<TAB>UI,UI,…` lines, prints one score per line (an
+    /// empty line for an empty one).
     SetSim(SetSimArgs),
     /// Extract MeSH terms: one document per stdin line, one JSON line per document out.
     Extract {
@@ -136,7 +138,8 @@ fn info(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Lines of a file, or of stdin for `-`, with 1-based numbers; blank lines skipped.
+/// Lines of a file, or of stdin for `-`, with 1-based numbers; blank lines are kept (each
+/// input line has its output line).
 fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -153,10 +156,7 @@ fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
             std::io::ErrorKind::InvalidData => anyhow::anyhow!("{}:{}: not UTF-8 text", path.display(), i + 1),
             _ => anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1),
         })?;
-        let line = line.trim_end_matches('\r');
-        if !line.trim().is_empty() {
-            out.push((i + 1, line.to_owned()));
-        }
+        out.push((i + 1, line.trim_end_matches('\r').to_owned()));
     }
     Ok(out)
 }
@@ -185,15 +185,22 @@ fn sim(args: SimArgs) -> Result<()> {
     // Resolve everything before printing anything: a bad line fails the whole run.
     let mut pairs = Vec::with_capacity(input.len());
     for (line, text) in &input {
+        if text.trim().is_empty() {
+            pairs.push(None);
+            continue;
+        }
         let Some((a, b)) = text.split_once('\t') else {
             bail!("{}:{line}: expected `UI<TAB>UI`", args.pairs.display());
         };
         let ids = (resolve(&mesh, a, &args.pairs, *line)?, resolve(&mesh, b, &args.pairs, *line)?);
-        pairs.push((a.trim(), b.trim(), ids));
+        pairs.push(Some((a.trim(), b.trim(), ids)));
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
-    for (a, b, (x, y)) in pairs {
-        writeln!(out, "{a}\t{b}\t{:.9}", sim.pair(x, y))?;
+    for pair in pairs {
+        match pair {
+            Some((a, b, (x, y))) => writeln!(out, "{a}\t{b}\t{:.9}", sim.pair(x, y))?,
+            None => writeln!(out)?,
+        }
     }
     out.flush()?;
     Ok(())
@@ -212,13 +219,21 @@ fn set_sim(args: SetSimArgs) -> Result<()> {
     };
     let mut sets = Vec::with_capacity(input.len());
     for (line, text) in &input {
+        if text.trim().is_empty() {
+            sets.push(None);
+            continue;
+        }
         let Some((l, r)) = text.split_once('\t') else {
             bail!("{}:{line}: expected `UI,UI,…<TAB>UI,UI,…`", args.sets.display());
         };
-        sets.push((parse_side(l, *line)?, parse_side(r, *line)?));
+        sets.push(Some((parse_side(l, *line)?, parse_side(r, *line)?)));
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
-    for (l, r) in sets {
+    for set in sets {
+        let Some((l, r)) = set else {
+            writeln!(out)?;
+            continue;
+        };
         let s = sim.set_score(&l, &r, agg);
         if s.dropped_left + s.dropped_right > 0 {
             tracing::debug!(
@@ -231,6 +246,11 @@ fn set_sim(args: SetSimArgs) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    matches: &'a [JsonMatch<'a>],
 }
 
 #[derive(serde::Serialize)]
@@ -273,7 +293,8 @@ fn extract(path: &Path, abbreviations: bool, nested: bool) -> Result<()> {
                 text: m.text(line),
             })
             .collect();
-        serde_json::to_writer(&mut out, &serde_json::json!({ "matches": matches }))?;
+        // Straight to the output, no JSON tree in between (a 10 MB line has a million matches).
+        serde_json::to_writer(&mut out, &JsonLine { matches: &matches })?;
         out.write_all(b"\n")?;
     }
     out.flush()?;

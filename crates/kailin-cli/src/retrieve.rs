@@ -46,6 +46,10 @@ pub(crate) struct StoreArgs {
     /// Rows per shard (the unit of resumption and of distribution).
     #[arg(long, default_value_t = 1 << 20, value_parser = crate::args::at_least_one)]
     shard_rows: usize,
+    /// Commit what is encoded at least this often, in seconds (what an interrupted build can
+    /// lose); 0 commits every group of documents.
+    #[arg(long, default_value_t = 60.0, value_parser = crate::args::non_negative)]
+    commit_every: f64,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +96,9 @@ pub(crate) struct SearchArgs {
     /// Search threads (0: one per core).
     #[arg(long, default_value_t = 0, value_parser = crate::args::threads)]
     threads: usize,
+    /// Search a store whose build has not finished (the rows committed so far).
+    #[arg(long)]
+    partial: bool,
 }
 
 pub(crate) fn run(cmd: RetrieveCmd) -> Result<()> {
@@ -103,7 +110,10 @@ pub(crate) fn run(cmd: RetrieveCmd) -> Result<()> {
 }
 
 fn store_builder(a: &StoreArgs, dim: usize) -> StoreBuilder {
-    StoreBuilder::new(&a.out, dim).dtype(a.dtype.into()).shard_rows(a.shard_rows)
+    StoreBuilder::new(&a.out, dim)
+        .dtype(a.dtype.into())
+        .shard_rows(a.shard_rows)
+        .commit_every(std::time::Duration::from_secs_f64(a.commit_every))
 }
 
 fn build(a: BuildArgs) -> Result<()> {
@@ -143,7 +153,7 @@ fn import(a: ImportArgs) -> Result<()> {
 }
 
 fn search(a: SearchArgs) -> Result<()> {
-    let store = Store::open(&a.store)?;
+    let store = if a.partial { Store::open_partial(&a.store)? } else { Store::open(&a.store)? };
     let engine = ExactSearch::new(a.threads)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -170,17 +180,16 @@ fn search(a: SearchArgs) -> Result<()> {
     let mut queries = Vec::new();
     for (i, line) in std::io::stdin().lock().split(b'\n').enumerate() {
         let line = line.context("reading queries from stdin")?;
-        let text = String::from_utf8(line).map_err(|_| anyhow::anyhow!("stdin line {}: not UTF-8", i + 1))?;
-        let text = text.trim_end_matches('\r');
-        if text.trim().is_empty() {
-            bail!("stdin line {}: empty query", i + 1);
-        }
-        queries.push(text.to_owned());
+        let text = String::from_utf8(line).map_err(|_| anyhow::anyhow!("stdin line {}: not UTF-8 text", i + 1))?;
+        queries.push(text.trim_end_matches('\r').to_owned());
     }
-    let vectors = encoder.encode(&queries)?;
-    let hits = store.search(&engine, vectors.view(), a.k)?;
-    for (query, hits) in queries.iter().zip(&hits) {
-        serde_json::to_writer(&mut out, &serde_json::json!({ "query": query, "hits": hits_json(hits)? }))?;
+    // One output line per input line: an empty query finds nothing.
+    let asked: Vec<&str> = queries.iter().map(String::as_str).filter(|q| !q.trim().is_empty()).collect();
+    let vectors = encoder.encode(&asked)?;
+    let mut hits = store.search(&engine, vectors.view(), a.k)?.into_iter();
+    for query in &queries {
+        let found = if query.trim().is_empty() { Vec::new() } else { hits.next().unwrap_or_default() };
+        serde_json::to_writer(&mut out, &serde_json::json!({ "query": query, "hits": hits_json(&found)? }))?;
         writeln!(out)?;
     }
     Ok(out.flush()?)

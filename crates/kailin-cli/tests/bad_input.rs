@@ -221,3 +221,105 @@ fn every_subcommand_survives_every_hostile_input() {
     }
     assert!(failures.is_empty(), "{} of {runs} runs broke the contract:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// Outputs a user could give by mistake: a directory, a FIFO, a symbolic link to a file outside
+/// the run, one path for two outputs. Each is refused or written through, and the files behind
+/// them keep their content (a FIFO stays a FIFO, a link stays a link).
+#[test]
+fn outputs_are_never_clobbered() {
+    let w = World::new();
+    let mesh = fixture("mesh/mini.tsv").display().to_string();
+    let docs = w.path("ok-docs.jsonl");
+    std::fs::write(&docs, "{\"id\": \"1\", \"title\": \"Aspirin\", \"text\": \"Aspirin inhibits cox.\"}\n").unwrap();
+    let outdir = w.path("an-output-dir");
+    std::fs::create_dir(&outdir).unwrap();
+    let fifo = w.path("a-fifo");
+    let made_fifo = std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
+    let link = w.path("a-link");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&w.sentinel, &link).unwrap();
+    let mut failures = Vec::new();
+    let mut outs = vec![outdir.clone(), link.clone()];
+    if made_fifo {
+        outs.push(fifo.clone());
+    }
+    for out in &outs {
+        for args in [
+            s(&["mesh", "cache", "--mesh", &mesh, "--out", out]),
+            s(&["data", "convert", "--input", &docs, "--to", "documents", "--out", out]),
+            s(&["data", "decontaminate", "--input", &docs, "--against", &docs, "--out", out]),
+        ] {
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let run = kailin_timed(&argv, b"", Duration::from_secs(60));
+            let code = run.output.status.code();
+            if run.timed_out || !matches!(code, Some(0..=2)) {
+                failures.push(format!("kailin {}: exit {code:?}, timed out {}", args.join(" "), run.timed_out));
+            }
+        }
+    }
+    // The symbolic link was followed: the sentinel now holds what the last run wrote, and the
+    // link is still a link. Everything else kept its kind.
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::path::Path::new(&outdir).is_dir());
+    #[cfg(unix)]
+    if made_fifo {
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    }
+    // Two outputs, one path: refused before anything is written.
+    let same = w.path("same.jsonl");
+    let run = kailin_timed(
+        &["data", "decontaminate", "--input", &docs, "--against", &docs, "--out", &same, "--report", &same],
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.output.stderr).contains("same file"));
+    assert!(!std::path::Path::new(&same).exists());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Numbers out of range are refused when the command line is parsed, naming the range.
+#[test]
+fn options_out_of_range_are_refused_with_their_range() {
+    let w = World::new();
+    let docs = w.path("ok-docs.jsonl");
+    std::fs::write(&docs, "{\"id\": \"1\", \"text\": \"x\"}\n").unwrap();
+    let (m, out) = (w.path("no-model"), w.path("out"));
+    let cases: Vec<Vec<String>> = vec![
+        s(&["lm", "generate", "--model", &m, "--prompt", "x", "--temperature", "-1"]),
+        s(&["lm", "generate", "--model", &m, "--prompt", "x", "--temperature", "NaN"]),
+        s(&["lm", "generate", "--model", &m, "--prompt", "x", "--top-p", "1.5"]),
+        s(&["lm", "generate", "--model", &m, "--prompt", "x", "--top-p", "0"]),
+        s(&["lm", "generate", "--model", &m, "--prompt", "x", "--top-k", "0"]),
+        s(&["lm", "generate", "--model", &m, "--prompt", "x", "--max-new", "0"]),
+        s(&["lm", "generate", "--model", &m, "--prompt", "x", "--max-positions", "1000000000"]),
+        s(&["lm", "generate", "--model", &m, "--prompt", "x", "--max-positions", "18446744073709551615"]),
+        s(&["retrieve", "search", "--store", &out, "--query-vectors", &docs, "--k", "0"]),
+        s(&["retrieve", "search", "--store", &out, "--query-vectors", &docs, "--threads", "100000"]),
+        s(&["retrieve", "build", "--model", &m, "--corpus", &docs, "--out", &out, "--batch-size", "0"]),
+        s(&["data", "decontaminate", "--input", &docs, "--against", &docs, "--out", &out, "--ngram", "0"]),
+        s(&["data", "convert", "--input", &docs, "--to", "documents", "--out", &out, "--dedup", "1.5"]),
+        s(&["data", "convert", "--input", &docs, "--to", "documents", "--out", &out, "--dedup", "-0.1"]),
+        s(&["data", "convert", "--input", &docs, "--to", "documents", "--out", &out, "--shard", "3/2"]),
+        s(&["train", "sft", "--model", &m, "--data", &docs, "--out", &out, "--max-grad-norm", "-1"]),
+        s(&["train", "sft", "--model", &m, "--data", &docs, "--out", &out, "--eval-every", "0"]),
+        s(&["train", "sft", "--model", &m, "--data", &docs, "--out", &out, "--stop-after", "0"]),
+        s(&["train", "sft", "--model", &m, "--data", &docs, "--out", &out, "--lr", "0"]),
+        s(&["train", "sft", "--model", &m, "--data", &docs, "--out", &out, "--epochs", "0"]),
+        s(&["train", "sft", "--model", &m, "--data", &docs, "--out", &out, "--lora-dropout", "1"]),
+        s(&["train", "dpo", "--model", &m, "--data", &docs, "--out", &out, "--beta", "-0.1"]),
+    ];
+    let mut failures = Vec::new();
+    for args in cases {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = kailin_timed(&argv, b"", Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&run.output.stderr);
+        // clap's usage errors exit with 2 and name the option.
+        if run.output.status.code() != Some(2) || !stderr.contains("--") {
+            failures.push(format!("kailin {}: exit {:?}: {stderr}", args.join(" "), run.output.status.code()));
+        }
+    }
+    assert!(!std::path::Path::new(&out).exists(), "nothing is written for a refused command");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

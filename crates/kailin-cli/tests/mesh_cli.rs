@@ -60,7 +60,8 @@ fn sim_keeps_input_order_and_precision() {
     let out =
         stdout(&kailin(&["mesh", "sim", "--mesh", &fixture("mini.tsv"), "--measure", "resnik", "--pairs", &pairs], ""));
     let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
-    assert_eq!(lines.len(), 4, "blank lines are skipped: {out}");
+    assert_eq!(lines.len(), 5, "one output line per input line: {out}");
+    assert_eq!(lines[3], [""], "an empty line for a blank one");
     assert_eq!((lines[0][0], lines[0][1]), ("D900003", "D900004"));
     assert_eq!((lines[1][0], lines[1][1]), ("D900004", "D900003"));
     assert_eq!(lines[0][2], lines[1][2], "symmetric");

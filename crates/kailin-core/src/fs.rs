@@ -10,8 +10,35 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+
+/// The temporary files and directories of the writers alive in this process, for
+/// [`remove_live_temporaries`].
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live(add: Option<&Path>, remove: Option<&Path>) {
+    if let Ok(mut v) = LIVE.lock() {
+        if let Some(p) = remove {
+            v.retain(|q| q != p);
+        }
+        if let Some(p) = add {
+            v.push(p.to_owned());
+        }
+    }
+}
+
+/// Removes the temporary files and directories of every unfinished writer of this process:
+/// what a binary calls when it is interrupted (SIGINT, SIGTERM) and will not unwind, so that
+/// nothing half-written is left beside the user's files. Returns how many were removed.
+pub fn remove_live_temporaries() -> usize {
+    let paths = LIVE.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+    paths
+        .iter()
+        .filter(|p| if p.is_dir() { std::fs::remove_dir_all(p).is_ok() } else { std::fs::remove_file(p).is_ok() })
+        .count()
+}
 
 /// Where a write to `dest` really lands: `dest`, or the file a symbolic link at `dest` points
 /// to. Refuses a destination that exists and is not a regular file.
@@ -73,6 +100,7 @@ impl AtomicFile {
             .suffix(".tmp")
             .tempfile_in(parent_dir(&target))
             .map_err(|source| Error::Io { path: dest.clone(), source })?;
+        live(Some(file.path()), None);
         Ok(AtomicFile { dest, target, writer: Some(BufWriter::with_capacity(1 << 16, file)) })
     }
 
@@ -85,10 +113,24 @@ impl AtomicFile {
     pub fn commit(mut self) -> Result<()> {
         let io = |source| Error::Io { path: self.dest.clone(), source };
         let Some(writer) = self.writer.take() else { return Ok(()) };
-        let file = writer.into_inner().map_err(|e| io(e.into_error()))?;
-        file.as_file().sync_all().map_err(io)?;
-        file.persist(&self.target).map_err(|e| io(e.error))?;
-        Ok(())
+        let tmp = writer.get_ref().path().to_owned();
+        let committed = (|| {
+            let file = writer.into_inner().map_err(|e| io(e.into_error()))?;
+            file.as_file().sync_all().map_err(io)?;
+            file.persist(&self.target).map_err(|e| io(e.error))?;
+            Ok(())
+        })();
+        live(None, Some(&tmp));
+        committed
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // The temporary file itself is removed by `tempfile`.
+        if let Some(w) = &self.writer {
+            live(None, Some(w.get_ref().path()));
+        }
     }
 }
 
@@ -138,6 +180,7 @@ impl AtomicDir {
             .suffix(".tmp")
             .tempdir_in(parent_dir(&dest))
             .map_err(|source| Error::Io { path: dest.clone(), source })?;
+        live(Some(tmp.path()), None);
         Ok(AtomicDir { dest, tmp: Some(tmp) })
     }
 
@@ -151,6 +194,7 @@ impl AtomicDir {
     pub fn commit(mut self) -> Result<PathBuf> {
         let io = |source| Error::Io { path: self.dest.clone(), source };
         let Some(tmp) = self.tmp.take() else { return Ok(self.dest.clone()) };
+        live(None, Some(tmp.path()));
         File::open(tmp.path()).and_then(|d| d.sync_all()).map_err(io)?;
         match std::fs::symlink_metadata(&self.dest) {
             Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&self.dest).map_err(io)?,
@@ -167,6 +211,14 @@ impl AtomicDir {
             return Err(io(e));
         }
         Ok(self.dest.clone())
+    }
+}
+
+impl Drop for AtomicDir {
+    fn drop(&mut self) {
+        if let Some(tmp) = &self.tmp {
+            live(None, Some(tmp.path()));
+        }
     }
 }
 

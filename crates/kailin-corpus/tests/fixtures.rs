@@ -47,7 +47,7 @@ fn pubmed_gzip_truncation_and_bad_records() {
     let text = String::from_utf8(xml).unwrap().replacen("<PMID Version=\"1\">90000002</PMID>", "", 1);
     std::fs::write(&no_pmid, text).unwrap();
     let err = PubmedReader::open(&no_pmid).unwrap().find_map(Result::err).unwrap();
-    assert!(matches!(&err, Error::Parse { .. }) && err.to_string().contains("nopmid.xml"), "{err}");
+    assert!(matches!(&err, Error::Xml { .. }) && err.to_string().contains("nopmid.xml: byte "), "{err}");
     let mut reader = PubmedReader::open(&no_pmid).unwrap().skip_bad(true);
     assert_eq!(reader.by_ref().map(Result::unwrap).count(), 1);
     assert_eq!(reader.skipped().len(), 1);

@@ -52,7 +52,11 @@ impl Writer {
 pub(crate) fn save(mesh: &Mesh, path: &Path) -> Result<()> {
     let t = &mesh.tables;
     let mut w = Writer(Vec::with_capacity(t.strings.len() * 3));
-    w.bytes(mesh.origin.as_bytes());
+    // The source's file name only: a cache is a file to copy between machines, and must not
+    // carry the directory layout of the one that wrote it.
+    let source =
+        Path::new(&mesh.origin).file_name().map_or_else(|| mesh.origin.clone(), |n| n.to_string_lossy().into_owned());
+    w.bytes(source.as_bytes());
     w.bytes(t.strings.as_bytes());
     w.spans(&t.ui);
     w.spans(&t.name);
@@ -145,7 +149,9 @@ pub(crate) fn load(path: &Path) -> Result<Mesh> {
         return Err(bad("checksum mismatch: the file is truncated or corrupt"));
     }
     let mut r = Reader { buf: payload, pos: 0, path };
-    let origin = r.string("origin")?;
+    // The source's file name, kept for the record; errors name the cache the user gave.
+    let _source = r.string("origin")?;
+    let origin = path.display().to_string();
     let strings = r.string("strings")?;
     let mut t = Tables {
         ui: r.spans("ui", &strings)?,

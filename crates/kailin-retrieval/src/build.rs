@@ -11,11 +11,12 @@ const GROUP: usize = 256;
 
 /// Encodes `(id, text)` documents into the store `builder` describes, recording the encoder's
 /// identity. If the store already holds rows (an interrupted build), the stream must begin
-/// with the same ids: those documents are skipped, not re-encoded. `on_progress` sees the
+/// with the same ids and texts (each stored row keeps a digest of its text): those documents
+/// are skipped, not re-encoded. `on_progress` sees the
 /// number of documents done (skipped ones included).
 ///
-/// Errors: the stream's own errors ([`Error::Input`]); a resumed stream with other ids; an
-/// empty text; the store's and encoder's errors.
+/// Errors: the stream's own errors ([`Error::Input`]); a resumed stream with other ids or
+/// edited texts; an empty text; the store's and encoder's errors.
 pub fn build_store<B, E, I>(
     encoder: &Encoder<B>,
     builder: StoreBuilder,
@@ -32,6 +33,7 @@ where
         return Err(Error::Dimension { what: "encoder output".into(), expected: writer.dim(), got: encoder.dim() });
     }
     let stored = writer.committed_ids()?;
+    let digests = writer.committed_digests()?;
     if !stored.is_empty() {
         tracing::info!(rows = stored.len(), "resuming: these documents are already encoded");
     }
@@ -50,8 +52,8 @@ where
         })?;
         // Rows of the encoder's standard-layout matrix are contiguous slices.
         let flat = vectors.as_slice().ok_or_else(|| Error::Backend("encoder output is not contiguous".into()))?;
-        for ((id, _), v) in group.iter().zip(flat.chunks_exact(writer.dim())) {
-            writer.push(id, v)?;
+        for ((id, text), v) in group.iter().zip(flat.chunks_exact(writer.dim())) {
+            writer.push_digested(id, v, kailin_core::fnv1a(text.as_bytes()))?;
         }
         group.clear();
         Ok(())
@@ -66,6 +68,15 @@ where
                     stored: expected.clone(),
                     given: id,
                 });
+            }
+            let digest = digests.get(done as usize).copied().flatten();
+            if digest.is_some_and(|d| d != kailin_core::fnv1a(text.as_bytes())) {
+                return Err(Error::store(
+                    writer.dir(),
+                    format!(
+                        "document {id:?} (row {done}) has changed since it was encoded: build into a new store (or remove this one)"
+                    ),
+                ));
             }
         } else {
             group.push((id, text));

@@ -3,12 +3,18 @@
 //! (`store.json`) that records the dimension, the element type and the encoder's identity.
 //!
 //! A shard becomes part of the store only once its files are complete on disk and the manifest
-//! has been replaced to list it (write to a temporary name, then rename), so an interrupted
-//! build loses at most the shard in progress, and resuming re-encodes nothing else.
+//! has been replaced to list it (write to a temporary name, then rename). A writer commits a
+//! shard when it has `shard_rows` rows or when `commit_every` (a minute by default) has passed,
+//! so an interrupted build loses at most about a minute of work, and resuming re-encodes
+//! nothing else. The manifest says whether the build finished: an unfinished store is searched
+//! only when asked for explicitly ([`Store::open_partial`]). Built stores also keep a digest
+//! of each row's text, so a resumed build notices edited documents. One writer at a time: a
+//! second is refused while the first holds `store.lock`.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use half::f16;
 use memmap2::Mmap;
@@ -21,6 +27,8 @@ use crate::topk::Hit;
 
 /// The manifest's file name inside a store directory.
 pub const MANIFEST: &str = "store.json";
+/// The lock file a writer holds (an advisory lock, released by the system when it exits).
+const LOCK: &str = "store.lock";
 const FORMAT: u32 = 1;
 
 /// Element type of stored vectors.
@@ -51,6 +59,13 @@ struct Manifest {
     /// Identity of the encoder that made the vectors (`None`: imported, unknown).
     encoder: Option<String>,
     shards: Vec<ShardEntry>,
+    /// Whether the build finished (stores written before this field are taken as finished).
+    #[serde(default = "finished")]
+    complete: bool,
+}
+
+fn finished() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +73,9 @@ struct ShardEntry {
     vectors: String,
     ids: String,
     rows: u64,
+    /// One 16-hex-digit FNV-1a digest of each row's text, for built (not imported) stores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    texts: Option<String>,
 }
 
 fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
@@ -86,12 +104,27 @@ pub struct StoreBuilder {
     dtype: Dtype,
     encoder: Option<String>,
     shard_rows: usize,
+    commit_every: Duration,
 }
 
 impl StoreBuilder {
     /// A store of `dim`-dimensional vectors in directory `dir` (created if missing).
     pub fn new(dir: impl Into<PathBuf>, dim: usize) -> Self {
-        StoreBuilder { dir: dir.into(), dim, dtype: Dtype::F32, encoder: None, shard_rows: 1 << 20 }
+        StoreBuilder {
+            dir: dir.into(),
+            dim,
+            dtype: Dtype::F32,
+            encoder: None,
+            shard_rows: 1 << 20,
+            commit_every: Duration::from_secs(60),
+        }
+    }
+
+    /// Commit the pending rows as a shard at least this often (default a minute): what an
+    /// interrupted build can lose.
+    pub fn commit_every(mut self, every: Duration) -> Self {
+        self.commit_every = every;
+        self
     }
 
     /// Element type on disk (default f32).
@@ -116,13 +149,38 @@ impl StoreBuilder {
     /// Opens the writer: a new store, or the existing one in `dir` to append to, provided it
     /// has the same dimension, element type and encoder.
     ///
-    /// Errors: a zero dimension or shard size; an existing store that disagrees; I/O.
+    /// Errors: a zero dimension or shard size; an existing store that disagrees; another
+    /// writer holding the store; I/O.
     pub fn build(self) -> Result<StoreWriter> {
         if self.dim == 0 || self.shard_rows == 0 {
             return Err(Error::Invalid(format!("store dimension {} and shard rows {}", self.dim, self.shard_rows)));
         }
+        if self.dir.exists() && !self.dir.is_dir() {
+            return Err(Error::store(&self.dir, "exists and is not a directory; a store is a directory"));
+        }
         fs::create_dir_all(&self.dir).map_err(Error::io(&self.dir))?;
-        let manifest = match read_manifest(&self.dir)? {
+        let lock_path = self.dir.join(LOCK);
+        let lock =
+            File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(Error::io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::store(&self.dir, "another process is writing this store (it holds store.lock)"));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path)(e)),
+        }
+        // Holding the lock, nobody else writes here: temporaries are what killed writers left.
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        let existing = read_manifest(&self.dir)?;
+        let fresh = existing.is_none();
+        let manifest = match existing {
             Some(m) => {
                 let path = self.dir.join(MANIFEST);
                 if m.dim != self.dim {
@@ -142,22 +200,34 @@ impl StoreBuilder {
                         given: self.encoder.unwrap_or_else(|| "<none>".into()),
                     });
                 }
-                m
+                Manifest { complete: false, ..m }
             }
-            None => {
-                let m = Manifest {
-                    format: FORMAT,
-                    dim: self.dim,
-                    dtype: self.dtype,
-                    encoder: self.encoder.clone(),
-                    shards: Vec::new(),
-                };
-                let writer = StoreWriter::empty(self.dir.clone(), m.clone(), self.shard_rows);
-                writer.write_manifest()?;
-                return Ok(writer);
-            }
+            None => Manifest {
+                format: FORMAT,
+                dim: self.dim,
+                dtype: self.dtype,
+                encoder: self.encoder.clone(),
+                shards: Vec::new(),
+                complete: false,
+            },
         };
-        Ok(StoreWriter::empty(self.dir, manifest, self.shard_rows))
+        let writer = StoreWriter {
+            dir: self.dir,
+            manifest,
+            shard_rows: self.shard_rows,
+            commit_every: self.commit_every,
+            last_commit: Instant::now(),
+            vectors: Vec::new(),
+            ids: Vec::new(),
+            digests: Vec::new(),
+            _lock: lock,
+        };
+        // A new store is marked unfinished at once; an existing one when its first new shard
+        // is committed (a run that adds nothing leaves it as it was).
+        if fresh {
+            writer.write_manifest()?;
+        }
+        Ok(writer)
     }
 }
 
@@ -167,15 +237,17 @@ pub struct StoreWriter {
     dir: PathBuf,
     manifest: Manifest,
     shard_rows: usize,
+    commit_every: Duration,
+    last_commit: Instant,
     vectors: Vec<f32>,
     ids: Vec<String>,
+    /// Text digests of the pending rows (all of them, or none).
+    digests: Vec<u64>,
+    /// Held while the writer lives.
+    _lock: File,
 }
 
 impl StoreWriter {
-    fn empty(dir: PathBuf, manifest: Manifest, shard_rows: usize) -> Self {
-        StoreWriter { dir, manifest, shard_rows, vectors: Vec::new(), ids: Vec::new() }
-    }
-
     /// Rows safely stored (in complete shards): when resuming, the input's first rows that
     /// need no encoding.
     pub fn committed(&self) -> u64 {
@@ -195,6 +267,28 @@ impl StoreWriter {
         Ok(all)
     }
 
+    /// The text digests of the committed rows, in order (`None` for rows stored without one,
+    /// such as imported vectors).
+    ///
+    /// Errors: a digest file that cannot be read or parsed.
+    pub fn committed_digests(&self) -> Result<Vec<Option<u64>>> {
+        let mut all = Vec::new();
+        for shard in &self.manifest.shards {
+            let Some(name) = &shard.texts else {
+                all.extend(std::iter::repeat_n(None, shard.rows as usize));
+                continue;
+            };
+            let path = self.dir.join(name);
+            let text = fs::read_to_string(&path).map_err(Error::io(&path))?;
+            for (i, line) in text.lines().enumerate() {
+                let d = u64::from_str_radix(line, 16)
+                    .map_err(|_| Error::store(&path, format!("line {}: not a digest", i + 1)))?;
+                all.push(Some(d));
+            }
+        }
+        Ok(all)
+    }
+
     /// The vectors' dimension.
     pub fn dim(&self) -> usize {
         self.manifest.dim
@@ -210,7 +304,22 @@ impl StoreWriter {
     /// Errors: a vector of another dimension or with a non-finite value; an id that is empty
     /// or spans lines; I/O.
     pub fn push(&mut self, id: &str, vector: &[f32]) -> Result<()> {
+        self.push_row(id, vector, None)
+    }
+
+    /// [`push`](Self::push) with the digest of the row's text (see
+    /// [`committed_digests`](Self::committed_digests)).
+    ///
+    /// Errors: as `push`; mixing rows with and without digests in one shard.
+    pub fn push_digested(&mut self, id: &str, vector: &[f32], text_digest: u64) -> Result<()> {
+        self.push_row(id, vector, Some(text_digest))
+    }
+
+    fn push_row(&mut self, id: &str, vector: &[f32], digest: Option<u64>) -> Result<()> {
         let row = self.committed() + self.ids.len() as u64;
+        if digest.is_some() != (self.digests.len() == self.ids.len()) && !self.ids.is_empty() {
+            return Err(Error::Invalid(format!("row {row}: rows with and without text digests in one shard")));
+        }
         if vector.len() != self.manifest.dim {
             return Err(Error::Dimension {
                 what: format!("vector of row {row}"),
@@ -226,7 +335,8 @@ impl StoreWriter {
         }
         self.vectors.extend_from_slice(vector);
         self.ids.push(id.to_owned());
-        if self.ids.len() >= self.shard_rows {
+        self.digests.extend(digest);
+        if self.ids.len() >= self.shard_rows || self.last_commit.elapsed() >= self.commit_every {
             self.flush()?;
         }
         Ok(())
@@ -257,11 +367,26 @@ impl StoreWriter {
             }
             Ok(())
         })?;
-        self.manifest.shards.push(ShardEntry { vectors: vec_name, ids: ids_name, rows: self.ids.len() as u64 });
+        let texts = if self.digests.is_empty() {
+            None
+        } else {
+            let name = format!("shard-{n:05}.txt");
+            kailin_core::write_atomic_with(self.dir.join(&name), |out| {
+                for d in &self.digests {
+                    writeln!(out, "{d:016x}")?;
+                }
+                Ok(())
+            })?;
+            Some(name)
+        };
+        let rows = self.ids.len() as u64;
+        self.manifest.shards.push(ShardEntry { vectors: vec_name, ids: ids_name, rows, texts });
         self.write_manifest()?;
-        tracing::debug!(shard = n, rows = self.ids.len(), "shard written");
+        tracing::debug!(shard = n, rows, "shard written");
         self.vectors.clear();
         self.ids.clear();
+        self.digests.clear();
+        self.last_commit = Instant::now();
         Ok(())
     }
 
@@ -275,6 +400,8 @@ impl StoreWriter {
     /// Errors: I/O, or the files failing [`Store::open`]'s checks.
     pub fn finish(mut self) -> Result<Store> {
         self.flush()?;
+        self.manifest.complete = true;
+        self.write_manifest()?;
         Store::open(&self.dir)
     }
 }
@@ -303,11 +430,31 @@ impl Store {
     /// Opens the store in `dir`, checking that every shard's vector file holds exactly its
     /// rows × dimension values and its id file exactly its rows.
     ///
-    /// Errors: a missing or unreadable manifest; files that disagree with it; I/O.
+    /// Errors: a missing or unreadable manifest; a store whose build has not finished (see
+    /// [`open_partial`](Self::open_partial)); files that disagree with the manifest; I/O.
     pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_checked(dir.as_ref(), false)
+    }
+
+    /// [`open`](Self::open) for a store whose build has not finished (interrupted, or still
+    /// running): the rows committed so far.
+    pub fn open_partial(dir: impl AsRef<Path>) -> Result<Store> {
+        Self::open_checked(dir.as_ref(), true)
+    }
+
+    fn open_checked(dir: &Path, partial: bool) -> Result<Store> {
+        let dir = dir.to_path_buf();
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::store(&dir, "is not a directory; a store is a directory"));
+        }
         let manifest = read_manifest(&dir)?
             .ok_or_else(|| Error::store(&dir, format!("no {MANIFEST}: not a store (or never written)")))?;
+        if !manifest.complete && !partial {
+            return Err(Error::store(
+                &dir,
+                "its build has not finished: run the build again to complete it (it resumes), or search the rows stored so far explicitly (--partial)",
+            ));
+        }
         if cfg!(target_endian = "big") {
             return Err(Error::store(&dir, "stores are little-endian; this machine is big-endian"));
         }
@@ -315,7 +462,7 @@ impl Store {
         let mut shards = Vec::with_capacity(manifest.shards.len());
         let mut offsets = vec![0u64];
         for entry in &manifest.shards {
-            for name in [&entry.vectors, &entry.ids] {
+            for name in [&entry.vectors, &entry.ids].into_iter().chain(&entry.texts) {
                 if name.contains(['/', '\\']) || name.starts_with('.') {
                     return Err(Error::store(&dir, format!("shard file name {name:?} leaves the store")));
                 }

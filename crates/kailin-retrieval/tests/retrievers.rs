@@ -43,8 +43,16 @@ fn an_interrupted_build_resumes_to_the_same_store() {
     let broken = docs().into_iter().enumerate().map(|(i, d)| if i == 3 { Err(Broken(i)) } else { Ok(d) });
     let err = build_store(&encoder, StoreBuilder::new(&out, common::H).shard_rows(2), broken, |_| {}).unwrap_err();
     assert!(matches!(err, Error::Input(_)), "{err}");
-    let stored = Store::open(&out).unwrap().len();
+    let unfinished = Store::open(&out).unwrap_err().to_string();
+    assert!(unfinished.contains("has not finished"), "{unfinished}");
+    let stored = Store::open_partial(&out).unwrap().len();
     assert!(stored < 5, "the interrupted build is partial ({stored} rows)");
+    // Edited texts under the same ids are not taken for the stored ones.
+    let edited = docs().into_iter().map(|(id, text)| Ok::<_, Broken>((id, format!("{text} liver"))));
+    let err =
+        build_store(&encoder, StoreBuilder::new(dir.path().join("whole"), common::H), edited, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("has changed since it was encoded"), "{err}");
+    assert_eq!(Store::open(dir.path().join("whole")).unwrap().len(), 5, "a refused run leaves the store as it was");
     let mut progress = Vec::new();
     let resumed = build_store(
         &encoder,

@@ -24,7 +24,8 @@ pub struct Run {
     pub timed_out: bool,
 }
 
-/// Runs `kailin ARGS` with `stdin`, killed after `limit`.
+/// Runs `kailin ARGS` with `stdin`, killed after `limit`. Its output is read as it comes (a
+/// child writing more than a pipe holds must not stall).
 pub fn kailin_timed(args: &[&str], stdin: &[u8], limit: Duration) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kailin"))
         .args(args)
@@ -39,18 +40,30 @@ pub fn kailin_timed(args: &[&str], stdin: &[u8], limit: Duration) -> Run {
     let feeder = std::thread::spawn(move || {
         let _ = input.write_all(&stdin);
     });
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
     let started = Instant::now();
     let mut timed_out = false;
-    while child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if started.elapsed() > limit {
             let _ = child.kill();
             timed_out = true;
-            break;
+            break child.wait().unwrap();
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-    let output = child.wait_with_output().unwrap();
+    };
     let _ = feeder.join();
+    let output = Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() };
     Run { output, timed_out }
 }
 
