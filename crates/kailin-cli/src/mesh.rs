@@ -140,7 +140,7 @@ fn info(path: &Path) -> Result<()> {
 
 /// Lines of a file, or of stdin for `-`, with 1-based numbers; blank lines are kept (each
 /// input line has its output line).
-fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
+pub fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -178,23 +178,60 @@ fn similarity<'m>(mesh: &'m Mesh, s: &Scoring) -> Similarity<'m> {
         })
 }
 
-fn sim(args: SimArgs) -> Result<()> {
-    let input = lines(&args.pairs)?;
-    let mesh = load(&args.scoring.mesh)?;
-    let sim = similarity(&mesh, &args.scoring);
-    // Resolve everything before printing anything: a bad line fails the whole run.
+/// A pair of descriptors as a `--pairs` line names them.
+pub type Pair<'a> = (&'a str, &'a str, (DescriptorId, DescriptorId));
+
+/// The pairs of `--pairs` lines (`None` for an empty line); `name` stands for the file in
+/// errors, which name it and the line.
+pub fn parse_pairs<'a>(mesh: &Mesh, input: &'a [(usize, String)], name: &Path) -> Result<Vec<Option<Pair<'a>>>> {
     let mut pairs = Vec::with_capacity(input.len());
-    for (line, text) in &input {
+    for (line, text) in input {
         if text.trim().is_empty() {
             pairs.push(None);
             continue;
         }
         let Some((a, b)) = text.split_once('\t') else {
-            bail!("{}:{line}: expected `UI<TAB>UI`", args.pairs.display());
+            bail!("{}:{line}: expected `UI<TAB>UI`", name.display());
         };
-        let ids = (resolve(&mesh, a, &args.pairs, *line)?, resolve(&mesh, b, &args.pairs, *line)?);
+        let ids = (resolve(mesh, a, name, *line)?, resolve(mesh, b, name, *line)?);
         pairs.push(Some((a.trim(), b.trim(), ids)));
     }
+    Ok(pairs)
+}
+
+/// Two descriptor sets as a `--sets` line names them.
+pub type SetPair = (Vec<DescriptorId>, Vec<DescriptorId>);
+
+/// The descriptor sets of `--sets` lines (`None` for an empty line); errors as
+/// [`parse_pairs`].
+pub fn parse_sets(
+    mesh: &Mesh,
+    input: &[(usize, String)],
+    name: &Path,
+) -> Result<Vec<Option<SetPair>>> {
+    let parse_side = |side: &str, line: usize| -> Result<Vec<DescriptorId>> {
+        side.split(',').filter(|s| !s.trim().is_empty()).map(|ui| resolve(mesh, ui, name, line)).collect()
+    };
+    let mut sets = Vec::with_capacity(input.len());
+    for (line, text) in input {
+        if text.trim().is_empty() {
+            sets.push(None);
+            continue;
+        }
+        let Some((l, r)) = text.split_once('\t') else {
+            bail!("{}:{line}: expected `UI,UI,…<TAB>UI,UI,…`", name.display());
+        };
+        sets.push(Some((parse_side(l, *line)?, parse_side(r, *line)?)));
+    }
+    Ok(sets)
+}
+
+fn sim(args: SimArgs) -> Result<()> {
+    let input = lines(&args.pairs)?;
+    let mesh = load(&args.scoring.mesh)?;
+    let sim = similarity(&mesh, &args.scoring);
+    // Resolve everything before printing anything: a bad line fails the whole run.
+    let pairs = parse_pairs(&mesh, &input, &args.pairs)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     for pair in pairs {
         match pair {
@@ -214,20 +251,7 @@ fn set_sim(args: SetSimArgs) -> Result<()> {
         AggArg::Mean => Aggregate::Mean,
         AggArg::Bma => Aggregate::BestMatch,
     };
-    let parse_side = |side: &str, line: usize| -> Result<Vec<DescriptorId>> {
-        side.split(',').filter(|s| !s.trim().is_empty()).map(|ui| resolve(&mesh, ui, &args.sets, line)).collect()
-    };
-    let mut sets = Vec::with_capacity(input.len());
-    for (line, text) in &input {
-        if text.trim().is_empty() {
-            sets.push(None);
-            continue;
-        }
-        let Some((l, r)) = text.split_once('\t') else {
-            bail!("{}:{line}: expected `UI,UI,…<TAB>UI,UI,…`", args.sets.display());
-        };
-        sets.push(Some((parse_side(l, *line)?, parse_side(r, *line)?)));
-    }
+    let sets = parse_sets(&mesh, &input, &args.sets)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     for set in sets {
         let Some((l, r)) = set else {

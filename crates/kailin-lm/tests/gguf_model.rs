@@ -136,6 +136,11 @@ fn tiny_gguf(kind: GgmlType, edits: &[(&str, f64)]) -> (Vec<u8>, LlamaConfig, Ha
 
 fn check(kind: GgmlType) {
     let (bytes, config, dequantised) = tiny_gguf(kind, &[]);
+    // The fuzz target's seed (fuzz/Cargo.toml): this file, written where asked.
+    if let Some(dir) = std::env::var_os("KAILIN_GGUF_SEED_DIR") {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("tiny-{kind:?}.gguf")), &bytes).unwrap();
+    }
     let g = Gguf::from_bytes(bytes, "tiny.gguf").unwrap();
     let device = Default::default();
     let (model, loaded) = Llama::<Flex>::from_gguf(&g, 16, &device).unwrap();

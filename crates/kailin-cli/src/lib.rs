@@ -1,0 +1,125 @@
+//! The `kailin` command: thin subcommands over the kailin crates (argument parsing, file
+//! reading, output formatting, exit codes; every algorithm lives in a library crate).
+//!
+//! This library is the binary's implementation; the binary calls [`main`]. It is a library so
+//! that the fuzz targets can reach the command line's parsing and input readers
+//! ([`fuzzing`]); it is not meant as an API.
+#![deny(missing_docs)]
+
+use clap::{Parser, Subcommand};
+
+mod args;
+mod data;
+mod lm;
+mod mesh;
+mod progress;
+mod retrieve;
+mod train;
+
+/// Distil biomedical QA training data from the literature (m-KAILIN).
+#[derive(Debug, Parser)]
+#[command(name = "kailin", version, about)]
+struct Cli {
+    /// Log filter (RUST_LOG syntax), e.g. `debug` or `kailin_mesh=debug`; logs go to stderr.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// The MeSH hierarchy: info, similarity, extraction, cache.
+    #[command(subcommand)]
+    Mesh(mesh::MeshCmd),
+    /// Corpora: statistics, conversion to training formats, decontamination.
+    #[command(subcommand)]
+    Data(data::DataCmd),
+    /// Language models: generate, score.
+    #[command(subcommand)]
+    Lm(lm::LmCmd),
+    /// Dense retrieval: build, import and search embedding stores.
+    #[command(subcommand)]
+    Retrieve(retrieve::RetrieveCmd),
+    /// Training: continued pre-training, supervised fine-tuning, DPO (full or LoRA).
+    #[command(subcommand)]
+    Train(train::TrainCmd),
+}
+
+/// Runs the `kailin` command on the process's arguments; the exit code to return.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Interrupted (Ctrl-C, SIGTERM), the process ends without unwinding: remove what its
+    // writers had not finished, so no half-written file is left beside the user's.
+    let _ = ctrlc::set_handler(|| {
+        kailin_core::remove_live_temporaries();
+        std::process::exit(130);
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.cmd {
+        Cmd::Mesh(cmd) => mesh::run(cmd),
+        Cmd::Data(cmd) => data::run(cmd),
+        Cmd::Lm(cmd) => lm::run(cmd),
+        Cmd::Retrieve(cmd) => retrieve::run(cmd),
+        Cmd::Train(cmd) => train::run(cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed pipe (`kailin … | head`) is not an error worth a message.
+            let broken_pipe = |c: &(dyn std::error::Error + 'static)| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    || c.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind)
+                        == Some(std::io::ErrorKind::BrokenPipe)
+            };
+            if e.chain().any(broken_pipe) {
+                return std::process::ExitCode::SUCCESS;
+            }
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {}", render(&e));
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error as one line: each cause once (a cause whose text the message already holds, as
+/// when an error prints its own source, is left out), newlines folded, and any one cause cut to
+/// a short excerpt (a parser may quote kilobytes of input).
+fn render(e: &anyhow::Error) -> String {
+    const MAX: usize = 300;
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let mut text = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() || msg.contains(&text) {
+            continue;
+        }
+        if text.len() > MAX {
+            let cut = (0..=MAX).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            text.truncate(cut);
+            text.push('…');
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
+}
+
+/// Entry points for the fuzz targets (not an API).
+#[doc(hidden)]
+pub mod fuzzing {
+    use clap::Parser;
+
+    /// Parses a command line (without running it): an error or a command, never a panic.
+    pub fn parse_args(args: &[String]) -> bool {
+        super::Cli::try_parse_from(std::iter::once("kailin".to_owned()).chain(args.iter().cloned())).is_ok()
+    }
+
+    pub use crate::mesh::{Pair, SetPair, lines, parse_pairs, parse_sets};
+}
