@@ -204,11 +204,7 @@ pub type SetPair = (Vec<DescriptorId>, Vec<DescriptorId>);
 
 /// The descriptor sets of `--sets` lines (`None` for an empty line); errors as
 /// [`parse_pairs`].
-pub fn parse_sets(
-    mesh: &Mesh,
-    input: &[(usize, String)],
-    name: &Path,
-) -> Result<Vec<Option<SetPair>>> {
+pub fn parse_sets(mesh: &Mesh, input: &[(usize, String)], name: &Path) -> Result<Vec<Option<SetPair>>> {
     let parse_side = |side: &str, line: usize| -> Result<Vec<DescriptorId>> {
         side.split(',').filter(|s| !s.trim().is_empty()).map(|ui| resolve(mesh, ui, name, line)).collect()
     };

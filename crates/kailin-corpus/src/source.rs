@@ -60,10 +60,10 @@ pub fn detect_source(path: impl AsRef<Path>) -> Result<Source> {
         Source::Bioasq
     } else if keyed_by_pmid(t) {
         Source::Pubmedqa
-    } else if t.starts_with('{') && first_line.trim_end().ends_with('}') {
-        Source::Jsonl
     } else if t.starts_with('{') {
-        Source::Pubmedqa
+        // Decided by the first key, never by where the first line ends (a record longer than
+        // the bytes looked at is still JSON Lines).
+        Source::Jsonl
     } else {
         return Err(Error::parse(path, 1, "cannot tell the format: pass it explicitly"));
     })
@@ -222,6 +222,10 @@ mod tests {
         check("c.json", "{\n  \"questions\": []}", Source::Bioasq);
         check("d.txt", "1|t|Title\n1|a|Abstract\n", Source::Pubtator);
         check("e.xml", "<?xml version=\"1.0\"?><PubmedArticleSet/>", Source::PubmedXml);
+        // A first record longer than the bytes looked at is still JSON Lines.
+        let long = format!("{{\"id\": \"1\", \"text\": \"{}\"}}\n", "word ".repeat(5000));
+        check("g.jsonl", &long, Source::Jsonl);
+        check("h.json", "{\n    \"21645374\": {\n \"QUESTION\": \"q\"}}", Source::Pubmedqa);
         let p = dir.path().join("f.txt");
         std::fs::write(&p, "plain words").unwrap();
         assert!(detect_source(&p).is_err());
