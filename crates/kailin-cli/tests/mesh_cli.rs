@@ -2,24 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+
+mod common;
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mesh").join(name).display().to_string()
 }
 
 fn kailin(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kailin"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kailin runs");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    common::kailin_timed(args, stdin.as_bytes(), std::time::Duration::from_secs(120)).output
 }
 
 fn stdout(o: &Output) -> String {

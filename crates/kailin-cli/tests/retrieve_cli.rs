@@ -2,23 +2,16 @@
 //! needed), and build and search text with the real all-MiniLM-L6-v2 when it has been fetched.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+
+mod common;
 
 use ndarray::array;
 use ndarray_npy::WriteNpyExt;
 
 fn kailin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kailin"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kailin runs");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    common::kailin_timed(args, stdin, std::time::Duration::from_secs(300)).output
 }
 
 fn lines(out: &Output) -> Vec<serde_json::Value> {
