@@ -123,3 +123,23 @@ pub mod fuzzing {
 
     pub use crate::mesh::{Pair, SetPair, lines, parse_pairs, parse_sets};
 }
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+
+    #[test]
+    fn errors_are_one_line_with_each_cause_once() {
+        // An error that prints its own source, under a context: the source is not repeated.
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let e = anyhow::Error::new(kailin_core::Error::Io { path: "x.jsonl".into(), source: io }).context("reading x");
+        assert_eq!(render(&e), "reading x: x.jsonl: No such file or directory (os error 2)");
+        // Newlines folded; a long cause cut to an excerpt.
+        let e = anyhow::anyhow!("line one\nline two {}", "y".repeat(5000));
+        let r = render(&e);
+        assert!(
+            !r.contains('\n') && r.starts_with("line one line two yyy") && r.ends_with('…') && r.len() < 400,
+            "{r}"
+        );
+    }
+}
