@@ -121,7 +121,7 @@ pub mod fuzzing {
         super::Cli::try_parse_from(std::iter::once("kailin".to_owned()).chain(args.iter().cloned())).is_ok()
     }
 
-    pub use crate::mesh::{Pair, SetPair, lines, parse_pairs, parse_sets};
+    pub use crate::mesh::{Pair, SetPair, parse_pairs, parse_sets};
 }
 
 #[cfg(test)]

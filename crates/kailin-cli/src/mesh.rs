@@ -140,7 +140,7 @@ fn info(path: &Path) -> Result<()> {
 
 /// Lines of a file, or of stdin for `-`, with 1-based numbers; blank lines are kept (each
 /// input line has its output line).
-pub fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
+fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {

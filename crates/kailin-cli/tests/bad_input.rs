@@ -298,6 +298,8 @@ fn options_out_of_range_are_refused_with_their_range() {
         s(&["retrieve", "search", "--store", &out, "--query-vectors", &docs, "--k", "0"]),
         s(&["retrieve", "search", "--store", &out, "--query-vectors", &docs, "--threads", "100000"]),
         s(&["retrieve", "build", "--model", &m, "--corpus", &docs, "--out", &out, "--batch-size", "0"]),
+        s(&["retrieve", "build", "--model", &m, "--corpus", &docs, "--out", &out, "--commit-every", "-1"]),
+        s(&["retrieve", "build", "--model", &m, "--corpus", &docs, "--out", &out, "--shard-rows", "0"]),
         s(&["data", "decontaminate", "--input", &docs, "--against", &docs, "--out", &out, "--ngram", "0"]),
         s(&["data", "convert", "--input", &docs, "--to", "documents", "--out", &out, "--dedup", "1.5"]),
         s(&["data", "convert", "--input", &docs, "--to", "documents", "--out", &out, "--dedup", "-0.1"]),

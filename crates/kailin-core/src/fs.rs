@@ -18,14 +18,15 @@ use crate::error::{Error, Result};
 /// [`remove_live_temporaries`].
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-fn live(add: Option<&Path>, remove: Option<&Path>) {
+fn register(path: &Path) {
     if let Ok(mut v) = LIVE.lock() {
-        if let Some(p) = remove {
-            v.retain(|q| q != p);
-        }
-        if let Some(p) = add {
-            v.push(p.to_owned());
-        }
+        v.push(path.to_owned());
+    }
+}
+
+fn unregister(path: &Path) {
+    if let Ok(mut v) = LIVE.lock() {
+        v.retain(|q| q != path);
     }
 }
 
@@ -78,6 +79,19 @@ fn temp_prefix(path: &Path) -> String {
     format!(".{}.", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())
 }
 
+/// Makes the temporary for `path` (a file or a directory, by `make`): `.NAME.XXXXXX.tmp`
+/// beside it. Errors name `dest`, the user's path.
+fn temporary<T>(
+    path: &Path,
+    dest: &Path,
+    make: impl FnOnce(&tempfile::Builder<'_, '_>, &Path) -> std::io::Result<T>,
+) -> Result<T> {
+    let prefix = temp_prefix(path);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    make(&builder, parent_dir(path)).map_err(|source| Error::Io { path: dest.to_owned(), source })
+}
+
 /// A file written under a temporary name beside its destination and renamed into place by
 /// [`commit`](Self::commit): a killed run never leaves a half-written file that looks complete,
 /// and two writers of one destination never share a temporary file. Dropped without `commit`,
@@ -95,12 +109,8 @@ impl AtomicFile {
     pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
         let dest = dest.as_ref().to_owned();
         let target = target_of(&dest)?;
-        let file = tempfile::Builder::new()
-            .prefix(&temp_prefix(&target))
-            .suffix(".tmp")
-            .tempfile_in(parent_dir(&target))
-            .map_err(|source| Error::Io { path: dest.clone(), source })?;
-        live(Some(file.path()), None);
+        let file = temporary(&target, &dest, |b, dir| b.tempfile_in(dir))?;
+        register(file.path());
         Ok(AtomicFile { dest, target, writer: Some(BufWriter::with_capacity(1 << 16, file)) })
     }
 
@@ -120,7 +130,7 @@ impl AtomicFile {
             file.persist(&self.target).map_err(|e| io(e.error))?;
             Ok(())
         })();
-        live(None, Some(&tmp));
+        unregister(&tmp);
         committed
     }
 }
@@ -129,7 +139,7 @@ impl Drop for AtomicFile {
     fn drop(&mut self) {
         // The temporary file itself is removed by `tempfile`.
         if let Some(w) = &self.writer {
-            live(None, Some(w.get_ref().path()));
+            unregister(w.get_ref().path());
         }
     }
 }
@@ -175,12 +185,8 @@ impl AtomicDir {
     /// that [`commit`](Self::commit) will replace).
     pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
         let dest = dest.as_ref().to_owned();
-        let tmp = tempfile::Builder::new()
-            .prefix(&temp_prefix(&dest))
-            .suffix(".tmp")
-            .tempdir_in(parent_dir(&dest))
-            .map_err(|source| Error::Io { path: dest.clone(), source })?;
-        live(Some(tmp.path()), None);
+        let tmp = temporary(&dest, &dest, |b, dir| b.tempdir_in(dir))?;
+        register(tmp.path());
         Ok(AtomicDir { dest, tmp: Some(tmp) })
     }
 
@@ -194,7 +200,7 @@ impl AtomicDir {
     pub fn commit(mut self) -> Result<PathBuf> {
         let io = |source| Error::Io { path: self.dest.clone(), source };
         let Some(tmp) = self.tmp.take() else { return Ok(self.dest.clone()) };
-        live(None, Some(tmp.path()));
+        unregister(tmp.path());
         File::open(tmp.path()).and_then(|d| d.sync_all()).map_err(io)?;
         match std::fs::symlink_metadata(&self.dest) {
             Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&self.dest).map_err(io)?,
@@ -217,7 +223,7 @@ impl AtomicDir {
 impl Drop for AtomicDir {
     fn drop(&mut self) {
         if let Some(tmp) = &self.tmp {
-            live(None, Some(tmp.path()));
+            unregister(tmp.path());
         }
     }
 }
@@ -226,8 +232,17 @@ impl Drop for AtomicDir {
 /// beside `path` (`.NAME.*.tmp`, where `NAME` is `path`'s file name). Returns how many.
 pub fn remove_stale_temporaries(path: impl AsRef<Path>) -> Result<usize> {
     let path = path.as_ref();
-    let dir = parent_dir(path);
-    let prefix = temp_prefix(path);
+    remove_temporaries(parent_dir(path), &temp_prefix(path))
+}
+
+/// Removes every temporary file or directory this module's writers make (`.….tmp`) in `dir`:
+/// for a directory that one process owns (under a lock), after a writer there was killed.
+/// Returns how many.
+pub fn remove_stale_temporaries_in(dir: impl AsRef<Path>) -> Result<usize> {
+    remove_temporaries(dir.as_ref(), ".")
+}
+
+fn remove_temporaries(dir: &Path, prefix: &str) -> Result<usize> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -237,7 +252,7 @@ pub fn remove_stale_temporaries(path: impl AsRef<Path>) -> Result<usize> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with(&prefix) && name.ends_with(".tmp")) {
+        if !(name.starts_with(prefix) && name.ends_with(".tmp")) {
             continue;
         }
         let p = entry.path();

@@ -36,7 +36,10 @@ mod training;
 
 pub use crate::{
     error::{Error, Result},
-    fs::{AtomicDir, AtomicFile, remove_live_temporaries, remove_stale_temporaries, write_atomic, write_atomic_with},
+    fs::{
+        AtomicDir, AtomicFile, remove_live_temporaries, remove_stale_temporaries, remove_stale_temporaries_in,
+        write_atomic, write_atomic_with,
+    },
     hash::{Fnv64, fnv1a},
     jsonl::{JsonlReader, JsonlWriter, read_jsonl, write_jsonl},
     records::{Candidate, Context, CptRecord, Document, PreferencePair, Provenance, Question, SftRecord},

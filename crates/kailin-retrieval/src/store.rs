@@ -170,14 +170,7 @@ impl StoreBuilder {
             Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path)(e)),
         }
         // Holding the lock, nobody else writes here: temporaries are what killed writers left.
-        if let Ok(entries) = fs::read_dir(&self.dir) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') && name.ends_with(".tmp") {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
+        kailin_core::remove_stale_temporaries_in(&self.dir)?;
         let existing = read_manifest(&self.dir)?;
         let fresh = existing.is_none();
         let manifest = match existing {
@@ -317,7 +310,8 @@ impl StoreWriter {
 
     fn push_row(&mut self, id: &str, vector: &[f32], digest: Option<u64>) -> Result<()> {
         let row = self.committed() + self.ids.len() as u64;
-        if digest.is_some() != (self.digests.len() == self.ids.len()) && !self.ids.is_empty() {
+        let pending_digested = !self.digests.is_empty();
+        if !self.ids.is_empty() && digest.is_some() != pending_digested {
             return Err(Error::Invalid(format!("row {row}: rows with and without text digests in one shard")));
         }
         if vector.len() != self.manifest.dim {
