@@ -214,6 +214,21 @@ fn prompt_and_completion(
     }
 }
 
+/// The token ids of a one-turn exchange exactly as SFT trains on it: the prompt (the user's
+/// message through the chat template, ending where the reply begins; or, without a template,
+/// the plain prompt after the beginning-of-text token) and the completion (the reply and what
+/// the template closes it with; or the plain completion and the end-of-text token). A scorer
+/// reads a fine-tuned model's answer through this, so scoring and training tokenise alike.
+///
+/// Errors: the tokenizer's; a template that does not render the prompt as a prefix of the
+/// conversation.
+pub fn prompt_completion_ids(tok: &impl TextEncoder, prompt: &str, completion: &str) -> Result<(Vec<u32>, Vec<u32>)> {
+    let messages = [ChatMessage::user(prompt), ChatMessage::assistant(completion)];
+    prompt_and_completion(tok, &messages, Some((prompt, completion)), |reason| {
+        Error::Lm(kailin_lm::Error::Template(reason))
+    })
+}
+
 /// The row of a prompt/completion pair, and whether it was cut. A pair longer than `window`
 /// is refused, or cut: the prompt loses its start (at least one prompt token stays), then the
 /// completion its end.

@@ -52,7 +52,10 @@ pub use crate::{
         read_sft_dataset, read_text_dataset,
     },
     dpo::DpoOptions,
-    encode::{Encoded, Overlong, Packing, PairRows, Row, TextEncoder, encode_pairs, encode_sft, encode_texts},
+    encode::{
+        Encoded, Overlong, Packing, PairRows, Row, TextEncoder, encode_pairs, encode_sft, encode_texts,
+        prompt_completion_ids,
+    },
     error::{Error, Result},
     loss::{DpoOutput, dpo_loss, lm_loss, sequence_logprobs, token_logprobs},
     optim::{AdamW, AdamWConfig, clip_scale, grad_norm, learning_rate},

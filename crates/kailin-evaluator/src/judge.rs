@@ -1,0 +1,262 @@
+//! Language-model judges: a pairwise prompt ("document, pair A, pair B → A or B") scored by a
+//! `kailin-lm` model. With a model fine-tuned on the rule's labels ([`train_judge`]) it is the
+//! learned evaluator (m-KAILIN Eq. 6); with the base model it is the no-MeSH ablation.
+
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use kailin_core::{CompletionExample, Document};
+use kailin_lm::{Llama, Tokenizer};
+use kailin_retrieval::Retriever;
+use kailin_train::{Dataset, Lined, Overlong, Progress, SftExample, TrainOptions, TrainReport};
+
+use crate::corpus::{Corpus, retrieve_contexts};
+use crate::error::{Error, Result};
+use crate::judgement::{ContextDoc, Evaluator, Explanation, Item, Judgement, ModelExplanation, Outcome};
+use crate::preference::Label;
+
+/// The judge's question to the model; a fine-tuned judge learns to answer it as the rule does.
+pub const JUDGE_INSTRUCTION: &str = "Which question, with the context retrieved for it, fits the document better? \
+Answer with A or B.";
+
+/// What the judge shows the model, and how it decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgeOptions {
+    /// Contexts per question.
+    pub k: usize,
+    /// Leave the document itself out of its questions' contexts.
+    pub exclude_source: bool,
+    /// Words of the document shown (title first, then the text).
+    pub document_words: usize,
+    /// Words of each context document shown (its title, else the start of its text).
+    pub context_words: usize,
+    /// `|P(0) − P(1)|` at or below this is a tie.
+    pub margin: f64,
+    /// Prompts per forward pass.
+    pub batch_size: usize,
+}
+
+impl Default for JudgeOptions {
+    fn default() -> Self {
+        JudgeOptions { k: 4, exclude_source: false, document_words: 64, context_words: 16, margin: 0.0, batch_size: 8 }
+    }
+}
+
+/// The first `n` whitespace-separated words of `text`, with "…" when cut.
+fn first_words(text: &str, n: usize) -> String {
+    let mut words = text.split_whitespace();
+    let mut out: Vec<&str> = words.by_ref().take(n).collect();
+    if words.next().is_some() {
+        out.push("…");
+    }
+    out.join(" ")
+}
+
+/// How a document is shown: title, then as much text as the budget allows.
+fn shown(doc: &Document, words: usize) -> String {
+    let full = if doc.title.is_empty() { doc.text.clone() } else { format!("{}. {}", doc.title, doc.text) };
+    first_words(&full, words)
+}
+
+/// The pairwise prompt: the document, then candidate `a` as "A" and `b` as "B", each a
+/// question with the start of each context document.
+pub fn judge_prompt(
+    doc: &Document,
+    a: (&str, &[&Document]),
+    b: (&str, &[&Document]),
+    options: &JudgeOptions,
+) -> String {
+    let mut p = format!("Document: {}\n\n{JUDGE_INSTRUCTION}\n", shown(doc, options.document_words));
+    for (letter, (question, contexts)) in [("A", a), ("B", b)] {
+        p.push_str(&format!("\n{letter}. Question: {}\n", question.trim()));
+        for c in contexts {
+            p.push_str(&format!("   Context: {}\n", shown(c, options.context_words)));
+        }
+    }
+    p
+}
+
+fn context_docs<'c>(corpus: &'c Corpus, contexts: &[ContextDoc]) -> Result<Vec<&'c Document>> {
+    contexts
+        .iter()
+        .map(|c| corpus.get(&c.doc_id).ok_or_else(|| Error::UnknownContext { id: c.doc_id.clone() }))
+        .collect()
+}
+
+/// The fine-tuning examples of labels: each preferred label in both presentation orders (so
+/// the judge cannot learn a position), answer "A" or "B". Labels without preference are left
+/// out; their number is returned.
+///
+/// Errors: a label's document or context the corpus lacks.
+pub fn judge_examples(
+    labels: &[Label],
+    corpus: &Corpus,
+    options: &JudgeOptions,
+) -> Result<(Vec<CompletionExample>, usize)> {
+    let mut out = Vec::new();
+    let mut dropped = 0;
+    for label in labels {
+        let Some(win) = label.judgement.preferred.filter(|&w| w < 2) else {
+            dropped += 1;
+            continue;
+        };
+        let doc = corpus.get(&label.doc_id).ok_or_else(|| Error::UnknownContext { id: label.doc_id.clone() })?;
+        let ctx = [context_docs(corpus, &label.judgement.contexts[0])?, context_docs(corpus, &label.judgement.contexts[1])?];
+        let cand = |s: usize| (label.questions[s].as_str(), ctx[s].as_slice());
+        for (first, second) in [(0, 1), (1, 0)] {
+            let answer = if first == win { "A" } else { "B" };
+            out.push(CompletionExample {
+                prompt: judge_prompt(doc, cand(first), cand(second), options),
+                completion: answer.to_owned(),
+            });
+        }
+    }
+    Ok((out, dropped))
+}
+
+/// Fine-tunes a judge on examples from [`judge_examples`] with `kailin-train`'s SFT (the
+/// answer letter is the only trained token besides the turn's end). `window` bounds a
+/// prompt's tokens (longer ones keep their end).
+///
+/// Errors: the trainer's.
+pub fn train_judge<B: AutodiffBackend>(
+    model: Llama<B>,
+    tokenizer: &Tokenizer,
+    examples: Vec<CompletionExample>,
+    window: usize,
+    options: &TrainOptions,
+    on_step: impl FnMut(&Progress<'_>),
+) -> Result<(Llama<B>, TrainReport)> {
+    let data = Dataset {
+        path: "judge examples".into(),
+        records: examples
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Lined { line: i as u64 + 1, record: SftExample::Completion(c) })
+            .collect(),
+    };
+    let rows = kailin_train::encode_sft(&data, tokenizer, window, Overlong::Truncate)?;
+    Ok(kailin_train::sft::train(model, &rows, &[], options, on_step)?)
+}
+
+/// A language-model judge over a retriever and the corpus it searches: P(candidate 0 is
+/// better) is the mean of the model's P("A") with candidate 0 shown first and its P("B") with
+/// it shown second (each from the two letters' log-probabilities), which cancels a
+/// preference for a position.
+#[derive(Debug)]
+pub struct PairwiseJudge<'a, B: Backend, R> {
+    model: Llama<B>,
+    tokenizer: Tokenizer,
+    corpus: &'a Corpus,
+    retriever: R,
+    options: JudgeOptions,
+    name: String,
+}
+
+impl<'a, B: Backend, R: Retriever> PairwiseJudge<'a, B, R> {
+    /// A judge named `name` (`learned`, `llm-judge`…, for provenance).
+    ///
+    /// Errors: an option out of range.
+    pub fn new(
+        model: Llama<B>,
+        tokenizer: Tokenizer,
+        corpus: &'a Corpus,
+        retriever: R,
+        options: JudgeOptions,
+        name: impl Into<String>,
+    ) -> Result<Self> {
+        if options.k == 0 || options.batch_size == 0 {
+            return Err(Error::Options("k and batch_size must be at least 1".into()));
+        }
+        if !(options.margin.is_finite() && (0.0..=1.0).contains(&options.margin)) {
+            return Err(Error::Options(format!("margin must be in [0, 1], not {}", options.margin)));
+        }
+        Ok(PairwiseJudge { model, tokenizer, corpus, retriever, options, name: name.into() })
+    }
+
+    /// `log p("A")`, `log p("B")` for each prompt.
+    fn letters(&self, prompts: &[String]) -> Result<Vec<[f64; 2]>> {
+        let mut pairs = Vec::with_capacity(prompts.len() * 2);
+        for p in prompts {
+            for letter in ["A", "B"] {
+                pairs.push(kailin_train::prompt_completion_ids(&self.tokenizer, p, letter)?);
+            }
+        }
+        let mut scores = Vec::with_capacity(pairs.len());
+        for chunk in pairs.chunks(self.options.batch_size * 2) {
+            scores.extend(kailin_lm::score(&self.model, chunk)?);
+        }
+        // Only the letter itself: what closes the turn is the same for both answers.
+        let first = |i: usize| scores[i].per_token.first().copied().unwrap_or(f64::NEG_INFINITY);
+        Ok((0..prompts.len()).map(|i| [first(2 * i), first(2 * i + 1)]).collect())
+    }
+}
+
+/// P(first of two letters) from their log-probabilities.
+fn p_first([a, b]: [f64; 2]) -> f64 {
+    1.0 / (1.0 + (b - a).exp())
+}
+
+impl<B: Backend, R: Retriever> Evaluator for PairwiseJudge<'_, B, R> {
+    type Error = Error;
+
+    fn evaluate(&self, items: &[Item<'_>]) -> Result<Vec<Judgement>> {
+        let o = &self.options;
+        let found = retrieve_contexts(&self.retriever, items, o.k, o.exclude_source)?;
+        let mut prompts = Vec::new();
+        let mut contexts = Vec::with_capacity(items.len());
+        for (it, [a, b]) in items.iter().zip(found) {
+            let (Some(a), Some(b)) = (a, b) else {
+                contexts.push(None);
+                continue;
+            };
+            let docs = |hits: &[kailin_retrieval::Retrieved]| -> Result<Vec<&Document>> {
+                hits.iter()
+                    .map(|h| self.corpus.get(&h.id).ok_or_else(|| Error::UnknownContext { id: h.id.clone() }))
+                    .collect()
+            };
+            let (da, db) = (docs(&a)?, docs(&b)?);
+            let (qa, qb) = (it.questions[0], it.questions[1]);
+            prompts.push(judge_prompt(it.doc, (qa, &da), (qb, &db), o));
+            prompts.push(judge_prompt(it.doc, (qb, &db), (qa, &da), o));
+            let ctx = |hits: Vec<kailin_retrieval::Retrieved>| {
+                hits.into_iter().map(|h| ContextDoc { doc_id: h.id, retrieval_score: h.score }).collect()
+            };
+            contexts.push(Some([ctx(a), ctx(b)]));
+        }
+        let letters = self.letters(&prompts)?;
+        let mut next = letters.chunks(2);
+        let mut out = Vec::with_capacity(items.len());
+        for ctx in contexts {
+            let Some(ctx) = ctx else {
+                out.push(Judgement::skipped(Outcome::EmptyQuestion));
+                continue;
+            };
+            let Some(&[ab, ba]) = next.next() else {
+                return Err(Error::Options("internal: fewer scores than prompts".into()));
+            };
+            let shown_first = p_first(ab);
+            let shown_second = 1.0 - p_first(ba);
+            let p = (shown_first + shown_second) / 2.0;
+            let (preferred, outcome) = if (2.0 * p - 1.0).abs() <= o.margin {
+                (None, Outcome::Tie)
+            } else {
+                (Some(usize::from(p < 0.5)), Outcome::Preferred)
+            };
+            out.push(Judgement {
+                preferred,
+                scores: [Some(p), Some(1.0 - p)],
+                outcome,
+                contexts: ctx,
+                explanation: Explanation::Model(ModelExplanation {
+                    p_first_shown_first: shown_first,
+                    p_first_shown_second: shown_second,
+                }),
+            });
+        }
+        Ok(out)
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
