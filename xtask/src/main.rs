@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod eval;
+mod evaluator;
 mod lm;
 mod models;
 mod pipeline;
@@ -43,8 +44,9 @@ enum Cmd {
     },
     /// Benchmarks (`cargo bench`) of one crate, then its quality evaluation where it has one.
     Bench {
-        /// The crate: `mesh`, `corpus`, `lm`, `train` or `retrieval` (exact search against FAISS,
-        /// encoder throughput, BioASQ retrieval quality).
+        /// The crate: `mesh`, `corpus`, `lm`, `train`, `retrieval` (exact search against FAISS,
+        /// encoder throughput, BioASQ retrieval quality) or `evaluator` (the MeSH rule on
+        /// PubMedQA PQA-L: sanity across options, and speed).
         #[arg(default_value = "mesh")]
         krate: String,
         /// Data directory (default: ../shared/data, or $KAILIN_DATA).
@@ -53,6 +55,9 @@ enum Cmd {
         /// Options of `bench retrieval`.
         #[command(flatten)]
         retrieval: retrieval::RetrievalBench,
+        /// Options of `bench evaluator`.
+        #[command(flatten)]
+        evaluator: evaluator::EvaluatorBench,
     },
     /// Perplexity of the default model (or --model FILE.gguf) on the first N PubMedQA abstracts.
     Perplexity {
@@ -89,7 +94,7 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::FullPipeline { data, abstracts, out } => pipeline::run(&data, abstracts.as_deref(), &out),
-        Cmd::Bench { krate, data, retrieval } => bench(&krate, &data, &retrieval),
+        Cmd::Bench { krate, data, retrieval, evaluator } => bench(&krate, &data, &retrieval, &evaluator),
         Cmd::FetchModels { dir } => models::fetch(&dir.unwrap_or_else(models::models_dir)),
         Cmd::EvalExtraction { data, verbose } => eval::run(&data, verbose),
         Cmd::Perplexity { data, model, n } => lm::perplexity(&data, &model, n),
@@ -97,14 +102,20 @@ fn main() -> Result<()> {
     }
 }
 
-fn bench(krate: &str, data: &std::path::Path, retrieval: &retrieval::RetrievalBench) -> Result<()> {
+fn bench(
+    krate: &str,
+    data: &std::path::Path,
+    retrieval: &retrieval::RetrievalBench,
+    evaluator: &evaluator::EvaluatorBench,
+) -> Result<()> {
     let package = match krate {
         "retrieval" | "kailin-retrieval" => return retrieval::bench(data, retrieval),
+        "evaluator" | "kailin-evaluator" => return evaluator::bench(data, evaluator),
         "mesh" | "kailin-mesh" => "kailin-mesh",
         "corpus" | "kailin-corpus" => "kailin-corpus",
         "lm" | "kailin-lm" => "kailin-lm",
         "train" | "kailin-train" => "kailin-train",
-        other => anyhow::bail!("no benchmarks for {other:?} yet (known: mesh, corpus, lm, retrieval, train)"),
+        other => anyhow::bail!("no benchmarks for {other:?} yet (known: mesh, corpus, lm, retrieval, train, evaluator)"),
     };
     // Benchmarks run from their crate's directory: hand them an absolute path.
     let data = &std::path::absolute(data)?;

@@ -130,7 +130,7 @@ fn speed(o: &RetrievalBench) -> Result<()> {
     Ok(())
 }
 
-fn bar(n: usize, what: &str) -> ProgressBar {
+pub(crate) fn bar(n: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(n as u64).with_message(what.to_owned());
     if let Ok(style) = ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed} < {eta}]") {
         bar.set_style(style);
@@ -147,7 +147,8 @@ fn score(ranked: &[Vec<String>], gold: &[Vec<String>]) -> (f64, f64, f64) {
     (at(4), at(10), mrr)
 }
 
-fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
+/// Every question of the BioASQ golden batches under `data/bioasq`, files in name order.
+pub(crate) fn bioasq_questions(data: &Path) -> Result<(usize, Vec<kailin_corpus::BioasqQuestion>)> {
     let dir = data.join("bioasq");
     let mut files: Vec<PathBuf> = Vec::new();
     for task in std::fs::read_dir(&dir).with_context(|| format!("{} (BioASQ golden batches)", dir.display()))? {
@@ -166,6 +167,11 @@ fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
     for f in &files {
         questions.extend(kailin_corpus::read_bioasq(f, true)?.0);
     }
+    Ok((files.len(), questions))
+}
+
+fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
+    let (files, questions) = bioasq_questions(data)?;
     // Unique snippet texts are the corpus; a question's gold is its snippets.
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut corpus: Vec<(String, String)> = Vec::new();
@@ -197,7 +203,7 @@ fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
     }
     println!(
         "\n## BioASQ retrieval ({} files): {} unique snippets, {} questions",
-        files.len(),
+        files,
         corpus.len(),
         queries.len()
     );

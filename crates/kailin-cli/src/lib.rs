@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod args;
 mod data;
+mod evaluate;
 mod lm;
 mod mesh;
 mod progress;
@@ -44,6 +45,9 @@ enum Cmd {
     /// Training: continued pre-training, supervised fine-tuning, DPO (full or LoRA).
     #[command(subcommand)]
     Train(train::TrainCmd),
+    /// The evaluator: the MeSH rule, the learned evaluator and its training, preference pairs.
+    #[command(subcommand)]
+    Evaluate(evaluate::EvaluateCmd),
 }
 
 /// Runs the `kailin` command on the process's arguments; the exit code to return.
@@ -65,6 +69,7 @@ pub fn main() -> std::process::ExitCode {
         Cmd::Lm(cmd) => lm::run(cmd),
         Cmd::Retrieve(cmd) => retrieve::run(cmd),
         Cmd::Train(cmd) => train::run(cmd),
+        Cmd::Evaluate(cmd) => evaluate::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -18,22 +18,29 @@ use crate::lm::Device;
 #[derive(Debug, Subcommand)]
 pub(crate) enum TrainCmd {
     /// Continued pre-training on `{"text"}` lines (packed into full windows).
-    Cpt(CommonArgs),
+    Cpt(DataArgs),
     /// Supervised fine-tuning on `{"prompt","completion"}` or `{"messages"}` lines; only the
     /// answers are learned.
-    Sft(CommonArgs),
+    Sft(DataArgs),
     /// Direct preference optimisation on `{"prompt","chosen","rejected"}` lines.
     Dpo(DpoArgs),
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct DataArgs {
+    /// Training data (JSON Lines).
+    #[arg(long)]
+    data: PathBuf,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// The options of every training run but its data (`kailin evaluate train` makes its own).
+#[derive(Debug, Args)]
 pub(crate) struct CommonArgs {
     /// The starting model: a GGUF file or a Hugging Face directory.
     #[arg(long)]
     model: PathBuf,
-    /// Training data (JSON Lines).
-    #[arg(long)]
-    data: PathBuf,
     /// Evaluation data in the same shape (its loss is logged).
     #[arg(long)]
     eval: Option<PathBuf>,
@@ -99,26 +106,48 @@ pub(crate) struct CommonArgs {
 #[derive(Debug, Args)]
 pub(crate) struct DpoArgs {
     #[command(flatten)]
-    common: CommonArgs,
+    data: DataArgs,
     /// DPO's beta.
     #[arg(long, default_value_t = 0.1, value_parser = crate::args::positive)]
     beta: f64,
 }
 
+/// What a run optimises.
+enum Objective {
+    Cpt,
+    Sft,
+    Dpo { beta: f64 },
+}
+
 pub(crate) fn run(cmd: TrainCmd) -> Result<()> {
-    let device = match &cmd {
-        TrainCmd::Cpt(a) | TrainCmd::Sft(a) | TrainCmd::Dpo(DpoArgs { common: a, .. }) => a.device,
-    };
-    match device {
-        Device::Cpu => dispatch::<Autodiff<burn::backend::Flex>>(cmd, &Default::default()),
+    match cmd {
+        TrainCmd::Cpt(a) => on_device(Objective::Cpt, &a.data, &a.common),
+        TrainCmd::Sft(a) => on_device(Objective::Sft, &a.data, &a.common),
+        TrainCmd::Dpo(d) => on_device(Objective::Dpo { beta: d.beta }, &d.data.data, &d.data.common),
+    }
+}
+
+/// Supervised fine-tuning on `data` with the options of `a`.
+pub(crate) fn sft_on(a: CommonArgs, data: PathBuf) -> Result<()> {
+    on_device(Objective::Sft, &data, &a)
+}
+
+fn on_device(objective: Objective, data: &Path, a: &CommonArgs) -> Result<()> {
+    match a.device {
+        Device::Cpu => dispatch::<Autodiff<burn::backend::Flex>>(objective, data, a, &Default::default()),
         #[cfg(feature = "cuda")]
-        Device::Cuda => dispatch::<Autodiff<burn::backend::Cuda>>(cmd, &kailin_lm::cuda_device(0)?),
+        Device::Cuda => dispatch::<Autodiff<burn::backend::Cuda>>(objective, data, a, &kailin_lm::cuda_device(0)?),
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => bail!("this kailin was built without CUDA (cargo build -p kailin-cli --features cuda)"),
     }
 }
 
 impl CommonArgs {
+    /// The output directory.
+    pub(crate) fn out(&self) -> &Path {
+        &self.out
+    }
+
     fn options(&self) -> Result<TrainOptions> {
         Ok(TrainOptions {
             epochs: self.epochs,
@@ -141,10 +170,7 @@ impl CommonArgs {
     }
 }
 
-fn dispatch<A: AutodiffBackend>(cmd: TrainCmd, device: &A::Device) -> Result<()> {
-    let a = match &cmd {
-        TrainCmd::Cpt(a) | TrainCmd::Sft(a) | TrainCmd::Dpo(DpoArgs { common: a, .. }) => a,
-    };
+fn dispatch<A: AutodiffBackend>(objective: Objective, data: &Path, a: &CommonArgs, device: &A::Device) -> Result<()> {
     let opts = a.options()?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     // Positions beyond the window cost only RoPE table rows; the exported config.json keeps a
@@ -157,21 +183,21 @@ fn dispatch<A: AutodiffBackend>(cmd: TrainCmd, device: &A::Device) -> Result<()>
     let (window, overlong) = (a.max_len, a.overlong());
     let mut bar = crate::progress::TrainBar::default();
     let on_step = |p: &kailin_train::Progress<'_>| bar.update(p);
-    let (model, report) = match &cmd {
-        TrainCmd::Cpt(_) => {
+    let (model, report) = match objective {
+        Objective::Cpt => {
             let packing = Packing { pack: true, isolate: true };
             let (data, eval) =
-                training_and_eval(a, |p| encode_texts(&read_text_dataset(p)?, &tok, window, overlong, packing))?;
+                training_and_eval(a, data, |p| encode_texts(&read_text_dataset(p)?, &tok, window, overlong, packing))?;
             cpt::train(model, &data, &eval, &opts, on_step)?
         }
-        TrainCmd::Sft(_) => {
-            let (data, eval) = training_and_eval(a, |p| encode_sft(&read_sft_dataset(p)?, &tok, window, overlong))?;
+        Objective::Sft => {
+            let (data, eval) = training_and_eval(a, data, |p| encode_sft(&read_sft_dataset(p)?, &tok, window, overlong))?;
             sft::train(model, &data, &eval, &opts, on_step)?
         }
-        TrainCmd::Dpo(d) => {
-            let (data, eval) = training_and_eval(a, |p| encode_pairs(&read_dpo_dataset(p)?, &tok, window, overlong))?;
+        Objective::Dpo { beta } => {
+            let (data, eval) = training_and_eval(a, data, |p| encode_pairs(&read_dpo_dataset(p)?, &tok, window, overlong))?;
             let dpo_opts = DpoOptions {
-                beta: d.beta,
+                beta,
                 reference_cache: Some(a.out.join("reference_logprobs.json")),
                 reference_id: std::fs::canonicalize(&a.model).unwrap_or_else(|_| a.model.clone()).display().to_string(),
             };
@@ -210,11 +236,12 @@ impl<A: AutodiffBackend> Export for kailin_lm::Llama<A> {
 /// `encode`; cut records are counted in a warning.
 fn training_and_eval<T>(
     a: &CommonArgs,
+    path: &Path,
     encode: impl Fn(&Path) -> kailin_train::Result<Encoded<T>>,
 ) -> Result<(Encoded<T>, Vec<T>)> {
-    let data = encode(&a.data)?;
+    let data = encode(path)?;
     if data.truncated > 0 {
-        tracing::warn!(data = %a.data.display(), records = data.truncated, "records longer than --max-len were cut (--refuse-long refuses them)");
+        tracing::warn!(data = %path.display(), records = data.truncated, "records longer than --max-len were cut (--refuse-long refuses them)");
     }
     let eval = match &a.eval {
         Some(p) => encode(p)?.items,

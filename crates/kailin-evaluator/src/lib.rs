@@ -17,9 +17,10 @@
 //! - [`PairwiseJudge`]: a language model asked "document, pair A, pair B: which fits better?"
 //!   in both orders; fine-tuned on the rule's labels by [`train_judge`] it is the learned
 //!   evaluator (Eq. 6), with the base model the no-MeSH ablation.
-//! - [`Label`], [`preference_pair`], [`dpo_example`]: judgements as label lines, as
-//!   `kailin-core` [`PreferencePair`](kailin_core::PreferencePair)s and as DPO examples; pairs
-//!   without preference dropped and counted ([`Tally`]).
+//! - [`Label`], [`preference_pair`]: judgements as label lines and as `kailin-core`
+//!   [`PreferencePair`](kailin_core::PreferencePair)s (whose DPO form is
+//!   [`DpoExample::new`](kailin_core::DpoExample::new)); pairs without preference are dropped
+//!   and counted ([`Tally`]).
 //!
 //! ```
 //! use kailin_core::Document;
@@ -64,6 +65,6 @@ pub use crate::{
         CandidateExplanation, ContextDoc, ContextTerms, Evaluator, Explanation, Item, Judgement, ModelExplanation,
         Outcome, RuleExplanation, Term, TermPair,
     },
-    preference::{Label, Tally, dpo_example, preference_pair},
+    preference::{Label, Tally, preference_pair},
     rule::{IcSource, Pooling, RuleEvaluator, RuleOptions},
 };

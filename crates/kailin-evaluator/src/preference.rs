@@ -1,6 +1,6 @@
 //! From judgements to training data: label lines, preference pairs and DPO examples.
 
-use kailin_core::{Candidate, Document, DpoExample, PreferencePair, Provenance};
+use kailin_core::{Candidate, PreferencePair, Provenance};
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Corpus, context_of};
@@ -86,17 +86,4 @@ pub fn preference_pair(label: &Label, corpus: &Corpus, provenance: &Provenance) 
         score_rejected,
         provenance: provenance.clone(),
     }))
-}
-
-/// The DPO example (`{"prompt","chosen","rejected"}`, the question generator's prompt for the
-/// document) of a label, or `None` without preference.
-pub fn dpo_example(label: &Label, doc: &Document) -> Option<DpoExample> {
-    let win = label.judgement.preferred.filter(|&w| w < 2)?;
-    let pair = PreferencePair {
-        doc_id: label.doc_id.clone(),
-        chosen: Candidate { question: label.questions[win].clone(), ..Default::default() },
-        rejected: Candidate { question: label.questions[1 - win].clone(), ..Default::default() },
-        ..Default::default()
-    };
-    Some(DpoExample::new(&pair, doc))
 }

@@ -29,6 +29,15 @@ pub trait Retriever {
     fn retrieve(&self, queries: &[&str], k: usize) -> std::result::Result<Vec<Vec<Retrieved>>, Self::Error>;
 }
 
+/// A borrowed engine retrieves as the engine does (so one engine can serve several users).
+impl<R: Retriever + ?Sized> Retriever for &R {
+    type Error = R::Error;
+
+    fn retrieve(&self, queries: &[&str], k: usize) -> std::result::Result<Vec<Vec<Retrieved>>, Self::Error> {
+        (**self).retrieve(queries, k)
+    }
+}
+
 /// Dense retrieval: queries embedded by the store's own encoder, exact inner-product search.
 #[derive(Debug)]
 pub struct DenseRetriever<B: Backend> {
