@@ -115,7 +115,9 @@ fn bench(
         "corpus" | "kailin-corpus" => "kailin-corpus",
         "lm" | "kailin-lm" => "kailin-lm",
         "train" | "kailin-train" => "kailin-train",
-        other => anyhow::bail!("no benchmarks for {other:?} yet (known: mesh, corpus, lm, retrieval, train, evaluator)"),
+        other => {
+            anyhow::bail!("no benchmarks for {other:?} yet (known: mesh, corpus, lm, retrieval, train, evaluator)")
+        }
     };
     // Benchmarks run from their crate's directory: hand them an absolute path.
     let data = &std::path::absolute(data)?;

@@ -201,12 +201,7 @@ fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
             queries.push(q.body.trim().to_owned());
         }
     }
-    println!(
-        "\n## BioASQ retrieval ({} files): {} unique snippets, {} questions",
-        files,
-        corpus.len(),
-        queries.len()
-    );
+    println!("\n## BioASQ retrieval ({} files): {} unique snippets, {} questions", files, corpus.len(), queries.len());
     let model = match &o.model {
         Some(m) => m.clone(),
         None => crate::models::models_dir().join("all-minilm-l6-v2"),

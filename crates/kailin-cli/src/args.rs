@@ -61,6 +61,11 @@ pub(crate) fn unit_open_closed_f32(s: &str) -> Result<f32, String> {
     unit_open_closed(s).map(|v| v as f32)
 }
 
+/// A probability margin in [0, 1].
+pub(crate) fn unit_closed(s: &str) -> Result<f64, String> {
+    float(s).and_then(|v| if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{s:?} is not within [0, 1]")) })
+}
+
 /// A dropout probability in [0, 1).
 pub(crate) fn dropout(s: &str) -> Result<f64, String> {
     float(s).and_then(|v| if (0.0..1.0).contains(&v) { Ok(v) } else { Err(format!("{s:?} is not within [0, 1)")) })
@@ -100,5 +105,7 @@ mod tests {
         assert!(unit_open_closed("0").is_err() && unit_open_closed("1.5").is_err());
         assert_eq!(unit_open_closed("1"), Ok(1.0));
         assert!(dropout("1").is_err());
+        assert!(unit_closed("1.01").is_err() && unit_closed("NaN").is_err());
+        assert_eq!(unit_closed("0"), Ok(0.0));
     }
 }

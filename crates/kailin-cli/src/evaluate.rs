@@ -7,8 +7,8 @@ use burn::backend::Flex;
 use clap::{Args, Subcommand, ValueEnum};
 use kailin_core::{Document, DpoExample, JsonlReader, JsonlWriter, PreferencePair, Provenance};
 use kailin_evaluator::{
-    Corpus, Evaluator, IcSource, Item, JudgeOptions, Judgement, Label, Outcome, PairwiseJudge, Pooling,
-    RuleEvaluator, RuleOptions, Tally, TermSource,
+    Corpus, Evaluator, IcSource, Item, JudgeOptions, Judgement, Label, Outcome, PairwiseJudge, Pooling, RuleEvaluator,
+    RuleOptions, Tally, TermSource,
 };
 use kailin_retrieval::{Bm25Retriever, DenseRetriever, EncoderBuilder, ExactSearch, Retriever, Store};
 use serde::Deserialize;
@@ -152,7 +152,7 @@ pub(crate) struct LearnedArgs {
     #[command(flatten)]
     view: JudgeViewArgs,
     /// |P(first) − P(second)| this small or smaller is a tie.
-    #[arg(long, default_value_t = 0.0, value_parser = crate::args::unit_open_closed)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::args::unit_closed)]
     margin: f64,
     /// Prompts per forward pass.
     #[arg(long, default_value_t = 8, value_parser = crate::args::at_least_one)]
@@ -277,7 +277,9 @@ fn label_all<E: Evaluator>(evaluator: &E, corpus: &Corpus, candidates: &Path, ou
         let items: Vec<Item<'_>> = group
             .iter()
             .zip(&docs)
-            .filter_map(|(c, d)| d.map(|doc| Item { doc, questions: [c.questions[0].as_str(), c.questions[1].as_str()] }))
+            .filter_map(|(c, d)| {
+                d.map(|doc| Item { doc, questions: [c.questions[0].as_str(), c.questions[1].as_str()] })
+            })
             .collect();
         let mut judged =
             evaluator.evaluate(&items).map_err(|e| anyhow::anyhow!(e)).context("judging candidates")?.into_iter();
@@ -388,6 +390,9 @@ fn train(a: TrainArgs) -> Result<()> {
 }
 
 fn pairs(a: PairsArgs) -> Result<()> {
+    if let Some(dpo) = &a.dpo {
+        crate::args::distinct_outputs(&[("--out", &a.out), ("--dpo", dpo)])?;
+    }
     let corpus = read_corpus(&a.corpus)?;
     let mut out = JsonlWriter::<PreferencePair>::create(&a.out)?;
     let mut dpo = a.dpo.as_ref().map(JsonlWriter::<DpoExample>::create).transpose()?;
@@ -415,7 +420,10 @@ fn pairs(a: PairsArgs) -> Result<()> {
     }
     #[allow(clippy::print_stderr)]
     {
-        eprintln!("{tally}; {written} preference pairs written to {}, {dropped} labels without preference dropped", a.out.display());
+        eprintln!(
+            "{tally}; {written} preference pairs written to {}, {dropped} labels without preference dropped",
+            a.out.display()
+        );
     }
     Ok(())
 }

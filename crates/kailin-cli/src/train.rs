@@ -191,11 +191,13 @@ fn dispatch<A: AutodiffBackend>(objective: Objective, data: &Path, a: &CommonArg
             cpt::train(model, &data, &eval, &opts, on_step)?
         }
         Objective::Sft => {
-            let (data, eval) = training_and_eval(a, data, |p| encode_sft(&read_sft_dataset(p)?, &tok, window, overlong))?;
+            let (data, eval) =
+                training_and_eval(a, data, |p| encode_sft(&read_sft_dataset(p)?, &tok, window, overlong))?;
             sft::train(model, &data, &eval, &opts, on_step)?
         }
         Objective::Dpo { beta } => {
-            let (data, eval) = training_and_eval(a, data, |p| encode_pairs(&read_dpo_dataset(p)?, &tok, window, overlong))?;
+            let (data, eval) =
+                training_and_eval(a, data, |p| encode_pairs(&read_dpo_dataset(p)?, &tok, window, overlong))?;
             let dpo_opts = DpoOptions {
                 beta,
                 reference_cache: Some(a.out.join("reference_logprobs.json")),

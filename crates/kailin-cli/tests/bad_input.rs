@@ -142,7 +142,98 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
     let out = w.path("out.jsonl");
     let store = w.path("store");
     let (llama, bert) = (models.llama.as_str(), models.bert.as_str());
+    let cands = w.path("ok-cands.jsonl");
+    std::fs::write(&cands, "{\"doc_id\": \"1\", \"questions\": [\"aspirin\", \"cox\"]}\n").unwrap();
+    let labels = w.path("ok-labels.jsonl");
+    std::fs::write(
+        &labels,
+        "{\"doc_id\": \"1\", \"questions\": [\"a\", \"b\"], \"preferred\": 0, \"scores\": [1.0, 0.5], \
+         \"outcome\": \"preferred\", \"contexts\": [[], []], \"explanation\": {\"kind\": \"none\"}}\n",
+    )
+    .unwrap();
+    let rule = |corpus: &str, mesh: &str, cands: &str| {
+        s(&[
+            "evaluate",
+            "rule",
+            "--corpus",
+            corpus,
+            "--mesh",
+            mesh,
+            "--candidates",
+            cands,
+            "--out",
+            &out,
+            "--retriever",
+            "bm25",
+        ])
+    };
+    let learned = |evaluator: &str, corpus: &str, cands: &str| {
+        s(&[
+            "evaluate",
+            "learned",
+            "--evaluator",
+            evaluator,
+            "--corpus",
+            corpus,
+            "--candidates",
+            cands,
+            "--out",
+            &out,
+            "--retriever",
+            "bm25",
+        ])
+    };
+    let judge_out = w.path("judge-out");
     vec![
+        (rule("{IN}", &mesh, &cands), false),
+        (rule(&docs, "{IN}", &cands), false),
+        (rule(&docs, &mesh, "{IN}"), false),
+        (
+            s(&[
+                "evaluate",
+                "rule",
+                "--corpus",
+                &docs,
+                "--mesh",
+                &mesh,
+                "--candidates",
+                &cands,
+                "--out",
+                &out,
+                "--store",
+                "{IN}",
+                "--model",
+                bert,
+            ]),
+            false,
+        ),
+        (learned("{IN}", &docs, &cands), false),
+        (learned(llama, "{IN}", &cands), false),
+        (learned(llama, &docs, "{IN}"), false),
+        (
+            s(&["evaluate", "train", "--labels", "{IN}", "--corpus", &docs, "--model", llama, "--out", &judge_out]),
+            false,
+        ),
+        (
+            s(&["evaluate", "train", "--labels", &labels, "--corpus", "{IN}", "--model", llama, "--out", &judge_out]),
+            false,
+        ),
+        (s(&["evaluate", "pairs", "--labels", "{IN}", "--corpus", &docs, "--out", &out]), false),
+        (
+            s(&[
+                "evaluate",
+                "pairs",
+                "--labels",
+                &labels,
+                "--corpus",
+                "{IN}",
+                "--out",
+                &out,
+                "--dpo",
+                &w.path("dpo.jsonl"),
+            ]),
+            false,
+        ),
         (s(&["mesh", "info", "--mesh", "{IN}"]), false),
         (s(&["mesh", "sim", "--mesh", &mesh, "--pairs", "{IN}"]), false),
         (s(&["mesh", "sim", "--mesh", "{IN}", "--pairs", &pairs]), false),
@@ -311,6 +402,64 @@ fn options_out_of_range_are_refused_with_their_range() {
         s(&["train", "sft", "--model", &m, "--data", &docs, "--out", &out, "--epochs", "0"]),
         s(&["train", "sft", "--model", &m, "--data", &docs, "--out", &out, "--lora-dropout", "1"]),
         s(&["train", "dpo", "--model", &m, "--data", &docs, "--out", &out, "--beta", "-0.1"]),
+        s(&["evaluate", "rule", "--corpus", &docs, "--mesh", &m, "--candidates", &docs, "--out", &out, "--k", "0"]),
+        s(&[
+            "evaluate",
+            "rule",
+            "--corpus",
+            &docs,
+            "--mesh",
+            &m,
+            "--candidates",
+            &docs,
+            "--out",
+            &out,
+            "--margin",
+            "-1",
+        ]),
+        s(&[
+            "evaluate",
+            "learned",
+            "--evaluator",
+            &m,
+            "--corpus",
+            &docs,
+            "--candidates",
+            &docs,
+            "--out",
+            &out,
+            "--margin",
+            "1.5",
+        ]),
+        s(&[
+            "evaluate",
+            "learned",
+            "--evaluator",
+            &m,
+            "--corpus",
+            &docs,
+            "--candidates",
+            &docs,
+            "--out",
+            &out,
+            "--batch-size",
+            "0",
+        ]),
+        s(&[
+            "evaluate",
+            "learned",
+            "--evaluator",
+            &m,
+            "--corpus",
+            &docs,
+            "--candidates",
+            &docs,
+            "--out",
+            &out,
+            "--context-words",
+            "0",
+        ]),
+        s(&["evaluate", "train", "--labels", &docs, "--corpus", &docs, "--model", &m, "--out", &out, "--epochs", "0"]),
     ];
     let mut failures = Vec::new();
     for args in cases {

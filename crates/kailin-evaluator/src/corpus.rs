@@ -2,8 +2,8 @@
 //! document.
 
 use kailin_core::{Context, Document};
-use kailin_retrieval::{Retrieved, Retriever};
 use kailin_mesh::{DescriptorId, Extractor, Mesh};
+use kailin_retrieval::{Retrieved, Retriever};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::{Error, Result};
@@ -136,10 +136,8 @@ impl<'m> TermFinder<'m> {
 
     pub(crate) fn terms(&self, doc: &Document) -> DocTerms {
         let mut out = DocTerms::default();
-        let headings = matches!(
-            self.source,
-            TermSource::Headings | TermSource::Union | TermSource::HeadingsElseExtraction
-        );
+        let headings =
+            matches!(self.source, TermSource::Headings | TermSource::Union | TermSource::HeadingsElseExtraction);
         if headings {
             for h in &doc.mesh {
                 match self.mesh.by_ui(h.trim()).or_else(|| self.mesh.by_term(h.trim())) {
@@ -173,7 +171,8 @@ pub(crate) fn retrieve_contexts<R: Retriever>(
     k: usize,
     exclude_source: bool,
 ) -> Result<Vec<[Option<Vec<Retrieved>>; 2]>> {
-    let queries: Vec<&str> = items.iter().flat_map(|it| it.questions).map(str::trim).filter(|q| !q.is_empty()).collect();
+    let queries: Vec<&str> =
+        items.iter().flat_map(|it| it.questions).map(str::trim).filter(|q| !q.is_empty()).collect();
     let extra = usize::from(exclude_source);
     let mut hits = retriever.retrieve(&queries, k + extra).map_err(|e| Error::Retrieval(Box::new(e)))?.into_iter();
     let mut out = Vec::with_capacity(items.len());

@@ -23,7 +23,9 @@ pub enum Error {
     },
     /// The retriever named a document the corpus does not hold: the store and the corpus
     /// disagree.
-    #[error("the retriever returned document {id:?}, which is not in the corpus (was the store built from another corpus?)")]
+    #[error(
+        "the retriever returned document {id:?}, which is not in the corpus (was the store built from another corpus?)"
+    )]
     UnknownContext {
         /// The id.
         id: String,

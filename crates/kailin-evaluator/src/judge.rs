@@ -100,7 +100,8 @@ pub fn judge_examples(
             continue;
         };
         let doc = corpus.get(&label.doc_id).ok_or_else(|| Error::UnknownContext { id: label.doc_id.clone() })?;
-        let ctx = [context_docs(corpus, &label.judgement.contexts[0])?, context_docs(corpus, &label.judgement.contexts[1])?];
+        let ctx =
+            [context_docs(corpus, &label.judgement.contexts[0])?, context_docs(corpus, &label.judgement.contexts[1])?];
         let cand = |s: usize| (label.questions[s].as_str(), ctx[s].as_slice());
         for (first, second) in [(0, 1), (1, 0)] {
             let answer = if first == win { "A" } else { "B" };

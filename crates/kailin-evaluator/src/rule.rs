@@ -194,11 +194,7 @@ impl<'a, R: Retriever> RuleEvaluator<'a, R> {
                         pairs.entry((a, b)).or_insert_with(|| sim.pair(a, b));
                     }
                 }
-                ContextTerms {
-                    doc_id: c.id.clone(),
-                    terms: terms.iter().map(|&d| self.term(d)).collect(),
-                    similarity,
-                }
+                ContextTerms { doc_id: c.id.clone(), terms: terms.iter().map(|&d| self.term(d)).collect(), similarity }
             })
             .collect();
         let mut ranked: Vec<((DescriptorId, DescriptorId), f64)> = pairs.into_iter().collect();
@@ -208,12 +204,7 @@ impl<'a, R: Retriever> RuleEvaluator<'a, R> {
             .take(self.options.top_pairs)
             .map(|((a, b), score)| {
                 let why = sim.explain(a, b);
-                TermPair {
-                    document: self.term(a),
-                    context: self.term(b),
-                    mica: why.lca.map(|d| self.term(d)),
-                    score,
-                }
+                TermPair { document: self.term(a), context: self.term(b), mica: why.lca.map(|d| self.term(d)), score }
             })
             .collect();
         CandidateExplanation { contexts, top_pairs }

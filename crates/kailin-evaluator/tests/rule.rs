@@ -17,7 +17,12 @@ fn mesh() -> Mesh {
 }
 
 fn doc(id: &str, text: &str, mesh: &[&str]) -> Document {
-    Document { id: id.into(), text: text.into(), mesh: mesh.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+    Document {
+        id: id.into(),
+        text: text.into(),
+        mesh: mesh.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
 }
 
 /// The source document d and its possible contexts.
