@@ -174,21 +174,25 @@ impl<'a, B: Backend, R: Retriever> PairwiseJudge<'a, B, R> {
         Ok(PairwiseJudge { model, tokenizer, corpus, retriever, options, name: name.into() })
     }
 
-    /// `log p("A")`, `log p("B")` for each prompt.
+    /// `log p("A")`, `log p("B")` for each prompt, as the first token of the answer the judge
+    /// was trained to give (one forward pass per prompt for both letters).
     fn letters(&self, prompts: &[String]) -> Result<Vec<[f64; 2]>> {
-        let mut pairs = Vec::with_capacity(prompts.len() * 2);
+        let mut ids = Vec::with_capacity(prompts.len());
+        let mut letters = [0u32; 2];
         for p in prompts {
-            for letter in ["A", "B"] {
-                pairs.push(kailin_train::prompt_completion_ids(&self.tokenizer, p, letter)?);
+            let (prompt, a) = kailin_train::prompt_completion_ids(&self.tokenizer, p, "A")?;
+            let (_, b) = kailin_train::prompt_completion_ids(&self.tokenizer, p, "B")?;
+            match (a.first(), b.first()) {
+                (Some(&a), Some(&b)) if a != b => letters = [a, b],
+                _ => return Err(Error::Options("the tokenizer does not tell the answers A and B apart".into())),
             }
+            ids.push(prompt);
         }
-        let mut scores = Vec::with_capacity(pairs.len());
-        for chunk in pairs.chunks(self.options.batch_size * 2) {
-            scores.extend(kailin_lm::score(&self.model, chunk)?);
+        let mut out = Vec::with_capacity(prompts.len());
+        for chunk in ids.chunks(self.options.batch_size) {
+            out.extend(kailin_lm::next_token_logprobs(&self.model, chunk, &letters)?.into_iter().map(|v| [v[0], v[1]]));
         }
-        // Only the letter itself: what closes the turn is the same for both answers.
-        let first = |i: usize| scores[i].per_token.first().copied().unwrap_or(f64::NEG_INFINITY);
-        Ok((0..prompts.len()).map(|i| [first(2 * i), first(2 * i + 1)]).collect())
+        Ok(out)
     }
 }
 

@@ -58,6 +58,6 @@ pub use crate::{
     models::{load, models_dir, smollm2_gguf},
     quant::{GgmlType, dequantize, f16_to_f32},
     sampler::Sampler,
-    score::{Score, score},
+    score::{Score, next_token_logprobs, score},
     tokenizer::{TextStream, Tokenizer},
 };

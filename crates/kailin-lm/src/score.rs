@@ -51,3 +51,67 @@ pub fn score<B: Backend>(model: &Llama<B>, pairs: &[(Vec<u32>, Vec<u32>)]) -> Re
         })
         .collect())
 }
+
+/// `log p(token | prompt)` of each of `tokens` as the next token after each prompt: one forward
+/// pass for several one-token answers (a judge's "A" / "B", a label's "yes" / "no"). Prompts
+/// are right-padded; only each prompt's last position goes through the softmax and back to the
+/// host.
+///
+/// Errors: [`Error::EmptyScore`] for an empty prompt; [`Error::TokenOutOfRange`] for a token
+/// outside the vocabulary.
+pub fn next_token_logprobs<B: Backend>(
+    model: &Llama<B>,
+    prompts: &[Vec<u32>],
+    tokens: &[u32],
+) -> Result<Vec<Vec<f64>>> {
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(i) = prompts.iter().position(Vec::is_empty) {
+        return Err(Error::EmptyScore { pair: i });
+    }
+    let vocab = model.vocab_size();
+    if let Some(&t) = tokens.iter().find(|&&t| t as usize >= vocab) {
+        return Err(Error::TokenOutOfRange { token: i64::from(t), vocab });
+    }
+    let device = model.devices().into_iter().next().unwrap_or_default();
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(prompts.len() * longest);
+    for p in prompts {
+        ids.extend(p.iter().map(|&t| i64::from(t)));
+        ids.extend(std::iter::repeat_n(0i64, longest - p.len()));
+    }
+    let batch = prompts.len();
+    let tokens_in = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, longest]), &device);
+    let logits = model.forward(tokens_in)?;
+    let [_, _, vocab] = logits.dims();
+    let last: Vec<i64> = prompts.iter().enumerate().map(|(b, p)| (b * longest + p.len() - 1) as i64).collect();
+    let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [batch]), &device);
+    let picked = logits.reshape([batch * longest, vocab]).select(0, rows);
+    let logp = log_softmax(picked, 1).into_data().to_vec::<f32>().unwrap_or_default();
+    Ok((0..batch).map(|b| tokens.iter().map(|&t| f64::from(logp[b * vocab + t as usize])).collect()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn next_token_logprobs_agree_with_scoring_each_continuation() {
+        let config = crate::LlamaConfig::new(40, 16, 32, 2, 2, 1);
+        let model = config.init::<Flex>(64, &Default::default());
+        let prompts = vec![vec![1, 5, 7, 9], vec![3], vec![2, 2, 30, 31, 4, 6]];
+        let tokens = [11, 12, 39];
+        let got = next_token_logprobs(&model, &prompts, &tokens).unwrap();
+        for (p, row) in prompts.iter().zip(&got) {
+            for (&t, &lp) in tokens.iter().zip(row) {
+                let want = score(&model, &[(p.clone(), vec![t])]).unwrap()[0].total;
+                assert!((lp - want).abs() < 1e-4, "{lp} vs {want}");
+            }
+        }
+        assert!(matches!(next_token_logprobs(&model, &[vec![]], &[1]), Err(Error::EmptyScore { pair: 0 })));
+        assert!(next_token_logprobs(&model, &[vec![1]], &[40]).is_err());
+    }
+}

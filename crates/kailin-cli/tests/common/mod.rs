@@ -92,6 +92,8 @@ pub const WORDS: &[&str] = &[
     "?",
     ".",
     "it",
+    "A",
+    "B",
 ];
 
 /// A tiny Llama and a word-level tokenizer with a plain chat template, as a model directory.
