@@ -227,22 +227,40 @@ pub(crate) fn bench(data: &Path, o: &EvaluatorBench) -> Result<()> {
         "\n| retriever | aggregation | terms | check tags | pooling | IC | source allowed | source excluded |\n|---|---|---|---|---|---|---|---|"
     );
     let base = RuleOptions::default();
+    // The paper's literal Eq. 4: mean of all pairs, intrinsic IC.
+    let eq4 = RuleOptions { aggregate: Aggregate::Mean, ic: IcSource::Intrinsic, ..base.clone() };
     let configs: Vec<(&str, RuleOptions)> = vec![
         ("dense", base.clone()),
-        ("dense", RuleOptions { aggregate: Aggregate::BestMatch, ..base.clone() }),
-        ("dense", RuleOptions { ic: IcSource::Corpus, ..base.clone() }),
-        ("dense", RuleOptions { ic: IcSource::Corpus, aggregate: Aggregate::BestMatch, ..base.clone() }),
         ("dense", RuleOptions { terms: TermSource::Extraction, ..base.clone() }),
-        ("dense", RuleOptions { terms: TermSource::Extraction, aggregate: Aggregate::BestMatch, ..base.clone() }),
-        ("dense", RuleOptions { terms: TermSource::Headings, ..base.clone() }),
-        ("dense", RuleOptions { terms: TermSource::Union, ..base.clone() }),
-        ("dense", RuleOptions { ignore_check_tags: false, ..base.clone() }),
         ("dense", RuleOptions { pooling: Pooling::Union, ..base.clone() }),
-        ("dense", RuleOptions { pooling: Pooling::Union, aggregate: Aggregate::BestMatch, ..base.clone() }),
+        ("dense", RuleOptions { ignore_check_tags: false, ..base.clone() }),
+        ("dense", RuleOptions { ic: IcSource::Intrinsic, ..base.clone() }),
+        ("dense", RuleOptions { aggregate: Aggregate::Mean, ..base.clone() }),
+        ("dense", eq4.clone()),
+        ("dense", RuleOptions { terms: TermSource::Extraction, ..eq4.clone() }),
+        ("dense", RuleOptions { terms: TermSource::Extraction, aggregate: Aggregate::BestMatch, ..eq4.clone() }),
+        ("dense", RuleOptions { terms: TermSource::Headings, ..eq4.clone() }),
+        ("dense", RuleOptions { terms: TermSource::Union, ..eq4.clone() }),
+        ("dense", RuleOptions { ignore_check_tags: false, ..eq4.clone() }),
+        ("dense", RuleOptions { pooling: Pooling::Union, ..eq4.clone() }),
+        ("dense", RuleOptions { pooling: Pooling::Union, aggregate: Aggregate::BestMatch, ..eq4.clone() }),
+        ("dense", RuleOptions { terms: TermSource::Extraction, ic: IcSource::Corpus, ..eq4.clone() }),
+        ("dense", RuleOptions { terms: TermSource::Extraction, pooling: Pooling::Union, ..eq4.clone() }),
+        (
+            "dense",
+            RuleOptions {
+                terms: TermSource::Extraction,
+                pooling: Pooling::Union,
+                aggregate: Aggregate::BestMatch,
+                ..eq4.clone()
+            },
+        ),
+        ("dense", RuleOptions { terms: TermSource::Extraction, ignore_check_tags: false, ..eq4.clone() }),
         ("bm25", base.clone()),
-        ("bm25", RuleOptions { aggregate: Aggregate::BestMatch, ..base.clone() }),
-        ("bm25", RuleOptions { ic: IcSource::Corpus, ..base.clone() }),
-        ("bm25", RuleOptions { terms: TermSource::Extraction, ..base.clone() }),
+        ("bm25", eq4.clone()),
+        ("bm25", RuleOptions { aggregate: Aggregate::BestMatch, ..eq4.clone() }),
+        ("bm25", RuleOptions { ic: IcSource::Corpus, ..eq4.clone() }),
+        ("bm25", RuleOptions { terms: TermSource::Extraction, ..eq4.clone() }),
     ];
     for (engine, options) in configs {
         let mut row = Vec::new();

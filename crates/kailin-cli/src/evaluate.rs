@@ -60,7 +60,8 @@ pub(crate) struct ContextArgs {
     /// The retriever.
     #[arg(long, value_enum, default_value = "dense")]
     retriever: RetrieverArg,
-    /// Candidates, JSON lines `{"doc_id": "...", "questions": ["q1", "q2"]}`.
+    /// Candidates, JSON lines `{"doc_id": "...", "questions": ["q1", "q2"]}` (a document may
+    /// have several lines).
     #[arg(long)]
     candidates: PathBuf,
     /// Output labels, one line per candidates line.
@@ -111,8 +112,8 @@ pub(crate) struct RuleArgs {
     /// The MeSH hierarchy (descriptor XML, ASCII tree file, TSV or kailin cache).
     #[arg(long)]
     mesh: PathBuf,
-    /// Aggregation of term-pair scores.
-    #[arg(long, value_enum, default_value = "mean")]
+    /// Aggregation of term-pair scores (mean: the paper's Eq. 4; bma measured better).
+    #[arg(long, value_enum, default_value = "bma")]
     agg: AggArg,
     /// Scores this close or closer are a tie (no label).
     #[arg(long, default_value_t = 0.0, value_parser = crate::args::non_negative)]
@@ -123,8 +124,8 @@ pub(crate) struct RuleArgs {
     /// How a question's k contexts make one score.
     #[arg(long, value_enum, default_value = "mean")]
     pooling: PoolingArg,
-    /// Information content.
-    #[arg(long, value_enum, default_value = "intrinsic")]
+    /// Information content (corpus: from the terms of --corpus; measured better than intrinsic).
+    #[arg(long, value_enum, default_value = "corpus")]
     ic: IcArg,
     /// Keep the MeSH check tags (Humans, Male, age groups…), which are left out by default.
     #[arg(long)]
@@ -264,7 +265,12 @@ fn label_all<E: Evaluator>(evaluator: &E, corpus: &Corpus, candidates: &Path, ou
     let mut reader = JsonlReader::<CandidatesLine>::open(candidates)?;
     let mut writer = JsonlWriter::<Label>::create(out)?;
     let mut tally = Tally::default();
-    let bar = crate::progress::bar(0, "judging");
+    // The number of lines, for the bar's ETA (a cheap pass; a read error ends the count and is
+    // reported by the reader).
+    let total = std::fs::File::open(candidates)
+        .map(|f| std::io::BufRead::lines(std::io::BufReader::new(f)).map_while(std::io::Result::ok).count())
+        .unwrap_or(0);
+    let bar = crate::progress::bar(total as u64, "judging");
     loop {
         let mut group = Vec::with_capacity(GROUP);
         for line in reader.by_ref().take(GROUP) {

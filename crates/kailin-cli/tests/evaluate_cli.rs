@@ -85,7 +85,8 @@ fn rule_bm25(f: &Files, out: &str, extra: &[&str]) -> Output {
 #[test]
 fn rule_labels_one_line_per_candidates_line() {
     let f = Files::new();
-    let out = rule_bm25(&f, "labels.jsonl", &[]);
+    // Intrinsic IC: in a four-document corpus, corpus IC cannot tell a term from its parent.
+    let out = rule_bm25(&f, "labels.jsonl", &["--ic", "intrinsic"]);
     ok(&out);
     let labels = read_lines(&f.path("labels.jsonl"));
     assert_eq!(labels.len(), 4);

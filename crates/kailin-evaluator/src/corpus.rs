@@ -3,11 +3,11 @@
 
 use kailin_core::{Context, Document};
 use kailin_mesh::{DescriptorId, Extractor, Mesh};
-use kailin_retrieval::{Retrieved, Retriever};
+use kailin_retrieval::Retriever;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::{Error, Result};
-use crate::judgement::Item;
+use crate::judgement::{ContextDoc, Item};
 
 /// The retrievable documents, by id: what a store or BM25 index was built from.
 #[derive(Debug, Clone, Default)]
@@ -170,14 +170,14 @@ pub(crate) fn retrieve_contexts<R: Retriever>(
     items: &[Item<'_>],
     k: usize,
     exclude_source: bool,
-) -> Result<Vec<[Option<Vec<Retrieved>>; 2]>> {
+) -> Result<Vec<[Option<Vec<ContextDoc>>; 2]>> {
     let queries: Vec<&str> =
         items.iter().flat_map(|it| it.questions).map(str::trim).filter(|q| !q.is_empty()).collect();
     let extra = usize::from(exclude_source);
     let mut hits = retriever.retrieve(&queries, k + extra).map_err(|e| Error::Retrieval(Box::new(e)))?.into_iter();
     let mut out = Vec::with_capacity(items.len());
     for it in items {
-        let mut pair: [Option<Vec<Retrieved>>; 2] = [None, None];
+        let mut pair: [Option<Vec<ContextDoc>>; 2] = [None, None];
         for (side, q) in it.questions.iter().enumerate() {
             if q.trim().is_empty() {
                 continue;
@@ -187,7 +187,8 @@ pub(crate) fn retrieve_contexts<R: Retriever>(
                 found.retain(|h| h.id != it.doc.id);
             }
             found.truncate(k);
-            pair[side] = Some(found);
+            pair[side] =
+                Some(found.into_iter().map(|h| ContextDoc { doc_id: h.id, retrieval_score: h.score }).collect());
         }
         out.push(pair);
     }

@@ -30,6 +30,12 @@ pub enum Error {
         /// The id.
         id: String,
     },
+    /// A label or item names a document the corpus does not hold.
+    #[error("document {id:?} is not in the corpus")]
+    UnknownDocument {
+        /// The id.
+        id: String,
+    },
     /// The retriever failed.
     #[error("retrieval: {0}")]
     Retrieval(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -86,7 +86,8 @@ fn context_docs<'c>(corpus: &'c Corpus, contexts: &[ContextDoc]) -> Result<Vec<&
 /// the judge cannot learn a position), answer "A" or "B". Labels without preference are left
 /// out; their number is returned.
 ///
-/// Errors: a label's document or context the corpus lacks.
+/// Errors: [`Error::UnknownDocument`], [`Error::UnknownContext`]: a label's document or context
+/// the corpus lacks.
 pub fn judge_examples(
     labels: &[Label],
     corpus: &Corpus,
@@ -99,7 +100,7 @@ pub fn judge_examples(
             dropped += 1;
             continue;
         };
-        let doc = corpus.get(&label.doc_id).ok_or_else(|| Error::UnknownContext { id: label.doc_id.clone() })?;
+        let doc = corpus.get(&label.doc_id).ok_or_else(|| Error::UnknownDocument { id: label.doc_id.clone() })?;
         let ctx =
             [context_docs(corpus, &label.judgement.contexts[0])?, context_docs(corpus, &label.judgement.contexts[1])?];
         let cand = |s: usize| (label.questions[s].as_str(), ctx[s].as_slice());
@@ -214,19 +215,11 @@ impl<B: Backend, R: Retriever> Evaluator for PairwiseJudge<'_, B, R> {
                 contexts.push(None);
                 continue;
             };
-            let docs = |hits: &[kailin_retrieval::Retrieved]| -> Result<Vec<&Document>> {
-                hits.iter()
-                    .map(|h| self.corpus.get(&h.id).ok_or_else(|| Error::UnknownContext { id: h.id.clone() }))
-                    .collect()
-            };
-            let (da, db) = (docs(&a)?, docs(&b)?);
+            let (da, db) = (context_docs(self.corpus, &a)?, context_docs(self.corpus, &b)?);
             let (qa, qb) = (it.questions[0], it.questions[1]);
             prompts.push(judge_prompt(it.doc, (qa, &da), (qb, &db), o));
             prompts.push(judge_prompt(it.doc, (qb, &db), (qa, &da), o));
-            let ctx = |hits: Vec<kailin_retrieval::Retrieved>| {
-                hits.into_iter().map(|h| ContextDoc { doc_id: h.id, retrieval_score: h.score }).collect()
-            };
-            contexts.push(Some([ctx(a), ctx(b)]));
+            contexts.push(Some([a, b]));
         }
         let letters = self.letters(&prompts)?;
         let mut next = letters.chunks(2);

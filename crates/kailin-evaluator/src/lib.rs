@@ -24,7 +24,7 @@
 //!
 //! ```
 //! use kailin_core::Document;
-//! use kailin_evaluator::{Corpus, Evaluator, Explanation, Item, RuleEvaluator, RuleOptions};
+//! use kailin_evaluator::{Corpus, Evaluator, Explanation, IcSource, Item, RuleEvaluator, RuleOptions};
 //! use kailin_mesh::Mesh;
 //! use kailin_retrieval::Bm25Retriever;
 //!
@@ -38,7 +38,8 @@
 //!     doc("c2", "Asthma in winter.", &["Asthma"]),
 //! ])?;
 //! let bm25 = Bm25Retriever::build(corpus.documents().iter().map(|d| (d.id.as_str(), d.text.as_str())))?;
-//! let options = RuleOptions { k: 1, exclude_source: true, ..Default::default() };
+//! // Intrinsic IC: in a three-document corpus, corpus IC cannot tell a term from its parent.
+//! let options = RuleOptions { k: 1, exclude_source: true, ic: IcSource::Intrinsic, ..Default::default() };
 //! let rule = RuleEvaluator::new(&mesh, &corpus, bm25, options)?;
 //! let item = Item { doc: corpus.get("d").unwrap(), questions: ["Does asthma worsen in winter?", "Is dopamine low in Alzheimer disease?"] };
 //! let judgement = &rule.evaluate(&[item])?[0];

@@ -2,7 +2,7 @@
 //! MeSH similarity of their terms to the document's; the higher score wins.
 
 use kailin_mesh::{Aggregate, DescriptorId, InformationContent, Mesh, Similarity};
-use kailin_retrieval::{Retrieved, Retriever};
+use kailin_retrieval::Retriever;
 use rustc_hash::FxHashMap;
 
 use crate::corpus::{CHECK_TAGS, Corpus, DocTerms, TermFinder, TermSource, retrieve_contexts};
@@ -26,21 +26,26 @@ pub enum Pooling {
 /// Which information content the pair scores use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IcSource {
-    /// The hierarchy's intrinsic IC (default; needs no annotated corpus).
-    #[default]
+    /// The hierarchy's intrinsic IC (needs no annotated corpus).
     Intrinsic,
-    /// Corpus IC from the terms of the evaluator's corpus.
+    /// Corpus IC from the terms of the evaluator's corpus (default: a term every context
+    /// shares, like a study design, says little about closeness).
+    #[default]
     Corpus,
 }
 
-/// Options of the rule.
+/// Options of the rule. The defaults (best-match average, corpus IC, check tags left out,
+/// headings else extraction, mean over the contexts) are the configuration measured best on
+/// PubMedQA PQA-L (`docs/benchmarks.md`, "kailin-evaluator"); the paper's literal Eq. 4 is
+/// `aggregate: Aggregate::Mean, ic: IcSource::Intrinsic`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleOptions {
     /// Contexts per question (the paper's k = 4).
     pub k: usize,
     /// Leave the document itself out of its questions' contexts.
     pub exclude_source: bool,
-    /// Aggregation of pair scores between two term sets (mean of all pairs: Eq. 4).
+    /// Aggregation of pair scores between two term sets (best-match average; the mean of all
+    /// pairs is Eq. 4's).
     pub aggregate: Aggregate,
     /// How the k contexts make one score.
     pub pooling: Pooling,
@@ -61,11 +66,11 @@ impl Default for RuleOptions {
         RuleOptions {
             k: 4,
             exclude_source: false,
-            aggregate: Aggregate::Mean,
+            aggregate: Aggregate::BestMatch,
             pooling: Pooling::MeanOfContexts,
             margin: 0.0,
             terms: TermSource::HeadingsElseExtraction,
-            ic: IcSource::Intrinsic,
+            ic: IcSource::Corpus,
             ignore_check_tags: true,
             top_pairs: 3,
         }
@@ -100,7 +105,7 @@ pub struct RuleEvaluator<'a, R> {
 
 /// A candidate's retrieval, terms and score, before the explanation is written.
 struct Scored {
-    contexts: Vec<Retrieved>,
+    contexts: Vec<ContextDoc>,
     /// Per context: its position in the corpus and its similarity (None without terms).
     sims: Vec<(usize, Option<f64>)>,
     score: Option<f64>,
@@ -153,12 +158,12 @@ impl<'a, R: Retriever> RuleEvaluator<'a, R> {
         Term { ui: desc.ui().to_owned(), name: desc.name().to_owned() }
     }
 
-    fn score(&self, doc: &[DescriptorId], contexts: Vec<Retrieved>) -> Result<Scored> {
+    fn score(&self, doc: &[DescriptorId], contexts: Vec<ContextDoc>) -> Result<Scored> {
         let sim = self.similarity();
         let agg = self.options.aggregate;
         let mut sims = Vec::with_capacity(contexts.len());
         for c in &contexts {
-            let pos = self.corpus.position(&c.id).ok_or_else(|| Error::UnknownContext { id: c.id.clone() })?;
+            let pos = self.corpus.position(&c.doc_id).ok_or_else(|| Error::UnknownContext { id: c.doc_id.clone() })?;
             let terms = &self.corpus_terms[pos].ids;
             let s = (!doc.is_empty() && !terms.is_empty()).then(|| sim.set_score(doc, terms, agg).score);
             sims.push((pos, s));
@@ -194,7 +199,11 @@ impl<'a, R: Retriever> RuleEvaluator<'a, R> {
                         pairs.entry((a, b)).or_insert_with(|| sim.pair(a, b));
                     }
                 }
-                ContextTerms { doc_id: c.id.clone(), terms: terms.iter().map(|&d| self.term(d)).collect(), similarity }
+                ContextTerms {
+                    doc_id: c.doc_id.clone(),
+                    terms: terms.iter().map(|&d| self.term(d)).collect(),
+                    similarity,
+                }
             })
             .collect();
         let mut ranked: Vec<((DescriptorId, DescriptorId), f64)> = pairs.into_iter().collect();
@@ -236,9 +245,7 @@ impl<R: Retriever> Evaluator for RuleEvaluator<'_, R> {
                 unresolved: doc.unresolved.clone(),
                 candidates: [self.explain(&doc.ids, &scored[0]), self.explain(&doc.ids, &scored[1])],
             };
-            let contexts = scored.map(|s| {
-                s.contexts.into_iter().map(|c| ContextDoc { doc_id: c.id, retrieval_score: c.score }).collect()
-            });
+            let contexts = scored.map(|s| s.contexts);
             out.push(Judgement { preferred, scores, outcome, contexts, explanation: Explanation::Rule(explanation) });
         }
         Ok(out)

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use kailin_core::{Document, Provenance};
 use kailin_evaluator::{
-    Corpus, Error, Evaluator, Explanation, Item, JudgeOptions, Judgement, Label, Outcome, RuleEvaluator, RuleOptions,
-    TermSource, judge_examples, preference_pair,
+    Corpus, Error, Evaluator, Explanation, IcSource, Item, JudgeOptions, Judgement, Label, Outcome, RuleEvaluator,
+    RuleOptions, TermSource, judge_examples, preference_pair,
 };
 use kailin_mesh::{Aggregate, Mesh, Similarity};
 use kailin_retrieval::{Retrieved, Retriever};
@@ -80,8 +80,19 @@ fn judge(options: RuleOptions, doc_id: &str, questions: [&str; 2]) -> Judgement 
     rule.evaluate(&[Item { doc: d, questions }]).unwrap().remove(0)
 }
 
+/// One context per question, under the paper's literal Eq. 4 (mean of all pairs, intrinsic
+/// IC): scores a person can check by hand.
 fn one() -> RuleOptions {
-    RuleOptions { k: 1, ..Default::default() }
+    RuleOptions { k: 1, aggregate: Aggregate::Mean, ic: IcSource::Intrinsic, ..Default::default() }
+}
+
+#[test]
+fn the_defaults_pick_the_known_answer_too() {
+    let options = RuleOptions { k: 1, ..Default::default() };
+    assert_eq!((options.aggregate, options.ic), (Aggregate::BestMatch, IcSource::Corpus));
+    assert_eq!(judge(options.clone(), "d", ["far?", "near?"]).preferred, Some(1));
+    assert_eq!(judge(options.clone(), "d", ["near?", "far?"]).preferred, Some(0));
+    assert_eq!(judge(options, "d", ["near?", "same?"]).outcome, Outcome::Tie);
 }
 
 #[test]
@@ -140,7 +151,7 @@ fn documents_without_headings_get_extracted_terms() {
 #[test]
 fn the_explanation_names_the_true_mica_and_leaves_check_tags_out() {
     let (mesh, corpus) = (mesh(), corpus());
-    let rule = RuleEvaluator::new(&mesh, &corpus, fixed(), RuleOptions { k: 2, ..Default::default() }).unwrap();
+    let rule = RuleEvaluator::new(&mesh, &corpus, fixed(), RuleOptions { k: 2, ..one() }).unwrap();
     let j = rule.evaluate(&[Item { doc: corpus.get("d").unwrap(), questions: ["two?", "far?"] }]).unwrap().remove(0);
     let Explanation::Rule(why) = &j.explanation else { panic!() };
     // "Humans" is not in the fixture hierarchy; in any case check tags are never terms.

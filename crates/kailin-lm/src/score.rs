@@ -54,8 +54,8 @@ pub fn score<B: Backend>(model: &Llama<B>, pairs: &[(Vec<u32>, Vec<u32>)]) -> Re
 
 /// `log p(token | prompt)` of each of `tokens` as the next token after each prompt: one forward
 /// pass for several one-token answers (a judge's "A" / "B", a label's "yes" / "no"). Prompts
-/// are right-padded; only each prompt's last position goes through the softmax and back to the
-/// host.
+/// are right-padded; only each prompt's last position goes through the output projection and
+/// the softmax ([`Llama::forward_at`]).
 ///
 /// Errors: [`Error::EmptyScore`] for an empty prompt; [`Error::TokenOutOfRange`] for a token
 /// outside the vocabulary.
@@ -83,12 +83,10 @@ pub fn next_token_logprobs<B: Backend>(
     }
     let batch = prompts.len();
     let tokens_in = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, longest]), &device);
-    let logits = model.forward(tokens_in)?;
-    let [_, _, vocab] = logits.dims();
-    let last: Vec<i64> = prompts.iter().enumerate().map(|(b, p)| (b * longest + p.len() - 1) as i64).collect();
-    let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [batch]), &device);
-    let picked = logits.reshape([batch * longest, vocab]).select(0, rows);
-    let logp = log_softmax(picked, 1).into_data().to_vec::<f32>().unwrap_or_default();
+    let last: Vec<usize> = prompts.iter().map(|p| p.len() - 1).collect();
+    let logits = model.forward_at(tokens_in, &last)?;
+    let [_, vocab] = logits.dims();
+    let logp = log_softmax(logits, 1).into_data().to_vec::<f32>().unwrap_or_default();
     Ok((0..batch).map(|b| tokens.iter().map(|&t| f64::from(logp[b * vocab + t as usize])).collect()).collect())
 }
 

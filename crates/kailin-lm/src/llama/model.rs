@@ -156,6 +156,27 @@ impl<B: Backend> Llama<B> {
         self.run(tokens, None, None, Checks::Device, Logits::All)
     }
 
+    /// The logits of one position per sequence: row `b` at `positions[b]` (the last token of a
+    /// right-padded prompt, say). The output projection runs on those positions only, which
+    /// is what scoring a one-token answer needs.
+    ///
+    /// Shapes: `tokens` `[batch, seq]`, `positions` `[batch]` → logits `[batch, vocab]`.
+    ///
+    /// Errors: as [`Llama::forward`]; `positions` of another length than the batch, or a
+    /// position outside the sequence ([`Error::BatchMismatch`], [`Error::TooLong`]).
+    pub fn forward_at(&self, tokens: Tensor<B, 2, Int>, positions: &[usize]) -> Result<Tensor<B, 2>> {
+        let [batch, seq] = tokens.dims();
+        if positions.len() != batch {
+            return Err(Error::BatchMismatch { what: "positions", expected: positions.len(), batch });
+        }
+        if let Some(&p) = positions.iter().find(|&&p| p >= seq) {
+            return Err(Error::TooLong { len: p + 1, max: seq });
+        }
+        let logits = self.run(tokens, None, None, Checks::Device, Logits::At(positions))?;
+        let vocab = self.vocab_size();
+        Ok(logits.reshape([batch, vocab]))
+    }
+
     /// Next-token logits of packed sequences, for training on several records per row:
     /// `segments` (`batch · seq` record numbers, row-major) says which record each token belongs
     /// to. Attention never crosses a change of record, and positions restart at each record, so
@@ -220,7 +241,7 @@ impl<B: Backend> Llama<B> {
         tokens: Tensor<B, 2, Int>,
         cache: &mut KvCache<B>,
         checks: Checks,
-        logits: Logits,
+        logits: Logits<'_>,
     ) -> Result<Tensor<B, 3>> {
         if cache.layers.len() != self.blocks.len() {
             return Err(Error::CacheMismatch { cache: cache.layers.len(), model: self.blocks.len() });
@@ -237,7 +258,7 @@ impl<B: Backend> Llama<B> {
         mut cache: Option<&mut KvCache<B>>,
         segments: Option<&[u32]>,
         checks: Checks,
-        logits: Logits,
+        logits: Logits<'_>,
     ) -> Result<Tensor<B, 3>> {
         let [batch, seq] = tokens.dims();
         let start = cache.as_ref().map_or(0, |c| c.len());
@@ -266,8 +287,15 @@ impl<B: Backend> Llama<B> {
             let slot = cache.as_mut().map(|c| &mut c.layers[i]);
             x = block.forward(x, &step, slot);
         }
-        if logits == Logits::Last && seq > 1 {
-            x = x.slice_dim(1, seq - 1..seq);
+        match logits {
+            Logits::Last if seq > 1 => x = x.slice_dim(1, seq - 1..seq),
+            Logits::At(positions) => {
+                let [batch, seq, hidden] = x.dims();
+                let rows: Vec<i64> = positions.iter().enumerate().map(|(b, &p)| (b * seq + p) as i64).collect();
+                let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [batch]), &x.device());
+                x = x.reshape([batch * seq, hidden]).select(0, rows).reshape([batch, 1, hidden]);
+            }
+            _ => {}
         }
         let x = self.norm.forward(x);
         let [batch, seq, hidden] = x.dims();
@@ -293,9 +321,11 @@ enum Checks {
 
 /// Which positions of a pass get logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Logits {
+enum Logits<'a> {
     /// Every position.
     All,
     /// The last one only.
     Last,
+    /// One per sequence: row `b` at position `[b]` (checked by the caller).
+    At(&'a [usize]),
 }
