@@ -29,6 +29,9 @@ pub(crate) struct EvaluatorBench {
     /// half) and measure it and the no-MeSH judge on the test half (0: skip; slow on a CPU).
     #[arg(long, default_value_t = 0)]
     learned: usize,
+    /// Judge at most this many pairs of the test half (the judges' forward passes dominate).
+    #[arg(long, default_value_t = 500)]
+    held: usize,
     /// LoRA rank of the learned evaluator.
     #[arg(long, default_value_t = 16)]
     lora_rank: usize,
@@ -359,7 +362,11 @@ where
     let (mut train, mut held) = (Vec::new(), Vec::new());
     for ((it, (q, _)), j) in items.iter().zip(pairs).zip(labels) {
         let label = Label { doc_id: it.doc.id.clone(), questions: q.clone(), judgement: j };
-        if test.contains(&it.doc.id) { held.push((*it, label)) } else { train.push(label) }
+        if !test.contains(&it.doc.id) {
+            train.push(label);
+        } else if held.len() < o.held {
+            held.push((*it, label));
+        }
     }
     let view = JudgeOptions { document_words: o.document_words, context_words: o.context_words, ..Default::default() };
     let chosen: Vec<Label> = train.into_iter().filter(|l| l.judgement.preferred.is_some()).take(o.learned).collect();

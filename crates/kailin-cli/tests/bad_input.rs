@@ -377,6 +377,12 @@ fn options_out_of_range_are_refused_with_their_range() {
     let docs = w.path("ok-docs.jsonl");
     std::fs::write(&docs, "{\"id\": \"1\", \"text\": \"x\"}\n").unwrap();
     let (m, out) = (w.path("no-model"), w.path("out"));
+    // `kailin evaluate SUB ARGS…` with one valid file as corpus and candidates.
+    let evaluate = |args: &[&str]| {
+        let mut all = vec!["evaluate", args[0], "--corpus", &docs, "--candidates", &docs, "--out", &out];
+        all.extend(&args[1..]);
+        s(&all)
+    };
     let cases: Vec<Vec<String>> = vec![
         s(&["lm", "generate", "--model", &m, "--prompt", "x", "--temperature", "-1"]),
         s(&["lm", "generate", "--model", &m, "--prompt", "x", "--temperature", "NaN"]),
@@ -403,62 +409,11 @@ fn options_out_of_range_are_refused_with_their_range() {
         s(&["train", "sft", "--model", &m, "--data", &docs, "--out", &out, "--lora-dropout", "1"]),
         s(&["train", "dpo", "--model", &m, "--data", &docs, "--out", &out, "--beta", "-0.1"]),
         s(&["evaluate", "rule", "--corpus", &docs, "--mesh", &m, "--candidates", &docs, "--out", &out, "--k", "0"]),
-        s(&[
-            "evaluate",
-            "rule",
-            "--corpus",
-            &docs,
-            "--mesh",
-            &m,
-            "--candidates",
-            &docs,
-            "--out",
-            &out,
-            "--margin",
-            "-1",
-        ]),
-        s(&[
-            "evaluate",
-            "learned",
-            "--evaluator",
-            &m,
-            "--corpus",
-            &docs,
-            "--candidates",
-            &docs,
-            "--out",
-            &out,
-            "--margin",
-            "1.5",
-        ]),
-        s(&[
-            "evaluate",
-            "learned",
-            "--evaluator",
-            &m,
-            "--corpus",
-            &docs,
-            "--candidates",
-            &docs,
-            "--out",
-            &out,
-            "--batch-size",
-            "0",
-        ]),
-        s(&[
-            "evaluate",
-            "learned",
-            "--evaluator",
-            &m,
-            "--corpus",
-            &docs,
-            "--candidates",
-            &docs,
-            "--out",
-            &out,
-            "--context-words",
-            "0",
-        ]),
+        evaluate(&["rule", "--mesh", &m, "--k", "0"]),
+        evaluate(&["rule", "--mesh", &m, "--margin", "-1"]),
+        evaluate(&["learned", "--evaluator", &m, "--margin", "1.5"]),
+        evaluate(&["learned", "--evaluator", &m, "--batch-size", "0"]),
+        evaluate(&["learned", "--evaluator", &m, "--context-words", "0"]),
         s(&["evaluate", "train", "--labels", &docs, "--corpus", &docs, "--model", &m, "--out", &out, "--epochs", "0"]),
     ];
     let mut failures = Vec::new();

@@ -58,28 +58,21 @@ impl Files {
     }
 }
 
-fn rule_bm25(f: &Files, out: &str, extra: &[&str]) -> Output {
+/// `kailin evaluate rule` over the test's corpus and candidates, with the fixture hierarchy.
+fn rule(f: &Files, out: &str, extra: &[&str]) -> Output {
     let mesh = fixture("mesh/mini.tsv");
     let (corpus, cands, out) = (f.path("corpus.jsonl"), f.path("cands.jsonl"), f.path(out));
-    let mut args = vec![
-        "evaluate",
-        "rule",
-        "--corpus",
-        p(&corpus),
-        "--mesh",
-        p(&mesh),
-        "--candidates",
-        p(&cands),
-        "--out",
-        p(&out),
-        "--retriever",
-        "bm25",
-        "--k",
-        "1",
-        "--exclude-source",
-    ];
+    let mut args = vec!["evaluate", "rule", "--corpus", p(&corpus), "--mesh", p(&mesh)];
+    args.extend(["--candidates", p(&cands), "--out", p(&out)]);
     args.extend(extra);
     kailin(&args)
+}
+
+/// The same with BM25, one context, the source left out.
+fn rule_bm25(f: &Files, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["--retriever", "bm25", "--k", "1", "--exclude-source"];
+    args.extend(extra);
+    rule(f, out, &args)
 }
 
 #[test]
@@ -149,26 +142,8 @@ fn dense_rule_refuses_a_store_of_another_encoder() {
     std::fs::write(other.join("sentence_bert_config.json"), r#"{"max_seq_length": 16}"#).unwrap();
     let corpus = f.path("corpus.jsonl");
     ok(&kailin(&["retrieve", "build", "--model", p(&bert), "--corpus", p(&corpus), "--out", p(&store)]));
-    let mesh = fixture("mesh/mini.tsv");
-    let (cands, labels) = (f.path("cands.jsonl"), f.path("labels.jsonl"));
-    let args = |model: &Path| {
-        kailin(&[
-            "evaluate",
-            "rule",
-            "--corpus",
-            p(&corpus),
-            "--store",
-            p(&store),
-            "--model",
-            p(model),
-            "--mesh",
-            p(&mesh),
-            "--candidates",
-            p(&cands),
-            "--out",
-            p(&labels),
-        ])
-    };
+    let labels = f.path("labels.jsonl");
+    let args = |model: &Path| rule(&f, "labels.jsonl", &["--store", p(&store), "--model", p(model)]);
     ok(&args(&bert));
     assert_eq!(read_lines(&labels).len(), 4);
     std::fs::remove_file(&labels).unwrap();
@@ -178,18 +153,7 @@ fn dense_rule_refuses_a_store_of_another_encoder() {
     assert!(stderr.contains("encoder"), "{stderr}");
     assert!(!labels.exists());
     // Dense retrieval without a store is a clear error.
-    let out = kailin(&[
-        "evaluate",
-        "rule",
-        "--corpus",
-        p(&corpus),
-        "--mesh",
-        p(&mesh),
-        "--candidates",
-        p(&cands),
-        "--out",
-        p(&labels),
-    ]);
+    let out = rule(&f, "labels.jsonl", &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs --store"));
 }
 
