@@ -151,37 +151,21 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
          \"outcome\": \"preferred\", \"contexts\": [[], []], \"explanation\": {\"kind\": \"none\"}}\n",
     )
     .unwrap();
+    // `kailin evaluate ARGS… --out OUT`; BM25 unless a store is under test.
+    let evaluate = |args: &[&str]| {
+        let mut all = vec!["evaluate"];
+        all.extend(args);
+        all.extend(["--out", &out]);
+        s(&all)
+    };
+    let bm25 = ["--retriever", "bm25"];
     let rule = |corpus: &str, mesh: &str, cands: &str| {
-        s(&[
-            "evaluate",
-            "rule",
-            "--corpus",
-            corpus,
-            "--mesh",
-            mesh,
-            "--candidates",
-            cands,
-            "--out",
-            &out,
-            "--retriever",
-            "bm25",
-        ])
+        evaluate(&[&["rule", "--corpus", corpus, "--mesh", mesh, "--candidates", cands], &bm25[..]].concat())
     };
     let learned = |evaluator: &str, corpus: &str, cands: &str| {
-        s(&[
-            "evaluate",
-            "learned",
-            "--evaluator",
-            evaluator,
-            "--corpus",
-            corpus,
-            "--candidates",
-            cands,
-            "--out",
-            &out,
-            "--retriever",
-            "bm25",
-        ])
+        evaluate(
+            &[&["learned", "--evaluator", evaluator, "--corpus", corpus, "--candidates", cands], &bm25[..]].concat(),
+        )
     };
     let judge_out = w.path("judge-out");
     vec![
@@ -189,8 +173,7 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
         (rule(&docs, "{IN}", &cands), false),
         (rule(&docs, &mesh, "{IN}"), false),
         (
-            s(&[
-                "evaluate",
+            evaluate(&[
                 "rule",
                 "--corpus",
                 &docs,
@@ -198,8 +181,6 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
                 &mesh,
                 "--candidates",
                 &cands,
-                "--out",
-                &out,
                 "--store",
                 "{IN}",
                 "--model",
