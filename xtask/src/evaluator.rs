@@ -29,6 +29,9 @@ pub(crate) struct EvaluatorBench {
     /// half) and measure it and the no-MeSH judge on the test half (0: skip; slow on a CPU).
     #[arg(long, default_value_t = 0)]
     learned: usize,
+    /// Skip the speed figures and the table of options (with `--learned`: only the judges).
+    #[arg(long)]
+    judges_only: bool,
     /// Judge at most this many pairs of the test half (the judges' forward passes dominate).
     #[arg(long, default_value_t = 500)]
     held: usize,
@@ -219,6 +222,15 @@ pub(crate) fn bench(data: &Path, o: &EvaluatorBench) -> Result<()> {
     );
     let bm25 = Bm25Retriever::build(corpus.documents().iter().map(|d| (d.id.as_str(), d.text.as_str())))?;
     let dense = if o.bm25_only { None } else { Some(dense(&corpus, &o.work)?) };
+    if o.judges_only {
+        if o.learned == 0 {
+            bail!("--judges-only needs --learned N");
+        }
+        return match &dense {
+            Some(d) => learned(data, &corpus, d, &docs, &pairs, o),
+            None => learned(data, &corpus, &bm25, &docs, &pairs, o),
+        };
+    }
     let default_win = match &dense {
         Some(d) => speed("dense", &mesh, &corpus, d, &docs, &pairs)?,
         None => speed("bm25", &mesh, &corpus, &bm25, &docs, &pairs)?,

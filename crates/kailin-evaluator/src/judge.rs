@@ -1,6 +1,18 @@
 //! Language-model judges: a pairwise prompt ("document, pair A, pair B → A or B") scored by a
 //! `kailin-lm` model. With a model fine-tuned on the rule's labels ([`train_judge`]) it is the
 //! learned evaluator (m-KAILIN Eq. 6); with the base model it is the no-MeSH ablation.
+//!
+//! Why a pairwise prompt rather than a Bradley–Terry scalar head: the prompt trains with the
+//! SFT objective `kailin-train` already has (the negative log-likelihood of the preferred
+//! letter is Eq. 6's loss), needs no new model head or export format, and the same prompt
+//! serves the untrained no-MeSH ablation, so the two rows differ only in training. Showing
+//! each pair in both orders, in training and in judging, removes the letter's position bias.
+//!
+//! What the model sees ([`judge_prompt`]): the document's title and first
+//! [`JudgeOptions::document_words`] words, the instruction, then for A and B the question and
+//! the first [`JudgeOptions::context_words`] words (title first) of each of its k contexts.
+//! Contexts are cut this short so that a pair fits a CPU budget (about 270 tokens at 40 and 10
+//! words).
 
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
