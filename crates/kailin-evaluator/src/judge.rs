@@ -190,17 +190,18 @@ impl<'a, B: Backend, R: Retriever> PairwiseJudge<'a, B, R> {
     /// `log p("A")`, `log p("B")` for each prompt, as the first token of the answer the judge
     /// was trained to give (one forward pass per prompt for both letters).
     fn letters(&self, prompts: &[String]) -> Result<Vec<[f64; 2]>> {
-        let mut ids = Vec::with_capacity(prompts.len());
-        let mut letters = [0u32; 2];
-        for p in prompts {
-            let (prompt, a) = kailin_train::prompt_completion_ids(&self.tokenizer, p, "A")?;
-            let (_, b) = kailin_train::prompt_completion_ids(&self.tokenizer, p, "B")?;
-            match (a.first(), b.first()) {
-                (Some(&a), Some(&b)) if a != b => letters = [a, b],
-                _ => return Err(Error::Options("the tokenizer does not tell the answers A and B apart".into())),
-            }
-            ids.push(prompt);
-        }
+        let Some(first) = prompts.first() else { return Ok(Vec::new()) };
+        // The letters' tokens open the reply whatever the prompt: found once, from the first.
+        let (_, a) = kailin_train::prompt_completion_ids(&self.tokenizer, first, "A")?;
+        let (_, b) = kailin_train::prompt_completion_ids(&self.tokenizer, first, "B")?;
+        let letters = match (a.first(), b.first()) {
+            (Some(&a), Some(&b)) if a != b => [a, b],
+            _ => return Err(Error::Options("the tokenizer does not tell the answers A and B apart".into())),
+        };
+        let ids = prompts
+            .iter()
+            .map(|p| Ok(kailin_train::prompt_completion_ids(&self.tokenizer, p, "A")?.0))
+            .collect::<Result<Vec<_>>>()?;
         let mut out = Vec::with_capacity(prompts.len());
         for chunk in ids.chunks(self.options.batch_size) {
             out.extend(kailin_lm::next_token_logprobs(&self.model, chunk, &letters)?.into_iter().map(|v| [v[0], v[1]]));

@@ -227,7 +227,15 @@ impl<R: Retriever> Evaluator for RuleEvaluator<'_, R> {
         let retrieved = retrieve_contexts(&self.retriever, items, self.options.k, self.options.exclude_source)?;
         let mut out = Vec::with_capacity(items.len());
         for (it, found) in items.iter().zip(retrieved) {
-            let doc = self.finder.terms(it.doc);
+            // A corpus document's terms were found when the evaluator was built.
+            let computed;
+            let doc = match self.corpus.position(&it.doc.id) {
+                Some(p) if self.corpus.documents()[p] == *it.doc => &self.corpus_terms[p],
+                _ => {
+                    computed = self.finder.terms(it.doc);
+                    &computed
+                }
+            };
             let [a, b] = found;
             let (Some(a), Some(b)) = (a, b) else {
                 out.push(Judgement::skipped(Outcome::EmptyQuestion));
