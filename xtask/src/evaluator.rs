@@ -319,7 +319,7 @@ pub(crate) fn bench(data: &Path, o: &EvaluatorBench) -> Result<()> {
     if o.learned > 0 {
         match &dense {
             Some(d) => learned(data, &corpus, d, &docs, &pairs, o)?,
-            None => learned(data, &corpus, &*bm25.inner, &docs, &pairs, o)?,
+            None => learned(data, &corpus, bm25.inner, &docs, &pairs, o)?,
         }
     }
     Ok(())
