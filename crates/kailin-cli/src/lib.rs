@@ -14,6 +14,7 @@ mod evaluate;
 mod lm;
 mod mesh;
 mod progress;
+mod question;
 mod retrieve;
 mod train;
 
@@ -48,6 +49,9 @@ enum Cmd {
     /// The evaluator: the MeSH rule, the learned evaluator and its training, preference pairs.
     #[command(subcommand)]
     Evaluate(evaluate::EvaluateCmd),
+    /// The question agents: generate candidate questions, fine-tune on BioASQ, measure.
+    #[command(subcommand)]
+    Question(question::QuestionCmd),
 }
 
 /// Runs the `kailin` command on the process's arguments; the exit code to return.
@@ -70,6 +74,7 @@ pub fn main() -> std::process::ExitCode {
         Cmd::Retrieve(cmd) => retrieve::run(cmd),
         Cmd::Train(cmd) => train::run(cmd),
         Cmd::Evaluate(cmd) => evaluate::run(cmd),
+        Cmd::Question(cmd) => question::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -35,11 +35,12 @@ pub(crate) struct DataArgs {
     common: CommonArgs,
 }
 
-/// The options of every training run but its data (`kailin evaluate train` makes its own).
-#[derive(Debug, Args)]
+/// The options of every training run but its data (`kailin evaluate train` and
+/// `kailin question train` make their own).
+#[derive(Debug, Clone, Args)]
 pub(crate) struct CommonArgs {
     /// The starting model: a GGUF file or a Hugging Face directory.
-    #[arg(long)]
+    #[arg(long, visible_alias = "base")]
     model: PathBuf,
     /// Evaluation data in the same shape (its loss is logged).
     #[arg(long)]
@@ -132,6 +133,11 @@ pub(crate) fn sft_on(a: CommonArgs, data: PathBuf) -> Result<()> {
     on_device(Objective::Sft, &data, &a)
 }
 
+/// Continued pre-training on `data` with the options of `a`.
+pub(crate) fn cpt_on(a: CommonArgs, data: PathBuf) -> Result<()> {
+    on_device(Objective::Cpt, &data, &a)
+}
+
 fn on_device(objective: Objective, data: &Path, a: &CommonArgs) -> Result<()> {
     match a.device {
         Device::Cpu => dispatch::<Autodiff<burn::backend::Flex>>(objective, data, a, &Default::default()),
@@ -146,6 +152,21 @@ impl CommonArgs {
     /// The output directory.
     pub(crate) fn out(&self) -> &Path {
         &self.out
+    }
+
+    /// The starting model.
+    pub(crate) fn model(&self) -> &Path {
+        &self.model
+    }
+
+    /// Sets the number of epochs.
+    pub(crate) fn set_epochs(&mut self, epochs: usize) {
+        self.epochs = epochs;
+    }
+
+    /// The same options for another run: from `model`, into `out`, evaluated on `eval`.
+    pub(crate) fn retarget(&self, model: PathBuf, out: PathBuf, eval: Option<PathBuf>) -> Self {
+        CommonArgs { model, out, eval, ..self.clone() }
     }
 
     fn options(&self) -> Result<TrainOptions> {

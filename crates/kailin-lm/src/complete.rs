@@ -85,10 +85,23 @@ pub fn complete<B: Backend>(
     prompts: &[String],
     options: &CompletionOptions,
 ) -> Result<Vec<Completion>> {
-    let ids = prompts.iter().map(|p| tokenizer.encode(p, true)).collect::<Result<Vec<_>>>()?;
     let mut samplers: Vec<Sampler> = (0..prompts.len()).map(|i| options.sampler(i)).collect();
+    complete_with(model, tokenizer, prompts, options, &mut samplers)
+}
+
+/// [`complete`] with one sampler per prompt chosen by the caller (`options`' sampling settings
+/// and seed are then unused): a prompt's output can depend on its own seed only, whatever
+/// batch it shares. One sampler per prompt, or [`Error::BatchMismatch`].
+pub fn complete_with<B: Backend>(
+    model: &Llama<B>,
+    tokenizer: &Tokenizer,
+    prompts: &[String],
+    options: &CompletionOptions,
+    samplers: &mut [Sampler],
+) -> Result<Vec<Completion>> {
+    let ids = prompts.iter().map(|p| tokenizer.encode(p, true)).collect::<Result<Vec<_>>>()?;
     let mut texts: Vec<TextStream<'_>> = (0..prompts.len()).map(|_| TextStream::new(tokenizer, true)).collect();
-    let tokens = generate_batch(model, &ids, options.max_new, &tokenizer.stop_ids(), &mut samplers, |i, token| {
+    let tokens = generate_batch(model, &ids, options.max_new, &tokenizer.stop_ids(), samplers, |i, token| {
         if options.stop.is_empty() {
             return Ok(ControlFlow::Continue(()));
         }

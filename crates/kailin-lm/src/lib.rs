@@ -9,6 +9,7 @@
 //! - [`Tokenizer`] from `tokenizer.json` or GGUF metadata, and the model's [`ChatTemplate`].
 //! - [`generate_batch`] (KV cache, left-padded batches, [`Sampler`] per sequence, stop tokens,
 //!   streaming), [`complete`] for text with stop strings, and [`score`] for log-probabilities.
+//! - [`PromptTemplate`]: an agent's prompt as a Jinja file, versioned by its content.
 //!
 //! ```no_run
 //! use burn::backend::Flex;
@@ -39,6 +40,7 @@ mod generate;
 mod gguf;
 mod llama;
 mod models;
+mod prompt;
 mod quant;
 mod sampler;
 mod score;
@@ -46,7 +48,7 @@ mod tokenizer;
 
 pub use crate::{
     chat::{ChatMessage, ChatTemplate},
-    complete::{Completion, CompletionOptions, FinishReason, chat_prompt, complete},
+    complete::{Completion, CompletionOptions, FinishReason, chat_prompt, complete, complete_with},
     device::{cuda_compiled, on_cpu_threads},
     error::{Error, Result},
     generate::{every_token, generate, generate_batch},
@@ -56,6 +58,7 @@ pub use crate::{
         hf_name_map, reorder_qk_rows,
     },
     models::{load, models_dir, smollm2_gguf},
+    prompt::PromptTemplate,
     quant::{GgmlType, dequantize, f16_to_f32},
     sampler::Sampler,
     score::{Score, next_token_logprobs, score},
