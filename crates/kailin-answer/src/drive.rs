@@ -34,8 +34,7 @@ pub fn answer_all<G: AnswerGenerator + ?Sized>(
         }
         for (i, (record, answer)) in batch.iter().zip(answers).enumerate() {
             let line = first_line + c * chunk.max(1) + i;
-            let answer =
-                answer.map_err(|e| Error::Record { record: record.id.clone(), line, source: Box::new(e) })?;
+            let answer = answer.map_err(|e| Error::Record { record: record.id.clone(), line, source: Box::new(e) })?;
             write(sft_record(record, &answer, &provenance))?;
             done += 1;
         }
@@ -60,7 +59,18 @@ mod tests {
         });
         let records: Vec<_> = ["1", "2", "3", "4"].into_iter().map(rec).collect();
         let mut written = Vec::new();
-        let err = answer_all(&agent, &records, 10, 2, |r| Ok(written.push(r.answer)), |_| ()).unwrap_err();
+        let err = answer_all(
+            &agent,
+            &records,
+            10,
+            2,
+            |r| {
+                written.push(r.answer);
+                Ok(())
+            },
+            |_| (),
+        )
+        .unwrap_err();
         assert_eq!(written, ["a1", "a2"]);
         let msg = err.to_string();
         assert!(msg.contains("\"3\"") && msg.contains("line 12") && msg.contains("boom"), "{msg}");

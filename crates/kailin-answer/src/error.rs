@@ -7,7 +7,9 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The server refused the credentials (401 or 403): not retried.
-    #[error("{url}: the server refused the API key (HTTP {status}): {message}. Check OPENAI_API_KEY (or --api-key-env)")]
+    #[error(
+        "{url}: the server refused the API key (HTTP {status}): {message}. Check OPENAI_API_KEY (or --api-key-env)"
+    )]
     Unauthorized {
         /// The endpoint.
         url: String,

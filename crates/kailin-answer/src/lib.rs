@@ -30,7 +30,7 @@
 //! }];
 //! let agent = FnAnswerer::new("echo", |r: &CptRecord| Ok(format!("Yes: {}", r.context.text)));
 //! let mut sft = Vec::new();
-//! answer_all(&agent, &records, 1, 8, |r| Ok(sft.push(r)), |_done| ())?;
+//! answer_all(&agent, &records, 1, 8, |r| { sft.push(r); Ok(()) }, |_done| ())?;
 //! assert_eq!(sft[0].answer, "Yes: Aspirin inhibits COX-1.");
 //! assert_eq!(sft[0].provenance.agent, "echo");
 //! # Ok::<(), kailin_answer::Error>(())

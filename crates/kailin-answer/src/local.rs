@@ -41,7 +41,12 @@ pub struct LocalAnswerer<B: Backend> {
 
 impl<B: Backend> LocalAnswerer<B> {
     /// An agent on `model`; `model_id` goes into provenance.
-    pub fn new(model: Llama<B>, tokenizer: Tokenizer, model_id: impl Into<String>, options: LocalOptions) -> Result<Self> {
+    pub fn new(
+        model: Llama<B>,
+        tokenizer: Tokenizer,
+        model_id: impl Into<String>,
+        options: LocalOptions,
+    ) -> Result<Self> {
         if options.max_new == 0 || options.batch_size == 0 {
             return Err(Error::Options("max_new and batch_size must be at least 1".into()));
         }

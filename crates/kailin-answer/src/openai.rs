@@ -149,7 +149,14 @@ impl OpenAiClientBuilder {
             .build()
             .into();
         let cache = self.cache.map(ResponseCache::open).transpose()?;
-        Ok(OpenAiClient { options: self.options, template: self.template, url, agent, cache, counters: Counters::default() })
+        Ok(OpenAiClient {
+            options: self.options,
+            template: self.template,
+            url,
+            agent,
+            cache,
+            counters: Counters::default(),
+        })
     }
 }
 
@@ -376,10 +383,11 @@ impl OpenAiClient {
 /// The server's error message: `error.message` of a JSON body, or the body's start.
 fn server_message(body: &str) -> String {
     let parsed = serde_json::from_str::<serde_json::Value>(body).ok();
-    let message = parsed.as_ref().and_then(|v| v.pointer("/error/message").or_else(|| v.get("error"))).map(|m| match m {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    });
+    let message =
+        parsed.as_ref().and_then(|v| v.pointer("/error/message").or_else(|| v.get("error"))).map(|m| match m {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
     message.unwrap_or_else(|| body.chars().take(200).collect())
 }
 

@@ -1,5 +1,6 @@
 //! The OpenAI-compatible client against a fault-injecting server on 127.0.0.1: retries,
 //! timeouts, Retry-After, the cache, and errors that name the record.
+#![allow(clippy::unwrap_used)]
 
 mod common {
     pub(crate) mod fault_server;
@@ -36,7 +37,17 @@ fn client(server: &FaultServer, cache: Option<&std::path::Path>, retries: usize)
 
 fn run(client: &OpenAiClient, records: &[CptRecord]) -> (Vec<SftRecord>, kailin_answer::Result<()>) {
     let mut out = Vec::new();
-    let result = answer_all(client, records, 1, 4, |r| Ok(out.push(r)), |_| ());
+    let result = answer_all(
+        client,
+        records,
+        1,
+        4,
+        |r| {
+            out.push(r);
+            Ok(())
+        },
+        |_| (),
+    );
     (out, result)
 }
 
@@ -52,7 +63,7 @@ fn transient_failures_are_retried_and_each_record_is_answered_once_in_order() {
     let ids: Vec<&str> = out.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["0", "1", "2", "3", "4", "5", "6"]);
     for r in &out {
-        assert!(r.answer.starts_with(&format!("answer to")), "{}", r.answer);
+        assert!(r.answer.starts_with("answer to"), "{}", r.answer);
         assert!(r.answer.contains(&format!("Question {}?", r.id)), "{}", r.answer);
         assert_eq!(r.provenance.model.as_deref(), Some("test-model"));
     }

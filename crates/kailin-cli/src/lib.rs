@@ -8,6 +8,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod answer;
 mod args;
 mod data;
 mod evaluate;
@@ -52,6 +53,9 @@ enum Cmd {
     /// The question agents: generate candidate questions, fine-tune on BioASQ, measure.
     #[command(subcommand)]
     Question(question::QuestionCmd),
+    /// The answer agent: CPT records (question + context) to SFT records (+ answer), with a
+    /// local model or any OpenAI-compatible server.
+    Answer(answer::AnswerArgs),
 }
 
 /// Runs the `kailin` command on the process's arguments; the exit code to return.
@@ -75,6 +79,7 @@ pub fn main() -> std::process::ExitCode {
         Cmd::Train(cmd) => train::run(cmd),
         Cmd::Evaluate(cmd) => evaluate::run(cmd),
         Cmd::Question(cmd) => question::run(cmd),
+        Cmd::Answer(a) => answer::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

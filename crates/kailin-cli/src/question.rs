@@ -214,7 +214,8 @@ fn train(a: TrainArgs) -> Result<()> {
     let data_dir = out.join("data");
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     // The BioASQ split.
-    let files = bioasq_files(&a.bioasq).with_context(|| format!("reading the BioASQ directory {}", a.bioasq.display()))?;
+    let files =
+        bioasq_files(&a.bioasq).with_context(|| format!("reading the BioASQ directory {}", a.bioasq.display()))?;
     if files.is_empty() {
         bail!("no *.json files under {} (--bioasq names the golden batches' directory)", a.bioasq.display());
     }

@@ -168,6 +168,26 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
         )
     };
     let judge_out = w.path("judge-out");
+    let bioasq = w.path("bioasq");
+    std::fs::create_dir_all(&bioasq).unwrap();
+    let batch = |id: &str| {
+        format!(
+            "{{\"questions\": [{{\"id\": \"{id}\", \"body\": \"does aspirin inhibit cox ?\", \"type\": \"yesno\", \
+             \"snippets\": [{{\"text\": \"aspirin inhibit cox .\", \"document\": \"http://x/pubmed/1\"}}]}}]}}"
+        )
+    };
+    std::fs::write(Path::new(&bioasq).join("1B1_golden.json"), batch("1")).unwrap();
+    std::fs::write(Path::new(&bioasq).join("1B2_golden.json"), batch("2")).unwrap();
+    let questions = w.path("ok-questions.jsonl");
+    std::fs::write(&questions, "{\"id\": \"q\", \"text\": \"does aspirin inhibit cox ?\", \"doc_id\": \"1\"}\n")
+        .unwrap();
+    let cpt = w.path("ok-cpt.jsonl");
+    std::fs::write(
+        &cpt,
+        "{\"id\": \"r\", \"question\": \"does aspirin inhibit cox ?\", \"context\": {\"doc_ids\": [\"1\"], \"text\": \"aspirin\"}, \
+         \"provenance\": {\"agent\": \"t\"}}\n",
+    )
+    .unwrap();
     vec![
         (rule("{IN}", &mesh, &cands), false),
         (rule(&docs, "{IN}", &cands), false),
@@ -215,6 +235,30 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
             ]),
             false,
         ),
+        (s(&["question", "generate", "--model", llama, "--documents", "{IN}", "--out", &out]), false),
+        (s(&["question", "generate", "--model", "{IN}", "--documents", &docs, "--out", &out]), false),
+        (s(&["question", "train", "--base", llama, "--out", &judge_out, "--bioasq", "{IN}"]), false),
+        (
+            s(&[
+                "question",
+                "train",
+                "--base",
+                llama,
+                "--out",
+                &judge_out,
+                "--bioasq",
+                &bioasq,
+                "--held-out",
+                "1B2_golden.json",
+                "--domain-cpt",
+                "{IN}",
+            ]),
+            false,
+        ),
+        (s(&["question", "score", "--questions", "{IN}"]), false),
+        (s(&["question", "score", "--questions", &questions, "--gold", "{IN}", "--other", "{IN}"]), false),
+        (s(&["answer", "--input", "{IN}", "--out", &out, "--model", llama]), false),
+        (s(&["answer", "--input", &cpt, "--out", &w.path("sft.jsonl"), "--model", "{IN}"]), false),
         (s(&["mesh", "info", "--mesh", "{IN}"]), false),
         (s(&["mesh", "sim", "--mesh", &mesh, "--pairs", "{IN}"]), false),
         (s(&["mesh", "sim", "--mesh", "{IN}", "--pairs", &pairs]), false),
@@ -364,6 +408,17 @@ fn options_out_of_range_are_refused_with_their_range() {
         all.extend(&args[1..]);
         s(&all)
     };
+    // `kailin question generate|… ARGS…` and `kailin answer ARGS…` with valid paths.
+    let question = |args: &[&str]| {
+        let mut all = vec!["question", args[0], "--model", &m, "--documents", &docs, "--out", &out];
+        all.extend(&args[1..]);
+        s(&all)
+    };
+    let answer = |args: &[&str]| {
+        let mut all = vec!["answer", "--input", &docs, "--out", &out, "--model", &m];
+        all.extend(args);
+        s(&all)
+    };
     let cases: Vec<Vec<String>> = vec![
         s(&["lm", "generate", "--model", &m, "--prompt", "x", "--temperature", "-1"]),
         s(&["lm", "generate", "--model", &m, "--prompt", "x", "--temperature", "NaN"]),
@@ -396,6 +451,21 @@ fn options_out_of_range_are_refused_with_their_range() {
         evaluate(&["learned", "--evaluator", &m, "--batch-size", "0"]),
         evaluate(&["learned", "--evaluator", &m, "--context-words", "0"]),
         s(&["evaluate", "train", "--labels", &docs, "--corpus", &docs, "--model", &m, "--out", &out, "--epochs", "0"]),
+        question(&["generate", "--n", "0"]),
+        question(&["generate", "--temperature", "-1"]),
+        question(&["generate", "--top-p", "0"]),
+        question(&["generate", "--max-new", "0"]),
+        question(&["generate", "--batch-size", "0"]),
+        question(&["generate", "--max-document-chars", "0"]),
+        s(&["question", "train", "--base", &m, "--out", &out, "--limit", "0"]),
+        s(&["question", "train", "--base", &m, "--out", &out, "--eval-limit", "0"]),
+        s(&["question", "train", "--base", &m, "--out", &out, "--cpt-epochs", "0"]),
+        s(&["question", "score", "--questions", &docs, "--near", "1.5"]),
+        answer(&["--concurrency", "0"]),
+        answer(&["--timeout", "0"]),
+        answer(&["--max-tokens", "0"]),
+        answer(&["--temperature", "-1"]),
+        answer(&["--batch-size", "0"]),
     ];
     let mut failures = Vec::new();
     for args in cases {

@@ -1,4 +1,5 @@
-//! JSON Lines: a streaming reader with line-numbered errors, and an atomic writer.
+//! JSON Lines: a streaming reader with line-numbered errors, an atomic writer, and a
+//! resumable appender.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -118,6 +119,66 @@ impl<T: Serialize> JsonlWriter<T> {
     }
 }
 
+/// Appends records to a file a run can be killed in and resumed on: each record is one
+/// `write` of a whole line, [`sync`](Self::sync) makes the lines so far durable, and
+/// [`resume`](Self::resume) reads back the complete lines of an earlier run, cutting off a
+/// last line that the kill left incomplete. Not atomic as a whole, by design: finished
+/// records survive a crash.
+#[derive(Debug)]
+pub struct JsonlAppender<T> {
+    file: File,
+    path: PathBuf,
+    count: u64,
+    cut: u64,
+    _record: PhantomData<fn(&T)>,
+}
+
+impl<T: Serialize + DeserializeOwned> JsonlAppender<T> {
+    /// Opens `path` for appending (creating it), and returns the records already in it. A
+    /// last line without its newline (a write cut short) is removed from the file; any
+    /// complete line that is not a `T` is an error naming it.
+    pub fn resume(path: impl AsRef<Path>) -> Result<(Self, Vec<T>)> {
+        let path = path.as_ref().to_owned();
+        let io = |source| Error::Io { path: path.clone(), source };
+        let file = std::fs::OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(io)?;
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if complete < bytes.len() {
+            file.set_len(complete as u64).map_err(io)?;
+        }
+        let cut = (bytes.len() - complete) as u64;
+        let records: Vec<T> = JsonlReader::new(&bytes[..complete], path.clone()).collect::<Result<_>>()?;
+        let count = records.len() as u64;
+        Ok((JsonlAppender { file, path, count, cut, _record: PhantomData }, records))
+    }
+
+    /// Appends one record as one line.
+    pub fn write(&mut self, record: &T) -> Result<()> {
+        let mut line =
+            serde_json::to_vec(record).map_err(|e| Error::Io { path: self.path.clone(), source: e.into() })?;
+        line.push(b'\n');
+        self.file.write_all(&line).map_err(|source| Error::Io { path: self.path.clone(), source })?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Makes what was written durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(|source| Error::Io { path: self.path.clone(), source })
+    }
+
+    /// Records in the file (those resumed included).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Bytes of an incomplete last line that [`resume`](Self::resume) removed.
+    pub fn cut_bytes(&self) -> u64 {
+        self.cut
+    }
+}
+
 /// Writes all `records` to `dest` atomically; returns how many.
 pub fn write_jsonl<'a, T: Serialize + 'a>(
     dest: impl AsRef<Path>,
@@ -133,4 +194,31 @@ pub fn write_jsonl<'a, T: Serialize + 'a>(
 /// Reads all records of `path` into memory (for small files; stream with [`JsonlReader`]).
 pub fn read_jsonl<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<Vec<T>> {
     JsonlReader::open(path)?.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_appender_resumes_after_a_cut_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let (mut a, old) = JsonlAppender::<u32>::resume(&path).unwrap();
+        assert!(old.is_empty());
+        a.write(&1).unwrap();
+        a.write(&2).unwrap();
+        a.sync().unwrap();
+        drop(a);
+        // A kill in the middle of the third line.
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"3").unwrap();
+        let (mut a, old) = JsonlAppender::<u32>::resume(&path).unwrap();
+        assert_eq!((old, a.cut_bytes(), a.count()), (vec![1, 2], 1, 2));
+        a.write(&3).unwrap();
+        drop(a);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n2\n3\n");
+        std::fs::write(&path, "1\nx\n").unwrap();
+        let err = JsonlAppender::<u32>::resume(&path).unwrap_err().to_string();
+        assert!(err.contains(":2:"), "{err}");
+    }
 }

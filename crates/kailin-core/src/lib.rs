@@ -41,7 +41,7 @@ pub use crate::{
         write_atomic, write_atomic_with,
     },
     hash::{Fnv64, fnv1a},
-    jsonl::{JsonlReader, JsonlWriter, read_jsonl, write_jsonl},
+    jsonl::{JsonlAppender, JsonlReader, JsonlWriter, read_jsonl, write_jsonl},
     records::{Candidate, Context, CptRecord, Document, PreferencePair, Provenance, Question, SftRecord},
     rng::SplitMix64,
     training::{

@@ -49,13 +49,15 @@ pub struct TextExample {
     pub text: String,
 }
 
-/// The instruction of the question generators.
-pub const QUESTION_INSTRUCTION: &str = "Write a biomedical question that the following abstract answers.";
+/// The instruction of the question generators, after the abstract (small models follow an
+/// instruction that ends the prompt more often than one that precedes a long text).
+pub const QUESTION_INSTRUCTION: &str =
+    "Write one biomedical question that this abstract answers. Reply with the question only, ending with \"?\".";
 
 /// The question generator's prompt for a document.
 pub fn question_prompt(doc: &Document) -> String {
     let title = if doc.title.is_empty() { String::new() } else { format!("{}\n", doc.title) };
-    format!("{QUESTION_INSTRUCTION}\n\n{title}{}", doc.text)
+    format!("{title}{}\n\n{QUESTION_INSTRUCTION}", doc.text)
 }
 
 /// A question with its context, as the answer agent and the target model read it.
@@ -139,7 +141,7 @@ mod tests {
             ..PreferencePair::default()
         };
         let dpo = serde_json::to_value(DpoExample::new(&pair, &doc)).unwrap();
-        assert_eq!(dpo["prompt"], format!("{QUESTION_INSTRUCTION}\n\nT\nAbstract."));
+        assert_eq!(dpo["prompt"], format!("T\nAbstract.\n\n{QUESTION_INSTRUCTION}"));
         assert_eq!((dpo["chosen"].as_str(), dpo["rejected"].as_str()), (Some("Good?"), Some("Bad?")));
         assert_eq!(
             serde_json::to_value(TextExample::from_document(&doc)).unwrap(),

@@ -55,7 +55,9 @@ impl PromptTemplate {
     /// The text for `context` (any serialisable value whose fields the template names).
     pub fn render(&self, context: impl Serialize) -> Result<String> {
         let template = self.env.get_template(&self.name).map_err(|e| Error::Template(format!("{e:#}")))?;
-        template.render(minijinja::value::Serde(context)).map_err(|e| Error::Template(format!("prompt template {}: {e:#}", self.version)))
+        template
+            .render(minijinja::value::Serde(context))
+            .map_err(|e| Error::Template(format!("prompt template {}: {e:#}", self.version)))
     }
 }
 

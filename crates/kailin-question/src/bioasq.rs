@@ -48,7 +48,8 @@ pub fn bioasq_document(q: &BioasqQuestion) -> Option<Document> {
 /// The `*.json` files under `dir` (recursively), sorted by path.
 pub fn bioasq_files(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let entries = std::fs::read_dir(dir).map_err(|e| kailin_core::Error::Io { path: dir.to_path_buf(), source: e })?;
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| kailin_core::Error::Io { path: dir.to_path_buf(), source: e })?;
         for entry in entries {
             let path = entry.map_err(|e| kailin_core::Error::Io { path: dir.to_path_buf(), source: e })?.path();
             if path.is_dir() {
@@ -108,7 +109,12 @@ pub fn split_bioasq(batches: &[(String, Vec<BioasqQuestion>)], held_out: &[&str]
 
 /// The SFT example of a training pair: the prompt the generator sees (the user turn; the
 /// trainer adds the chat template) and the question.
-pub fn sft_example(template: &PromptTemplate, doc: &Document, question: &str, max_chars: usize) -> Result<CompletionExample> {
+pub fn sft_example(
+    template: &PromptTemplate,
+    doc: &Document,
+    question: &str,
+    max_chars: usize,
+) -> Result<CompletionExample> {
     Ok(CompletionExample { prompt: render_prompt(template, doc, max_chars)?, completion: question.to_owned() })
 }
 

@@ -79,6 +79,12 @@ pub fn clean_question(raw: &str) -> String {
             s = s[label.len()..].trim_start();
         }
     }
+    // A lead-in such as `The question is:` or `Here is a question:` before the question.
+    let s = match (s.find('?'), s.find(':')) {
+        (Some(mark), Some(colon)) if colon < mark && s[..colon].to_lowercase().contains("question") => &s[colon + 1..],
+        _ => s,
+    }
+    .trim_start();
     let s = s.trim_start_matches(['-', '*', '•']).trim_start();
     // A list number: `1.` or `2)`.
     let digits = s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
@@ -156,10 +162,15 @@ mod tests {
 
     #[test]
     fn cleaning_keeps_the_question_only() {
-        assert_eq!(clean_question("\n  Question: \"What does aspirin inhibit?\" It inhibits COX."), "What does aspirin inhibit?");
+        assert_eq!(
+            clean_question("\n  Question: \"What does aspirin inhibit?\" It inhibits COX."),
+            "What does aspirin inhibit?"
+        );
         assert_eq!(clean_question("Is it safe"), "Is it safe");
         assert_eq!(clean_question("1. Is 5.2 mg safe?"), "Is 5.2 mg safe?");
         assert_eq!(clean_question("- Is it safe?"), "Is it safe?");
+        assert_eq!(clean_question("The question is: \"What is the role of X?\""), "What is the role of X?");
+        assert_eq!(clean_question("Ratio 1:2 in what question?"), "Ratio 1:2 in what question?");
         assert_eq!(clean_question(""), "");
     }
 

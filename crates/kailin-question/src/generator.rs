@@ -152,7 +152,12 @@ pub struct LocalGenerator<B: Backend> {
 impl<B: Backend> LocalGenerator<B> {
     /// A generator on `model`; `model_id` (a path or name) goes into provenance. The agent is
     /// `question-generator` and the prompt [`default_template`] until changed.
-    pub fn new(model: Llama<B>, tokenizer: Tokenizer, model_id: impl Into<String>, options: GenerationOptions) -> Result<Self> {
+    pub fn new(
+        model: Llama<B>,
+        tokenizer: Tokenizer,
+        model_id: impl Into<String>,
+        options: GenerationOptions,
+    ) -> Result<Self> {
         options.check()?;
         if tokenizer.chat_template().is_none() {
             return Err(Error::Options("the model has no chat template (an instruction-tuned model is needed)".into()));
@@ -194,7 +199,12 @@ impl<B: Backend> LocalGenerator<B> {
         if let Some(k) = o.top_k {
             detail.push_str(&format!(" top_k={k}"));
         }
-        Provenance { agent: self.agent.clone(), model: Some(self.model_id.clone()), seed: Some(seed), detail: Some(detail) }
+        Provenance {
+            agent: self.agent.clone(),
+            model: Some(self.model_id.clone()),
+            seed: Some(seed),
+            detail: Some(detail),
+        }
     }
 }
 
@@ -291,7 +301,10 @@ impl QuestionGenerator for FixedGenerator {
     }
 
     fn generate(&self, documents: &[Document], n: usize) -> Result<Generated> {
-        let mut out = Generated { tally: Tally { documents: documents.len() as u64, ..Default::default() }, ..Default::default() };
+        let mut out = Generated {
+            tally: Tally { documents: documents.len() as u64, ..Default::default() },
+            ..Default::default()
+        };
         for doc in documents {
             if is_blank(doc) {
                 out.tally.empty_documents += 1;
@@ -345,7 +358,12 @@ mod tests {
 
     #[test]
     fn the_default_prompt_is_the_dpo_prompt() {
-        let mut doc = Document { id: "1".into(), title: "Aspirin".into(), text: "Aspirin inhibits COX.".into(), ..Default::default() };
+        let mut doc = Document {
+            id: "1".into(),
+            title: "Aspirin".into(),
+            text: "Aspirin inhibits COX.".into(),
+            ..Default::default()
+        };
         let t = default_template();
         assert_eq!(render_prompt(&t, &doc, 4000).unwrap(), kailin_core::question_prompt(&doc));
         doc.title.clear();

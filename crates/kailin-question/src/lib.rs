@@ -46,7 +46,7 @@ pub use crate::{
     error::{Error, Result},
     filter::{Rejection, Tally, check_question, clean_question, rouge_l, words},
     generator::{
-        FixedGenerator, GenerationOptions, Generated, LocalGenerator, PromptFields, QUESTION_TEMPLATE,
+        FixedGenerator, Generated, GenerationOptions, LocalGenerator, PromptFields, QUESTION_TEMPLATE,
         QuestionGenerator, default_template, render_prompt,
     },
 };

@@ -61,7 +61,8 @@ impl FaultServer {
     /// When each request for messages containing `needle` arrived.
     pub fn arrivals(&self, needle: &str) -> Vec<Instant> {
         let seen = self.seen.lock().unwrap();
-        let mut v: Vec<Instant> = seen.iter().filter(|(k, _)| k.contains(needle)).flat_map(|(_, t)| t.clone()).collect();
+        let mut v: Vec<Instant> =
+            seen.iter().filter(|(k, _)| k.contains(needle)).flat_map(|(_, t)| t.clone()).collect();
         v.sort();
         v
     }
@@ -94,7 +95,12 @@ fn handle(stream: TcpStream, seen: &Mutex<HashMap<String, Vec<Instant>>>) -> std
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let message = request["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()).unwrap_or("").to_owned();
+    let message = request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_owned();
     let count = {
         let mut seen = seen.lock().unwrap();
         let times = seen.entry(message.clone()).or_default();
