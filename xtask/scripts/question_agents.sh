@@ -22,7 +22,9 @@ T="--limit 240 --eval-limit 16 --max-document-chars 600 --lora-rank 16 --lr 2e-4
 /usr/bin/time -v "$K" question train --base "$M" --out "$W/general" $T 2> "$W/general.err" > "$W/general.out"
 /usr/bin/time -v "$K" question train --base "$M" --out "$W/domain" --domain-cpt "$W/bc5_100.jsonl" $T 2> "$W/domain.err" > "$W/domain.out"
 head -100 "$W/general/data/held_out_documents.jsonl" > "$W/held100.jsonl"
-G="$W/general/data/held_out_questions.jsonl"
+# The gold questions of the 100 documents asked about (same order as the documents).
+head -100 "$W/general/data/held_out_questions.jsonl" > "$W/gold100.jsonl"
+G="$W/gold100.jsonl"
 for agent in base general domain; do
   if [ "$agent" = base ]; then MM="$M"; else MM="$W/$agent"; fi
   "$K" question generate --model "$MM" --documents "$W/held100.jsonl" --out "$W/q_$agent.jsonl" --n 1 --temperature 0 \
