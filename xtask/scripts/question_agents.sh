@@ -2,7 +2,8 @@
 # Issue 16's measurements of the question and answer agents on this CPU (docs/benchmarks.md,
 # "kailin-question and kailin-answer"): both agents fine-tuned on a BioASQ slice, question
 # quality on held-out BioASQ batches for the base model and both agents, the agents' overlap,
-# generation throughput on 200 BC5CDR abstracts, local answer throughput.
+# generation throughput on 200 BC5CDR abstracts, answer throughput (local; llama.cpp's server
+# when $KAILIN_LLAMACPP_PYTHON names a Python with llama-cpp-python[server]).
 #
 #   cargo build --release -p kailin-cli && cargo xtask fetch-models
 #   bash xtask/scripts/question_agents.sh [WORK_DIR]     # ~1 h on 2 cores
@@ -34,6 +35,13 @@ done
 "$K" question score --questions "$W/q_general.jsonl" --other "$W/q_domain.jsonl" > "$W/diversity.json"
 "$K" question generate --model "$W/general" --documents "$W/bc5_200.jsonl" --out "$W/q_tp.jsonl" --n 1 --temperature 0 \
   --max-document-chars 600 --stats "$W/stats_tp.json" 2> "$W/gen_tp.err"
+# Sampled, as the pipeline generates: 2 per document, the first 50 documents.
+head -50 "$W/held100.jsonl" > "$W/held50.jsonl"
+for agent in general domain; do
+  "$K" question generate --model "$W/$agent" --documents "$W/held50.jsonl" --out "$W/qs_$agent.jsonl" --n 2 --temperature 0.7 \
+    --seed 1 --max-document-chars 600 --agent "$agent" --stats "$W/stats_s_$agent.json" 2> "$W/gen_s_$agent.err"
+done
+"$K" question score --questions "$W/qs_general.jsonl" --other "$W/qs_domain.jsonl" > "$W/diversity_sampled.json"
 # 16 held-out questions with their snippets (first 600 characters) as context, answered locally.
 python3 - "$W" <<'PY'
 import json, sys
@@ -51,4 +59,17 @@ with open(f"{w}/cpt16.jsonl", "w") as out:
 PY
 /usr/bin/time -v "$K" answer --input "$W/cpt16.jsonl" --out "$W/sft16.jsonl" --model "$M" --max-tokens 128 --batch-size 8 \
   2> "$W/answer_local.err"
+# The same through llama.cpp's server, where llama-cpp-python[server] is installed.
+if [ -n "${KAILIN_LLAMACPP_PYTHON:-}" ]; then
+  "$KAILIN_LLAMACPP_PYTHON" -m llama_cpp.server --host 127.0.0.1 --port 18089 --n_ctx 2048 --n_threads 2 --model "$M" \
+    > "$W/llamacpp.log" 2>&1 &
+  server=$!
+  for _ in $(seq 120); do curl -s 127.0.0.1:18089/v1/models > /dev/null && break; sleep 1; done
+  for c in 1 2; do
+    rm -rf "$W/sft16_llamacpp$c.jsonl" "$W/sft16_llamacpp$c.jsonl.cache"
+    "$K" answer --input "$W/cpt16.jsonl" --out "$W/sft16_llamacpp$c.jsonl" --endpoint http://127.0.0.1:18089/v1 \
+      --model smollm2 --max-tokens 128 --concurrency "$c" 2> "$W/answer_llamacpp$c.err"
+  done
+  kill "$server"
+fi
 for f in "$W"/score_*.json "$W"/diversity.json "$W"/stats_*.json; do echo "== $f"; cat "$f"; done

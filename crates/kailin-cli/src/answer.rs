@@ -113,7 +113,7 @@ pub(crate) fn run(a: AnswerArgs) -> Result<()> {
     bar.reset_eta();
     let started = Instant::now();
     let first_line = done.len() + 1;
-    let resume = || format!("rerun the same command to resume ({} written to {})", a.out.display(), a.out.display());
+    let resume = || format!("stopped; the records in {} are kept: rerun the same command to resume", a.out.display());
     match &a.endpoint {
         Some(url) => {
             let mut builder = OpenAiClient::builder(url, &a.model).configure(|o| {
