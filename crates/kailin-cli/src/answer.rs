@@ -49,7 +49,7 @@ pub(crate) struct AnswerArgs {
     #[arg(long, default_value_t = 120.0, value_parser = crate::args::positive)]
     timeout: f64,
     /// Retries of a request after transient failures (5xx, 429, timeouts, network errors).
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = crate::args::retries)]
     max_retries: usize,
     /// Most tokens per answer.
     #[arg(long, default_value_t = 512, value_parser = crate::args::at_least_one)]

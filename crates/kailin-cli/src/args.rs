@@ -9,6 +9,14 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// A retry count: 0 (no retries) to 100.
+pub(crate) fn retries(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= 100 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number from 0 to 100")),
+    }
+}
+
 /// A `u64` of at least 1.
 pub(crate) fn at_least_one_u64(s: &str) -> Result<u64, String> {
     at_least_one(s).map(|n| n as u64)

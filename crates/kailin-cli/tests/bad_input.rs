@@ -466,6 +466,7 @@ fn options_out_of_range_are_refused_with_their_range() {
         answer(&["--max-tokens", "0"]),
         answer(&["--temperature", "-1"]),
         answer(&["--batch-size", "0"]),
+        answer(&["--max-retries", "1000"]),
     ];
     let mut failures = Vec::new();
     for args in cases {

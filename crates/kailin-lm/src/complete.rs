@@ -38,7 +38,13 @@ impl Default for CompletionOptions {
 impl CompletionOptions {
     /// The sampler of prompt `index`: these settings, seeded with `seed + index`.
     pub fn sampler(&self, index: usize) -> Sampler {
-        let mut s = Sampler::new(self.temperature, self.seed.wrapping_add(index as u64));
+        self.sampler_seeded(self.seed.wrapping_add(index as u64))
+    }
+
+    /// A sampler with these settings and the given seed (for callers that derive each
+    /// prompt's seed themselves, with [`complete_with`]).
+    pub fn sampler_seeded(&self, seed: u64) -> Sampler {
+        let mut s = Sampler::new(self.temperature, seed);
         if let Some(k) = self.top_k {
             s = s.top_k(k);
         }

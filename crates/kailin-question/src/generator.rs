@@ -237,20 +237,8 @@ impl<B: Backend> QuestionGenerator for LocalGenerator<B> {
         let mut raw: Vec<String> = Vec::with_capacity(jobs.len());
         for batch in jobs.chunks(o.batch_size) {
             let prompts: Vec<String> = batch.iter().map(|(_, _, p)| p.clone()).collect();
-            let mut samplers: Vec<Sampler> = batch
-                .iter()
-                .map(|&(d, j, _)| {
-                    let seed = o.sample_seed(&documents[d].id, j);
-                    let mut s = Sampler::new(o.temperature, seed);
-                    if let Some(k) = o.top_k {
-                        s = s.top_k(k);
-                    }
-                    if let Some(p) = o.top_p {
-                        s = s.top_p(p);
-                    }
-                    s
-                })
-                .collect();
+            let mut samplers: Vec<Sampler> =
+                batch.iter().map(|&(d, j, _)| completion.sampler_seeded(o.sample_seed(&documents[d].id, j))).collect();
             let out = kailin_lm::complete_with(&self.model, &self.tokenizer, &prompts, &completion, &mut samplers)?;
             // The generated tokens, stop string included: cleaning cuts at the first `?`.
             for c in out {
