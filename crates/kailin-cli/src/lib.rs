@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod answer;
 mod args;
 mod data;
+mod eval;
 mod evaluate;
 mod lm;
 mod mesh;
@@ -56,6 +57,9 @@ enum Cmd {
     /// The answer agent: CPT records (question + context) to SFT records (+ answer), with a
     /// local model or any OpenAI-compatible server.
     Answer(answer::AnswerArgs),
+    /// Benchmarks of a model: PubMedQA.
+    #[command(subcommand)]
+    Eval(eval::EvalCmd),
 }
 
 /// Runs the `kailin` command on the process's arguments; the exit code to return.
@@ -80,6 +84,7 @@ pub fn main() -> std::process::ExitCode {
         Cmd::Evaluate(cmd) => evaluate::run(cmd),
         Cmd::Question(cmd) => question::run(cmd),
         Cmd::Answer(a) => answer::run(a),
+        Cmd::Eval(cmd) => eval::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

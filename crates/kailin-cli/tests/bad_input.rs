@@ -142,6 +142,7 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
     let out = w.path("out.jsonl");
     let store = w.path("store");
     let (llama, bert) = (models.llama.as_str(), models.bert.as_str());
+    let pqa = fixture("data").display().to_string();
     let cands = w.path("ok-cands.jsonl");
     std::fs::write(&cands, "{\"doc_id\": \"1\", \"questions\": [\"aspirin\", \"cox\"]}\n").unwrap();
     let labels = w.path("ok-labels.jsonl");
@@ -259,6 +260,8 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
         (s(&["question", "score", "--questions", &questions, "--gold", "{IN}", "--other", "{IN}"]), false),
         (s(&["answer", "--input", "{IN}", "--out", &out, "--model", llama]), false),
         (s(&["answer", "--input", &cpt, "--out", &w.path("sft.jsonl"), "--model", "{IN}"]), false),
+        (s(&["eval", "pubmedqa", "--model", "{IN}", "--data", &pqa, "--out", &w.path("eval")]), false),
+        (s(&["eval", "pubmedqa", "--model", llama, "--data", "{IN}", "--out", &w.path("eval")]), false),
         (s(&["mesh", "info", "--mesh", "{IN}"]), false),
         (s(&["mesh", "sim", "--mesh", &mesh, "--pairs", "{IN}"]), false),
         (s(&["mesh", "sim", "--mesh", "{IN}", "--pairs", &pairs]), false),
@@ -467,6 +470,10 @@ fn options_out_of_range_are_refused_with_their_range() {
         answer(&["--temperature", "-1"]),
         answer(&["--batch-size", "0"]),
         answer(&["--max-retries", "1000"]),
+        s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--batch-size", "0"]),
+        s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--limit", "0"]),
+        s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--max-positions", "1"]),
+        s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--setting", "reasoning-free"]),
     ];
     let mut failures = Vec::new();
     for args in cases {

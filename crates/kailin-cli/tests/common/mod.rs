@@ -94,6 +94,7 @@ pub const WORDS: &[&str] = &[
     "it",
     "A",
     "B",
+    "maybe",
 ];
 
 /// A tiny Llama and a word-level tokenizer with a plain chat template, as a model directory.
