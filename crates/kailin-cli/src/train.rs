@@ -2,15 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Subcommand};
 use kailin_lm::LoraConfig;
-use kailin_train::{
-    CheckpointOptions, DpoOptions, Encoded, Overlong, Packing, TrainOptions, TrainReport, cpt, dpo, encode_pairs,
-    encode_sft, encode_texts, read_dpo_dataset, read_sft_dataset, read_text_dataset, sft,
-};
+use kailin_train::{CheckpointOptions, Job, Objective, Overlong, TrainOptions, TrainReport};
 
 use crate::lm::Device;
 
@@ -113,13 +110,6 @@ pub(crate) struct DpoArgs {
     beta: f64,
 }
 
-/// What a run optimises.
-enum Objective {
-    Cpt,
-    Sft,
-    Dpo { beta: f64 },
-}
-
 pub(crate) fn run(cmd: TrainCmd) -> Result<()> {
     match cmd {
         TrainCmd::Cpt(a) => on_device(Objective::Cpt, &a.data, &a.common),
@@ -192,90 +182,26 @@ impl CommonArgs {
 }
 
 fn dispatch<A: AutodiffBackend>(objective: Objective, data: &Path, a: &CommonArgs, device: &A::Device) -> Result<()> {
-    let opts = a.options()?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    // Positions beyond the window cost only RoPE table rows; the exported config.json keeps a
-    // usable `max_position_embeddings`.
-    let (model, config, tok) = kailin_lm::load::<A>(&a.model, (a.max_len + 1).max(2048), device)?;
-    let model = match a.lora_rank {
-        Some(rank) => model.with_lora(&LoraConfig::new(rank).with_alpha(a.lora_alpha).with_dropout(a.lora_dropout))?,
-        None => model,
+    let job = Job {
+        objective,
+        model: a.model.clone(),
+        data: data.to_path_buf(),
+        eval: a.eval.clone(),
+        out: a.out.clone(),
+        lora: a.lora_rank.map(|rank| LoraConfig::new(rank).with_alpha(a.lora_alpha).with_dropout(a.lora_dropout)),
+        max_len: a.max_len,
+        overlong: a.overlong(),
+        options: a.options()?,
     };
-    let (window, overlong) = (a.max_len, a.overlong());
     let mut bar = crate::progress::TrainBar::default();
-    let on_step = |p: &kailin_train::Progress<'_>| bar.update(p);
-    let (model, report) = match objective {
-        Objective::Cpt => {
-            let packing = Packing { pack: true, isolate: true };
-            let (data, eval) =
-                training_and_eval(a, data, |p| encode_texts(&read_text_dataset(p)?, &tok, window, overlong, packing))?;
-            cpt::train(model, &data, &eval, &opts, on_step)?
-        }
-        Objective::Sft => {
-            let (data, eval) =
-                training_and_eval(a, data, |p| encode_sft(&read_sft_dataset(p)?, &tok, window, overlong))?;
-            sft::train(model, &data, &eval, &opts, on_step)?
-        }
-        Objective::Dpo { beta } => {
-            let (data, eval) =
-                training_and_eval(a, data, |p| encode_pairs(&read_dpo_dataset(p)?, &tok, window, overlong))?;
-            let dpo_opts = DpoOptions {
-                beta,
-                reference_cache: Some(a.out.join("reference_logprobs.json")),
-                reference_id: std::fs::canonicalize(&a.model).unwrap_or_else(|_| a.model.clone()).display().to_string(),
-            };
-            dpo::train(model, &data, &eval, &opts, &dpo_opts, on_step)?
-        }
-    };
+    let outcome = kailin_train::run_job::<A>(&job, device, |p| bar.update(p))?;
     drop(bar);
-    let finished = report.steps.last().map(|s| s.step);
-    let total_done = a.stop_after.is_none() || finished < a.stop_after;
-    write_report(&a.out, &report)?;
-    if total_done {
-        model.valid_export(&config, &tok, &a.out)?;
-        summary(&report, &a.out, "trained model written to");
+    if outcome.exported {
+        summary(&outcome.report, &a.out, "trained model written to");
     } else {
-        summary(&report, &a.out.join("checkpoints"), "stopped; resume with the same command; checkpoints in");
+        summary(&outcome.report, &a.out.join("checkpoints"), "stopped; resume with the same command; checkpoints in");
     }
     Ok(())
-}
-
-/// Exporting the trained model (LoRA merged) next to its tokenizer.
-trait Export {
-    fn valid_export(self, config: &kailin_lm::LlamaConfig, tok: &kailin_lm::Tokenizer, out: &Path) -> Result<()>;
-}
-
-impl<A: AutodiffBackend> Export for kailin_lm::Llama<A> {
-    fn valid_export(self, config: &kailin_lm::LlamaConfig, tok: &kailin_lm::Tokenizer, out: &Path) -> Result<()> {
-        use burn::module::AutodiffModule;
-        let model = self.valid().merge_lora();
-        model.save_hf_dir(config, out).with_context(|| format!("exporting to {}", out.display()))?;
-        tok.save_hf_dir(out)?;
-        Ok(())
-    }
-}
-
-/// The training data and the evaluation items (none without `--eval`), read and encoded by
-/// `encode`; cut records are counted in a warning.
-fn training_and_eval<T>(
-    a: &CommonArgs,
-    path: &Path,
-    encode: impl Fn(&Path) -> kailin_train::Result<Encoded<T>>,
-) -> Result<(Encoded<T>, Vec<T>)> {
-    let data = encode(path)?;
-    if data.truncated > 0 {
-        tracing::warn!(data = %path.display(), records = data.truncated, "records longer than --max-len were cut (--refuse-long refuses them)");
-    }
-    let eval = match &a.eval {
-        Some(p) => encode(p)?.items,
-        None => Vec::new(),
-    };
-    Ok((data, eval))
-}
-
-fn write_report(out: &Path, report: &TrainReport) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    Ok(kailin_core::write_atomic(out.join("report.json"), serde_json::to_string_pretty(report)?.as_bytes())?)
 }
 
 #[allow(clippy::print_stdout)]

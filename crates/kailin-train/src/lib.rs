@@ -39,6 +39,7 @@ mod data;
 pub mod dpo;
 mod encode;
 mod error;
+mod job;
 mod lm;
 mod loss;
 mod optim;
@@ -57,6 +58,7 @@ pub use crate::{
         prompt_completion_ids,
     },
     error::{Error, Result},
+    job::{Job, JobOutcome, Objective, run_job},
     loss::{DpoOutput, dpo_loss, lm_loss, sequence_logprobs, token_logprobs},
     optim::{AdamW, AdamWConfig, clip_scale, grad_norm, learning_rate},
     trainer::{Progress, StepLog, TrainOptions, TrainReport},
