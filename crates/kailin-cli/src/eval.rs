@@ -85,7 +85,8 @@ fn pubmedqa<B: Backend>(a: &PubmedqaArgs, device: &B::Device) -> Result<()> {
     let options = PredictOptions { setting, batch_size: a.batch_size };
     let bar = crate::progress::bar(items.len() as u64, "PubMedQA items");
     let start = std::time::Instant::now();
-    let predictions = kailin_eval::predict(&model, &tokenizer, &items, &options, |done, _| bar.set_position(done as u64))?;
+    let predictions =
+        kailin_eval::predict(&model, &tokenizer, &items, &options, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     let report = kailin_eval::report(&items, &predictions, setting)?;
@@ -122,7 +123,13 @@ fn pubmedqa<B: Backend>(a: &PubmedqaArgs, device: &B::Device) -> Result<()> {
             items.len() as f64 / seconds.max(1e-9)
         );
         for g in report.by_year.iter().chain(&report.by_mesh) {
-            println!("  {:<12} {:>4} items  accuracy {:>5.1}%  macro-F1 {:.3}", g.name, g.metrics.n, 100.0 * g.metrics.accuracy, g.metrics.macro_f1);
+            println!(
+                "  {:<12} {:>4} items  accuracy {:>5.1}%  macro-F1 {:.3}",
+                g.name,
+                g.metrics.n,
+                100.0 * g.metrics.accuracy,
+                g.metrics.macro_f1
+            );
         }
         println!("-> {} and {}", predictions_path.display(), metrics_path.display());
     }

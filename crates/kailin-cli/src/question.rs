@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::prelude::Backend;
 use clap::{Args, Subcommand};
-use kailin_core::{CompletionExample, Document, JsonlReader, JsonlWriter, Question, TextExample};
+use kailin_core::{Document, JsonlReader, JsonlWriter, Question, TextExample};
 use kailin_question::{
-    GenerationOptions, HELD_OUT_BATCHES, LocalGenerator, PromptTemplate, QuestionGenerator, Tally, bioasq_files,
-    default_template, rouge_l, sft_example, split_bioasq, words,
+    GenerationOptions, HELD_OUT_BATCHES, LocalGenerator, PromptTemplate, QuestionGenerator, Tally, default_template,
+    read_bioasq_batches, rouge_l, sft_data, split_bioasq, words,
 };
 
 use crate::lm::Device;
@@ -214,32 +214,12 @@ fn train(a: TrainArgs) -> Result<()> {
     let data_dir = out.join("data");
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     // The BioASQ split.
-    let files =
-        bioasq_files(&a.bioasq).with_context(|| format!("reading the BioASQ directory {}", a.bioasq.display()))?;
-    if files.is_empty() {
-        bail!("no *.json files under {} (--bioasq names the golden batches' directory)", a.bioasq.display());
-    }
-    let mut batches = Vec::with_capacity(files.len());
-    for file in &files {
-        let (questions, _) = kailin_corpus::read_bioasq(file, false)?;
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        batches.push((name, questions));
-    }
+    let batches = read_bioasq_batches(&a.bioasq)
+        .with_context(|| format!("reading the BioASQ directory {}", a.bioasq.display()))?;
     let held: Vec<&str> = a.held_out.iter().map(String::as_str).collect();
     let split = split_bioasq(&batches, &held)?;
     let template = template(a.prompt.as_deref())?;
-    let train: Vec<CompletionExample> = split
-        .train
-        .iter()
-        .take(a.limit.unwrap_or(usize::MAX))
-        .map(|(doc, q)| sft_example(&template, doc, q, a.max_document_chars))
-        .collect::<kailin_question::Result<_>>()?;
-    let eval: Vec<CompletionExample> = split
-        .held_out
-        .iter()
-        .take(a.eval_limit)
-        .map(|(doc, q)| sft_example(&template, doc, &q.text, a.max_document_chars))
-        .collect::<kailin_question::Result<_>>()?;
+    let (train, eval) = sft_data(&split, &template, a.limit.unwrap_or(usize::MAX), a.eval_limit, a.max_document_chars)?;
     let (train_path, eval_path) = (data_dir.join("train.jsonl"), data_dir.join("eval.jsonl"));
     kailin_core::write_jsonl(&train_path, &train)?;
     kailin_core::write_jsonl(&eval_path, &eval)?;

@@ -48,15 +48,18 @@ fn pubmedqa_writes_official_predictions_and_metrics_by_year_and_mesh() {
         let report = &metrics["report"];
         assert_eq!(report["setting"], setting);
         assert_eq!(report["overall"]["n"], 16);
-        let years: Vec<&str> = report["by_year"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+        let years: Vec<&str> =
+            report["by_year"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
         assert_eq!(
             years,
             ["1989-2000", "2001-2004", "2005-2007", "2008-2009", "2010-2011", "2012-2013", "2014-2015", "2016-2017"]
         );
-        let in_spans: u64 = report["by_year"].as_array().unwrap().iter().map(|g| g["metrics"]["n"].as_u64().unwrap()).sum();
+        let in_spans: u64 =
+            report["by_year"].as_array().unwrap().iter().map(|g| g["metrics"]["n"].as_u64().unwrap()).sum();
         assert_eq!(in_spans + report["outside_year_spans"].as_u64().unwrap(), 16);
         assert_eq!(report["outside_year_spans"], 4, "two items without a year, two from 1985");
-        let mesh: Vec<&str> = report["by_mesh"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+        let mesh: Vec<&str> =
+            report["by_mesh"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
         assert_eq!(mesh, ["Female", "Male", "Middle Aged", "Aged", "Adult", "Adolescent"]);
         assert_eq!(metrics["predictions"].as_array().unwrap().len(), 16);
 

@@ -388,8 +388,11 @@ pub fn metrics(truth: &[Decision], pred: &[Decision]) -> Metrics {
         let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
         per_answer.insert(d, AnswerScores { support, predicted, precision, recall, f1 });
     }
-    let macro_f1 =
-        if per_answer.is_empty() { 0.0 } else { per_answer.values().map(|s| s.f1).sum::<f64>() / per_answer.len() as f64 };
+    let macro_f1 = if per_answer.is_empty() {
+        0.0
+    } else {
+        per_answer.values().map(|s| s.f1).sum::<f64>() / per_answer.len() as f64
+    };
     Metrics { n, accuracy: if n == 0 { 0.0 } else { correct as f64 / n as f64 }, macro_f1, per_answer }
 }
 
@@ -459,10 +462,8 @@ pub fn report(items: &[TestItem], predictions: &[Prediction], setting: Setting) 
         .collect();
     let majority = Decision::ALL.iter().map(|&d| items.iter().filter(|i| i.truth == d).count()).max().unwrap_or(0);
     let n = items.len().max(1) as f64;
-    let predicted_share = Decision::ALL
-        .iter()
-        .map(|&d| (d, predictions.iter().filter(|p| p.decision == d).count() as f64 / n))
-        .collect();
+    let predicted_share =
+        Decision::ALL.iter().map(|&d| (d, predictions.iter().filter(|p| p.decision == d).count() as f64 / n)).collect();
     Ok(Report {
         setting,
         overall: group(&|_| true),
@@ -490,7 +491,8 @@ pub fn official_scores(ground_truth: impl AsRef<Path>, predictions: impl AsRef<P
     let mut t = Vec::with_capacity(truth.len());
     let mut p = Vec::with_capacity(truth.len());
     for (pmid, d) in &truth {
-        let got = pred.get(pmid).ok_or_else(|| Error::MissingPrediction { path: path.to_owned(), pmid: pmid.clone() })?;
+        let got =
+            pred.get(pmid).ok_or_else(|| Error::MissingPrediction { path: path.to_owned(), pmid: pmid.clone() })?;
         t.push(*d);
         p.push(*got);
     }

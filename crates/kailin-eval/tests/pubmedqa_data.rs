@@ -22,7 +22,8 @@ fn the_official_test_split_has_500_items_with_their_answers_years_and_headings()
     let preds: Vec<Decision> = vec![Decision::Yes; 500];
     let truth: Vec<Decision> = items.iter().map(|i| i.truth).collect();
     assert!((kailin_eval::metrics(&truth, &preds).accuracy - 0.552).abs() < 1e-12);
-    let in_spans = items.iter().filter(|i| i.year.is_some_and(|y| YEAR_SPANS.iter().any(|&(a, b)| (a..=b).contains(&y))));
+    let in_spans =
+        items.iter().filter(|i| i.year.is_some_and(|y| YEAR_SPANS.iter().any(|&(a, b)| (a..=b).contains(&y))));
     assert_eq!(in_spans.count(), 478, "22 test items have no year");
     let female = items.iter().filter(|i| i.meshes.iter().any(|m| m == MESH_SUBSETS[0])).count();
     assert_eq!(female, 385);

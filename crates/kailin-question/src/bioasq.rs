@@ -107,6 +107,52 @@ pub fn split_bioasq(batches: &[(String, Vec<BioasqQuestion>)], held_out: &[&str]
     Ok(split)
 }
 
+/// Reads every golden batch under `dir` ([`bioasq_files`]), named by file name, in path order.
+///
+/// Errors: the directory cannot be read, holds no `*.json` file, or a file is not a BioASQ
+/// batch (the reader's error names it).
+pub fn read_bioasq_batches(dir: impl AsRef<Path>) -> Result<Vec<(String, Vec<BioasqQuestion>)>> {
+    let dir = dir.as_ref();
+    let files = bioasq_files(dir)?;
+    if files.is_empty() {
+        return Err(Error::Options(format!(
+            "no *.json files under {} (give the golden batches' directory)",
+            dir.display()
+        )));
+    }
+    files
+        .iter()
+        .map(|file| {
+            let (questions, _) = kailin_corpus::read_bioasq(file, false)?;
+            Ok((file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), questions))
+        })
+        .collect()
+}
+
+/// The SFT data of a split: the first `limit` training pairs and the first `eval_limit`
+/// held-out ones as [`sft_example`]s.
+pub fn sft_data(
+    split: &BioasqSplit,
+    template: &PromptTemplate,
+    limit: usize,
+    eval_limit: usize,
+    max_chars: usize,
+) -> Result<(Vec<CompletionExample>, Vec<CompletionExample>)> {
+    let train = split
+        .train
+        .iter()
+        .take(limit)
+        .map(|(doc, q)| sft_example(template, doc, q, max_chars))
+        .collect::<Result<_>>()?;
+    let eval = split
+        .held_out
+        .iter()
+        .take(eval_limit)
+        .map(|(doc, q)| sft_example(template, doc, &q.text, max_chars))
+        .collect::<Result<_>>()?;
+    Ok((train, eval))
+}
+
 /// The SFT example of a training pair: the prompt the generator sees (the user turn; the
 /// trainer adds the chat template) and the question.
 pub fn sft_example(

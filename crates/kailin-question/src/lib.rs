@@ -42,7 +42,10 @@ mod filter;
 mod generator;
 
 pub use crate::{
-    bioasq::{BioasqSplit, HELD_OUT_BATCHES, bioasq_document, bioasq_files, sft_example, split_bioasq},
+    bioasq::{
+        BioasqSplit, HELD_OUT_BATCHES, bioasq_document, bioasq_files, read_bioasq_batches, sft_data, sft_example,
+        split_bioasq,
+    },
     error::{Error, Result},
     filter::{Rejection, Tally, check_question, clean_question, rouge_l, words},
     generator::{

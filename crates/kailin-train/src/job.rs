@@ -98,12 +98,14 @@ pub fn run_job<A: AutodiffBackend>(
             (m, r, data.truncated)
         }
         Objective::Dpo { beta } => {
-            let (data, eval) =
-                training_and_eval(job, |p| encode_pairs(&read_dpo_dataset(p)?, &tok, window, overlong))?;
+            let (data, eval) = training_and_eval(job, |p| encode_pairs(&read_dpo_dataset(p)?, &tok, window, overlong))?;
             let dpo_opts = DpoOptions {
                 beta,
                 reference_cache: Some(job.out.join("reference_logprobs.json")),
-                reference_id: std::fs::canonicalize(&job.model).unwrap_or_else(|_| job.model.clone()).display().to_string(),
+                reference_id: std::fs::canonicalize(&job.model)
+                    .unwrap_or_else(|_| job.model.clone())
+                    .display()
+                    .to_string(),
             };
             let (m, r) = dpo::train(model, &data, &eval, opts, &dpo_opts, on_step)?;
             (m, r, data.truncated)
