@@ -22,19 +22,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the pipeline on the embedded default corpus (or --abstracts FILE, one per line).
-    FullPipeline {
-        /// Data directory holding mesh/ (default: ../shared/data, or $KAILIN_DATA); the
-        /// hand-made fixture hierarchy is used when it is absent.
-        #[arg(long, env = "KAILIN_DATA", default_value = "../shared/data")]
-        data: PathBuf,
-        /// Abstracts, one per line (default: the invented abstracts in fixtures/text/).
-        #[arg(long)]
-        abstracts: Option<PathBuf>,
-        /// Output directory.
-        #[arg(long, default_value = "target/kailin-run")]
-        out: PathBuf,
-    },
+    /// The m-KAILIN loop end to end: datasets, the DPO-optimised generator, the target model
+    /// and its PubMedQA evaluation, report.md and metrics.json.
+    FullPipeline(pipeline::PipelineArgs),
     /// Download the default models (SmolLM2-135M-Instruct GGUF, all-MiniLM-L6-v2) into the
     /// model cache ($KAILIN_MODELS, default ~/.cache/kailin/models), checking their SHA-256.
     FetchModels {
@@ -93,7 +83,7 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::FullPipeline { data, abstracts, out } => pipeline::run(&data, abstracts.as_deref(), &out),
+        Cmd::FullPipeline(a) => pipeline::run(&a),
         Cmd::Bench { krate, data, retrieval, evaluator } => bench(&krate, &data, &retrieval, &evaluator),
         Cmd::FetchModels { dir } => models::fetch(&dir.unwrap_or_else(models::models_dir)),
         Cmd::EvalExtraction { data, verbose } => eval::run(&data, verbose),

@@ -1,79 +1,114 @@
-//! `cargo xtask full-pipeline`: the m-KAILIN pipeline, stage by stage, as far as it is built.
-//!
-//! Today: the MeSH stage. Each abstract's MeSH descriptors are extracted and every pair of
-//! abstracts is scored by knowledge-hierarchy similarity (m-KAILIN Eq. 4), the signal the
-//! evaluator's cold start uses. Retrieval, question generation, evaluation, DPO and the
-//! CPT/SFT datasets arrive with their crates.
+//! `cargo xtask full-pipeline`: the m-KAILIN loop end to end (kailin-pipeline), with progress
+//! bars; fetches the models a preset needs first.
 
-use std::io::Write;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use kailin_mesh::{Aggregate, Extractor, Mesh, Similarity};
+use burn::backend::{Autodiff, Flex};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use kailin_pipeline::{Config, Event};
 
-/// Invented abstracts shipped with the repository: the default corpus.
-const DEFAULT_ABSTRACTS: &str = include_str!("../../fixtures/text/abstracts.txt");
+/// Options of `cargo xtask full-pipeline`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PipelineArgs {
+    /// The preset: `tiny` (tiny random models and fixtures; seconds), `cpu-small` (the
+    /// default: SmolLM2-135M-Instruct and all-MiniLM-L6-v2 on a small real slice; within 45
+    /// minutes on a 2-core CPU) or `gpu-paper` (all data, CUDA).
+    #[arg(long, default_value = kailin_pipeline::DEFAULT_PRESET)]
+    preset: String,
+    /// A TOML file whose keys override the preset's.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The data directory (default: $KAILIN_DATA, else the preset's: ../shared/data, or
+    /// fixtures/data for `tiny`).
+    #[arg(long, env = "KAILIN_DATA")]
+    data: Option<PathBuf>,
+    /// Output directory (report.md, metrics.json, datasets/, predictions/, models/, stages/).
+    #[arg(long, default_value = "target/kailin-run")]
+    out: PathBuf,
+    /// Override one setting, `section.key=value` (repeatable), e.g. `--set retrieval.k=8`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
 
-pub(crate) fn run(data: &Path, abstracts: Option<&Path>, out: &Path) -> Result<()> {
-    let mesh_path = {
-        let real = data.join("mesh/mesh2024.tsv");
-        if real.exists() { real } else { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/mesh/mini.tsv") }
-    };
-    let text = match abstracts {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        None => DEFAULT_ABSTRACTS.to_owned(),
-    };
-    let docs: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    println!("stage 1/1 (MeSH): {} abstracts, hierarchy {}", docs.len(), mesh_path.display());
-
-    let mesh = Mesh::load(&mesh_path).with_context(|| format!("loading {}", mesh_path.display()))?;
-    let extractor = Extractor::new(&mesh)?;
-    let bar = ProgressBar::new(docs.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} abstracts, {per_sec}, ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let sets: Vec<_> = docs
-        .iter()
-        .map(|d| {
-            bar.inc(1);
-            extractor.descriptors(d)
-        })
-        .collect();
-    bar.finish_and_clear();
-
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let terms_path = out.join("mesh_terms.jsonl");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&terms_path)?);
-    for (i, set) in sets.iter().enumerate() {
-        let uis: Vec<&str> = set.iter().map(|&d| mesh.descriptor(d).ui()).collect();
-        writeln!(w, "{}", serde_json::json!({ "doc": i, "mesh": uis }))?;
+pub(crate) fn run(a: &PipelineArgs) -> Result<()> {
+    let mut overrides = a.overrides.clone();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    match (&a.data, a.preset.as_str()) {
+        (Some(d), _) => overrides.insert(0, format!("data.dir={}", toml_string(d))),
+        // The tiny preset reads the repository's fixtures wherever it is run from.
+        (None, "tiny") => overrides.insert(0, format!("data.dir={}", toml_string(&repo.join("fixtures/data")))),
+        _ => {}
     }
-    w.flush()?;
-
-    let sim = Similarity::new(&mesh);
-    let sim_path = out.join("doc_similarity.tsv");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&sim_path)?);
-    let mut best = (0.0, 0, 0);
-    for i in 0..sets.len() {
-        for j in i + 1..sets.len() {
-            let s = sim.set_score(&sets[i], &sets[j], Aggregate::BestMatch).score;
-            writeln!(w, "{i}\t{j}\t{s:.6}")?;
-            if s > best.0 {
-                best = (s, i, j);
-            }
+    let config = Config::load(Some(&a.preset), a.config.as_deref(), &overrides)?;
+    if config.models.base == "smollm2" || config.models.encoder == "minilm" {
+        let dir = crate::models::models_dir();
+        let have = |p: &str| dir.join(p).exists();
+        if !(have("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
+            && have("all-minilm-l6-v2/model.safetensors"))
+        {
+            println!("fetching the models into {}", dir.display());
+            crate::models::fetch(&dir)?;
         }
     }
-    w.flush()?;
-    let mean_terms = sets.iter().map(Vec::len).sum::<usize>() as f64 / sets.len().max(1) as f64;
-    println!("  {mean_terms:.1} descriptors per abstract -> {}", terms_path.display());
+    println!("m-KAILIN pipeline, preset {} -> {}", a.preset, a.out.display());
+    let bars = MultiProgress::new();
+    let mut open: HashMap<String, ProgressBar> = HashMap::new();
+    let style = ProgressStyle::with_template("{msg:>22} {bar:30} {pos}/{len} {prefix} [{elapsed}, ETA {eta}]")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let mut on_event = |e: Event<'_>| match e {
+        Event::Start { .. } => {}
+        Event::Progress { stage, done, total, unit } => {
+            let bar = open.entry(stage.to_owned()).or_insert_with(|| {
+                let b = bars.add(ProgressBar::new(total).with_style(style.clone()));
+                b.set_message(stage.to_owned());
+                b.set_prefix(unit.to_owned());
+                b
+            });
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+        Event::Done { stage, seconds, cached } => {
+            if let Some(b) = open.remove(stage) {
+                b.finish_and_clear();
+            }
+            let line = if cached { format!("  {stage:<30} cached") } else { format!("  {stage:<30} {seconds:.1} s") };
+            if bars.is_hidden() {
+                println!("{line}");
+            } else {
+                let _ = bars.println(line);
+            }
+        }
+    };
+    let summary = kailin_lm::on_cpu_threads(|| {
+        kailin_pipeline::run::<Autodiff<Flex>>(&config, &a.out, &Default::default(), &mut on_event)
+    })
+    .with_context(|| format!("the pipeline (preset {}) into {}", a.preset, a.out.display()))?;
+    println!("\ndatasets:");
+    for (name, n) in &summary.datasets {
+        println!("  {}: {n} records", a.out.join("datasets").join(format!("{name}.jsonl")).display());
+    }
+    println!("PubMedQA:");
+    for p in &summary.pubmedqa {
+        println!(
+            "  {:<8} {:<19} accuracy {:.1}%  macro-F1 {:.3}",
+            p.model,
+            p.setting.as_str(),
+            100.0 * p.report.overall.accuracy,
+            p.report.overall.macro_f1
+        );
+    }
     println!(
-        "  closest pair: abstracts {} and {} (best-match Resnik {:.3}) -> {}",
-        best.1,
-        best.2,
-        best.0,
-        sim_path.display()
+        "report: {}  metrics: {}  ({:.0} s)",
+        a.out.join("report.md").display(),
+        a.out.join("metrics.json").display(),
+        summary.seconds
     );
-    println!("later stages (retrieval, question generation, evaluation, DPO, CPT/SFT) arrive with their crates");
     Ok(())
+}
+
+/// A path as a TOML string.
+fn toml_string(p: &Path) -> String {
+    toml::Value::String(p.display().to_string()).to_string()
 }

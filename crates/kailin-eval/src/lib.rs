@@ -32,6 +32,6 @@ pub use crate::{
     pubmedqa::{
         AnswerScores, Decision, Group, MESH_SUBSETS, Metrics, PredictOptions, Prediction, Report, Setting, TestItem,
         YEAR_SPANS, load_test_set, load_test_set_from, metrics, official_predictions, official_scores, predict, prompt,
-        read_labels, report, span_name,
+        read_labels, report, span_name, user_turn,
     },
 };

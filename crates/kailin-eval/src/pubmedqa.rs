@@ -153,8 +153,14 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<BTreeMap<String, Decision>>
 const INSTRUCTION: &str = "Answer the question with yes, no or maybe.";
 
 /// The user's turn for `item`: the contexts (reasoning-required), the question, the
-/// instruction. `context_chars` cuts the joined contexts (to fit a model's window).
-fn user_turn(item: &TestItem, setting: Setting, context_chars: Option<usize>) -> String {
+/// instruction (what [`prompt`] wraps in the chat template; training data in PubMedQA's shape
+/// can use it too).
+pub fn user_turn(item: &TestItem, setting: Setting) -> String {
+    user_turn_cut(item, setting, None)
+}
+
+/// [`user_turn`] with the joined contexts cut to `context_chars` (to fit a model's window).
+fn user_turn_cut(item: &TestItem, setting: Setting, context_chars: Option<usize>) -> String {
     match setting {
         Setting::QuestionOnly => format!("Question: {}\n{INSTRUCTION}", item.question),
         Setting::ReasoningRequired => {
@@ -176,7 +182,7 @@ pub fn prompt(tokenizer: &Tokenizer, item: &TestItem, setting: Setting) -> Resul
 }
 
 fn prompt_cut(tokenizer: &Tokenizer, item: &TestItem, setting: Setting, cut: Option<usize>) -> Result<String> {
-    let turn = user_turn(item, setting, cut);
+    let turn = user_turn_cut(item, setting, cut);
     Ok(match tokenizer.chat_template() {
         Some(_) => kailin_lm::chat_prompt(tokenizer, &[ChatMessage::user(turn)])?,
         None => format!("{turn}\nAnswer:"),
@@ -544,13 +550,13 @@ mod tests {
             meshes: vec![],
             truth: Yes,
         };
-        let full = user_turn(&item, Setting::ReasoningRequired, None);
+        let full = user_turn(&item, Setting::ReasoningRequired);
         assert_eq!(
             full,
             "Context: First part.\nSecond part.\nQuestion: Does it work?\nAnswer the question with yes, no or maybe."
         );
-        assert!(!user_turn(&item, Setting::QuestionOnly, None).contains("First"));
-        assert!(user_turn(&item, Setting::ReasoningRequired, Some(5)).starts_with("Context: First\nQuestion"));
+        assert!(!user_turn(&item, Setting::QuestionOnly).contains("First"));
+        assert!(user_turn_cut(&item, Setting::ReasoningRequired, Some(5)).starts_with("Context: First\nQuestion"));
     }
 
     #[test]

@@ -62,8 +62,6 @@ pub struct JobOutcome {
     /// Whether the model was exported (false when `options.stop_after` stopped the run early:
     /// resume it with the same job).
     pub exported: bool,
-    /// Records of the training data cut to the window.
-    pub truncated: usize,
 }
 
 /// Runs `job` on `device`; `on_step` sees every optimiser step.
@@ -84,18 +82,16 @@ pub fn run_job<A: AutodiffBackend>(
         None => model,
     };
     let (window, overlong, opts) = (job.max_len, job.overlong, &job.options);
-    let (model, report, truncated) = match job.objective {
+    let (model, report) = match job.objective {
         Objective::Cpt => {
             let packing = Packing { pack: true, isolate: true };
             let (data, eval) =
                 training_and_eval(job, |p| encode_texts(&read_text_dataset(p)?, &tok, window, overlong, packing))?;
-            let (m, r) = cpt::train(model, &data, &eval, opts, on_step)?;
-            (m, r, data.truncated)
+            cpt::train(model, &data, &eval, opts, on_step)?
         }
         Objective::Sft => {
             let (data, eval) = training_and_eval(job, |p| encode_sft(&read_sft_dataset(p)?, &tok, window, overlong))?;
-            let (m, r) = sft::train(model, &data, &eval, opts, on_step)?;
-            (m, r, data.truncated)
+            sft::train(model, &data, &eval, opts, on_step)?
         }
         Objective::Dpo { beta } => {
             let (data, eval) = training_and_eval(job, |p| encode_pairs(&read_dpo_dataset(p)?, &tok, window, overlong))?;
@@ -107,8 +103,7 @@ pub fn run_job<A: AutodiffBackend>(
                     .display()
                     .to_string(),
             };
-            let (m, r) = dpo::train(model, &data, &eval, opts, &dpo_opts, on_step)?;
-            (m, r, data.truncated)
+            dpo::train(model, &data, &eval, opts, &dpo_opts, on_step)?
         }
     };
     let bytes = serde_json::to_vec_pretty(&report).map_err(|e| Error::Options(format!("report: {e}")))?;
@@ -120,7 +115,7 @@ pub fn run_job<A: AutodiffBackend>(
         model.save_hf_dir(&config, &job.out)?;
         tok.save_hf_dir(&job.out)?;
     }
-    Ok(JobOutcome { report, exported, truncated })
+    Ok(JobOutcome { report, exported })
 }
 
 /// The training data and the evaluation items (none without `job.eval`); cut records are

@@ -1,0 +1,111 @@
+//! The m-KAILIN loop end to end: a thin orchestrator that wires the kailin crates into
+//! stages and holds no method logic of its own.
+//!
+//! Ingest and decontaminate the corpus (against PubMedQA's test split) → fine-tune the two
+//! question agents (the domain one continually pre-trained on the corpus first; BioASQ SFT)
+//! → candidate questions from both → the shared encoder's store → the evaluator labels each
+//! pair (the MeSH rule, or the LLM judge without MeSH) → preference dataset → DPO on the
+//! general agent → final questions from the optimised generator with their top-k contexts
+//! (the CPT dataset) → answers (the SFT dataset) → the target model trained CPT then SFT, and
+//! the same-budget control → PubMedQA → `report.md` and `metrics.json`.
+//!
+//! - [`Config`]: one TOML file; three embedded [`PRESETS`] (`tiny`, `cpu-small`,
+//!   `gpu-paper`); every key overridable as `section.key=value`.
+//! - Each stage's output is keyed by a hash of its inputs and configuration (and its upstream
+//!   stages' keys): a rerun reuses every finished stage; a stage is written to a temporary
+//!   directory and renamed into place only when finished, so a process killed at any moment
+//!   (SIGKILL) loses no finished stage and leaves nothing half-written.
+//! - Progress through [`Event`] callbacks; the binary draws.
+//!
+//! ```no_run
+//! use burn::backend::{Autodiff, Flex};
+//! use kailin_pipeline::{Config, run};
+//!
+//! let config = Config::load(Some("tiny"), None, &["questions.n=1".into()])?;
+//! let summary = run::<Autodiff<Flex>>(&config, "target/kailin-tiny".as_ref(), &Default::default(), &mut |_| ())?;
+//! println!("{} stages", summary.stages.len());
+//! # Ok::<(), kailin_pipeline::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod report;
+mod run;
+mod stage;
+mod tiny;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::AutodiffBackend;
+
+pub use crate::{
+    config::{
+        AgentsConfig, AggregateKind, AnswersConfig, Config, DEFAULT_PRESET, DataConfig, DeviceKind, DpoConfig,
+        EvalConfig, EvaluatorConfig, EvaluatorKind, ModelsConfig, PRESETS, QuestionsConfig, RetrievalConfig,
+        RetrieverKind, RunConfig, TargetConfig,
+    },
+    error::{Error, Result},
+    report::{PubmedqaRow, Summary},
+    run::{Event, StageRow},
+    stage::STAGE_FILE,
+    tiny::{write_tiny_bert, write_tiny_llama},
+};
+
+/// The models a configuration names, resolved: `smollm2` and `minilm` from the model cache
+/// (`kailin_lm::models_dir`), `tiny` written under `out/models/`, anything else a path.
+///
+/// Errors: [`Error::Missing`] with the fix (fetch the models, or correct the path).
+pub fn resolve_models(config: &Config, out: &Path) -> Result<(PathBuf, PathBuf)> {
+    let cache = kailin_lm::models_dir().unwrap_or_else(|| PathBuf::from(".cache/kailin/models"));
+    let fetch = "run `cargo xtask fetch-models` (or set $KAILIN_MODELS to the model cache)";
+    let base = match config.models.base.as_str() {
+        "smollm2" => kailin_lm::smollm2_gguf().unwrap_or_else(|| cache.join("smollm2-135m-instruct")),
+        "tiny" => {
+            let dir = out.join("models/tiny-llama");
+            if !dir.join("config.json").exists() {
+                write_tiny_llama(&dir)?;
+            }
+            dir
+        }
+        path => PathBuf::from(path),
+    };
+    let encoder = match config.models.encoder.as_str() {
+        "minilm" => cache.join("all-minilm-l6-v2"),
+        "tiny" => {
+            let dir = out.join("models/tiny-bert");
+            if !dir.join("config.json").exists() {
+                write_tiny_bert(&dir)?;
+            }
+            dir
+        }
+        path => PathBuf::from(path),
+    };
+    for (what, path) in [("the base model (models.base)", &base), ("the encoder (models.encoder)", &encoder)] {
+        if !path.exists() {
+            return Err(Error::Missing { what: what.into(), path: path.clone(), fix: fetch.into() });
+        }
+    }
+    Ok((base, encoder))
+}
+
+/// Runs the pipeline into `out`: training on `A`, inference on its inner backend, on
+/// `device`. Finished stages of an earlier run with the same inputs are reused.
+///
+/// Errors: a configuration or data problem, or a stage's failure ([`Error::Stage`] names the
+/// stage, its input and the fix); the stages finished before it stay.
+pub fn run<A: AutodiffBackend>(
+    config: &Config,
+    out: &Path,
+    device: &A::Device,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Summary> {
+    let started = std::time::Instant::now();
+    config.check()?;
+    std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_owned(), source })?;
+    let (base, encoder) = resolve_models(config, out)?;
+    let models = run::Models { base, encoder };
+    let mut r = run::Run::new(config.clone(), out.to_owned(), on_event);
+    let results = run::run_all::<A>(&mut r, &models, device)?;
+    report::publish(out, config.to_toml(), std::mem::take(&mut r.rows), results, started.elapsed().as_secs_f64())
+}
