@@ -197,25 +197,23 @@ struct CorpusSummary {
 struct TrainSummary {
     records: usize,
     steps: usize,
-    loss_first: f64,
-    loss_last: f64,
+    loss_first: Option<f64>,
+    loss_last: Option<f64>,
     eval_loss: Option<f64>,
     tokens: usize,
     seconds: f64,
-    /// `(step, loss, reward margin or NaN)` of every step, for the plots.
-    curve: Vec<(u64, f64, f64)>,
+    /// `(step, loss, DPO reward margin)` of every step, for the plots.
+    curve: Vec<(u64, f64, Option<f64>)>,
 }
 
 impl TrainSummary {
     fn of(records: usize, r: &kailin_train::TrainReport) -> Self {
-        let margin = |s: &kailin_train::StepLog| {
-            s.metrics.iter().find(|(k, _)| k.contains("margin")).map_or(f64::NAN, |(_, v)| *v)
-        };
+        let margin = |s: &kailin_train::StepLog| s.metrics.iter().find(|(k, _)| k.contains("margin")).map(|(_, v)| *v);
         TrainSummary {
             records,
             steps: r.steps.len(),
-            loss_first: r.steps.first().map_or(f64::NAN, |s| s.loss),
-            loss_last: r.steps.last().map_or(f64::NAN, |s| s.loss),
+            loss_first: r.steps.first().map(|s| s.loss),
+            loss_last: r.steps.last().map(|s| s.loss),
             eval_loss: r.evals.last().map(|e| e.1),
             tokens: r.tokens,
             seconds: r.seconds,

@@ -1,0 +1,255 @@
+//! The `tiny` preset end to end: every output file's shape and counts; a rerun reuses every
+//! stage; a run killed (SIGKILL) at several points and restarted ends with the same outputs as
+//! an uninterrupted one; bad configuration and missing data are named.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use burn::backend::{Autodiff, Flex};
+use kailin_core::{CptRecord, DpoExample, SftRecord};
+use kailin_pipeline::{Config, Error, Summary};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tiny(overrides: &[&str]) -> Config {
+    let mut all = vec![format!("data.dir={:?}", repo().join("fixtures/data").display().to_string())];
+    all.extend(overrides.iter().map(|s| (*s).to_owned()));
+    Config::load(Some("tiny"), None, &all).unwrap()
+}
+
+fn run(config: &Config, out: &Path) -> kailin_pipeline::Result<Summary> {
+    kailin_pipeline::run::<Autodiff<Flex>>(config, out, &Default::default(), &mut |_| ())
+}
+
+fn records<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
+    kailin_core::read_jsonl(path).unwrap()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The run's published files, with the output directory's path taken out (provenance names
+/// model paths), for comparing two runs.
+fn published(out: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for rel in ["datasets/preference.jsonl", "datasets/cpt.jsonl", "datasets/sft.jsonl", "predictions/pubmedqa.json"] {
+        let text = std::fs::read_to_string(out.join(rel)).unwrap();
+        files.push((rel.to_owned(), text.replace(&out.display().to_string(), "OUT")));
+    }
+    files
+}
+
+#[test]
+fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let summary = run(&tiny(&[]), &out).unwrap();
+
+    // Every stage ran, in the method's order.
+    let stages: Vec<&str> = summary.stages.iter().map(|s| s.stage.as_str()).collect();
+    for want in [
+        "corpus",
+        "agent-general",
+        "agent-domain-cpt",
+        "agent-domain",
+        "candidates",
+        "store",
+        "labels",
+        "dpo",
+        "cpt",
+        "sft",
+        "target-cpt",
+        "target",
+        "control-cpt",
+        "control",
+        "eval-kailin-reasoning-required",
+    ] {
+        assert!(stages.contains(&want), "{want} missing from {stages:?}");
+    }
+    assert!(summary.stages.iter().all(|s| !s.cached));
+
+    // The corpus: the fixture's 24 records less the 16 of the test split.
+    let corpus = &summary.stages[0].summary;
+    assert_eq!(
+        (corpus["read"].as_u64(), corpus["test_split"].as_u64(), corpus["documents"].as_u64()),
+        (Some(24), Some(16), Some(8))
+    );
+    let docs: Vec<kailin_core::Document> = records(&out.join("stages/corpus/documents.jsonl"));
+    let test = kailin_eval::read_labels(repo().join("fixtures/data/pubmedqa/test_ground_truth.json")).unwrap();
+    assert!(docs.iter().all(|d| !test.contains_key(&d.id)), "no test document in the corpus");
+
+    // Datasets: shapes and counts as metrics.json reports them.
+    let metrics = json(&out.join("metrics.json"));
+    let counts: std::collections::BTreeMap<String, u64> = metrics["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d[0].as_str().unwrap().to_owned(), d[1].as_u64().unwrap()))
+        .collect();
+    let pref: Vec<DpoExample> = records(&out.join("datasets/preference.jsonl"));
+    let cpt: Vec<CptRecord> = records(&out.join("datasets/cpt.jsonl"));
+    let sft: Vec<SftRecord> = records(&out.join("datasets/sft.jsonl"));
+    assert_eq!(counts["preference"], pref.len() as u64);
+    assert_eq!(counts["cpt"], cpt.len() as u64);
+    assert_eq!(counts["sft"], sft.len() as u64);
+    let labels = summary.stages.iter().find(|s| s.stage == "labels").unwrap();
+    assert_eq!(labels.summary["pairs"].as_u64(), Some(pref.len() as u64));
+    assert!(!pref.is_empty() && !cpt.is_empty(), "the tiny agents keep questions and the rule labels pairs");
+    assert!(pref.iter().all(|p| p.chosen != p.rejected && p.prompt.ends_with("ending with \"?\".")));
+    assert_eq!(sft.len(), cpt.len(), "one answer per CPT record");
+    for (c, s) in cpt.iter().zip(&sft) {
+        assert_eq!((&c.id, &c.question), (&s.id, &s.question));
+        assert!(c.question.ends_with('?'));
+        assert!(!c.context.doc_ids.is_empty() && c.context.doc_ids.len() <= 2, "top-k = 2 contexts");
+        assert!(c.context.doc_ids.iter().all(|id| docs.iter().any(|d| &d.id == id)));
+    }
+
+    // Predictions: the official shape, every test PMID.
+    let predictions = json(&out.join("predictions/pubmedqa.json"));
+    let predictions = predictions.as_object().unwrap();
+    assert_eq!(predictions.len(), 16);
+    assert!(predictions.keys().all(|k| test.contains_key(k)));
+    let (accuracy, _) = kailin_eval::official_scores(
+        repo().join("fixtures/data/pubmedqa/test_ground_truth.json"),
+        out.join("predictions/pubmedqa.json"),
+    )
+    .unwrap();
+    let kailin = summary
+        .pubmedqa
+        .iter()
+        .find(|p| p.model == "kailin" && p.setting == kailin_eval::Setting::ReasoningRequired)
+        .unwrap();
+    assert_eq!(kailin.report.overall.accuracy, accuracy, "the saved predictions score what metrics.json says");
+    let models: Vec<&str> = summary.pubmedqa.iter().map(|p| p.model.as_str()).collect();
+    assert_eq!(models, ["base", "base", "kailin", "kailin", "control", "control"]);
+
+    // Models: Hugging Face directories.
+    for m in ["agent-general", "agent-domain", "dpo", "target-cpt", "target", "control"] {
+        let d = out.join("models").join(m);
+        for f in ["config.json", "model.safetensors", "tokenizer.json", "report.json", kailin_pipeline::STAGE_FILE] {
+            assert!(d.join(f).is_file(), "{}", d.join(f).display());
+        }
+    }
+
+    // report.md holds the tables.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for s in [
+        "## Stages",
+        "## Datasets",
+        "## PubMedQA",
+        "Accuracy by publication year",
+        "Accuracy by MeSH subset",
+        "Agents' overlap",
+    ] {
+        assert!(report.contains(s), "{s}");
+    }
+
+    // A rerun reuses every stage and publishes the same files.
+    let before = published(&out);
+    let again = run(&tiny(&[]), &out).unwrap();
+    assert!(
+        again.stages.iter().all(|s| s.cached),
+        "{:?}",
+        again.stages.iter().filter(|s| !s.cached).map(|s| &s.stage).collect::<Vec<_>>()
+    );
+    assert_eq!(published(&out), before);
+
+    // A changed setting reruns its stage and those after it, not those before.
+    let changed = run(&tiny(&["retrieval.k=1"]), &out).unwrap();
+    let cached = |name: &str| changed.stages.iter().find(|s| s.stage == name).unwrap().cached;
+    assert!(cached("corpus") && cached("agent-general") && cached("candidates"));
+    assert!(!cached("labels") && !cached("cpt") && !cached("target"));
+}
+
+/// The child process of the kill test: runs the tiny pipeline into `$KAILIN_TEST_OUT`.
+#[test]
+#[ignore = "a helper: the kill test runs it as a child process"]
+fn child_run() {
+    if let Some(out) = std::env::var_os("KAILIN_TEST_OUT") {
+        run(&tiny(&[]), Path::new(&out)).unwrap();
+    }
+}
+
+#[test]
+fn a_run_killed_at_any_stage_and_restarted_ends_as_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference");
+    run(&tiny(&[]), &reference).unwrap();
+    let want = published(&reference);
+
+    // Kill points: before anything finished, after a model stage, mid-way, near the end.
+    let out = dir.path().join("killed");
+    for marker in ["", "models/agent-general/stage.json", "stages/labels/stage.json", "models/target/stage.json"] {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_run", "--include-ignored", "--nocapture"])
+            .env("KAILIN_TEST_OUT", &out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !(marker.is_empty() || out.join(marker).exists()) && start.elapsed() < Duration::from_secs(120) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if marker.is_empty() {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        // Whatever is there is whole: every stage directory has its marker (no half stage).
+        for parent in ["stages", "models"] {
+            for entry in std::fs::read_dir(out.join(parent)).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || name.starts_with("tiny-") {
+                    continue; // temporaries (removed by the next run) and the tiny models
+                }
+                assert!(entry.path().join(kailin_pipeline::STAGE_FILE).exists(), "{parent}/{name} without its marker");
+            }
+        }
+    }
+    let summary = run(&tiny(&[]), &out).unwrap();
+    assert!(summary.stages.iter().any(|s| s.cached), "the finished stages were reused");
+    let got: Vec<(String, String)> = published(&out);
+    assert_eq!(got, want, "the resumed run's outputs equal the uninterrupted run's");
+    // No temporaries left behind.
+    for parent in ["stages", "models"] {
+        let left: Vec<String> = std::fs::read_dir(out.join(parent))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+#[test]
+fn bad_configuration_and_missing_data_are_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    // A wrong value names the key and the allowed values.
+    let e = Config::load(Some("tiny"), None, &["evaluator.kind=oracle".into()]).unwrap_err().to_string();
+    assert!(e.contains("oracle") && e.contains("rule") && e.contains("llm-judge"), "{e}");
+    // Missing data: the stage that needs it says what and how to fix it.
+    let config = tiny(&[&format!("data.dir={:?}", dir.path().join("nowhere").display().to_string())]);
+    let e = run(&config, &dir.path().join("a")).unwrap_err();
+    assert!(matches!(e, Error::Missing { .. }), "{e}");
+    assert!(e.to_string().contains("test_ground_truth.json") && e.to_string().contains("--data"), "{e}");
+    // A model path that does not exist.
+    let config = tiny(&["models.base=\"/no/such/model\""]);
+    let e = run(&config, &dir.path().join("b")).unwrap_err().to_string();
+    assert!(e.contains("/no/such/model") && e.contains("models.base"), "{e}");
+    // A stage that fails names itself, and the stages before it stay finished.
+    let config = tiny(&["agents.held_out=[\"9B9_golden.json\"]"]);
+    let out = dir.path().join("c");
+    let e = run(&config, &out).unwrap_err().to_string();
+    assert!(e.contains("agent-general") && e.contains("9B9_golden.json"), "{e}");
+    assert!(out.join("stages/corpus").join(kailin_pipeline::STAGE_FILE).exists());
+}
