@@ -222,6 +222,9 @@ pub struct TargetConfig {
     pub batch_size: usize,
     /// Longest row in tokens.
     pub max_len: usize,
+    /// Characters of each record's context in the training texts (the question comes after
+    /// the context, so a long context must not push it out of the window).
+    pub context_chars: usize,
     /// Add PQA-L's training half to the SFT data.
     pub pubmedqa_train: bool,
     /// Also train the same-budget control (raw abstracts, PQA-L's training half).
@@ -348,6 +351,7 @@ impl Config {
             ("target.sft_epochs", self.target.sft_epochs),
             ("target.batch_size", self.target.batch_size),
             ("target.max_len", self.target.max_len),
+            ("target.context_chars", self.target.context_chars),
             ("eval.batch_size", self.eval.batch_size),
         ];
         for (key, v) in positive {

@@ -590,6 +590,12 @@ impl Run<'_> {
     }
 }
 
+/// `text` cut to at most `chars` bytes, at a character boundary.
+fn cut(text: &str, chars: usize) -> &str {
+    let end = (0..=chars.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    &text[..end]
+}
+
 /// What the encoder and BM25 read of a document.
 fn doc_text(d: &Document) -> String {
     format!("{} {}", d.title, d.text).trim().to_owned()
@@ -912,8 +918,24 @@ impl Run<'_> {
     ) -> Result<Trained> {
         let t = self.config.target.clone();
         let data = self.config.data.dir.clone();
-        let texts: Vec<TextExample> = cpt.iter().map(TextExample::new).collect();
-        let mut chats: Vec<ChatExample> = sft.iter().map(ChatExample::new).collect();
+        // The contexts cut to target.context_chars, so that a long context cannot push the
+        // question out of the training window.
+        let texts: Vec<TextExample> = cpt
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.context.text = cut(&r.context.text, t.context_chars).to_owned();
+                TextExample::new(&r)
+            })
+            .collect();
+        let mut chats: Vec<ChatExample> = sft
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.context.text = cut(&r.context.text, t.context_chars).to_owned();
+                ChatExample::new(&r)
+            })
+            .collect();
         if t.pubmedqa_train {
             chats.extend(pubmedqa_train_chats(&data)?);
         }
