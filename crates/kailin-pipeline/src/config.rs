@@ -21,6 +21,26 @@ pub const PRESETS: [(&str, &str); 3] = [
 /// The default preset.
 pub const DEFAULT_PRESET: &str = "cpu-small";
 
+/// The ablations a run can add (`run.ablations`), each a variant of the main configuration
+/// written under `OUT/ablations/NAME/`, reusing the main run's stages before the one it
+/// changes: `(name, overrides, what it measures)`. The same-budget control is part of every
+/// main run (`target.control`).
+pub const ABLATIONS: [(&str, &[&str], &str); 5] = [
+    (
+        "same-agents",
+        &["agents.distinct=false"],
+        "one question agent twice (no domain CPT) instead of two distinct agents",
+    ),
+    (
+        "no-mesh",
+        &["evaluator.kind=\"llm-judge\""],
+        "the evaluator without MeSH: the base model picks the better question",
+    ),
+    ("bm25", &["retrieval.kind=\"bm25\""], "BM25 instead of the shared dense encoder (w/o domain embedding)"),
+    ("top-k-1", &["retrieval.k=1"], "one context per question instead of the configured k"),
+    ("top-k-8", &["retrieval.k=8"], "eight contexts per question"),
+];
+
 /// Where models and tensors live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,6 +59,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// The device.
     pub device: DeviceKind,
+    /// Ablations to run after the main run ([`ABLATIONS`] by name), each a row of the report.
+    pub ablations: Vec<String>,
 }
 
 /// `[data]`.
@@ -303,18 +325,19 @@ impl Config {
                 .map_err(|e| Error::Config { key: path.display().to_string(), message: e.to_string() })?;
             merge(&mut table, user, "")?;
         }
-        for o in overrides {
-            let (key, value) = o.split_once('=').ok_or_else(|| Error::Config {
-                key: o.clone(),
-                message: "an override is section.key=value, e.g. retrieval.k=8".into(),
-            })?;
-            let (key, value) = (key.trim(), value.trim());
-            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.to_owned()));
-            set(&mut table, key, value)?;
-        }
+        apply(&mut table, overrides)?;
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config { key: "configuration".into(), message: e.to_string() })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// This configuration with `section.key=value` overrides applied, checked.
+    pub fn with_overrides(&self, overrides: &[String]) -> Result<Config> {
+        let mut table = toml::Table::try_from(self)
+            .map_err(|e| Error::Config { key: "configuration".into(), message: e.to_string() })?;
+        apply(&mut table, overrides)?;
         let config: Config = table
             .try_into()
             .map_err(|e: toml::de::Error| Error::Config { key: "configuration".into(), message: e.to_string() })?;
@@ -382,11 +405,37 @@ impl Config {
         if self.data.corpus == "none" && self.data.extra_corpus.is_empty() {
             return bad("data.extra_corpus", "with data.corpus = \"none\", name at least one Document JSONL file");
         }
+        if let Some(a) = self.run.ablations.iter().find(|a| !ABLATIONS.iter().any(|(n, ..)| n == a)) {
+            return bad(
+                "run.ablations",
+                &format!(
+                    "no ablation {a:?}; allowed: {}",
+                    ABLATIONS.iter().map(|(n, ..)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
         if self.eval.settings.is_empty() {
             return bad("eval.settings", "name at least one of \"reasoning-required\", \"question-only\"");
         }
         Ok(())
     }
+}
+
+/// Applies `section.key=value` overrides (the value in TOML syntax; a bare word is a string).
+fn apply(table: &mut toml::Table, overrides: &[String]) -> Result<()> {
+    for o in overrides {
+        let (key, value) = o.split_once('=').ok_or_else(|| Error::Config {
+            key: o.clone(),
+            message: "an override is section.key=value, e.g. retrieval.k=8".into(),
+        })?;
+        let (key, value) = (key.trim(), value.trim());
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+        set(table, key, value)?;
+    }
+    Ok(())
 }
 
 /// Merges `from` into `into`, key by key (tables recursively); unknown sections are left for

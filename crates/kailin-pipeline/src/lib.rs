@@ -41,12 +41,12 @@ use burn::tensor::backend::AutodiffBackend;
 
 pub use crate::{
     config::{
-        AgentsConfig, AggregateKind, AnswersConfig, Config, DEFAULT_PRESET, DataConfig, DeviceKind, DpoConfig,
-        EvalConfig, EvaluatorConfig, EvaluatorKind, ModelsConfig, PRESETS, QuestionsConfig, RetrievalConfig,
+        ABLATIONS, AgentsConfig, AggregateKind, AnswersConfig, Config, DEFAULT_PRESET, DataConfig, DeviceKind,
+        DpoConfig, EvalConfig, EvaluatorConfig, EvaluatorKind, ModelsConfig, PRESETS, QuestionsConfig, RetrievalConfig,
         RetrieverKind, RunConfig, TargetConfig,
     },
     error::{Error, Result},
-    report::{PubmedqaRow, Summary},
+    report::{AblationRow, PubmedqaRow, Summary},
     run::{Event, StageRow},
     stage::STAGE_FILE,
     tiny::{write_tiny_bert, write_tiny_llama},
@@ -105,7 +105,45 @@ pub fn run<A: AutodiffBackend>(
     std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_owned(), source })?;
     let (base, encoder) = resolve_models(config, out)?;
     let models = run::Models { base, encoder };
-    let mut r = run::Run::new(config.clone(), out.to_owned(), on_event);
-    let results = run::run_all::<A>(&mut r, &models, device)?;
-    report::publish(out, config.to_toml(), std::mem::take(&mut r.rows), results, started.elapsed().as_secs_f64())
+    let (rows, results) = run_one::<A>(config, out, Vec::new(), &models, device, on_event)?;
+    let mut ablations = Vec::new();
+    for name in &config.run.ablations {
+        let Some((_, changes, what)) = ABLATIONS.iter().find(|(n, ..)| n == name) else { continue };
+        let mut overrides: Vec<String> = changes.iter().map(|c| (*c).to_owned()).collect();
+        let changes = overrides.clone();
+        // The variant trains and measures its kailin model only: the base model and the
+        // control are the main run's.
+        overrides.extend(["target.control=false".into(), "eval.base=false".into(), "run.ablations=[]".into()]);
+        let variant = config.with_overrides(&overrides)?;
+        let dir = out.join("ablations").join(name);
+        let mut prefixed = |e: Event<'_>| {
+            let stage = match &e {
+                Event::Start { stage } | Event::Progress { stage, .. } | Event::Done { stage, .. } => *stage,
+            };
+            let label = format!("{name}/{stage}");
+            on_event(match e {
+                Event::Start { .. } => Event::Start { stage: &label },
+                Event::Progress { done, total, unit, .. } => Event::Progress { stage: &label, done, total, unit },
+                Event::Done { seconds, cached, .. } => Event::Done { stage: &label, seconds, cached },
+            });
+        };
+        let (rows, results) = run_one::<A>(&variant, &dir, vec![out.to_owned()], &models, device, &mut prefixed)?;
+        ablations.push(report::ablation_row(name, what, changes, &dir, &rows, &results));
+    }
+    report::publish(out, config.to_toml(), rows, results, ablations, started.elapsed().as_secs_f64())
+}
+
+/// One run of the stages into `out`, reusing the finished stages of the runs in `reuse`.
+fn run_one<A: AutodiffBackend>(
+    config: &Config,
+    out: &Path,
+    reuse: Vec<PathBuf>,
+    models: &run::Models,
+    device: &A::Device,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<(Vec<StageRow>, report::Results)> {
+    std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_owned(), source })?;
+    let mut r = run::Run::new(config.clone(), out.to_owned(), reuse, on_event);
+    let results = run::run_all::<A>(&mut r, models, device)?;
+    Ok((std::mem::take(&mut r.rows), results))
 }

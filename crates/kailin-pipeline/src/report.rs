@@ -15,6 +15,8 @@ use crate::stage::core_io;
 #[derive(Debug, Clone)]
 pub(crate) struct Results {
     pub(crate) labels: PathBuf,
+    pub(crate) cpt: PathBuf,
+    pub(crate) sft: PathBuf,
     pub(crate) generator: PathBuf,
     pub(crate) evals: Vec<(String, Setting, Report, PathBuf)>,
     pub(crate) dpo_ran: bool,
@@ -34,6 +36,58 @@ pub struct PubmedqaRow {
     pub report: Report,
 }
 
+/// One ablation: a variant of the main run and what it measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AblationRow {
+    /// Its name (`ABLATIONS`).
+    pub name: String,
+    /// What it changes, in words.
+    pub what: String,
+    /// The configuration overrides.
+    pub overrides: Vec<String>,
+    /// Its output directory.
+    pub out: PathBuf,
+    /// Stages it ran itself (the others were the main run's).
+    pub stages_ran: Vec<String>,
+    /// Its preference pairs.
+    pub pairs: u64,
+    /// Its kailin model on PubMedQA.
+    pub pubmedqa: Vec<PubmedqaRow>,
+}
+
+/// The row of an ablation from its run.
+pub(crate) fn ablation_row(
+    name: &str,
+    what: &str,
+    overrides: Vec<String>,
+    out: &Path,
+    rows: &[StageRow],
+    results: &Results,
+) -> AblationRow {
+    AblationRow {
+        name: name.to_owned(),
+        what: what.to_owned(),
+        overrides,
+        out: out.to_owned(),
+        stages_ran: rows.iter().filter(|r| !r.cached).map(|r| r.stage.clone()).collect(),
+        pairs: rows.iter().find(|r| r.stage == "labels").and_then(|r| r.summary["pairs"].as_u64()).unwrap_or(0),
+        pubmedqa: pubmedqa_rows(results),
+    }
+}
+
+fn pubmedqa_rows(results: &Results) -> Vec<PubmedqaRow> {
+    results
+        .evals
+        .iter()
+        .map(|(model, setting, report, path)| PubmedqaRow {
+            model: model.clone(),
+            path: path.clone(),
+            setting: *setting,
+            report: report.clone(),
+        })
+        .collect()
+}
+
 /// `metrics.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -51,6 +105,8 @@ pub struct Summary {
     pub generator: PathBuf,
     /// PubMedQA, per model and setting.
     pub pubmedqa: Vec<PubmedqaRow>,
+    /// The ablations (`run.ablations`), each a variant's kailin model.
+    pub ablations: Vec<AblationRow>,
     /// Seconds of this invocation.
     pub seconds: f64,
 }
@@ -70,6 +126,7 @@ pub(crate) fn publish(
     config_toml: String,
     rows: Vec<StageRow>,
     results: Results,
+    ablations: Vec<AblationRow>,
     seconds: f64,
 ) -> Result<Summary> {
     for dir in ["datasets", "predictions"] {
@@ -77,8 +134,8 @@ pub(crate) fn publish(
     }
     let sources = [
         ("preference", results.labels.join("preference.jsonl")),
-        ("cpt", out.join("stages/cpt/cpt.jsonl")),
-        ("sft", out.join("stages/sft/sft.jsonl")),
+        ("cpt", results.cpt.clone()),
+        ("sft", results.sft.clone()),
     ];
     let mut datasets = Vec::new();
     for (name, from) in sources {
@@ -90,16 +147,7 @@ pub(crate) fn publish(
         copy(path, &out.join("predictions/pubmedqa.json"))?;
     }
     kailin_core::write_atomic(out.join("config.toml"), config_toml.as_bytes()).map_err(core_io(out))?;
-    let pubmedqa = results
-        .evals
-        .iter()
-        .map(|(model, setting, report, path)| PubmedqaRow {
-            model: model.clone(),
-            path: path.clone(),
-            setting: *setting,
-            report: report.clone(),
-        })
-        .collect();
+    let pubmedqa = pubmedqa_rows(&results);
     let summary = Summary {
         out: out.to_owned(),
         config: config_toml,
@@ -108,6 +156,7 @@ pub(crate) fn publish(
         dpo: results.dpo_ran,
         generator: results.generator,
         pubmedqa,
+        ablations,
         seconds,
     };
     let json = serde_json::to_vec_pretty(&summary)
@@ -222,6 +271,47 @@ fn markdown(s: &Summary) -> String {
                 let _ = write!(md, " {} |", if g.metrics.n == 0 { "–".into() } else { pct(g.metrics.accuracy) });
             }
             let _ = writeln!(md);
+        }
+    }
+    if !s.ablations.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Ablations\n\nEach row is a variant of this run (under `ablations/NAME/`, reusing this run's stages before the one it changes); the kailin model's PubMedQA figures.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| run | what changes | preference pairs | setting | accuracy | macro-F1 |\n|---|---|---|---|---|---|"
+        );
+        let pairs =
+            s.stages.iter().find(|r| r.stage == "labels").map_or(0, |r| r.summary["pairs"].as_u64().unwrap_or(0));
+        for p in s.pubmedqa.iter().filter(|p| p.model != "base") {
+            let (run, what) = if p.model == "kailin" {
+                ("m-KAILIN (this run)", "—")
+            } else {
+                ("control", "same token budget without kailin's data (raw abstracts, PQA-L training half)")
+            };
+            let pairs = if p.model == "kailin" { pairs.to_string() } else { "—".into() };
+            let _ = writeln!(
+                md,
+                "| {run} | {what} | {pairs} | {} | {} | {:.3} |",
+                p.setting.as_str(),
+                pct(p.report.overall.accuracy),
+                p.report.overall.macro_f1
+            );
+        }
+        for a in &s.ablations {
+            for p in &a.pubmedqa {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {:.3} |",
+                    a.name,
+                    a.what,
+                    a.pairs,
+                    p.setting.as_str(),
+                    pct(p.report.overall.accuracy),
+                    p.report.overall.macro_f1
+                );
+            }
         }
     }
     let _ = writeln!(

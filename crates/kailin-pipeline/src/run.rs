@@ -68,6 +68,9 @@ pub(crate) struct Run<'e> {
     pub(crate) config: Config,
     pub(crate) out: PathBuf,
     pub(crate) rows: Vec<StageRow>,
+    /// Other runs' roots whose finished stages this run may reuse (an ablation reuses the
+    /// main run's stages before the one it changes).
+    reuse: Vec<PathBuf>,
     keys: BTreeMap<String, String>,
     on_event: &'e mut dyn FnMut(Event<'_>),
 }
@@ -108,8 +111,22 @@ impl<T, E: std::error::Error + Send + Sync + 'static> Lib<T> for std::result::Re
 const RERUN: &str = "Fix it and rerun the same command: finished stages are kept";
 
 impl<'e> Run<'e> {
-    pub(crate) fn new(config: Config, out: PathBuf, on_event: &'e mut dyn FnMut(Event<'_>)) -> Self {
-        Run { config, out, rows: Vec::new(), keys: BTreeMap::new(), on_event }
+    pub(crate) fn new(
+        config: Config,
+        out: PathBuf,
+        reuse: Vec<PathBuf>,
+        on_event: &'e mut dyn FnMut(Event<'_>),
+    ) -> Self {
+        Run { config, out, rows: Vec::new(), reuse, keys: BTreeMap::new(), on_event }
+    }
+
+    /// A finished stage with `key` at `dir` or at the same place in a reused run.
+    fn find<T: serde::de::DeserializeOwned>(&self, dir: &Path, key: &str) -> Option<(stage::Marker<T>, PathBuf)> {
+        if let Some(m) = stage::finished(dir, key) {
+            return Some((m, dir.to_owned()));
+        }
+        let rel = dir.strip_prefix(&self.out).ok()?;
+        self.reuse.iter().find_map(|root| stage::finished(&root.join(rel), key).map(|m| (m, root.join(rel))))
     }
 
     fn key_of(&self, stage: &str) -> String {
@@ -130,8 +147,8 @@ impl<'e> Run<'e> {
         let key = stage::key(name, &json!({ "inputs": inputs, "after": upstream, "version": 1 }));
         self.keys.insert(name.to_owned(), key.clone());
         (self.on_event)(Event::Start { stage: name });
-        let (marker, cached) = match stage::finished::<T>(&dir, &key) {
-            Some(m) => (m, true),
+        let (marker, cached, dir) = match self.find::<T>(&dir, &key) {
+            Some((m, found)) => (m, true, found),
             None => {
                 tracing::info!(stage = name, dir = %dir.display(), "running");
                 let on_event = &mut *self.on_event;
@@ -144,7 +161,7 @@ impl<'e> Run<'e> {
                 };
                 let marker =
                     stage::run(name, &dir, &key, |tmp| body(tmp, &mut progress)).map_err(failed(name, input, RERUN))?;
-                (marker, false)
+                (marker, false, dir)
             }
         };
         (self.on_event)(Event::Done { stage: name, seconds: if cached { 0.0 } else { marker.seconds }, cached });
@@ -739,7 +756,7 @@ impl Run<'_> {
         generator: &Path,
         docs: &[Document],
         device: &B::Device,
-    ) -> Result<Vec<CptRecord>> {
+    ) -> Result<(Vec<CptRecord>, PathBuf)> {
         let r = self.config.retrieval.clone();
         let inputs = json!({ "generator": generator, "questions": self.config.questions, "retrieval": r });
         let dir = self.out.join("stages/cpt");
@@ -783,7 +800,7 @@ impl Run<'_> {
             write_records(&tmp.join("cpt.jsonl"), &records)?;
             Ok(json!({ "questions": tally, "records": records.len() }))
         })?;
-        read_records(&dir.join("cpt.jsonl"))
+        Ok((read_records(&dir.join("cpt.jsonl"))?, dir))
     }
 
     /// The answer agent completes the CPT dataset: the SFT dataset.
@@ -792,7 +809,7 @@ impl Run<'_> {
         answerer: &Path,
         cpt: &[CptRecord],
         device: &B::Device,
-    ) -> Result<Vec<SftRecord>> {
+    ) -> Result<(Vec<SftRecord>, PathBuf)> {
         let a = self.config.answers.clone();
         let inputs = json!({ "answers": a, "model": answerer, "seed": self.config.run.seed });
         let dir = self.out.join("stages/sft");
@@ -838,7 +855,7 @@ impl Run<'_> {
             write_records(&tmp.join("sft.jsonl"), &out)?;
             Ok(json!({ "records": out.len() }))
         })?;
-        read_records(&dir.join("sft.jsonl"))
+        Ok((read_records(&dir.join("sft.jsonl"))?, dir))
     }
 }
 
@@ -1116,15 +1133,22 @@ pub(crate) fn run_all<A: AutodiffBackend>(
         run.keys.insert("dpo".into(), format!("skipped:{}", run.key_of("agent-general")));
         agents.0.clone()
     };
-    let cpt = run.cpt_dataset::<B<A>>(models, store.as_deref(), &generator, &docs, device)?;
-    let sft = run.sft_dataset::<B<A>>(&models.base, &cpt, device)?;
+    let (cpt, cpt_dir) = run.cpt_dataset::<B<A>>(models, store.as_deref(), &generator, &docs, device)?;
+    let (sft, sft_dir) = run.sft_dataset::<B<A>>(&models.base, &cpt, device)?;
     let trained = run.targets::<A>(models, &docs, &cpt, &sft, device)?;
     let mut evaluated = trained.models.clone();
     if run.config.eval.base {
         evaluated.insert(0, ("base".into(), models.base.clone()));
     }
     let evals = run.evaluate::<B<A>>(&evaluated, device)?;
-    Ok(crate::report::Results { labels, generator, evals, dpo_ran: generator_is_dpo(&run.rows) })
+    Ok(crate::report::Results {
+        labels,
+        cpt: cpt_dir.join("cpt.jsonl"),
+        sft: sft_dir.join("sft.jsonl"),
+        generator,
+        evals,
+        dpo_ran: generator_is_dpo(&run.rows),
+    })
 }
 
 fn generator_is_dpo(rows: &[StageRow]) -> bool {

@@ -149,6 +149,17 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
         assert!(report.contains(s), "{s}");
     }
 
+    // The ablations: each a variant that reuses the main run's stages before the one it changes.
+    let names: Vec<&str> = summary.ablations.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["same-agents", "no-mesh", "bm25", "top-k-1"]);
+    for a in &summary.ablations {
+        assert!(!a.stages_ran.iter().any(|s| s == "corpus" || s == "agent-general"), "{}: {:?}", a.name, a.stages_ran);
+        assert!(a.stages_ran.iter().any(|s| s == "labels" || s == "candidates"), "{}: {:?}", a.name, a.stages_ran);
+        assert_eq!(a.pubmedqa.len(), 2, "{}: the kailin model in both settings", a.name);
+        assert!(a.out.join("stages/cpt/cpt.jsonl").exists() || a.name == "no-mesh" || a.name == "same-agents");
+    }
+    assert!(report.contains("## Ablations") && report.contains("| bm25 |"));
+
     // A rerun reuses every stage and publishes the same files.
     let before = published(&out);
     let again = run(&tiny(&[]), &out).unwrap();
