@@ -26,6 +26,15 @@ pub(crate) enum SettingArg {
     QuestionOnly,
 }
 
+/// Prompt layout.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum StyleArg {
+    /// The model's chat template.
+    Chat,
+    /// Plain text.
+    Plain,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct PubmedqaArgs {
     /// A GGUF file, or a Hugging Face model directory (config.json, safetensors, tokenizer.json).
@@ -49,6 +58,10 @@ pub(crate) struct PubmedqaArgs {
     /// Prompts per forward pass.
     #[arg(long, default_value_t = 8, value_parser = crate::args::at_least_one)]
     batch_size: usize,
+    /// Prompt layout: `chat` (the user turn in the model's chat template, the reply opening
+    /// with the answer) or `plain` (text ending "Answer:", the answer after a space).
+    #[arg(long, value_enum, default_value = "chat")]
+    style: StyleArg,
     /// Only the first N items (in PMID order), for a quick look; the metrics say so.
     #[arg(long, value_parser = crate::args::at_least_one)]
     limit: Option<usize>,
@@ -82,7 +95,11 @@ fn pubmedqa<B: Backend>(a: &PubmedqaArgs, device: &B::Device) -> Result<()> {
         SettingArg::ReasoningRequired => Setting::ReasoningRequired,
         SettingArg::QuestionOnly => Setting::QuestionOnly,
     };
-    let options = PredictOptions { setting, batch_size: a.batch_size };
+    let style = match a.style {
+        StyleArg::Chat => kailin_eval::PromptStyle::Chat,
+        StyleArg::Plain => kailin_eval::PromptStyle::Plain,
+    };
+    let options = PredictOptions { setting, batch_size: a.batch_size, style };
     let bar = crate::progress::bar(items.len() as u64, "PubMedQA items");
     let start = std::time::Instant::now();
     let predictions =
@@ -103,6 +120,7 @@ fn pubmedqa<B: Backend>(a: &PubmedqaArgs, device: &B::Device) -> Result<()> {
         "items": items.len(),
         "items_in_split": total,
         "limited": a.limit.is_some_and(|n| n < total),
+        "style": style,
         "seconds": seconds,
         "report": report,
         "predictions": predictions,

@@ -174,18 +174,40 @@ fn user_turn_cut(item: &TestItem, setting: Setting, context_chars: Option<usize>
     }
 }
 
-/// The whole prompt text for `item`: the user's turn in the model's chat template (the reply
-/// opens with the answer), or, for a model without a template, the turn followed by
-/// `"\nAnswer:"`.
-pub fn prompt(tokenizer: &Tokenizer, item: &TestItem, setting: Setting) -> Result<String> {
-    prompt_cut(tokenizer, item, setting, None)
+/// How the prompt is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptStyle {
+    /// The user's turn in the model's chat template, the reply opening with the answer (plain
+    /// text for a model without a template).
+    #[default]
+    Chat,
+    /// Plain text: the turn followed by `"\nAnswer:"`, the answer after a space.
+    Plain,
 }
 
-fn prompt_cut(tokenizer: &Tokenizer, item: &TestItem, setting: Setting, cut: Option<usize>) -> Result<String> {
+/// The whole prompt text for `item` in `style` (see [`PromptStyle`]).
+pub fn prompt(tokenizer: &Tokenizer, item: &TestItem, setting: Setting, style: PromptStyle) -> Result<String> {
+    prompt_cut(tokenizer, item, setting, style, None)
+}
+
+/// Whether `style` uses the chat template with this tokenizer.
+fn uses_chat(tokenizer: &Tokenizer, style: PromptStyle) -> bool {
+    style == PromptStyle::Chat && tokenizer.chat_template().is_some()
+}
+
+fn prompt_cut(
+    tokenizer: &Tokenizer,
+    item: &TestItem,
+    setting: Setting,
+    style: PromptStyle,
+    cut: Option<usize>,
+) -> Result<String> {
     let turn = user_turn_cut(item, setting, cut);
-    Ok(match tokenizer.chat_template() {
-        Some(_) => kailin_lm::chat_prompt(tokenizer, &[ChatMessage::user(turn)])?,
-        None => format!("{turn}\nAnswer:"),
+    Ok(if uses_chat(tokenizer, style) {
+        kailin_lm::chat_prompt(tokenizer, &[ChatMessage::user(turn)])?
+    } else {
+        format!("{turn}\nAnswer:")
     })
 }
 
@@ -210,11 +232,13 @@ pub struct PredictOptions {
     pub setting: Setting,
     /// Prompts per forward pass (prompts are grouped by length).
     pub batch_size: usize,
+    /// How the prompt is laid out.
+    pub style: PromptStyle,
 }
 
 impl Default for PredictOptions {
     fn default() -> Self {
-        PredictOptions { setting: Setting::ReasoningRequired, batch_size: 8 }
+        PredictOptions { setting: Setting::ReasoningRequired, batch_size: 8, style: PromptStyle::Chat }
     }
 }
 
@@ -294,20 +318,21 @@ pub fn predict<B: Backend>(
     mut on_progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Prediction>> {
     let Some(first) = items.first() else { return Ok(Vec::new()) };
-    let chat = tokenizer.chat_template().is_some();
-    let answers = answer_tokens(tokenizer, &prompt(tokenizer, first, options.setting)?, chat)?;
+    let style = options.style;
+    let chat = uses_chat(tokenizer, style);
+    let answers = answer_tokens(tokenizer, &prompt(tokenizer, first, options.setting, style)?, chat)?;
     let flat: Vec<u32> = answers.iter().flatten().copied().collect();
     let limit = model.max_positions();
     let mut encoded = Vec::with_capacity(items.len());
     for item in items {
-        let mut ids = tokenizer.encode(&prompt(tokenizer, item, options.setting)?, true)?;
+        let mut ids = tokenizer.encode(&prompt(tokenizer, item, options.setting, style)?, true)?;
         let mut truncated = false;
         if ids.len() >= limit {
             // Cut the context in proportion to the excess, then step down until it fits.
             let chars = item.contexts.iter().map(|c| c.len() + 1).sum::<usize>();
             let mut keep = chars * (limit - 1) / ids.len();
             loop {
-                ids = tokenizer.encode(&prompt_cut(tokenizer, item, options.setting, Some(keep))?, true)?;
+                ids = tokenizer.encode(&prompt_cut(tokenizer, item, options.setting, style, Some(keep))?, true)?;
                 if ids.len() < limit {
                     break;
                 }

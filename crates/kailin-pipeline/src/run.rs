@@ -414,7 +414,7 @@ impl Run<'_> {
         let limit = if a.bioasq_limit == 0 { usize::MAX } else { a.bioasq_limit };
         let template = kailin_question::default_template();
         let (train, eval) =
-            kailin_question::sft_data(&split, &template, limit, 100, self.config.questions.max_document_chars)
+            kailin_question::sft_data(&split, &template, limit, 20, self.config.questions.max_document_chars)
                 .map_err(|e| failed("agent-general", bioasq.display(), RERUN)(boxed(e)))?;
         let settings = (a.epochs, a.lr, a.lora_rank, a.batch_size, a.max_len);
         let inputs = json!({ "train": train, "eval": eval });
@@ -1079,7 +1079,7 @@ impl Run<'_> {
                 let max_positions = self.config.models.max_positions;
                 let (report, dir) = self.stage(&stage, dir, &after, inputs, |tmp, progress| {
                     let (llama, _, tok) = kailin_lm::load::<B>(model, max_positions, device).lib()?;
-                    let options = kailin_eval::PredictOptions { setting, batch_size: e.batch_size };
+                    let options = kailin_eval::PredictOptions { setting, batch_size: e.batch_size, ..Default::default() };
                     let total = items.len() as u64;
                     let predictions =
                         kailin_eval::predict(&llama, &tok, &items, &options, |d, _| progress(d as u64, total, "items"))
