@@ -30,6 +30,23 @@ pub(crate) struct PipelineArgs {
     /// Override one setting, `section.key=value` (repeatable), e.g. `--set retrieval.k=8`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Compute shard I of N of the next unfinished per-document stage (candidates, labels,
+    /// cpt, sft), then stop; a run without --shard merges the shards (docs/scale-out.md).
+    #[arg(long, value_name = "I/N", value_parser = shard)]
+    shard: Option<(usize, usize)>,
+    /// Stop before this stage if it is not finished (e.g. `candidates`).
+    #[arg(long, value_name = "STAGE")]
+    until: Option<String>,
+}
+
+fn shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("{s:?} is not a shard I/N with 0 <= I < N");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n) = (i.trim().parse::<usize>().map_err(|_| bad())?, n.trim().parse::<usize>().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 pub(crate) fn run(a: &PipelineArgs) -> Result<()> {
@@ -81,10 +98,17 @@ pub(crate) fn run(a: &PipelineArgs) -> Result<()> {
             }
         }
     };
-    let summary = kailin_lm::on_cpu_threads(|| {
-        kailin_pipeline::run::<Autodiff<Flex>>(&config, &a.out, &Default::default(), &mut on_event)
-    })
-    .with_context(|| format!("the pipeline (preset {}) into {}", a.preset, a.out.display()))?;
+    let options = kailin_pipeline::RunOptions { shard: a.shard, until: a.until.clone() };
+    let result = kailin_lm::on_cpu_threads(|| {
+        kailin_pipeline::run_with::<Autodiff<Flex>>(&config, &a.out, &options, &Default::default(), &mut on_event)
+    });
+    let summary = match result {
+        Err(kailin_pipeline::Error::Stopped { message, .. }) => {
+            println!("{message}");
+            return Ok(());
+        }
+        other => other.with_context(|| format!("the pipeline (preset {}) into {}", a.preset, a.out.display()))?,
+    };
     println!("\ndatasets:");
     for (name, n) in &summary.datasets {
         println!("  {}: {n} records", a.out.join("datasets").join(format!("{name}.jsonl")).display());

@@ -33,6 +33,15 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The run stopped where it was asked to (`--until`), or a shard process finished its
+    /// part: not a failure.
+    #[error("{message}")]
+    Stopped {
+        /// The stage it stopped before (or the sharded stage).
+        stage: String,
+        /// What happened and what to run next.
+        message: String,
+    },
     /// A library crate's error (inside a stage, wrapped in [`Error::Stage`]).
     #[error(transparent)]
     Lib(Box<dyn std::error::Error + Send + Sync>),

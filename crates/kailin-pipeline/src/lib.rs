@@ -89,6 +89,41 @@ pub fn resolve_models(config: &Config, out: &Path) -> Result<(PathBuf, PathBuf)>
     Ok((base, encoder))
 }
 
+/// The stages, in order (`eval-MODEL-SETTING` stages follow them).
+pub const STAGES: [&str; 15] = [
+    "corpus",
+    "agent-general",
+    "agent-domain-cpt",
+    "agent-domain",
+    "candidates",
+    "store",
+    "labels",
+    "dpo",
+    "cpt",
+    "sft",
+    "target-cpt",
+    "target",
+    "control-cpt",
+    "control",
+    "eval",
+];
+
+/// The per-document stages: a shard process (`RunOptions::shard`) computes its part of one.
+pub const PER_DOCUMENT_STAGES: [&str; 4] = ["candidates", "labels", "cpt", "sft"];
+
+/// How much of the pipeline a process runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `(index, count)`: compute this shard's contiguous part of the next unfinished
+    /// per-document stage ([`PER_DOCUMENT_STAGES`]), then stop; a later run without a shard
+    /// merges the parts (the merged output equals a single process's). Every stage before it
+    /// must be finished (run them with `until`).
+    pub shard: Option<(usize, usize)>,
+    /// Stop before this stage if it is not finished ([`STAGES`]; `eval`: before the first
+    /// evaluation).
+    pub until: Option<String>,
+}
+
 /// Runs the pipeline into `out`: training on `A`, inference on its inner backend, on
 /// `device`. Finished stages of an earlier run with the same inputs are reused.
 ///
@@ -100,12 +135,37 @@ pub fn run<A: AutodiffBackend>(
     device: &A::Device,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Summary> {
+    run_with::<A>(config, out, &RunOptions::default(), device, on_event)
+}
+
+/// [`run`] with a shard or a stopping point. A run that stops where `options` say ends with
+/// [`Error::Stopped`] (not a failure: its message says what to run next).
+///
+/// Errors: those of [`run`]; an invalid shard (`index < count`) or an unknown stage in
+/// `until` ([`Error::Config`]).
+pub fn run_with<A: AutodiffBackend>(
+    config: &Config,
+    out: &Path,
+    options: &RunOptions,
+    device: &A::Device,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Summary> {
     let started = std::time::Instant::now();
     config.check()?;
+    if let Some((i, n)) = options.shard {
+        if n == 0 || i >= n {
+            return Err(Error::Config { key: "--shard".into(), message: format!("{i}/{n}: give I/N with 0 <= I < N") });
+        }
+    }
+    if let Some(u) = &options.until {
+        if !STAGES.contains(&u.as_str()) && !u.starts_with("eval-") {
+            return Err(Error::Config { key: "--until".into(), message: format!("no stage {u:?}; the stages are {}", STAGES.join(", ")) });
+        }
+    }
     std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_owned(), source })?;
     let (base, encoder) = resolve_models(config, out)?;
     let models = run::Models { base, encoder };
-    let (rows, results) = run_one::<A>(config, out, Vec::new(), &models, device, on_event)?;
+    let (rows, results) = run_one::<A>(config, out, Vec::new(), options, &models, device, on_event)?;
     let mut ablations = Vec::new();
     for name in &config.run.ablations {
         let Some((_, changes, what)) = ABLATIONS.iter().find(|(n, ..)| n == name) else { continue };
@@ -127,7 +187,8 @@ pub fn run<A: AutodiffBackend>(
                 Event::Done { seconds, cached, .. } => Event::Done { stage: &label, seconds, cached },
             });
         };
-        let (rows, results) = run_one::<A>(&variant, &dir, vec![out.to_owned()], &models, device, &mut prefixed)?;
+        let (rows, results) =
+            run_one::<A>(&variant, &dir, vec![out.to_owned()], &RunOptions::default(), &models, device, &mut prefixed)?;
         ablations.push(report::ablation_row(name, what, changes, &dir, &rows, &results));
     }
     report::publish(out, config.to_toml(), rows, results, ablations, started.elapsed().as_secs_f64())
@@ -138,12 +199,15 @@ fn run_one<A: AutodiffBackend>(
     config: &Config,
     out: &Path,
     reuse: Vec<PathBuf>,
+    options: &RunOptions,
     models: &run::Models,
     device: &A::Device,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<(Vec<StageRow>, report::Results)> {
     std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_owned(), source })?;
     let mut r = run::Run::new(config.clone(), out.to_owned(), reuse, on_event);
+    r.shard = options.shard;
+    r.until = options.until.clone();
     let results = run::run_all::<A>(&mut r, models, device)?;
     Ok((std::mem::take(&mut r.rows), results))
 }

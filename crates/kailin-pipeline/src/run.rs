@@ -71,6 +71,10 @@ pub(crate) struct Run<'e> {
     /// Other runs' roots whose finished stages this run may reuse (an ablation reuses the
     /// main run's stages before the one it changes).
     reuse: Vec<PathBuf>,
+    /// This process's shard of the per-document stages, `(index, count)`.
+    pub(crate) shard: Option<(usize, usize)>,
+    /// Stop before this stage (when it is not finished).
+    pub(crate) until: Option<String>,
     keys: BTreeMap<String, String>,
     on_event: &'e mut dyn FnMut(Event<'_>),
 }
@@ -117,7 +121,7 @@ impl<'e> Run<'e> {
         reuse: Vec<PathBuf>,
         on_event: &'e mut dyn FnMut(Event<'_>),
     ) -> Self {
-        Run { config, out, rows: Vec::new(), reuse, keys: BTreeMap::new(), on_event }
+        Run { config, out, rows: Vec::new(), reuse, shard: None, until: None, keys: BTreeMap::new(), on_event }
     }
 
     /// A finished stage with `key` at `dir` or at the same place in a reused run.
@@ -133,6 +137,54 @@ impl<'e> Run<'e> {
         self.keys.get(stage).cloned().unwrap_or_default()
     }
 
+    /// The key of stage `name` (recorded for the stages after it).
+    fn key_for(&mut self, name: &str, after: &[&str], inputs: &serde_json::Value) -> String {
+        let upstream: BTreeMap<&str, String> = after.iter().map(|s| (*s, self.key_of(s))).collect();
+        let key = stage::key(name, &json!({ "inputs": inputs, "after": upstream, "version": 1 }));
+        self.keys.insert(name.to_owned(), key.clone());
+        key
+    }
+
+    /// Stops before an unfinished stage when asked to (`until`), and refuses to run a stage
+    /// that is not per-document in a shard process.
+    fn may_run(&self, name: &str, per_document: bool) -> Result<()> {
+        let until = self.until.as_deref();
+        if until == Some(name) || (until == Some("eval") && name.starts_with("eval-")) {
+            return Err(Error::Stopped { stage: name.to_owned(), message: format!("stopped before stage {name}, as asked") });
+        }
+        if let (Some((i, n)), false) = (self.shard, per_document) {
+            return Err(Error::Stopped {
+                stage: name.to_owned(),
+                message: format!(
+                    "shard {i}/{n}: stage {name} is not per-document; run it once without --shard \
+                     (with --until the next per-document stage), then run the shards"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a stage's row and returns its summary and directory.
+    fn finish<T: Serialize + Clone>(
+        &mut self,
+        name: &str,
+        key: String,
+        marker: stage::Marker<T>,
+        dir: PathBuf,
+        cached: bool,
+    ) -> (T, PathBuf) {
+        (self.on_event)(Event::Done { stage: name, seconds: if cached { 0.0 } else { marker.seconds }, cached });
+        self.rows.push(StageRow {
+            stage: name.to_owned(),
+            dir: dir.clone(),
+            key,
+            seconds: marker.seconds,
+            cached,
+            summary: serde_json::to_value(&marker.summary).unwrap_or_default(),
+        });
+        (marker.summary, dir)
+    }
+
     /// Runs (or reuses) one stage writing into `dir`; `inputs` is what its key hashes (the
     /// upstream stages named in `after` are added).
     fn stage<T: Serialize + serde::de::DeserializeOwned + Clone>(
@@ -143,38 +195,78 @@ impl<'e> Run<'e> {
         inputs: serde_json::Value,
         body: impl FnOnce(&Path, &mut dyn FnMut(u64, u64, &str)) -> Result<T>,
     ) -> Result<(T, PathBuf)> {
-        let upstream: BTreeMap<&str, String> = after.iter().map(|s| (*s, self.key_of(s))).collect();
-        let key = stage::key(name, &json!({ "inputs": inputs, "after": upstream, "version": 1 }));
-        self.keys.insert(name.to_owned(), key.clone());
+        let key = self.key_for(name, after, &inputs);
         (self.on_event)(Event::Start { stage: name });
-        let (marker, cached, dir) = match self.find::<T>(&dir, &key) {
-            Some((m, found)) => (m, true, found),
-            None => {
-                tracing::info!(stage = name, dir = %dir.display(), "running");
-                let on_event = &mut *self.on_event;
-                let mut progress =
-                    |done: u64, total: u64, unit: &str| on_event(Event::Progress { stage: name, done, total, unit });
-                let input = if after.is_empty() {
-                    "its inputs".to_owned()
-                } else {
-                    format!("the outputs of {}", after.join(", "))
-                };
-                let marker =
-                    stage::run(name, &dir, &key, |tmp| body(tmp, &mut progress)).map_err(failed(name, input, RERUN))?;
-                (marker, false, dir)
-            }
-        };
-        (self.on_event)(Event::Done { stage: name, seconds: if cached { 0.0 } else { marker.seconds }, cached });
-        self.rows.push(StageRow {
-            stage: name.to_owned(),
-            dir: dir.clone(),
-            key,
-            seconds: marker.seconds,
-            cached,
-            summary: serde_json::to_value(&marker.summary).unwrap_or_default(),
-        });
-        Ok((marker.summary, dir))
+        if let Some((m, found)) = self.find::<T>(&dir, &key) {
+            return Ok(self.finish(name, key, m, found, true));
+        }
+        self.may_run(name, false)?;
+        tracing::info!(stage = name, dir = %dir.display(), "running");
+        let on_event = &mut *self.on_event;
+        let mut progress = |done: u64, total: u64, unit: &str| on_event(Event::Progress { stage: name, done, total, unit });
+        let marker = stage::run(name, &dir, &key, |tmp| body(tmp, &mut progress))
+            .map_err(failed(name, upstream_text(after), RERUN))?;
+        Ok(self.finish(name, key, marker, dir, false))
     }
+
+    /// A per-document stage over `units` items (documents or records): whole, or, in a shard
+    /// process, this shard's contiguous part into `DIR.shards/KEY/I-of-N/` (then the process
+    /// stops); when every part of a sharding exists, they are merged (files concatenated in
+    /// shard order, summaries added) instead of computing the stage. `body` gets the range of
+    /// units to do.
+    #[allow(clippy::too_many_arguments)]
+    fn per_document<T: Serialize + serde::de::DeserializeOwned + Clone>(
+        &mut self,
+        name: &str,
+        dir: PathBuf,
+        after: &[&str],
+        inputs: serde_json::Value,
+        units: usize,
+        body: impl FnOnce(&Path, std::ops::Range<usize>, &mut dyn FnMut(u64, u64, &str)) -> Result<T>,
+    ) -> Result<(T, PathBuf)> {
+        let key = self.key_for(name, after, &inputs);
+        (self.on_event)(Event::Start { stage: name });
+        if let Some((m, found)) = self.find::<T>(&dir, &key) {
+            return Ok(self.finish(name, key, m, found, true));
+        }
+        self.may_run(name, true)?;
+        let parts_root = dir.with_file_name(format!("{name}.shards")).join(&key);
+        if let Some(parts) = stage::complete_sharding(&parts_root, &key) {
+            tracing::info!(stage = name, shards = parts.len(), "merging shards");
+            let marker = stage::run(name, &dir, &key, |tmp| stage::merge_parts::<T>(&parts, tmp))
+                .map_err(failed(name, parts_root.display(), RERUN))?;
+            return Ok(self.finish(name, key, marker, dir, false));
+        }
+        let on_event = &mut *self.on_event;
+        let mut progress = |done: u64, total: u64, unit: &str| on_event(Event::Progress { stage: name, done, total, unit });
+        match self.shard {
+            None => {
+                let marker = stage::run(name, &dir, &key, |tmp| body(tmp, 0..units, &mut progress))
+                    .map_err(failed(name, upstream_text(after), RERUN))?;
+                Ok(self.finish(name, key, marker, dir, false))
+            }
+            Some((i, n)) => {
+                let part = parts_root.join(format!("{i}-of-{n}"));
+                if stage::finished::<T>(&part, &key).is_none() {
+                    let range = i * units / n..(i + 1) * units / n;
+                    stage::run(name, &part, &key, |tmp| body(tmp, range, &mut progress))
+                        .map_err(failed(name, upstream_text(after), RERUN))?;
+                }
+                Err(Error::Stopped {
+                    stage: name.to_owned(),
+                    message: format!(
+                        "shard {i}/{n} of stage {name} done ({}); when every shard is done, run without --shard to merge them and go on",
+                        part.display()
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// "the outputs of A, B" for a stage's error.
+fn upstream_text(after: &[&str]) -> String {
+    if after.is_empty() { "its inputs".to_owned() } else { format!("the outputs of {}", after.join(", ")) }
 }
 
 /// A file's fingerprint for a stage key: its length and a hash of its bytes.
@@ -508,8 +600,9 @@ impl Run<'_> {
         let inputs = json!({ "questions": q, "agents": agents, "seed": config.run.seed });
         let after: Vec<&str> = ["corpus", "agent-general", "agent-domain"].into_iter().collect();
         let dir = self.out.join("stages/candidates");
-        let total = docs.len() as u64 * 2;
-        let (_, dir) = self.stage("candidates", dir, &after, inputs, |tmp, progress| {
+        let (_, dir) = self.per_document("candidates", dir, &after, inputs, docs.len(), |tmp, range, progress| {
+            let docs = &docs[range];
+            let total = docs.len() as u64 * 2;
             let mut out = Vec::new();
             let mut tallies = Vec::new();
             for (i, (model, agent)) in
@@ -657,8 +750,9 @@ impl Run<'_> {
         let retriever = self.retriever::<B>(models, store, docs, device)?;
         let base = models.base.clone();
         let max_positions = self.config.models.max_positions;
-        let (_, dir) = self.stage("labels", dir, &after, inputs, |tmp, progress| {
+        let (_, dir) = self.per_document("labels", dir, &after, inputs, docs.len(), |tmp, range, progress| {
             let corpus = Corpus::new(docs.iter().cloned()).lib()?;
+            let part = &docs[range];
             let by_doc = |qs: &[Question]| {
                 let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
                 for q in qs {
@@ -670,7 +764,7 @@ impl Run<'_> {
             };
             let (g, d) = (by_doc(&candidates.0), by_doc(&candidates.1));
             let mut pairs: Vec<(&Document, [String; 2])> = Vec::new();
-            for doc in docs {
+            for doc in part {
                 if let (Some(a), Some(b)) = (g.get(&doc.id), d.get(&doc.id)) {
                     for (x, y) in a.iter().zip(b) {
                         pairs.push((doc, [x.clone(), y.clone()]));
@@ -763,12 +857,14 @@ impl Run<'_> {
         let retriever = self.retriever::<B>(models, store, docs, device)?;
         let model = generator.to_owned();
         let config = self.config.clone();
-        let (_, dir) = self.stage("cpt", dir, &["corpus", "dpo", "store"], inputs, |tmp, progress| {
+        let after = ["corpus", "dpo", "store"];
+        let (_, dir) = self.per_document("cpt", dir, &after, inputs, docs.len(), |tmp, range, progress| {
             let g = make_generator::<B>(&config, &model, "question-generator/optimised", 7, true, device)?;
-            let total = docs.len() as u64;
+            let part = &docs[range];
+            let total = part.len() as u64;
             let mut questions = Vec::new();
             let mut tally = kailin_question::Tally::default();
-            for chunk in docs.chunks(config.questions.batch_size) {
+            for chunk in part.chunks(config.questions.batch_size) {
                 let out = kailin_question::QuestionGenerator::generate(&g, chunk, 1).lib()?;
                 questions.extend(out.questions);
                 tally.add(&out.tally);
@@ -816,7 +912,8 @@ impl Run<'_> {
         let answerer = answerer.to_owned();
         let max_positions = self.config.models.max_positions;
         let seed = self.config.run.seed;
-        let (_, dir) = self.stage("sft", dir, &["cpt"], inputs, |tmp, progress| {
+        let (_, dir) = self.per_document("sft", dir, &["cpt"], inputs, cpt.len(), |tmp, range, progress| {
+            let cpt = &cpt[range];
             let (llama, _, tok) = kailin_lm::load::<B>(&answerer, max_positions, device).lib()?;
             let options = kailin_answer::LocalOptions {
                 max_new: a.max_new,

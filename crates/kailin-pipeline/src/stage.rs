@@ -61,6 +61,86 @@ pub(crate) fn run<T: Serialize>(
     Ok(marker)
 }
 
+/// The parts of a complete sharding under `root` (`I-of-N/` directories, each finished with
+/// `key`), in shard order; `None` when no sharding is complete.
+pub(crate) fn complete_sharding(root: &Path, key: &str) -> Option<Vec<PathBuf>> {
+    let mut by_count: std::collections::BTreeMap<usize, Vec<(usize, PathBuf)>> = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(root).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((i, n)) = name.split_once("-of-") else { continue };
+        let (Ok(i), Ok(n)) = (i.parse::<usize>(), n.parse::<usize>()) else { continue };
+        if i < n && finished::<serde_json::Value>(&entry.path(), key).is_some() {
+            by_count.entry(n).or_default().push((i, entry.path()));
+        }
+    }
+    by_count.into_iter().find(|(n, parts)| parts.len() == *n).map(|(_, mut parts)| {
+        parts.sort();
+        parts.into_iter().map(|(_, p)| p).collect()
+    })
+}
+
+/// Merges the parts of a sharded stage into `into`: each file concatenated in shard order, the
+/// summaries added ([`add`]).
+pub(crate) fn merge_parts<T: DeserializeOwned>(parts: &[PathBuf], into: &Path) -> Result<T> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
+    };
+    let first = parts.first().ok_or_else(|| Error::Io {
+        path: into.to_owned(),
+        source: std::io::Error::other("no shard to merge"),
+    })?;
+    let mut files: Vec<String> = std::fs::read_dir(first)
+        .map_err(io(first))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != STAGE_FILE && !n.starts_with('.'))
+        .collect();
+    files.sort();
+    for name in &files {
+        let mut bytes = Vec::new();
+        for part in parts {
+            let p = part.join(name);
+            bytes.extend(std::fs::read(&p).map_err(io(&p))?);
+        }
+        kailin_core::write_atomic(into.join(name), &bytes).map_err(core_io(into))?;
+    }
+    let mut summary = serde_json::Value::Null;
+    for part in parts {
+        let text = std::fs::read_to_string(part.join(STAGE_FILE)).map_err(io(part))?;
+        let marker: Marker<serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| Error::Io { path: part.join(STAGE_FILE), source: std::io::Error::other(e) })?;
+        summary = add(summary, marker.summary);
+    }
+    serde_json::from_value(summary).map_err(|e| Error::Io { path: into.to_owned(), source: std::io::Error::other(e) })
+}
+
+/// Two shards' summaries added: numbers summed, arrays concatenated, objects key by key,
+/// anything else (a name) kept from the first.
+pub(crate) fn add(a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Null, b) => b,
+        (a, Value::Null) => a,
+        (Value::Number(x), Value::Number(y)) => match (x.as_u64(), y.as_u64()) {
+            (Some(x), Some(y)) => Value::from(x + y),
+            _ => Value::from(x.as_f64().unwrap_or(0.0) + y.as_f64().unwrap_or(0.0)),
+        },
+        (Value::Array(mut x), Value::Array(y)) => {
+            x.extend(y);
+            Value::Array(x)
+        }
+        (Value::Object(mut x), Value::Object(y)) => {
+            for (k, v) in y {
+                let merged = add(x.remove(&k).unwrap_or(Value::Null), v);
+                x.insert(k, merged);
+            }
+            Value::Object(x)
+        }
+        (a, _) => a,
+    }
+}
+
 /// A `kailin-core` file error as ours.
 pub(crate) fn core_io(path: &Path) -> impl Fn(kailin_core::Error) -> Error + '_ {
     move |e| match e {
@@ -73,6 +153,35 @@ pub(crate) fn core_io(path: &Path) -> impl Fn(kailin_core::Error) -> Error + '_ 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn summaries_add_and_shardings_are_found_only_when_complete() {
+        let a = serde_json::json!({"n": 2, "m": [1.5], "name": "rule", "t": {"kept": 1}});
+        let b = serde_json::json!({"n": 3, "m": [2.5], "name": "rule", "t": {"kept": 4, "empty": 1}});
+        assert_eq!(add(a, b), serde_json::json!({"n": 5, "m": [1.5, 2.5], "name": "rule", "t": {"kept": 5, "empty": 1}}));
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s.shards/k");
+        for i in [0, 2] {
+            run("s", &root.join(format!("{i}-of-3")), "k", |tmp| {
+                std::fs::write(tmp.join("out.jsonl"), format!("{i}\n")).unwrap();
+                Ok(serde_json::json!({"records": 1}))
+            })
+            .unwrap();
+        }
+        assert!(complete_sharding(&root, "k").is_none(), "shard 1 of 3 missing");
+        run("s", &root.join("1-of-3"), "k", |tmp| {
+            std::fs::write(tmp.join("out.jsonl"), "1\n").unwrap();
+            Ok(serde_json::json!({"records": 1}))
+        })
+        .unwrap();
+        let parts = complete_sharding(&root, "k").unwrap();
+        let into = dir.path().join("merged");
+        std::fs::create_dir_all(&into).unwrap();
+        let summary: serde_json::Value = merge_parts(&parts, &into).unwrap();
+        assert_eq!(summary, serde_json::json!({"records": 3}));
+        assert_eq!(std::fs::read_to_string(into.join("out.jsonl")).unwrap(), "0\n1\n2\n");
+        assert!(complete_sharding(&root, "other key").is_none());
+    }
 
     #[test]
     fn a_finished_stage_is_found_by_its_key_and_a_failed_one_leaves_nothing() {

@@ -177,13 +177,73 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     assert!(!cached("labels") && !cached("cpt") && !cached("target"));
 }
 
-/// The child process of the kill test: runs the tiny pipeline into `$KAILIN_TEST_OUT`.
+/// The child process of the kill and shard tests: runs the tiny pipeline into
+/// `$KAILIN_TEST_OUT` (with `$KAILIN_TEST_SHARD` = `I/N` or `$KAILIN_TEST_UNTIL` = a stage).
 #[test]
-#[ignore = "a helper: the kill test runs it as a child process"]
+#[ignore = "a helper: the kill and shard tests run it as a child process"]
 fn child_run() {
-    if let Some(out) = std::env::var_os("KAILIN_TEST_OUT") {
-        run(&tiny(&[]), Path::new(&out)).unwrap();
+    let Some(out) = std::env::var_os("KAILIN_TEST_OUT") else { return };
+    let shard = std::env::var("KAILIN_TEST_SHARD").ok().map(|s| {
+        let (i, n) = s.split_once('/').unwrap();
+        (i.parse().unwrap(), n.parse().unwrap())
+    });
+    let options = kailin_pipeline::RunOptions { shard, until: std::env::var("KAILIN_TEST_UNTIL").ok() };
+    let config = if shard.is_some() || options.until.is_some() { tiny(&["run.ablations=[]"]) } else { tiny(&[]) };
+    match kailin_pipeline::run_with::<Autodiff<Flex>>(&config, Path::new(&out), &options, &Default::default(), &mut |_| ()) {
+        Ok(_) | Err(Error::Stopped { .. }) => {}
+        Err(e) => panic!("{e}"),
     }
+}
+
+fn child(out: &Path, vars: &[(&str, &str)]) -> std::process::Child {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "child_run", "--include-ignored", "--nocapture"])
+        .env("KAILIN_TEST_OUT", out)
+        .env_remove("KAILIN_TEST_SHARD")
+        .env_remove("KAILIN_TEST_UNTIL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.spawn().unwrap()
+}
+
+#[test]
+fn per_document_stages_run_as_shards_in_separate_processes_and_merge_to_the_single_process_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference");
+    run(&tiny(&["run.ablations=[]"]), &reference).unwrap();
+    let out = dir.path().join("sharded");
+    for stage in kailin_pipeline::PER_DOCUMENT_STAGES {
+        // The stages before it, once; then its three shards at the same time.
+        assert!(child(&out, &[("KAILIN_TEST_UNTIL", stage)]).wait().unwrap().success());
+        let shards: Vec<_> = (0..3).map(|i| child(&out, &[("KAILIN_TEST_SHARD", &format!("{i}/3"))])).collect();
+        for mut s in shards {
+            assert!(s.wait().unwrap().success());
+        }
+        assert!(!out.join("stages").join(stage).exists(), "a shard never writes the merged stage");
+    }
+    // A shard process refuses a stage that is not per-document.
+    let e = kailin_pipeline::run_with::<Autodiff<Flex>>(
+        &tiny(&["run.ablations=[]"]),
+        &out,
+        &kailin_pipeline::RunOptions { shard: Some((0, 3)), until: None },
+        &Default::default(),
+        &mut |_| (),
+    )
+    .unwrap_err();
+    assert!(matches!(&e, Error::Stopped { stage, .. } if stage == "target-cpt"), "{e}");
+    run(&tiny(&["run.ablations=[]"]), &out).unwrap();
+    for stage in kailin_pipeline::PER_DOCUMENT_STAGES {
+        // Each stage was merged (by the run after its shards) from its three parts.
+        assert!(out.join("stages").join(stage).join(kailin_pipeline::STAGE_FILE).exists());
+        assert!(out.join("stages").join(format!("{stage}.shards")).is_dir());
+    }
+    assert_eq!(published(&out), published(&reference), "merged shards equal the single process");
+    let bad = kailin_pipeline::RunOptions { shard: Some((3, 3)), until: None };
+    let e = kailin_pipeline::run_with::<Autodiff<Flex>>(&tiny(&[]), &out, &bad, &Default::default(), &mut |_| ());
+    assert!(e.unwrap_err().to_string().contains("0 <= I < N"));
 }
 
 #[test]
@@ -196,13 +256,7 @@ fn a_run_killed_at_any_stage_and_restarted_ends_as_an_uninterrupted_one() {
     // Kill points: before anything finished, after a model stage, mid-way, near the end.
     let out = dir.path().join("killed");
     for marker in ["", "models/agent-general/stage.json", "stages/labels/stage.json", "models/target/stage.json"] {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_run", "--include-ignored", "--nocapture"])
-            .env("KAILIN_TEST_OUT", &out)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = child(&out, &[]);
         let start = Instant::now();
         while !(marker.is_empty() || out.join(marker).exists()) && start.elapsed() < Duration::from_secs(120) {
             if child.try_wait().unwrap().is_some() {
