@@ -474,6 +474,7 @@ fn options_out_of_range_are_refused_with_their_range() {
         s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--limit", "0"]),
         s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--max-positions", "1"]),
         s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--setting", "reasoning-free"]),
+        s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--style", "fancy"]),
     ];
     let mut failures = Vec::new();
     for args in cases {

@@ -30,8 +30,8 @@ mod pubmedqa;
 pub use crate::{
     error::{Error, Result},
     pubmedqa::{
-        AnswerScores, Decision, Group, MESH_SUBSETS, Metrics, PredictOptions, Prediction, PromptStyle, Report, Setting, TestItem,
-        YEAR_SPANS, load_test_set, load_test_set_from, metrics, official_predictions, official_scores, predict, prompt,
-        read_labels, report, span_name, user_turn,
+        AnswerScores, Decision, Group, MESH_SUBSETS, Metrics, PredictOptions, Prediction, PromptStyle, Report, Setting,
+        TestItem, YEAR_SPANS, load_test_set, load_test_set_from, metrics, official_predictions, official_scores,
+        predict, prompt, read_labels, report, span_name, user_turn,
     },
 };

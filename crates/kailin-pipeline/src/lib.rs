@@ -152,15 +152,19 @@ pub fn run_with<A: AutodiffBackend>(
 ) -> Result<Summary> {
     let started = std::time::Instant::now();
     config.check()?;
-    if let Some((i, n)) = options.shard {
-        if n == 0 || i >= n {
-            return Err(Error::Config { key: "--shard".into(), message: format!("{i}/{n}: give I/N with 0 <= I < N") });
-        }
+    if let Some((i, n)) = options.shard
+        && (n == 0 || i >= n)
+    {
+        return Err(Error::Config { key: "--shard".into(), message: format!("{i}/{n}: give I/N with 0 <= I < N") });
     }
-    if let Some(u) = &options.until {
-        if !STAGES.contains(&u.as_str()) && !u.starts_with("eval-") {
-            return Err(Error::Config { key: "--until".into(), message: format!("no stage {u:?}; the stages are {}", STAGES.join(", ")) });
-        }
+    if let Some(u) = &options.until
+        && !STAGES.contains(&u.as_str())
+        && !u.starts_with("eval-")
+    {
+        return Err(Error::Config {
+            key: "--until".into(),
+            message: format!("no stage {u:?}; the stages are {}", STAGES.join(", ")),
+        });
     }
     std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_owned(), source })?;
     let (base, encoder) = resolve_models(config, out)?;

@@ -150,7 +150,10 @@ impl<'e> Run<'e> {
     fn may_run(&self, name: &str, per_document: bool) -> Result<()> {
         let until = self.until.as_deref();
         if until == Some(name) || (until == Some("eval") && name.starts_with("eval-")) {
-            return Err(Error::Stopped { stage: name.to_owned(), message: format!("stopped before stage {name}, as asked") });
+            return Err(Error::Stopped {
+                stage: name.to_owned(),
+                message: format!("stopped before stage {name}, as asked"),
+            });
         }
         if let (Some((i, n)), false) = (self.shard, per_document) {
             return Err(Error::Stopped {
@@ -203,9 +206,13 @@ impl<'e> Run<'e> {
         self.may_run(name, false)?;
         tracing::info!(stage = name, dir = %dir.display(), "running");
         let on_event = &mut *self.on_event;
-        let mut progress = |done: u64, total: u64, unit: &str| on_event(Event::Progress { stage: name, done, total, unit });
-        let marker = stage::run(name, &dir, &key, |tmp| body(tmp, &mut progress))
-            .map_err(failed(name, upstream_text(after), RERUN))?;
+        let mut progress =
+            |done: u64, total: u64, unit: &str| on_event(Event::Progress { stage: name, done, total, unit });
+        let marker = stage::run(name, &dir, &key, |tmp| body(tmp, &mut progress)).map_err(failed(
+            name,
+            upstream_text(after),
+            RERUN,
+        ))?;
         Ok(self.finish(name, key, marker, dir, false))
     }
 
@@ -233,24 +240,34 @@ impl<'e> Run<'e> {
         let parts_root = dir.with_file_name(format!("{name}.shards")).join(&key);
         if let Some(parts) = stage::complete_sharding(&parts_root, &key) {
             tracing::info!(stage = name, shards = parts.len(), "merging shards");
-            let marker = stage::run(name, &dir, &key, |tmp| stage::merge_parts::<T>(&parts, tmp))
-                .map_err(failed(name, parts_root.display(), RERUN))?;
+            let marker = stage::run(name, &dir, &key, |tmp| stage::merge_parts::<T>(&parts, tmp)).map_err(failed(
+                name,
+                parts_root.display(),
+                RERUN,
+            ))?;
             return Ok(self.finish(name, key, marker, dir, false));
         }
         let on_event = &mut *self.on_event;
-        let mut progress = |done: u64, total: u64, unit: &str| on_event(Event::Progress { stage: name, done, total, unit });
+        let mut progress =
+            |done: u64, total: u64, unit: &str| on_event(Event::Progress { stage: name, done, total, unit });
         match self.shard {
             None => {
-                let marker = stage::run(name, &dir, &key, |tmp| body(tmp, 0..units, &mut progress))
-                    .map_err(failed(name, upstream_text(after), RERUN))?;
+                let marker = stage::run(name, &dir, &key, |tmp| body(tmp, 0..units, &mut progress)).map_err(failed(
+                    name,
+                    upstream_text(after),
+                    RERUN,
+                ))?;
                 Ok(self.finish(name, key, marker, dir, false))
             }
             Some((i, n)) => {
                 let part = parts_root.join(format!("{i}-of-{n}"));
                 if stage::finished::<T>(&part, &key).is_none() {
                     let range = i * units / n..(i + 1) * units / n;
-                    stage::run(name, &part, &key, |tmp| body(tmp, range, &mut progress))
-                        .map_err(failed(name, upstream_text(after), RERUN))?;
+                    stage::run(name, &part, &key, |tmp| body(tmp, range, &mut progress)).map_err(failed(
+                        name,
+                        upstream_text(after),
+                        RERUN,
+                    ))?;
                 }
                 Err(Error::Stopped {
                     stage: name.to_owned(),
@@ -772,7 +789,7 @@ impl Run<'_> {
                 }
             }
             let items: Vec<Item<'_>> =
-                pairs.iter().map(|(doc, q)| Item { doc: *doc, questions: [q[0].as_str(), q[1].as_str()] }).collect();
+                pairs.iter().map(|(doc, q)| Item { doc, questions: [q[0].as_str(), q[1].as_str()] }).collect();
             let total = items.len() as u64;
             let judge_all = |ev: &dyn Fn(&[Item<'_>]) -> Result<Vec<kailin_evaluator::Judgement>>,
                              progress: &mut dyn FnMut(u64, u64, &str)| {
@@ -1176,7 +1193,8 @@ impl Run<'_> {
                 let max_positions = self.config.models.max_positions;
                 let (report, dir) = self.stage(&stage, dir, &after, inputs, |tmp, progress| {
                     let (llama, _, tok) = kailin_lm::load::<B>(model, max_positions, device).lib()?;
-                    let options = kailin_eval::PredictOptions { setting, batch_size: e.batch_size, ..Default::default() };
+                    let options =
+                        kailin_eval::PredictOptions { setting, batch_size: e.batch_size, ..Default::default() };
                     let total = items.len() as u64;
                     let predictions =
                         kailin_eval::predict(&llama, &tok, &items, &options, |d, _| progress(d as u64, total, "items"))

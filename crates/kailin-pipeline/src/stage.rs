@@ -86,10 +86,9 @@ pub(crate) fn merge_parts<T: DeserializeOwned>(parts: &[PathBuf], into: &Path) -
         let path = path.to_owned();
         move |source| Error::Io { path, source }
     };
-    let first = parts.first().ok_or_else(|| Error::Io {
-        path: into.to_owned(),
-        source: std::io::Error::other("no shard to merge"),
-    })?;
+    let first = parts
+        .first()
+        .ok_or_else(|| Error::Io { path: into.to_owned(), source: std::io::Error::other("no shard to merge") })?;
     let mut files: Vec<String> = std::fs::read_dir(first)
         .map_err(io(first))?
         .flatten()
@@ -158,7 +157,10 @@ mod tests {
     fn summaries_add_and_shardings_are_found_only_when_complete() {
         let a = serde_json::json!({"n": 2, "m": [1.5], "name": "rule", "t": {"kept": 1}});
         let b = serde_json::json!({"n": 3, "m": [2.5], "name": "rule", "t": {"kept": 4, "empty": 1}});
-        assert_eq!(add(a, b), serde_json::json!({"n": 5, "m": [1.5, 2.5], "name": "rule", "t": {"kept": 5, "empty": 1}}));
+        assert_eq!(
+            add(a, b),
+            serde_json::json!({"n": 5, "m": [1.5, 2.5], "name": "rule", "t": {"kept": 5, "empty": 1}})
+        );
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("s.shards/k");
         for i in [0, 2] {

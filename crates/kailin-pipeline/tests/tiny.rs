@@ -189,7 +189,13 @@ fn child_run() {
     });
     let options = kailin_pipeline::RunOptions { shard, until: std::env::var("KAILIN_TEST_UNTIL").ok() };
     let config = if shard.is_some() || options.until.is_some() { tiny(&["run.ablations=[]"]) } else { tiny(&[]) };
-    match kailin_pipeline::run_with::<Autodiff<Flex>>(&config, Path::new(&out), &options, &Default::default(), &mut |_| ()) {
+    match kailin_pipeline::run_with::<Autodiff<Flex>>(
+        &config,
+        Path::new(&out),
+        &options,
+        &Default::default(),
+        &mut |_| (),
+    ) {
         Ok(_) | Err(Error::Stopped { .. }) => {}
         Err(e) => panic!("{e}"),
     }
