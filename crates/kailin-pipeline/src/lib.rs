@@ -30,6 +30,7 @@
 
 mod config;
 mod error;
+mod plots;
 mod report;
 mod run;
 mod stage;

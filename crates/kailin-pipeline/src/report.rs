@@ -107,6 +107,8 @@ pub struct Summary {
     pub pubmedqa: Vec<PubmedqaRow>,
     /// The ablations (`run.ablations`), each a variant's kailin model.
     pub ablations: Vec<AblationRow>,
+    /// The PNG plots under `plots/` (relative paths), or why there are none.
+    pub plots: Result<Vec<String>, String>,
     /// Seconds of this invocation.
     pub seconds: f64,
 }
@@ -148,7 +150,7 @@ pub(crate) fn publish(
     }
     kailin_core::write_atomic(out.join("config.toml"), config_toml.as_bytes()).map_err(core_io(out))?;
     let pubmedqa = pubmedqa_rows(&results);
-    let summary = Summary {
+    let mut summary = Summary {
         out: out.to_owned(),
         config: config_toml,
         stages: rows,
@@ -157,8 +159,10 @@ pub(crate) fn publish(
         generator: results.generator,
         pubmedqa,
         ablations,
+        plots: Ok(Vec::new()),
         seconds,
     };
+    summary.plots = crate::plots::draw(out, &summary);
     let json = serde_json::to_vec_pretty(&summary)
         .map_err(|e| Error::Io { path: out.join("metrics.json"), source: std::io::Error::other(e) })?;
     kailin_core::write_atomic(out.join("metrics.json"), &json).map_err(core_io(out))?;
@@ -312,6 +316,18 @@ fn markdown(s: &Summary) -> String {
                     p.report.overall.macro_f1
                 );
             }
+        }
+    }
+    match &s.plots {
+        Ok(plots) if !plots.is_empty() => {
+            let _ = writeln!(md, "\n## Plots\n");
+            for p in plots {
+                let _ = writeln!(md, "![{p}]({p})\n");
+            }
+        }
+        Ok(_) => {}
+        Err(why) => {
+            let _ = writeln!(md, "\nPlots: none ({why}).");
         }
     }
     let _ = writeln!(

@@ -149,6 +149,20 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
         assert!(report.contains(s), "{s}");
     }
 
+    // The plots (where a font exists to draw their text).
+    match &summary.plots {
+        Ok(plots) => {
+            for name in ["records", "margins", "training_loss", "dpo_reward_margin", "pubmedqa_years", "pubmedqa_mesh"]
+            {
+                let rel = format!("plots/{name}.png");
+                assert!(plots.contains(&rel), "{rel} in {plots:?}");
+                assert!(std::fs::read(out.join(&rel)).unwrap().starts_with(b"\x89PNG"), "{rel} is a PNG");
+                assert!(report.contains(&format!("]({rel})")));
+            }
+        }
+        Err(why) => assert!(why.contains("KAILIN_FONT") && report.contains(why.as_str()), "{why}"),
+    }
+
     // The ablations: each a variant that reuses the main run's stages before the one it changes.
     let names: Vec<&str> = summary.ablations.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["same-agents", "no-mesh", "bm25", "top-k-1"]);
