@@ -99,9 +99,28 @@ pub(crate) fn run(a: &PipelineArgs) -> Result<()> {
         }
     };
     let options = kailin_pipeline::RunOptions { shard: a.shard, until: a.until.clone() };
-    let result = kailin_lm::on_cpu_threads(|| {
-        kailin_pipeline::run_with::<Autodiff<Flex>>(&config, &a.out, &options, &Default::default(), &mut on_event)
-    });
+    let result = match config.run.device {
+        kailin_pipeline::DeviceKind::Cpu => kailin_lm::on_cpu_threads(|| {
+            kailin_pipeline::run_with::<Autodiff<Flex>>(&config, &a.out, &options, &Default::default(), &mut on_event)
+        }),
+        #[cfg(feature = "cuda")]
+        kailin_pipeline::DeviceKind::Cuda => {
+            let device = kailin_lm::cuda_device(0)?;
+            kailin_pipeline::run_with::<Autodiff<burn::backend::Cuda>>(
+                &config,
+                &a.out,
+                &options,
+                &device,
+                &mut on_event,
+            )
+        }
+        #[cfg(not(feature = "cuda"))]
+        kailin_pipeline::DeviceKind::Cuda => anyhow::bail!(
+            "run.device = \"cuda\" (preset {}): run `cargo run --release -p xtask --features cuda -- full-pipeline …` \
+             on a machine with CUDA, or add --set run.device=\"cpu\"",
+            a.preset
+        ),
+    };
     let summary = match result {
         Err(kailin_pipeline::Error::Stopped { message, .. }) => {
             println!("{message}");
