@@ -50,7 +50,7 @@ pub use crate::{
     report::{AblationRow, PubmedqaRow, Summary},
     run::{Event, StageRow},
     stage::STAGE_FILE,
-    tiny::{write_tiny_bert, write_tiny_llama},
+    tiny::{TINY_WORDS, tiny_bert_vocab, write_tiny_bert, write_tiny_llama},
 };
 
 /// The models a configuration names, resolved: `smollm2` and `minilm` from the model cache
@@ -65,7 +65,7 @@ pub fn resolve_models(config: &Config, out: &Path) -> Result<(PathBuf, PathBuf)>
         "tiny" => {
             let dir = out.join("models/tiny-llama");
             if !dir.join("config.json").exists() {
-                write_tiny_llama(&dir)?;
+                write_tiny_llama(&dir, TINY_WORDS, true, 256)?;
             }
             dir
         }
@@ -76,7 +76,7 @@ pub fn resolve_models(config: &Config, out: &Path) -> Result<(PathBuf, PathBuf)>
         "tiny" => {
             let dir = out.join("models/tiny-bert");
             if !dir.join("config.json").exists() {
-                write_tiny_bert(&dir)?;
+                write_tiny_bert(&dir, &tiny_bert_vocab(), 128)?;
             }
             dir
         }

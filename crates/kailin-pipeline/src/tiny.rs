@@ -1,6 +1,7 @@
-//! The `tiny` preset's models, written on the spot: a Llama with a lower-cased word-level
-//! tokenizer and a chat template, and a one-layer BERT with a WordPiece vocabulary. Random
-//! (deterministic) weights; they exist to run every stage in seconds.
+//! The `tiny` preset's models, written on the spot: a Llama with a word-level tokenizer and a
+//! chat template, and a one-layer BERT with a WordPiece vocabulary. Random (deterministic)
+//! weights; they exist to run every stage in seconds. Tests elsewhere write theirs with the
+//! same functions and their own vocabularies.
 
 use std::path::Path;
 
@@ -9,9 +10,10 @@ use kailin_lm::{Llama, LlamaConfig};
 
 use crate::error::{Error, Result};
 
-/// The Llama's words: special tokens, the chat template's words, question words, the answers
-/// and the fixtures' vocabulary.
-const WORDS: &[&str] = &[
+/// The tiny preset's Llama words: special tokens (`<unk>`, `<s>`, `</s>` first, as every
+/// vocabulary given to [`write_tiny_llama`] must start), the chat template's words, question
+/// words, the answers and the fixtures' vocabulary.
+pub const TINY_WORDS: &[&str] = &[
     "<unk>",
     "<s>",
     "</s>",
@@ -79,18 +81,26 @@ const WORDS: &[&str] = &[
     "recurrence",
 ];
 
-/// A Llama (2 layers, hidden 16) and its tokenizer, as a Hugging Face directory.
-pub fn write_tiny_llama(dir: &Path) -> Result<()> {
+/// A Llama (2 layers, hidden 16, tied embeddings, `max_positions` positions) with a word-level
+/// tokenizer over `words` (whose first three are `<unk>`, `<s>`, `</s>`; lower-casing the
+/// input when `lowercase`) and a plain chat template, as a Hugging Face directory.
+///
+/// Errors: fewer than three words, or the directory cannot be written.
+pub fn write_tiny_llama(dir: &Path, words: &[&str], lowercase: bool, max_positions: usize) -> Result<()> {
+    if words.len() < 3 {
+        return Err(tiny_error(dir, "the vocabulary needs <unk>, <s> and </s> first"));
+    }
     let vocab: serde_json::Map<String, serde_json::Value> =
-        WORDS.iter().enumerate().map(|(i, w)| ((*w).to_owned(), i.into())).collect();
+        words.iter().enumerate().map(|(i, w)| ((*w).to_owned(), i.into())).collect();
     let special = |id: usize| {
-        serde_json::json!({"id": id, "content": WORDS[id], "single_word": false, "lstrip": false, "rstrip": false,
+        serde_json::json!({"id": id, "content": words[id], "single_word": false, "lstrip": false, "rstrip": false,
             "normalized": false, "special": true})
     };
+    let normalizer = if lowercase { serde_json::json!({"type": "Lowercase"}) } else { serde_json::Value::Null };
     let tokenizer = serde_json::json!({
         "version": "1.0", "truncation": null, "padding": null,
         "added_tokens": [special(0), special(1), special(2)],
-        "normalizer": {"type": "Lowercase"}, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "normalizer": normalizer, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
         "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
         "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
     });
@@ -107,8 +117,8 @@ pub fn write_tiny_llama(dir: &Path) -> Result<()> {
         serde_json::json!({"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true, "chat_template": template})
             .to_string(),
     )?;
-    let config = LlamaConfig::new(WORDS.len(), 16, 32, 2, 2, 1).with_tie_embeddings(true);
-    let model = Llama::<Flex>::from_weights(&config, 256, &Default::default(), |name, shape| {
+    let config = LlamaConfig::new(words.len(), 16, 32, 2, 2, 1).with_tie_embeddings(true);
+    let model = Llama::<Flex>::from_weights(&config, max_positions, &Default::default(), |name, shape| {
         let n: usize = shape.iter().product();
         Ok(if name.ends_with("norm.weight") { vec![1.0; n] } else { small_values(name, n) })
     })
@@ -117,11 +127,19 @@ pub fn write_tiny_llama(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A one-layer BERT (hidden 8) with a WordPiece `vocab.txt`, as a model directory.
-pub fn write_tiny_bert(dir: &Path) -> Result<()> {
+/// The tiny preset's BERT vocabulary: the special tokens, then the Llama's ordinary words.
+pub fn tiny_bert_vocab() -> Vec<&'static str> {
     let mut vocab = vec!["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
-    vocab.extend(WORDS.iter().skip(5).copied());
-    let (h, ff, positions) = (8usize, 12usize, 128usize);
+    vocab.extend(TINY_WORDS.iter().skip(5).copied());
+    vocab
+}
+
+/// A one-layer BERT (hidden 8, `positions` positions) with the WordPiece `vocab.txt` `vocab`
+/// (`[PAD]`, `[UNK]`, `[CLS]`, `[SEP]` first), as a model directory.
+///
+/// Errors: the directory cannot be written.
+pub fn write_tiny_bert(dir: &Path, vocab: &[&str], positions: usize) -> Result<()> {
+    let (h, ff) = (8usize, 12usize);
     let io = |source| Error::Io { path: dir.to_owned(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
     std::fs::write(dir.join("vocab.txt"), vocab.join("\n")).map_err(io)?;

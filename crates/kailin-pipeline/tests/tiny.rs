@@ -52,23 +52,9 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
 
     // Every stage ran, in the method's order.
     let stages: Vec<&str> = summary.stages.iter().map(|s| s.stage.as_str()).collect();
-    for want in [
-        "corpus",
-        "agent-general",
-        "agent-domain-cpt",
-        "agent-domain",
-        "candidates",
-        "store",
-        "labels",
-        "dpo",
-        "cpt",
-        "sft",
-        "target-cpt",
-        "target",
-        "control-cpt",
-        "control",
-        "eval-kailin-reasoning-required",
-    ] {
+    for want in
+        kailin_pipeline::STAGES.iter().filter(|s| **s != "eval").copied().chain(["eval-kailin-reasoning-required"])
+    {
         assert!(stages.contains(&want), "{want} missing from {stages:?}");
     }
     assert!(summary.stages.iter().all(|s| !s.cached));

@@ -8,9 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use burn::backend::Flex;
-use kailin_lm::{Llama, LlamaConfig};
-
 /// A fixture file of the repository.
 pub fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(rel)
@@ -97,91 +94,14 @@ pub const WORDS: &[&str] = &[
     "maybe",
 ];
 
-/// A tiny Llama and a word-level tokenizer with a plain chat template, as a model directory.
+/// A tiny Llama and a word-level tokenizer over [`WORDS`] with a plain chat template, as a
+/// model directory (the pipeline's tiny-model writer).
 pub fn tiny_llama(dir: &Path) {
-    let vocab: serde_json::Map<String, serde_json::Value> =
-        WORDS.iter().enumerate().map(|(i, w)| ((*w).to_owned(), i.into())).collect();
-    let special = |id: usize| {
-        serde_json::json!({"id": id, "content": WORDS[id], "single_word": false, "lstrip": false, "rstrip": false,
-            "normalized": false, "special": true})
-    };
-    let tokenizer = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null,
-        "added_tokens": [special(0), special(1), special(2)],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    });
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
-    let template = "{% for m in messages %}{{ m.role }} : {{ m.content }} {% endfor %}{% if add_generation_prompt %}assistant : {% endif %}";
-    let config =
-        serde_json::json!({"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true, "chat_template": template});
-    std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
-    let config = LlamaConfig::new(WORDS.len(), 16, 32, 2, 2, 1).with_tie_embeddings(true);
-    let model = Llama::<Flex>::from_weights(&config, 64, &Default::default(), |name, shape| {
-        let n: usize = shape.iter().product();
-        Ok(if name.ends_with("norm.weight") { vec![1.0; n] } else { small_values(name, n) })
-    })
-    .unwrap();
-    model.save_hf_dir(&config, dir).unwrap();
-}
-
-/// Deterministic small weights for tensor `name`.
-fn small_values(name: &str, n: usize) -> Vec<f32> {
-    (0..n).map(|i| ((i * 7919 + name.len() * 104_729) % 1000) as f32 / 1000.0 * 0.2 - 0.1).collect()
+    kailin_pipeline::write_tiny_llama(dir, WORDS, false, 64).unwrap();
 }
 
 /// A tiny one-layer BERT (hidden 8) with a WordPiece `vocab.txt`, as a model directory.
 pub fn tiny_bert(dir: &Path) {
     let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "aspirin", "cox", "liver", "gene", "the", "##s"];
-    let (h, ff) = (8usize, 12usize);
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("vocab.txt"), vocab.join("\n")).unwrap();
-    let config = serde_json::json!({
-        "model_type": "bert", "vocab_size": vocab.len(), "hidden_size": h, "num_hidden_layers": 1,
-        "num_attention_heads": 2, "intermediate_size": ff, "max_position_embeddings": 32,
-        "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu",
-        "position_embedding_type": "absolute"
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    let mut tensors: Vec<(String, Vec<usize>)> = vec![
-        ("embeddings.word_embeddings.weight".into(), vec![vocab.len(), h]),
-        ("embeddings.position_embeddings.weight".into(), vec![32, h]),
-        ("embeddings.token_type_embeddings.weight".into(), vec![2, h]),
-        ("embeddings.LayerNorm.weight".into(), vec![h]),
-        ("embeddings.LayerNorm.bias".into(), vec![h]),
-    ];
-    let p = "encoder.layer.0";
-    for (name, shape) in [
-        ("attention.self.query", vec![h, h]),
-        ("attention.self.key", vec![h, h]),
-        ("attention.self.value", vec![h, h]),
-        ("attention.output.dense", vec![h, h]),
-        ("intermediate.dense", vec![ff, h]),
-        ("output.dense", vec![h, ff]),
-    ] {
-        tensors.push((format!("{p}.{name}.bias"), vec![shape[0]]));
-        tensors.push((format!("{p}.{name}.weight"), shape));
-    }
-    for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
-        tensors.push((format!("{p}.{norm}.weight"), vec![h]));
-        tensors.push((format!("{p}.{norm}.bias"), vec![h]));
-    }
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .into_iter()
-        .map(|(name, shape)| {
-            let n = shape.iter().product();
-            let values = if name.ends_with("LayerNorm.weight") { vec![1.0f32; n] } else { small_values(&name, n) };
-            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (name, shape, bytes)
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
-        .iter()
-        .map(|(name, shape, bytes)| {
-            (name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).unwrap())
-        })
-        .collect();
-    std::fs::write(dir.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    kailin_pipeline::write_tiny_bert(dir, &vocab, 32).unwrap();
 }
