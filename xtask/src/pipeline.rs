@@ -20,9 +20,9 @@ pub(crate) struct PipelineArgs {
     /// A TOML file whose keys override the preset's.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The data directory (default: $KAILIN_DATA, else the preset's: ../shared/data, or
-    /// fixtures/data for `tiny`).
-    #[arg(long, env = "KAILIN_DATA")]
+    /// The data directory (default: the `tiny` preset reads the repository's fixtures/data;
+    /// the others $KAILIN_DATA, else ../shared/data).
+    #[arg(long)]
     data: Option<PathBuf>,
     /// Output directory (report.md, metrics.json, datasets/, predictions/, models/, stages/).
     #[arg(long, default_value = "target/kailin-run")]
@@ -52,11 +52,14 @@ fn shard(s: &str) -> Result<(usize, usize), String> {
 pub(crate) fn run(a: &PipelineArgs) -> Result<()> {
     let mut overrides = a.overrides.clone();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    match (&a.data, a.preset.as_str()) {
-        (Some(d), _) => overrides.insert(0, format!("data.dir={}", toml_string(d))),
-        // The tiny preset reads the repository's fixtures wherever it is run from.
-        (None, "tiny") => overrides.insert(0, format!("data.dir={}", toml_string(&repo.join("fixtures/data")))),
-        _ => {}
+    let env = std::env::var_os("KAILIN_DATA").map(PathBuf::from);
+    match (&a.data, a.preset.as_str(), env) {
+        (Some(d), _, _) => overrides.insert(0, format!("data.dir={}", toml_string(d))),
+        // The tiny preset reads the repository's fixtures wherever it is run from ($KAILIN_DATA
+        // names the real data, which its tiny models cannot use).
+        (None, "tiny", _) => overrides.insert(0, format!("data.dir={}", toml_string(&repo.join("fixtures/data")))),
+        (None, _, Some(d)) => overrides.insert(0, format!("data.dir={}", toml_string(&d))),
+        (None, _, None) => {}
     }
     let config = Config::load(Some(&a.preset), a.config.as_deref(), &overrides)?;
     if config.models.base == "smollm2" || config.models.encoder == "minilm" {
