@@ -1096,7 +1096,7 @@ impl Run<'_> {
                 Ok((p, None, chats.len()))
             }
         };
-        let inputs = json!({ "pubmedqa_train": t.pubmedqa_train });
+        let inputs = json!({ "pubmedqa_train": t.pubmedqa_train, "context_chars": t.context_chars });
         let target_cpt = self.train::<A>(
             "target-cpt",
             &["cpt"],

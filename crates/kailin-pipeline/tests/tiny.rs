@@ -175,6 +175,10 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     let cached = |name: &str| changed.stages.iter().find(|s| s.stage == name).unwrap().cached;
     assert!(cached("corpus") && cached("agent-general") && cached("candidates"));
     assert!(!cached("labels") && !cached("cpt") && !cached("target"));
+    // A setting of training alone reruns the training stages, not the datasets.
+    let changed = run(&tiny(&["retrieval.k=1", "target.context_chars=50"]), &out).unwrap();
+    let cached = |name: &str| changed.stages.iter().find(|s| s.stage == name).unwrap().cached;
+    assert!(cached("cpt") && cached("sft") && !cached("target-cpt") && !cached("target"));
 }
 
 /// The child process of the kill and shard tests: runs the tiny pipeline into
