@@ -16,7 +16,8 @@ use kailin_corpus::{Decontaminator, Deduplicator, DocumentStream, Shard, Source,
 pub(crate) enum DataCmd {
     /// Print counts of a corpus (documents, years, MeSH coverage) as one JSON object.
     Stats {
-        /// The file: PubMed XML (.gz too), PubTator, PubMedQA, BioASQ or JSONL documents.
+        /// The file: PubMed XML (.gz too), PubTator, PubMedQA, BioASQ or JSONL documents; or a
+        /// directory: every file under it of that format, in path order.
         path: PathBuf,
         /// Its format (detected when omitted).
         #[arg(long)]
@@ -67,7 +68,8 @@ pub(crate) enum To {
 
 #[derive(Debug, Args)]
 pub(crate) struct ConvertArgs {
-    /// Input file.
+    /// Input file; for corpus formats also a directory (every file under it of the format,
+    /// in path order).
     #[arg(long)]
     input: PathBuf,
     /// Input format (corpus formats are detected when omitted).
@@ -128,15 +130,23 @@ pub(crate) fn run(cmd: DataCmd) -> Result<()> {
     }
 }
 
-fn source(path: &Path, given: Option<Source>) -> Result<Source> {
-    match given {
-        Some(s) => Ok(s),
-        None => Ok(kailin_corpus::detect_source(path)?),
+/// The files `path` stands for (a directory: those of one format under it), said on stderr
+/// when it is a directory: how many are read, and each file left unread with why.
+pub(crate) fn inputs(path: &Path, given: Option<Source>) -> Result<kailin_corpus::InputFiles> {
+    let inputs = kailin_corpus::input_files(path, given)?;
+    if path.is_dir() {
+        let mut err = std::io::stderr().lock();
+        writeln!(err, "reading {} {} files under {}", inputs.files.len(), inputs.source.name(), path.display())?;
+        for (file, why) in &inputs.unread {
+            writeln!(err, "not read: {}: {why}", file.display())?;
+        }
     }
+    Ok(inputs)
 }
 
 fn stats(path: &Path, format: Option<Source>, skip_bad: bool) -> Result<()> {
-    let format = source(path, format)?;
+    let inputs = inputs(path, format)?;
+    let format = inputs.source;
     let mut stats = Stats::default();
     let mut questions = None;
     if format == Source::Bioasq {
@@ -151,6 +161,8 @@ fn stats(path: &Path, format: Option<Source>, skip_bad: bool) -> Result<()> {
     let out = serde_json::json!({
         "path": path.display().to_string(),
         "format": format!("{format:?}").to_lowercase(),
+        "files": inputs.files.len(),
+        "unread": inputs.unread.iter().map(|(p, why)| serde_json::json!({ "path": p.display().to_string(), "why": why })).collect::<Vec<_>>(),
         "documents": stats.documents,
         "questions": questions,
         "with_text": stats.with_text,
@@ -189,7 +201,7 @@ fn write_all<T: serde::Serialize, I: Iterator<Item = Result<(String, T)>>>(
 fn convert(a: ConvertArgs) -> Result<()> {
     let from = match a.from {
         Some(f) => f,
-        None => match kailin_corpus::detect_source(&a.input)? {
+        None => match inputs(&a.input, None)?.source {
             Source::PubmedXml => InputFormat::Pubmed,
             Source::Pubtator => InputFormat::Pubtator,
             Source::Pubmedqa => InputFormat::Pubmedqa,
@@ -205,6 +217,12 @@ fn convert(a: ConvertArgs) -> Result<()> {
         InputFormat::Jsonl => Some(Source::Jsonl),
         _ => None,
     };
+    if a.from.is_some()
+        && a.input.is_dir()
+        && let Some(source) = corpus(from)
+    {
+        inputs(&a.input, Some(source))?;
+    }
     let (shard, out) = (a.shard, a.out.as_path());
     let mut dedup = a.dedup.map(Deduplicator::new);
     let mut duplicates = 0u64;
@@ -342,7 +360,7 @@ fn decontaminate(a: DecontaminateArgs) -> Result<()> {
         let text = std::fs::read_to_string(ids).with_context(|| format!("reading {}", ids.display()))?;
         d.exclude_ids(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned));
     }
-    let input = kailin_corpus::detect_source(&a.input)?;
+    let input = inputs(&a.input, None)?.source;
     let mut kept = JsonlWriter::<Document>::create(&a.out)?;
     let mut report = a.report.as_ref().map(JsonlWriter::<serde_json::Value>::create).transpose()?;
     let (mut removed, mut by_id) = (0u64, 0u64);

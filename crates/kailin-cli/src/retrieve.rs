@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::backend::Flex;
 use clap::{Args, Subcommand, ValueEnum};
-use kailin_core::{Document, JsonlReader};
+use kailin_corpus::{DocumentStream, Source};
 use kailin_retrieval::{Dtype, EncoderBuilder, ExactSearch, Hit, NpyMatrix, Store, StoreBuilder};
 
 /// Dense retrieval: build, import and search embedding stores.
@@ -57,7 +57,9 @@ pub(crate) struct BuildArgs {
     /// Encoder: a Hugging Face BERT directory (config.json, model.safetensors, tokenizer.json or vocab.txt).
     #[arg(long)]
     model: PathBuf,
-    /// Documents, JSON lines (`id`, `title`, `text`, …); title and text are embedded together.
+    /// Documents: JSON lines (`id`, `title`, `text`, …), PubMed XML, PubTator or PubMedQA, or a
+    /// directory of such files (those of one format are read, in path order); title and text
+    /// are embedded together.
     #[arg(long)]
     corpus: PathBuf,
     #[command(flatten)]
@@ -118,11 +120,19 @@ fn store_builder(a: &StoreArgs, dim: usize) -> StoreBuilder {
 
 fn build(a: BuildArgs) -> Result<()> {
     // The corpus first (cheap checks before the model loads).
-    let docs = JsonlReader::<Document>::open(&a.corpus)?;
-    // Count the documents, for the progress bar's ETA (a cheap pass; a read error ends the
-    // count and is reported by the reader).
-    let file = std::fs::File::open(&a.corpus).with_context(|| format!("opening {}", a.corpus.display()))?;
-    let total = std::io::BufReader::new(file).lines().map_while(std::io::Result::ok).count() as u64;
+    let inputs = crate::data::inputs(&a.corpus, None)?;
+    if inputs.source == Source::Bioasq {
+        bail!("{}: BioASQ files hold questions, not documents to retrieve", a.corpus.display());
+    }
+    let docs = DocumentStream::open(&a.corpus, inputs.source, false)?;
+    // Count the documents of a JSON lines file, for the progress bar's ETA (a cheap pass; a
+    // read error ends the count and is reported by the reader); other inputs count up.
+    let total = if inputs.source == Source::Jsonl && inputs.files.len() == 1 {
+        let file = std::fs::File::open(&a.corpus).with_context(|| format!("opening {}", a.corpus.display()))?;
+        std::io::BufReader::new(file).lines().map_while(std::io::Result::ok).count() as u64
+    } else {
+        0
+    };
     let device = Default::default();
     let encoder = EncoderBuilder::new(&a.model).batch_size(a.batch_size).build::<Flex>(&device)?;
     let progress = crate::progress::bar(total, "encoding");

@@ -218,3 +218,52 @@ fn dpo_needs_documents_and_distinct_questions() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("equal"));
     assert!(!out.exists(), "a failed conversion leaves no output file");
 }
+
+#[test]
+fn a_directory_stands_for_its_files_of_one_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("b")).unwrap();
+    std::fs::copy(fixture("articles.xml"), d.join("a.xml")).unwrap();
+    std::fs::copy(fixture("articles.xml"), d.join("b/c.xml")).unwrap();
+    std::fs::write(d.join("readme.txt"), "plain words").unwrap();
+    let o = kailin(&["data", "stats", d.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!((v["documents"].as_u64(), v["files"].as_u64()), (Some(4), Some(2)));
+    assert_eq!(v["unread"][0]["why"], "not a recognised format");
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("reading 2 pubmed files under") && said.contains("not read:"), "{said}");
+
+    // Conversion reads the same files, in path order.
+    let outputs = tempfile::tempdir().unwrap();
+    let out = outputs.path().join("docs.jsonl");
+    ok(&kailin(&[
+        "data",
+        "convert",
+        "--input",
+        d.to_str().unwrap(),
+        "--to",
+        "documents",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let docs = lines(&out);
+    assert_eq!(docs.len(), 4);
+    assert_eq!(docs[0]["id"], docs[2]["id"], "a.xml, then b/c.xml");
+
+    // Several formats: a clear error until one is named.
+    std::fs::copy(fixture("bioasq.json"), d.join("q.json")).unwrap();
+    let o = kailin(&["data", "stats", d.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("several formats (1 bioasq, 2 pubmed)"), "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&kailin(&["data", "stats", "--format", "bioasq", d.to_str().unwrap()]))).unwrap();
+    assert_eq!(v["questions"], 2);
+
+    // An empty directory: one clear line.
+    let empty = tempfile::tempdir().unwrap();
+    let o = kailin(&["data", "stats", empty.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("an empty directory") && err.lines().count() == 1, "{err}");
+}

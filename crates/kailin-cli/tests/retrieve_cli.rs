@@ -108,4 +108,20 @@ fn build_and_search_text_with_minilm() {
     assert_eq!(got.len(), 3, "one output line per input line");
     assert_eq!((got[1]["query"].as_str(), got[1]["hits"].as_array().map(Vec::len)), (Some(""), Some(0)));
     assert_eq!(got[2]["query"], "more");
+
+    // A directory of document files builds the same store as their concatenation.
+    let (docs_dir, store2) = (dir.path().join("docs"), dir.path().join("store2"));
+    std::fs::create_dir_all(docs_dir.join("more")).unwrap();
+    let all = std::fs::read_to_string(&corpus).unwrap();
+    let (first, last) = all.split_at(all.match_indices('\n').nth(1).unwrap().0 + 1);
+    std::fs::write(docs_dir.join("a.jsonl"), first).unwrap();
+    std::fs::write(docs_dir.join("more/b.jsonl"), last).unwrap();
+    std::fs::write(docs_dir.join("notes.txt"), "not a corpus").unwrap();
+    let out = kailin(&["retrieve", "build", "--model", p(&model), "--corpus", p(&docs_dir), "--out", p(&store2)], b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not read:"), "the unread file is named");
+    let again =
+        lines(&kailin(&["retrieve", "search", "--store", p(&store2), "--model", p(&model), "--k", "3"], queries));
+    let once = lines(&kailin(&["retrieve", "search", "--store", p(&store), "--model", p(&model), "--k", "3"], queries));
+    assert_eq!(again, once);
 }

@@ -35,6 +35,15 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// An input path that holds nothing to read: an empty directory, a directory with no file
+    /// of a recognised format, or one mixing formats without one being named.
+    #[error("{}: {message}", path.display())]
+    Input {
+        /// The path given.
+        path: PathBuf,
+        /// What was wrong, and what to do.
+        message: String,
+    },
     /// A record file of our own (JSONL) failed.
     #[error(transparent)]
     Core(#[from] kailin_core::Error),

@@ -52,5 +52,5 @@ pub use crate::{
     pubmedqa::{PubmedqaRecord, read_pubmedqa, read_pubmedqa_from, read_pubmedqa_test_ids},
     pubtator::{Mention, PubtatorDocument, PubtatorReader, Relation},
     shard::{Shard, shard_of},
-    source::{DocumentStream, Source, Stats, detect_source, questions},
+    source::{DocumentStream, InputFiles, Source, Stats, detect_source, input_files, questions},
 };

@@ -1,8 +1,9 @@
-//! One entry point over every reader: detect a file's format and stream its documents.
+//! One entry point over every reader: detect a file's format and stream its documents; a
+//! directory stands for the files under it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use kailin_core::{Document, JsonlReader, Question};
@@ -39,9 +40,142 @@ impl FromStr for Source {
     }
 }
 
-/// Guesses a file's format from its first bytes.
-pub fn detect_source(path: impl AsRef<Path>) -> Result<Source> {
+impl Source {
+    /// The format's name as the command line spells it (`pubmed`, `bioasq`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::PubmedXml => "pubmed",
+            Source::Pubtator => "pubtator",
+            Source::Pubmedqa => "pubmedqa",
+            Source::Bioasq => "bioasq",
+            Source::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// What an input path stands for: the file itself, or the files of one format under a
+/// directory ([`input_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFiles {
+    /// The format of the files read.
+    pub source: Source,
+    /// The files read, in order (a directory's in path order, subdirectories included).
+    pub files: Vec<PathBuf>,
+    /// Files under a directory left unread, each with why (not a recognised format, or
+    /// another format than the one read); nothing is passed over silently.
+    pub unread: Vec<(PathBuf, String)>,
+}
+
+/// The files `path` stands for. A file is itself, of the format `source` or, when that is
+/// `None`, the one [`detect_source`] finds. A directory stands for every file under it
+/// (recursively, in path order) of that format; where `source` is `None` the files must agree
+/// on one. Files of no recognised format, or of another format than the one read, are listed
+/// in [`InputFiles::unread`].
+///
+/// Errors: [`Error::Io`] (the path cannot be read), [`Error::Parse`] (a file whose format
+/// cannot be told, given alone), [`Error::Input`] (a directory with no readable file, or with
+/// files of several formats and `source` `None`).
+pub fn input_files(path: impl AsRef<Path>, source: Option<Source>) -> Result<InputFiles> {
     let path = path.as_ref();
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+    if !meta.is_dir() {
+        let source = match source {
+            Some(s) => s,
+            None => detect_file(path)?,
+        };
+        return Ok(InputFiles { source, files: vec![path.to_owned()], unread: Vec::new() });
+    }
+    let mut all = Vec::new();
+    walk(path, &mut all)?;
+    if all.is_empty() {
+        return Err(Error::Input { path: path.to_owned(), message: "an empty directory: no file to read".into() });
+    }
+    let mut found = Vec::with_capacity(all.len());
+    let mut unread = Vec::new();
+    for file in all {
+        match detect_file(&file) {
+            Ok(s) => found.push((file, s)),
+            Err(Error::Parse { .. }) => unread.push((file, "not a recognised format".to_owned())),
+            Err(Error::Io { source, .. }) => unread.push((file, format!("not readable: {source}"))),
+            Err(e) => unread.push((file, e.to_string())),
+        }
+    }
+    let source = match source {
+        Some(s) => s,
+        None => {
+            let mut formats: BTreeMap<&str, (Source, usize)> = BTreeMap::new();
+            for (_, s) in &found {
+                formats.entry(s.name()).or_insert((*s, 0)).1 += 1;
+            }
+            match formats.len() {
+                0 => {
+                    return Err(Error::Input {
+                        path: path.to_owned(),
+                        message: format!("none of its {} files is of a recognised format", unread.len()),
+                    });
+                }
+                1 => formats.into_values().next().map_or(Source::Jsonl, |(s, _)| s),
+                _ => {
+                    let counts: Vec<String> = formats.iter().map(|(n, (_, c))| format!("{c} {n}")).collect();
+                    return Err(Error::Input {
+                        path: path.to_owned(),
+                        message: format!(
+                            "its files are of several formats ({}): name the one to read (--format) or separate them",
+                            counts.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+    };
+    let mut files = Vec::with_capacity(found.len());
+    for (file, s) in found {
+        if s == source {
+            files.push(file);
+        } else {
+            unread.push((file, format!("{}, not {}", s.name(), source.name())));
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::Input {
+            path: path.to_owned(),
+            message: format!("no file under it is {} ({} files, none read)", source.name(), unread.len()),
+        });
+    }
+    unread.sort();
+    Ok(InputFiles { source, files, unread })
+}
+
+/// Every file under `dir`, recursively, in path order (hidden entries left out).
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let io = |source| Error::Io { path: dir.to_owned(), source };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(io)?;
+    entries.sort();
+    for entry in entries {
+        if entry.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+            continue;
+        }
+        if entry.is_dir() {
+            walk(&entry, out)?;
+        } else {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}
+
+/// Guesses the format of a file, or the one format of the files under a directory
+/// ([`input_files`]).
+pub fn detect_source(path: impl AsRef<Path>) -> Result<Source> {
+    Ok(input_files(path, None)?.source)
+}
+
+/// Guesses a file's format from its first bytes.
+fn detect_file(path: &Path) -> Result<Source> {
     let mut head = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(4096).read_to_end(&mut head))
@@ -97,9 +231,53 @@ impl std::fmt::Debug for DocumentStream {
 }
 
 impl DocumentStream {
-    /// Opens `path` as `source`; with `skip_bad`, malformed records are skipped and listed.
+    /// Opens `path` as `source`; with `skip_bad`, malformed records are skipped and listed. A
+    /// directory yields the documents of its files of that format in turn ([`input_files`]).
     pub fn open(path: impl AsRef<Path>, source: Source, skip_bad: bool) -> Result<Self> {
-        let path = path.as_ref().to_owned();
+        let path = path.as_ref();
+        if !path.is_dir() {
+            return Self::open_file(path, source, skip_bad);
+        }
+        Ok(Self::chain(input_files(path, Some(source))?.files, source, skip_bad))
+    }
+
+    /// The documents of `files` in turn, each opened when the one before it ends.
+    fn chain(files: Vec<PathBuf>, source: Source, skip_bad: bool) -> Self {
+        let skipped = std::rc::Rc::new(std::cell::RefCell::new(Skipped::default()));
+        let sk = skipped.clone();
+        let mut files = files.into_iter();
+        let mut current: Option<DocumentStream> = None;
+        // Records skipped in the files already finished.
+        let mut done = 0;
+        let inner = std::iter::from_fn(move || {
+            loop {
+                if let Some(stream) = current.as_mut() {
+                    let next = stream.next();
+                    let inner = stream.skipped.borrow();
+                    if done + inner.len() != sk.borrow().len() {
+                        let mut all = sk.borrow_mut();
+                        all.records.truncate(done);
+                        all.records.extend(inner.records.iter().cloned());
+                    }
+                    if next.is_some() {
+                        return next;
+                    }
+                    done += inner.len();
+                    drop(inner);
+                    current = None;
+                }
+                let file = files.next()?;
+                match Self::open_file(&file, source, skip_bad) {
+                    Ok(s) => current = Some(s),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+        });
+        DocumentStream { inner: Box::new(inner), skipped }
+    }
+
+    fn open_file(path: &Path, source: Source, skip_bad: bool) -> Result<Self> {
+        let path = path.to_owned();
         let skipped = std::rc::Rc::new(std::cell::RefCell::new(Skipped::default()));
         let inner: Box<dyn Iterator<Item = Result<Document>>> = match source {
             Source::PubmedXml => {
@@ -158,9 +336,23 @@ impl Iterator for DocumentStream {
     }
 }
 
-/// The gold questions of a PubMedQA or BioASQ file.
+/// The gold questions of a PubMedQA or BioASQ file, or of the files of that format under a
+/// directory, in turn.
 pub fn questions(path: impl AsRef<Path>, source: Source, skip_bad: bool) -> Result<(Vec<Question>, Skipped)> {
     let path = path.as_ref();
+    if path.is_dir() {
+        let (mut all, mut skipped) = (Vec::new(), Skipped::default());
+        for file in input_files(path, Some(source))?.files {
+            let (q, s) = questions_of_file(&file, source, skip_bad)?;
+            all.extend(q);
+            skipped.records.extend(s.records);
+        }
+        return Ok((all, skipped));
+    }
+    questions_of_file(path, source, skip_bad)
+}
+
+fn questions_of_file(path: &Path, source: Source, skip_bad: bool) -> Result<(Vec<Question>, Skipped)> {
     match source {
         Source::Pubmedqa => read_pubmedqa(path, skip_bad).map(|(r, s)| (r.iter().map(|r| r.question()).collect(), s)),
         Source::Bioasq => read_bioasq(path, skip_bad).map(|(r, s)| (r.iter().map(|q| q.question()).collect(), s)),
@@ -229,5 +421,55 @@ mod tests {
         let p = dir.path().join("f.txt");
         std::fs::write(&p, "plain words").unwrap();
         assert!(detect_source(&p).is_err());
+    }
+
+    #[test]
+    fn directories_stand_for_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("b")).unwrap();
+        std::fs::write(d.join("b/2.jsonl"), "{\"id\": \"3\", \"text\": \"c\"}\n").unwrap();
+        std::fs::write(
+            d.join("a.jsonl"),
+            "{\"id\": \"1\", \"text\": \"a\"}\nnot json\n{\"id\": \"2\", \"text\": \"b\"}\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("readme.txt"), "plain words").unwrap();
+        std::fs::write(d.join(".hidden"), "ignored").unwrap();
+        let inputs = input_files(d, None).unwrap();
+        assert_eq!(inputs.source, Source::Jsonl);
+        assert_eq!(inputs.files, vec![d.join("a.jsonl"), d.join("b/2.jsonl")]);
+        assert_eq!(inputs.unread.len(), 1);
+        assert_eq!(inputs.unread[0].0, d.join("readme.txt"));
+        assert_eq!(detect_source(d).unwrap(), Source::Jsonl);
+
+        // Documents in path order; a bad record is skipped and listed once, across files.
+        let mut stream = DocumentStream::open(d, Source::Jsonl, true).unwrap();
+        let ids: Vec<String> = stream.by_ref().map(|r| r.unwrap().id).collect();
+        assert_eq!(ids, ["1", "2", "3"]);
+        assert_eq!(stream.skipped().len(), 1);
+        // Without skip_bad the bad record is an error naming its file.
+        let err = DocumentStream::open(d, Source::Jsonl, false).unwrap().find_map(Result::err).unwrap();
+        assert!(err.to_string().contains("a.jsonl"), "{err}");
+
+        // Another format named: its files are read, the others listed.
+        std::fs::write(d.join("q.json"), "{\"questions\": []}").unwrap();
+        let err = input_files(d, None).unwrap_err().to_string();
+        assert!(err.contains("several formats") && err.contains("1 bioasq") && err.contains("2 jsonl"), "{err}");
+        let bioasq = input_files(d, Some(Source::Bioasq)).unwrap();
+        assert_eq!(bioasq.files, vec![d.join("q.json")]);
+        assert_eq!(bioasq.unread.len(), 3);
+        assert_eq!(questions(d, Source::Bioasq, false).unwrap().0.len(), 0);
+        let err = input_files(d, Some(Source::Pubtator)).unwrap_err().to_string();
+        assert!(err.contains("no file under it is pubtator"), "{err}");
+
+        // Nothing readable, or nothing at all: clear errors.
+        let only_text = tempfile::tempdir().unwrap();
+        std::fs::write(only_text.path().join("notes.txt"), "plain words").unwrap();
+        let err = input_files(only_text.path(), None).unwrap_err().to_string();
+        assert!(err.contains("none of its 1 files is of a recognised format"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = detect_source(empty.path()).unwrap_err().to_string();
+        assert!(err.contains("an empty directory"), "{err}");
     }
 }
