@@ -144,7 +144,9 @@ fn encoder_pools_and_normalises_like_the_reference_in_any_batch() {
     let tokenizer = common::tokenizer(dir.path());
     assert_eq!(tokenizer.encode("The cells binds").unwrap().0, vec![2, 4, 5, 10, 9, 3]);
     let w = weights();
-    for pooling in [Pooling::Mean, Pooling::Cls] {
+    // On the CPU backend the encoder runs its own kernels by default; burn's path is checked too.
+    let cases = [(Pooling::Mean, true), (Pooling::Cls, true), (Pooling::Mean, false), (Pooling::Cls, false)];
+    for (pooling, native) in cases {
         let mut encoder = Encoder::from_parts(
             model(dir.path(), ""),
             tokenizer.clone(),
@@ -154,6 +156,9 @@ fn encoder_pools_and_normalises_like_the_reference_in_any_batch() {
             Default::default(),
         )
         .unwrap();
+        assert!(encoder.is_native(), "the CPU kernels are the default on Flex");
+        encoder.set_native(native).unwrap();
+        assert_eq!(encoder.is_native(), native);
         let texts = ["the cell binds a gene", "protein", "liver cells"];
         let all = encoder.encode(&texts).unwrap();
         let pooled = |ids: &[u32]| -> Vec<f64> {
@@ -170,7 +175,7 @@ fn encoder_pools_and_normalises_like_the_reference_in_any_batch() {
             let v = pooled(&tokenizer.encode(text).unwrap().0);
             let alone = encoder.encode(&[*text]).unwrap();
             for i in 0..H {
-                assert!((f64::from(all[[row, i]]) - v[i]).abs() < 1e-4, "{pooling:?} {text:?} dim {i}");
+                assert!((f64::from(all[[row, i]]) - v[i]).abs() < 1e-4, "{pooling:?} native {native} {text:?} dim {i}");
                 assert!((all[[row, i]] - alone[[0, i]]).abs() < 1e-5, "batching changed {text:?}");
             }
         }
@@ -185,7 +190,10 @@ fn encoder_pools_and_normalises_like_the_reference_in_any_batch() {
         window.push(3); // …and [SEP]
         let v = pooled(&window);
         for i in 0..H {
-            assert!((f64::from(cut[[0, i]]) - v[i]).abs() < 1e-4, "{pooling:?} truncated text, dim {i}");
+            assert!(
+                (f64::from(cut[[0, i]]) - v[i]).abs() < 1e-4,
+                "{pooling:?} native {native} truncated text, dim {i}"
+            );
         }
         encoder.set_truncate(false);
         let err = encoder.encode(&["protein", long.as_str()]).unwrap_err();

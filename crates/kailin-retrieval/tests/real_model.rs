@@ -58,3 +58,24 @@ fn paraphrases_score_higher_than_unrelated_sentences() {
     let alone = encoder.encode(&[texts[4]]).unwrap();
     assert!(alone.row(0).iter().zip(v.row(4)).all(|(a, b)| (a - b).abs() < 1e-5));
 }
+
+#[test]
+#[ignore = "needs the all-MiniLM-L6-v2 model: cargo xtask fetch-models"]
+fn cpu_kernels_give_burns_vectors() {
+    let dir = model_dir();
+    let mut encoder = EncoderBuilder::new(&dir).batch_size(3).build::<Flex>(&Default::default()).unwrap();
+    assert!(encoder.is_native());
+    let long = "Cystic fibrosis transmembrane conductance regulator mutations impair chloride transport. ".repeat(30);
+    let texts = [
+        "Aspirin lowers the risk of heart attack.",
+        long.as_str(),
+        "BRCA1",
+        "What gene is mutated in cystic fibrosis?",
+    ];
+    let ours = encoder.encode(&texts).unwrap();
+    encoder.set_native(false).unwrap();
+    let burn = encoder.encode(&texts).unwrap();
+    let worst = ours.iter().zip(&burn).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    eprintln!("max |Δ| between the CPU kernels and burn: {worst:.2e}");
+    assert!(worst <= 1e-4, "max |Δ| {worst}");
+}

@@ -106,6 +106,7 @@ impl BertConfig {
                     ffn_norm: norm(),
                 })
                 .collect(),
+            layer_norm_eps: self.layer_norm_eps,
         }
     }
 }

@@ -6,8 +6,10 @@ mod config;
 mod embeddings;
 mod layer;
 mod model;
+mod native;
 mod weights;
 
 pub use config::BertConfig;
 pub use model::Bert;
+pub(crate) use native::NativeBert;
 pub use weights::BERT_NAME_MAP;

@@ -14,6 +14,8 @@ const MASKED: f32 = -1.0e30;
 pub struct Bert<B: Backend> {
     pub(crate) embeddings: Embeddings<B>,
     pub(crate) layers: Vec<Layer<B>>,
+    /// The layer norms' epsilon (burn's `LayerNorm` keeps its own private).
+    pub(crate) layer_norm_eps: f64,
 }
 
 impl<B: Backend> Bert<B> {
