@@ -1,7 +1,8 @@
 """Exact inner-product search with FAISS IndexFlatIP, for `cargo xtask bench retrieval`.
 
 Reads the same .npy files as the Rust engine, searches with the given threads (best of three
-runs, like the Rust side), and writes the time and the top-k row ids as JSON.
+runs, like the Rust side), and writes the time and the top-k row ids as JSON. `--runs 1` times a single search, for the
+alternating runs against `kailin retrieve search`.
 """
 import argparse
 import json
@@ -23,6 +24,7 @@ def main():
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", required=True)
+    p.add_argument("--runs", type=int, default=3, help="searches timed (the best is reported)")
     a = p.parse_args()
     faiss.omp_set_num_threads(a.threads)
     base = np.ascontiguousarray(np.load(a.base), dtype=np.float32)
@@ -30,7 +32,7 @@ def main():
     index = faiss.IndexFlatIP(base.shape[1])
     index.add(base)
     best, ids = float("inf"), None
-    for _ in range(3):
+    for _ in range(a.runs):
         t = time.perf_counter()
         _, ids = index.search(queries, a.k)
         best = min(best, time.perf_counter() - t)

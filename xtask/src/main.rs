@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod cli;
+mod encoder;
 mod eval;
 mod evaluator;
 mod lm;
@@ -35,8 +37,10 @@ enum Cmd {
     /// Benchmarks (`cargo bench`) of one crate, then its quality evaluation where it has one.
     Bench {
         /// The crate: `mesh`, `corpus`, `lm`, `train`, `retrieval` (exact search against FAISS,
-        /// encoder throughput, BioASQ retrieval quality) or `evaluator` (the MeSH rule on
-        /// PubMedQA PQA-L: sanity across options, and speed).
+        /// encoder throughput, BioASQ retrieval quality), `encoder` (the sentence encoder
+        /// against sentence-transformers), `cli` (the `kailin` command's batch paths end to
+        /// end) or `evaluator` (the MeSH rule on PubMedQA PQA-L: sanity across options, and
+        /// speed).
         #[arg(default_value = "mesh")]
         krate: String,
         /// Data directory (default: ../shared/data, or $KAILIN_DATA).
@@ -48,6 +52,12 @@ enum Cmd {
         /// Options of `bench evaluator`.
         #[command(flatten)]
         evaluator: evaluator::EvaluatorBench,
+        /// Options of `bench encoder`.
+        #[command(flatten)]
+        encoder: encoder::EncoderBench,
+        /// Options of `bench cli`.
+        #[command(flatten)]
+        cli: cli::CliBench,
     },
     /// Perplexity of the default model (or --model FILE.gguf) on the first N PubMedQA abstracts.
     Perplexity {
@@ -84,7 +94,9 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::FullPipeline(a) => pipeline::run(&a),
-        Cmd::Bench { krate, data, retrieval, evaluator } => bench(&krate, &data, &retrieval, &evaluator),
+        Cmd::Bench { krate, data, retrieval, evaluator, encoder, cli } => {
+            bench(&krate, &data, &Benches { retrieval, evaluator, encoder, cli })
+        }
         Cmd::FetchModels { dir } => models::fetch(&dir.unwrap_or_else(models::models_dir)),
         Cmd::EvalExtraction { data, verbose } => eval::run(&data, verbose),
         Cmd::Perplexity { data, model, n } => lm::perplexity(&data, &model, n),
@@ -92,21 +104,28 @@ fn main() -> Result<()> {
     }
 }
 
-fn bench(
-    krate: &str,
-    data: &std::path::Path,
-    retrieval: &retrieval::RetrievalBench,
-    evaluator: &evaluator::EvaluatorBench,
-) -> Result<()> {
+/// The options of the benchmarks that take some.
+struct Benches {
+    retrieval: retrieval::RetrievalBench,
+    evaluator: evaluator::EvaluatorBench,
+    encoder: encoder::EncoderBench,
+    cli: cli::CliBench,
+}
+
+fn bench(krate: &str, data: &std::path::Path, o: &Benches) -> Result<()> {
     let package = match krate {
-        "retrieval" | "kailin-retrieval" => return retrieval::bench(data, retrieval),
-        "evaluator" | "kailin-evaluator" => return evaluator::bench(data, evaluator),
+        "retrieval" | "kailin-retrieval" => return retrieval::bench(data, &o.retrieval),
+        "evaluator" | "kailin-evaluator" => return evaluator::bench(data, &o.evaluator),
+        "encoder" => return encoder::bench(data, &o.encoder),
+        "cli" | "kailin-cli" => return cli::bench(&std::path::absolute(data)?, &o.cli),
         "mesh" | "kailin-mesh" => "kailin-mesh",
         "corpus" | "kailin-corpus" => "kailin-corpus",
         "lm" | "kailin-lm" => "kailin-lm",
         "train" | "kailin-train" => "kailin-train",
         other => {
-            anyhow::bail!("no benchmarks for {other:?} yet (known: mesh, corpus, lm, retrieval, train, evaluator)")
+            anyhow::bail!(
+                "no benchmarks for {other:?} yet (known: mesh, corpus, lm, retrieval, encoder, cli, train, evaluator)"
+            )
         }
     };
     // Benchmarks run from their crate's directory: hand them an absolute path.

@@ -41,6 +41,13 @@ pub(crate) struct RetrievalBench {
     /// Working directory for the vector files.
     #[arg(long, default_value = "target/bench-retrieval")]
     out: PathBuf,
+    /// Also time `kailin retrieve search` end to end (process start, opening and mapping the
+    /// store, search, output) against FAISS's search, three alternating runs each.
+    #[arg(long)]
+    cli: bool,
+    /// The Python with faiss (default: python3).
+    #[arg(long, env = "KAILIN_FAISS_PYTHON", default_value = "python3")]
+    faiss_python: PathBuf,
 }
 
 /// Seeded random unit rows.
@@ -110,7 +117,7 @@ fn speed(o: &RetrievalBench) -> Result<()> {
     write_npy(&query_path, &queries)?;
     drop(base);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/faiss_flat.py");
-    let status = Command::new("python3")
+    let status = Command::new(&o.faiss_python)
         .arg(&script)
         .args(["--base", &base_path.display().to_string(), "--queries", &query_path.display().to_string()])
         .args(["--k", &o.k.to_string(), "--threads", &o.threads.to_string(), "--out", &faiss_out.display().to_string()])
@@ -127,6 +134,59 @@ fn speed(o: &RetrievalBench) -> Result<()> {
     println!("FAISS IndexFlatIP ({}): best of 3 {seconds:.3} s", faiss["version"].as_str().unwrap_or("?"));
     println!("time ratio kailin / FAISS: {:.2}", best / seconds);
     println!("agreement with FAISS's top-{}: {:.4}", o.k, agree as f64 / (hits.len() * o.k) as f64);
+    if o.cli {
+        cli_search(o, &base_path, &query_path, &script)?;
+    }
+    Ok(())
+}
+
+/// `kailin retrieve search --query-vectors` end to end, alternating with FAISS's search (one
+/// timed search per run, its index built before the clock starts): the medians of three runs.
+fn cli_search(o: &RetrievalBench, base: &Path, queries: &Path, script: &Path) -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo).args(["build", "--release", "-p", "kailin-cli"]).current_dir(&root).status()?;
+    anyhow::ensure!(built.success(), "building kailin (release) failed");
+    let kailin = root.join("target/release/kailin");
+    let store = o.out.join("store");
+    if store.exists() {
+        std::fs::remove_dir_all(&store)?;
+    }
+    let s = |p: &Path| p.display().to_string();
+    let imported =
+        Command::new(&kailin).args(["retrieve", "import", "--vectors", &s(base), "--out", &s(&store)]).status()?;
+    anyhow::ensure!(imported.success(), "kailin retrieve import failed");
+    let faiss_out = o.out.join("faiss-1.json");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for run in 1..=3 {
+        let t = Instant::now();
+        let searched = Command::new(&kailin)
+            .args(["retrieve", "search", "--store", &s(&store), "--query-vectors", &s(queries)])
+            .args(["--k", &o.k.to_string(), "--threads", &o.threads.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        ours.push(t.elapsed().as_secs_f64());
+        anyhow::ensure!(searched.success(), "kailin retrieve search failed");
+        let status = Command::new(&o.faiss_python)
+            .arg(script)
+            .args(["--base", &s(base), "--queries", &s(queries), "--runs", "1"])
+            .args(["--k", &o.k.to_string(), "--threads", &o.threads.to_string(), "--out", &s(&faiss_out)])
+            .status()?;
+        anyhow::ensure!(status.success(), "the FAISS script failed");
+        let faiss: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&faiss_out)?)?;
+        theirs.push(faiss["seconds"].as_f64().context("faiss: seconds")?);
+        println!(
+            "run {run}: kailin retrieve search end to end {:.3} s, FAISS search {:.3} s",
+            ours[run - 1],
+            theirs[run - 1]
+        );
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (a, b) = (median(&mut ours), median(&mut theirs));
+    println!("medians: kailin retrieve search {a:.3} s end to end, FAISS {b:.3} s search only: ratio {:.2}", a / b);
     Ok(())
 }
 
@@ -147,22 +207,12 @@ fn score(ranked: &[Vec<String>], gold: &[Vec<String>]) -> (f64, f64, f64) {
     (at(4), at(10), mrr)
 }
 
-/// Every question of the BioASQ golden batches under `data/bioasq`, files in name order.
+/// Every question of the BioASQ golden batches under `data/bioasq`, files in path order.
 pub(crate) fn bioasq_questions(data: &Path) -> Result<(usize, Vec<kailin_corpus::BioasqQuestion>)> {
     let dir = data.join("bioasq");
-    let mut files: Vec<PathBuf> = Vec::new();
-    for task in std::fs::read_dir(&dir).with_context(|| format!("{} (BioASQ golden batches)", dir.display()))? {
-        let task = task?.path();
-        if task.is_dir() {
-            for f in std::fs::read_dir(&task)? {
-                let f = f?.path();
-                if f.extension().is_some_and(|e| e == "json") {
-                    files.push(f);
-                }
-            }
-        }
-    }
-    files.sort();
+    let files = kailin_corpus::input_files(&dir, Some(kailin_corpus::Source::Bioasq))
+        .with_context(|| format!("{} (BioASQ golden batches)", dir.display()))?
+        .files;
     let mut questions = Vec::new();
     for f in &files {
         questions.extend(kailin_corpus::read_bioasq(f, true)?.0);

@@ -1,6 +1,6 @@
 //! `kailin mesh …`: thin subcommands over `kailin-mesh`.
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -138,32 +138,91 @@ fn info(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Lines of a file, or of stdin for `-`, with 1-based numbers; blank lines are kept (each
-/// input line has its output line).
-fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
-    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        if path.is_dir() {
-            bail!("{}: is a directory; give a file of lines", path.display());
-        }
-        let f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Box::new(std::io::BufReader::new(f))
-    };
-    let mut out = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => anyhow::anyhow!("{}:{}: not UTF-8 text", path.display(), i + 1),
-            _ => anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1),
-        })?;
-        out.push((i + 1, line.trim_end_matches('\r').to_owned()));
+/// The bytes of a file, or of stdin for `-`.
+fn read_input(path: &Path) -> Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut all = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut all).context("reading stdin")?;
+        return Ok(all);
     }
-    Ok(out)
+    if path.is_dir() {
+        bail!("{}: is a directory; give a file of lines", path.display());
+    }
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-fn resolve(mesh: &Mesh, ui: &str, path: &Path, line: usize) -> Result<DescriptorId> {
-    mesh.by_ui(ui.trim())
-        .with_context(|| format!("{}:{line}: unknown MeSH descriptor UI {:?}", path.display(), ui.trim()))
+/// Runs `each` over every line of `input` (`\n` or `\r\n` endings; a blank line is a line),
+/// on every core, each thread on one run of whole lines; the outputs come back in input order.
+/// Nothing comes back unless every line succeeded: the first failing line's error names `name`,
+/// the 1-based line and what `each` said.
+/// `init` makes each thread's scratch state; `input`'s first line is line `first`.
+fn par_lines<S, I, F>(input: &[u8], name: &Path, first: usize, init: I, each: F) -> Result<Vec<Vec<u8>>>
+where
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, &str, &mut Vec<u8>) -> std::result::Result<(), String> + Sync,
+{
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Runs of whole lines, about equal in bytes.
+    let mut runs = Vec::with_capacity(threads);
+    let mut start = 0;
+    for t in 1..=threads {
+        let mut end = (input.len() * t / threads).max(start);
+        if t < threads {
+            end = input[end..].iter().position(|&b| b == b'\n').map_or(input.len(), |i| end + i + 1);
+        } else {
+            end = input.len();
+        }
+        runs.push(&input[start..end]);
+        start = end;
+    }
+    let work = |run: &[u8]| -> std::result::Result<Vec<u8>, (usize, String)> {
+        // About 32 output bytes per 16 input bytes: one allocation for most runs.
+        let mut out = Vec::with_capacity(run.len() * 2);
+        let mut state = init();
+        let Some(body) = (!run.is_empty()).then(|| run.strip_suffix(b"\n").unwrap_or(run)) else {
+            return Ok(out);
+        };
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let text = std::str::from_utf8(line).map_err(|_| (i, "not UTF-8 text".to_owned()))?;
+            each(&mut state, text, &mut out).map_err(|m| (i, m))?;
+        }
+        Ok(out)
+    };
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = runs[1..].iter().map(|run| s.spawn(|| work(run))).collect();
+        let first = work(runs[0]);
+        std::iter::once(Ok(first)).chain(handles.into_iter().map(|h| h.join())).collect()
+    });
+    let mut outputs = Vec::with_capacity(results.len());
+    let mut before = 0;
+    for (run, result) in runs.iter().zip(results) {
+        match result {
+            Ok(Ok(out)) => outputs.push(out),
+            Ok(Err((i, message))) => {
+                // Lines before this run, counted only now that a line failed.
+                let at = first + input[..before].iter().filter(|&&b| b == b'\n').count() + i;
+                bail!("{}:{at}: {message}", name.display());
+            }
+            Err(_) => bail!("{}: a worker thread panicked", name.display()),
+        }
+        before += run.len();
+    }
+    Ok(outputs)
+}
+
+/// Writes `outputs` to stdout, in order.
+fn write_outputs(outputs: &[Vec<u8>]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for o in outputs {
+        out.write_all(o)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn resolve(mesh: &Mesh, ui: &str) -> std::result::Result<DescriptorId, String> {
+    mesh.by_ui(ui.trim()).ok_or_else(|| format!("unknown MeSH descriptor UI {:?}", ui.trim()))
 }
 
 fn similarity<'m>(mesh: &'m Mesh, s: &Scoring) -> Similarity<'m> {
@@ -181,91 +240,117 @@ fn similarity<'m>(mesh: &'m Mesh, s: &Scoring) -> Similarity<'m> {
 /// A pair of descriptors as a `--pairs` line names them.
 pub type Pair<'a> = (&'a str, &'a str, (DescriptorId, DescriptorId));
 
+/// One `--pairs` line: `None` for a blank one; the error says what is wrong with it.
+fn pair_line<'a>(mesh: &Mesh, text: &'a str) -> std::result::Result<Option<Pair<'a>>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let Some((a, b)) = text.split_once('\t') else {
+        return Err("expected `UI<TAB>UI`".into());
+    };
+    Ok(Some((a.trim(), b.trim(), (resolve(mesh, a)?, resolve(mesh, b)?))))
+}
+
 /// The pairs of `--pairs` lines (`None` for an empty line); `name` stands for the file in
 /// errors, which name it and the line.
 pub fn parse_pairs<'a>(mesh: &Mesh, input: &'a [(usize, String)], name: &Path) -> Result<Vec<Option<Pair<'a>>>> {
-    let mut pairs = Vec::with_capacity(input.len());
-    for (line, text) in input {
-        if text.trim().is_empty() {
-            pairs.push(None);
-            continue;
-        }
-        let Some((a, b)) = text.split_once('\t') else {
-            bail!("{}:{line}: expected `UI<TAB>UI`", name.display());
-        };
-        let ids = (resolve(mesh, a, name, *line)?, resolve(mesh, b, name, *line)?);
-        pairs.push(Some((a.trim(), b.trim(), ids)));
-    }
-    Ok(pairs)
+    input
+        .iter()
+        .map(|(line, text)| pair_line(mesh, text).map_err(|m| anyhow::anyhow!("{}:{line}: {m}", name.display())))
+        .collect()
 }
 
 /// Two descriptor sets as a `--sets` line names them.
 pub type SetPair = (Vec<DescriptorId>, Vec<DescriptorId>);
 
+/// One `--sets` line: `None` for a blank one; the error says what is wrong with it.
+fn set_line(mesh: &Mesh, text: &str) -> std::result::Result<Option<SetPair>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let Some((l, r)) = text.split_once('\t') else {
+        return Err("expected `UI,UI,…<TAB>UI,UI,…`".into());
+    };
+    let side = |side: &str| -> std::result::Result<Vec<DescriptorId>, String> {
+        side.split(',').filter(|s| !s.trim().is_empty()).map(|ui| resolve(mesh, ui)).collect()
+    };
+    Ok(Some((side(l)?, side(r)?)))
+}
+
 /// The descriptor sets of `--sets` lines (`None` for an empty line); errors as
 /// [`parse_pairs`].
 pub fn parse_sets(mesh: &Mesh, input: &[(usize, String)], name: &Path) -> Result<Vec<Option<SetPair>>> {
-    let parse_side = |side: &str, line: usize| -> Result<Vec<DescriptorId>> {
-        side.split(',').filter(|s| !s.trim().is_empty()).map(|ui| resolve(mesh, ui, name, line)).collect()
-    };
-    let mut sets = Vec::with_capacity(input.len());
-    for (line, text) in input {
-        if text.trim().is_empty() {
-            sets.push(None);
-            continue;
-        }
-        let Some((l, r)) = text.split_once('\t') else {
-            bail!("{}:{line}: expected `UI,UI,…<TAB>UI,UI,…`", name.display());
-        };
-        sets.push(Some((parse_side(l, *line)?, parse_side(r, *line)?)));
-    }
-    Ok(sets)
+    input
+        .iter()
+        .map(|(line, text)| set_line(mesh, text).map_err(|m| anyhow::anyhow!("{}:{line}: {m}", name.display())))
+        .collect()
 }
 
 fn sim(args: SimArgs) -> Result<()> {
-    let input = lines(&args.pairs)?;
+    let input = read_input(&args.pairs)?;
     let mesh = load(&args.scoring.mesh)?;
     let sim = similarity(&mesh, &args.scoring);
-    // Resolve everything before printing anything: a bad line fails the whole run.
-    let pairs = parse_pairs(&mesh, &input, &args.pairs)?;
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    for pair in pairs {
-        match pair {
-            Some((a, b, (x, y))) => writeln!(out, "{a}\t{b}\t{:.9}", sim.pair(x, y))?,
-            None => writeln!(out)?,
-        }
-    }
-    out.flush()?;
-    Ok(())
+    // Everything is scored before anything is printed: a bad line fails the whole run.
+    let outputs = par_lines(
+        &input,
+        &args.pairs,
+        1,
+        || (),
+        |_, text, out| {
+            match pair_line(&mesh, text)? {
+                Some((a, b, (x, y))) => {
+                    out.extend_from_slice(a.as_bytes());
+                    out.push(b'\t');
+                    out.extend_from_slice(b.as_bytes());
+                    out.push(b'\t');
+                    push_score(out, sim.pair(x, y));
+                }
+                None => out.push(b'\n'),
+            }
+            Ok(())
+        },
+    )?;
+    write_outputs(&outputs)
 }
 
 fn set_sim(args: SetSimArgs) -> Result<()> {
-    let input = lines(&args.sets)?;
+    let input = read_input(&args.sets)?;
     let mesh = load(&args.scoring.mesh)?;
     let sim = similarity(&mesh, &args.scoring);
     let agg = match args.agg {
         AggArg::Mean => Aggregate::Mean,
         AggArg::Bma => Aggregate::BestMatch,
     };
-    let sets = parse_sets(&mesh, &input, &args.sets)?;
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    for set in sets {
-        let Some((l, r)) = set else {
-            writeln!(out)?;
-            continue;
-        };
-        let s = sim.set_score(&l, &r, agg);
-        if s.dropped_left + s.dropped_right > 0 {
-            tracing::debug!(
-                dropped_left = s.dropped_left,
-                dropped_right = s.dropped_right,
-                "terms outside the hierarchy dropped"
-            );
-        }
-        writeln!(out, "{:.9}", s.score)?;
-    }
-    out.flush()?;
-    Ok(())
+    let outputs = par_lines(
+        &input,
+        &args.sets,
+        1,
+        || (),
+        |_, text, out| {
+            match set_line(&mesh, text)? {
+                Some((l, r)) => {
+                    let s = sim.set_score(&l, &r, agg);
+                    if s.dropped_left + s.dropped_right > 0 {
+                        tracing::debug!(
+                            dropped_left = s.dropped_left,
+                            dropped_right = s.dropped_right,
+                            "terms outside the hierarchy dropped"
+                        );
+                    }
+                    push_score(out, s.score);
+                }
+                None => out.push(b'\n'),
+            }
+            Ok(())
+        },
+    )?;
+    write_outputs(&outputs)
+}
+
+/// Appends `x` with nine decimals and a newline, as `format!("{x:.9}\n")` would.
+fn push_score(out: &mut Vec<u8>, x: f64) {
+    // Writing into a Vec cannot fail.
+    let _ = writeln!(out, "{x:.9}");
 }
 
 #[derive(serde::Serialize)]
@@ -288,37 +373,71 @@ fn extract(path: &Path, abbreviations: bool, nested: bool) -> Result<()> {
     let started = std::time::Instant::now();
     let extractor = Extractor::builder(&mesh).abbreviations(abbreviations).build()?;
     tracing::info!(patterns = extractor.pattern_count(), elapsed = ?started.elapsed(), "built extractor");
-    let stdin = std::io::stdin().lock();
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let mut scratch = kailin_mesh::Scratch::default();
-    let mut found = Vec::new();
-    for (i, line) in stdin.lines().enumerate() {
-        let line = line.map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => anyhow::anyhow!("stdin line {}: not UTF-8 text", i + 1),
-            _ => anyhow::anyhow!("stdin line {}: {e}", i + 1),
-        })?;
-        let line = line.trim_end_matches('\r');
-        if nested {
-            extractor.extract_all_with(line, &mut scratch, &mut found);
-        } else {
-            extractor.extract_with(line, &mut scratch, &mut found);
+    let init = || (kailin_mesh::Scratch::default(), Vec::new());
+    let each =
+        |(scratch, found): &mut (kailin_mesh::Scratch, Vec<kailin_mesh::Match>), line: &str, out: &mut Vec<u8>| {
+            if nested {
+                extractor.extract_all_with(line, scratch, found);
+            } else {
+                extractor.extract_with(line, scratch, found);
+            }
+            let mut char_at = CharOffsets::new(line);
+            let matches: Vec<JsonMatch<'_>> = found
+                .iter()
+                .map(|m| JsonMatch {
+                    ui: mesh.descriptor(m.descriptor).ui(),
+                    start: char_at.of(m.start),
+                    end: char_at.of(m.end),
+                    text: m.text(line),
+                })
+                .collect();
+            // Straight to the output, no JSON tree in between (a 10 MB line has a million matches).
+            serde_json::to_writer(&mut *out, &JsonLine { matches: &matches }).map_err(|e| e.to_string())?;
+            out.push(b'\n');
+            Ok(())
+        };
+    // Streamed in blocks of whole lines (memory stays bounded on any input); each block's
+    // lines are shared among the cores and its output written before the next is read.
+    let mut stdin = std::io::stdin().lock();
+    let mut block = Vec::new();
+    let mut first = 1;
+    loop {
+        let more = fill_block(&mut stdin, &mut block, EXTRACT_BLOCK).context("reading stdin")?;
+        // The block ends after its last newline; the rest waits for the next block.
+        let end =
+            if more { block.iter().rposition(|&b| b == b'\n').map_or(block.len(), |i| i + 1) } else { block.len() };
+        let outputs = par_lines(&block[..end], Path::new("stdin"), first, init, each)?;
+        write_outputs(&outputs)?;
+        first += block[..end].iter().filter(|&&b| b == b'\n').count();
+        block.drain(..end);
+        if !more {
+            return Ok(());
         }
-        let mut char_at = CharOffsets::new(line);
-        let matches: Vec<JsonMatch<'_>> = found
-            .iter()
-            .map(|m| JsonMatch {
-                ui: mesh.descriptor(m.descriptor).ui(),
-                start: char_at.of(m.start),
-                end: char_at.of(m.end),
-                text: m.text(line),
-            })
-            .collect();
-        // Straight to the output, no JSON tree in between (a 10 MB line has a million matches).
-        serde_json::to_writer(&mut out, &JsonLine { matches: &matches })?;
-        out.write_all(b"\n")?;
     }
-    out.flush()?;
-    Ok(())
+}
+
+/// Bytes of input `extract` handles at a time (a longer line is read whole).
+const EXTRACT_BLOCK: usize = 16 << 20;
+
+/// Reads from `r` until `block` holds at least `size` bytes and a newline, or the input
+/// ends; whether more may follow.
+fn fill_block(r: &mut impl Read, block: &mut Vec<u8>, size: usize) -> std::io::Result<bool> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut newline = block.contains(&b'\n');
+    loop {
+        if newline && block.len() >= size {
+            return Ok(true);
+        }
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                newline |= buf[..n].contains(&b'\n');
+                block.extend_from_slice(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Converts increasing byte offsets to character offsets in one pass.

@@ -146,3 +146,43 @@ fn bad_mesh_file_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Z99.001") && err.contains("Z99"), "{err}");
 }
+
+#[test]
+fn long_inputs_keep_order_and_line_numbers_across_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    // Distinct lines, CRLF and blank ones among them, scored one by one first.
+    let distinct = ["D900003\tD900004", "D900004\tD900024\r", "", "D900009\tD900003", "  D900003 \t D900003"];
+    let single = write_tmp(&dir, "one.tsv", &(distinct.join("\n") + "\n"));
+    let mesh = fixture("mini.tsv");
+    let want: Vec<String> =
+        stdout(&kailin(&["mesh", "sim", "--mesh", &mesh, "--pairs", &single], "")).lines().map(str::to_owned).collect();
+    assert_eq!(want.len(), distinct.len());
+    let n = 20_001;
+    let text: String = (0..n).map(|i| format!("{}\n", distinct[i % distinct.len()])).collect();
+    let many = write_tmp(&dir, "many.tsv", &text);
+    let out = stdout(&kailin(&["mesh", "sim", "--mesh", &mesh, "--pairs", &many], ""));
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(got.len(), n);
+    for (i, line) in got.iter().enumerate() {
+        assert_eq!(*line, want[i % distinct.len()], "line {}", i + 1);
+    }
+    // Without a final newline: the same lines.
+    let many = write_tmp(&dir, "many2.tsv", text.trim_end_matches('\n'));
+    let out = stdout(&kailin(&["mesh", "sim", "--mesh", &mesh, "--pairs", &many], ""));
+    assert_eq!(out.lines().count(), n);
+    // A bad line far into the input is named by its number, and nothing is printed.
+    let mut bad: Vec<String> = (0..n).map(|i| distinct[i % distinct.len()].to_owned()).collect();
+    bad[15_000] = "D900003\tD123456".into();
+    let bad = write_tmp(&dir, "bad.tsv", &(bad.join("\n") + "\n"));
+    let o = kailin(&["mesh", "sim", "--mesh", &mesh, "--pairs", &bad], "");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("bad.tsv:15001") && err.contains("D123456"), "{err}");
+    assert!(o.stdout.is_empty());
+    // Extraction: one line out per line in, in order.
+    let docs: String = (0..5_000).map(|i| if i % 2 == 0 { "breast neoplasms\n" } else { "\n" }).collect();
+    let out = stdout(&kailin(&["mesh", "extract", "--mesh", &mesh], &docs));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5_000);
+    assert_eq!(lines[0], lines[4_998]);
+    assert_eq!(lines[1], "{\"matches\":[]}");
+}

@@ -244,7 +244,7 @@ impl MeshBuilder {
 /// Derived state shared by the builder and the cache loader.
 pub(crate) fn finish(t: Tables, graph: DiGraph<DescriptorId, ()>, origin: String) -> Result<Mesh> {
     let intrinsic = InformationContent::intrinsic_from_tables(&t, &graph, crate::Ancestry::TreePrefix);
-    Ok(Mesh { tables: t, graph, intrinsic, origin })
+    Ok(Mesh { tables: t, graph, intrinsic, origin, ui_lookup: std::sync::OnceLock::new() })
 }
 
 /// Parent → child edges from the tree table, deduplicated.

@@ -130,6 +130,9 @@ pub struct Mesh {
     pub(crate) graph: DiGraph<DescriptorId, ()>,
     pub(crate) intrinsic: InformationContent,
     pub(crate) origin: String,
+    /// UI → descriptor, made on the first [`Mesh::by_ui`]: a hash probe instead of a binary
+    /// search over the sorted UIs (batch scoring looks up two UIs per pair).
+    pub(crate) ui_lookup: std::sync::OnceLock<rustc_hash::FxHashMap<Box<str>, u32>>,
 }
 
 /// A borrowed view of one descriptor.
@@ -235,11 +238,11 @@ impl Mesh {
 
     /// Finds a descriptor by UI (exact, e.g. `D009369`).
     pub fn by_ui(&self, ui: &str) -> Option<DescriptorId> {
-        let t = &self.tables;
-        t.ui_index
-            .binary_search_by(|&d| t.ui[d as usize].get(&t.strings).cmp(ui))
-            .ok()
-            .map(|i| DescriptorId(t.ui_index[i]))
+        let lookup = self.ui_lookup.get_or_init(|| {
+            let t = &self.tables;
+            t.ui_index.iter().map(|&d| (t.ui[d as usize].get(&t.strings).into(), d)).collect()
+        });
+        lookup.get(ui).map(|&d| DescriptorId(d))
     }
 
     /// Finds a descriptor by preferred name or entry term, case-insensitively. When a term
