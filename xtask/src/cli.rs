@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 
 /// Options of the benchmark.
 #[derive(Debug, clap::Args)]
@@ -22,8 +22,16 @@ pub(crate) struct CliBench {
     #[arg(long, default_value_t = 100)]
     extract_mb: usize,
     /// Runs of each command (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
     runs: usize,
+}
+
+/// A count of at least one.
+pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?}: give a whole number of at least 1")),
+    }
 }
 
 /// The median of `runs` timed runs of `kailin ARGS < stdin > /dev/null`.
@@ -106,18 +114,11 @@ pub(crate) fn bench(data: &Path, o: &CliBench) -> Result<()> {
         25.0 * o.set_pairs as f64 / s / 1e6
     );
 
-    let bc5 = data.join("bc5cdr");
+    let bc5 = data.join("bc5cdr/CDR_TrainingSet.PubTator.txt");
     let mut abstracts = String::new();
-    for f in std::fs::read_dir(&bc5).with_context(|| bc5.display().to_string())? {
-        let f = f?.path();
-        if f.to_string_lossy().contains("Training") && f.extension().is_some_and(|e| e == "txt") {
-            for line in std::fs::read_to_string(&f)?.lines() {
-                if let Some((_, text)) = line.split_once("|a|") {
-                    abstracts.push_str(text);
-                    abstracts.push('\n');
-                }
-            }
-        }
+    for doc in kailin_corpus::DocumentStream::open(&bc5, kailin_corpus::Source::Pubtator, false)? {
+        abstracts.push_str(doc?.text.trim());
+        abstracts.push('\n');
     }
     ensure!(!abstracts.is_empty(), "no BC5CDR training abstracts under {}", bc5.display());
     let docs = out.join("abstracts.txt");

@@ -152,7 +152,7 @@ fn stats(path: &Path, format: Option<Source>, skip_bad: bool) -> Result<()> {
     if format == Source::Bioasq {
         questions = Some(kailin_corpus::questions(path, format, skip_bad)?.0.len());
     }
-    let mut stream = DocumentStream::open(path, format, skip_bad)?;
+    let mut stream = DocumentStream::from_inputs(&inputs, skip_bad)?;
     for doc in stream.by_ref() {
         stats.add(&doc?);
     }
@@ -360,11 +360,11 @@ fn decontaminate(a: DecontaminateArgs) -> Result<()> {
         let text = std::fs::read_to_string(ids).with_context(|| format!("reading {}", ids.display()))?;
         d.exclude_ids(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned));
     }
-    let input = inputs(&a.input, None)?.source;
+    let input = inputs(&a.input, None)?;
     let mut kept = JsonlWriter::<Document>::create(&a.out)?;
     let mut report = a.report.as_ref().map(JsonlWriter::<serde_json::Value>::create).transpose()?;
     let (mut removed, mut by_id) = (0u64, 0u64);
-    for doc in DocumentStream::open(&a.input, input, false)? {
+    for doc in DocumentStream::from_inputs(&input, false)? {
         let doc = doc?;
         match d.check(&doc.id, &[&doc.title, &doc.text]) {
             None => kept.write(&doc)?,

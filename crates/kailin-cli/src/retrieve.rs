@@ -124,7 +124,7 @@ fn build(a: BuildArgs) -> Result<()> {
     if inputs.source == Source::Bioasq {
         bail!("{}: BioASQ files hold questions, not documents to retrieve", a.corpus.display());
     }
-    let docs = DocumentStream::open(&a.corpus, inputs.source, false)?;
+    let docs = DocumentStream::from_inputs(&inputs, false)?;
     // Count the documents of a JSON lines file, for the progress bar's ETA (a cheap pass; a
     // read error ends the count and is reported by the reader); other inputs count up.
     let total = if inputs.source == Source::Jsonl && inputs.files.len() == 1 {

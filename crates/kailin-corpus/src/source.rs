@@ -238,7 +238,16 @@ impl DocumentStream {
         if !path.is_dir() {
             return Self::open_file(path, source, skip_bad);
         }
-        Ok(Self::chain(input_files(path, Some(source))?.files, source, skip_bad))
+        Self::from_inputs(&input_files(path, Some(source))?, skip_bad)
+    }
+
+    /// The documents of files already listed by [`input_files`], in turn (so that a caller
+    /// who has the list does not walk the directory again).
+    pub fn from_inputs(inputs: &InputFiles, skip_bad: bool) -> Result<Self> {
+        match inputs.files.as_slice() {
+            [one] => Self::open_file(one, inputs.source, skip_bad),
+            files => Ok(Self::chain(files.to_vec(), inputs.source, skip_bad)),
+        }
     }
 
     /// The documents of `files` in turn, each opened when the one before it ends.
