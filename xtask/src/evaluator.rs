@@ -32,6 +32,10 @@ pub(crate) struct EvaluatorBench {
     /// Skip the speed figures and the table of options (with `--learned`: only the judges).
     #[arg(long)]
     judges_only: bool,
+    /// With `--learned`: skip the no-MeSH judge (its row is the base model's, unchanged by
+    /// training; measured once, it need not be re-run with each training setting).
+    #[arg(long)]
+    skip_plain: bool,
     /// Judge at most this many pairs of the test half (the judges' forward passes dominate).
     #[arg(long, default_value_t = 500)]
     held: usize,
@@ -414,9 +418,11 @@ where
         println!("| {name} | {:.1}% | {:.1}% | {:.1}% | {n} |", 100.0 * all, 100.0 * high, 100.0 * low);
     };
     let device = Default::default();
-    let (base, _, tok) = kailin_lm::load::<Flex>(&gguf, 2048, &device)?;
-    let plain = judge_all(base, tok, "llm-judge (no MeSH)")?;
-    row("no-MeSH judge (base model, same prompt)", &plain);
+    if !o.skip_plain {
+        let (base, _, tok) = kailin_lm::load::<Flex>(&gguf, 2048, &device)?;
+        let plain = judge_all(base, tok, "llm-judge (no MeSH)")?;
+        row("no-MeSH judge (base model, same prompt)", &plain);
+    }
 
     let (model, _, tok) = kailin_lm::load::<Autodiff<Flex>>(&gguf, 2048, &device)?;
     let model = model.with_lora(&kailin_lm::LoraConfig::new(o.lora_rank))?;

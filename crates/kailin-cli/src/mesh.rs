@@ -151,18 +151,43 @@ fn read_input(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// Runs `each` over every line of `input` (`\n` or `\r\n` endings; a blank line is a line),
-/// on every core, each thread on one run of whole lines; the outputs come back in input order.
-/// Nothing comes back unless every line succeeded: the first failing line's error names `name`,
-/// the 1-based line and what `each` said.
-/// `init` makes each thread's scratch state; `input`'s first line is line `first`.
+/// The lines of a run of whole lines (`\n` or `\r\n` endings; a blank line is a line), with
+/// their 0-based index in the run; a line that is not UTF-8 is an error naming its index.
+fn run_lines(run: &[u8]) -> impl Iterator<Item = std::result::Result<(usize, &str), (usize, String)>> {
+    let body = if run.is_empty() { None } else { Some(run.strip_suffix(b"\n").unwrap_or(run)) };
+    body.into_iter().flat_map(|b| b.split(|&c| c == b'\n')).enumerate().map(|(i, line)| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        std::str::from_utf8(line).map(|text| (i, text)).map_err(|_| (i, "not UTF-8 text".to_owned()))
+    })
+}
+
+/// Runs `each` over every line of `input` (see [`par_runs`]), each thread with its own
+/// scratch state from `init`.
 fn par_lines<S, I, F>(input: &[u8], name: &Path, first: usize, init: I, each: F) -> Result<Vec<Vec<u8>>>
 where
     I: Fn() -> S + Sync,
     F: Fn(&mut S, &str, &mut Vec<u8>) -> std::result::Result<(), String> + Sync,
 {
+    par_runs(input, name, first, |run, out| {
+        let mut state = init();
+        for line in run_lines(run) {
+            let (i, text) = line?;
+            each(&mut state, text, out).map_err(|m| (i, m))?;
+        }
+        Ok(())
+    })
+}
+
+/// Splits `input` into one run of whole lines per core, about equal in bytes, and runs `work`
+/// on each (in parallel) with the run's own output buffer; the outputs come back in input
+/// order. Nothing comes back unless every run succeeded: a run's error `(i, message)` (its
+/// `i`-th line, 0-based, failed) is reported as `name:LINE: message`, LINE counted across
+/// runs from `first` (the number of `input`'s first line).
+fn par_runs<F>(input: &[u8], name: &Path, first: usize, work: F) -> Result<Vec<Vec<u8>>>
+where
+    F: Fn(&[u8], &mut Vec<u8>) -> std::result::Result<(), (usize, String)> + Sync,
+{
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Runs of whole lines, about equal in bytes.
     let mut runs = Vec::with_capacity(threads);
     let mut start = 0;
     for t in 1..=threads {
@@ -178,15 +203,7 @@ where
     let work = |run: &[u8]| -> std::result::Result<Vec<u8>, (usize, String)> {
         // About 32 output bytes per 16 input bytes: one allocation for most runs.
         let mut out = Vec::with_capacity(run.len() * 2);
-        let mut state = init();
-        let Some(body) = (!run.is_empty()).then(|| run.strip_suffix(b"\n").unwrap_or(run)) else {
-            return Ok(out);
-        };
-        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let text = std::str::from_utf8(line).map_err(|_| (i, "not UTF-8 text".to_owned()))?;
-            each(&mut state, text, &mut out).map_err(|m| (i, m))?;
-        }
+        work(run, &mut out)?;
         Ok(out)
     };
     let results: Vec<_> = std::thread::scope(|s| {
@@ -221,8 +238,9 @@ fn write_outputs(outputs: &[Vec<u8>]) -> Result<()> {
     Ok(())
 }
 
+/// The descriptor of a UI (already trimmed).
 fn resolve(mesh: &Mesh, ui: &str) -> std::result::Result<DescriptorId, String> {
-    mesh.by_ui(ui.trim()).ok_or_else(|| format!("unknown MeSH descriptor UI {:?}", ui.trim()))
+    mesh.by_ui(ui).ok_or_else(|| format!("unknown MeSH descriptor UI {ui:?}"))
 }
 
 fn similarity<'m>(mesh: &'m Mesh, s: &Scoring) -> Similarity<'m> {
@@ -242,13 +260,15 @@ pub type Pair<'a> = (&'a str, &'a str, (DescriptorId, DescriptorId));
 
 /// One `--pairs` line: `None` for a blank one; the error says what is wrong with it.
 fn pair_line<'a>(mesh: &Mesh, text: &'a str) -> std::result::Result<Option<Pair<'a>>, String> {
-    if text.trim().is_empty() {
+    let Some((a, b)) = text.split_once('\t') else {
+        return if text.trim().is_empty() { Ok(None) } else { Err("expected `UI<TAB>UI`".into()) };
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() && b.is_empty() {
+        // Only whitespace (the tab included): a blank line.
         return Ok(None);
     }
-    let Some((a, b)) = text.split_once('\t') else {
-        return Err("expected `UI<TAB>UI`".into());
-    };
-    Ok(Some((a.trim(), b.trim(), (resolve(mesh, a)?, resolve(mesh, b)?))))
+    Ok(Some((a, b, (resolve(mesh, a)?, resolve(mesh, b)?))))
 }
 
 /// The pairs of `--pairs` lines (`None` for an empty line); `name` stands for the file in
@@ -272,7 +292,7 @@ fn set_line(mesh: &Mesh, text: &str) -> std::result::Result<Option<SetPair>, Str
         return Err("expected `UI,UI,…<TAB>UI,UI,…`".into());
     };
     let side = |side: &str| -> std::result::Result<Vec<DescriptorId>, String> {
-        side.split(',').filter(|s| !s.trim().is_empty()).map(|ui| resolve(mesh, ui)).collect()
+        side.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|ui| resolve(mesh, ui)).collect()
     };
     Ok(Some((side(l)?, side(r)?)))
 }
@@ -287,29 +307,53 @@ pub fn parse_sets(mesh: &Mesh, input: &[(usize, String)], name: &Path) -> Result
 }
 
 fn sim(args: SimArgs) -> Result<()> {
+    /// Lines parsed before their pairs are scored together (see [`Similarity::pairs`]).
+    const BLOCK: usize = 512;
     let input = read_input(&args.pairs)?;
     let mesh = load(&args.scoring.mesh)?;
     let sim = similarity(&mesh, &args.scoring);
     // Everything is scored before anything is printed: a bad line fails the whole run.
-    let outputs = par_lines(
-        &input,
-        &args.pairs,
-        1,
-        || (),
-        |_, text, out| {
-            match pair_line(&mesh, text)? {
-                Some((a, b, (x, y))) => {
+    let outputs = par_runs(&input, &args.pairs, 1, |run, out| {
+        // A block's lines (`None`: blank), the pairs among them, their scores.
+        let mut lines: Vec<Option<(&str, &str)>> = Vec::with_capacity(BLOCK);
+        let mut ids = Vec::with_capacity(BLOCK);
+        let mut scores = Vec::with_capacity(BLOCK);
+        let mut flush = |lines: &mut Vec<Option<(&str, &str)>>, ids: &mut Vec<_>, out: &mut Vec<u8>| {
+            sim.pairs(ids, &mut scores);
+            let mut score = scores.iter();
+            for line in lines.iter() {
+                // Blank lines took no score.
+                if let Some((a, b)) = line
+                    && let Some(&s) = score.next()
+                {
                     out.extend_from_slice(a.as_bytes());
                     out.push(b'\t');
                     out.extend_from_slice(b.as_bytes());
                     out.push(b'\t');
-                    push_score(out, sim.pair(x, y));
+                    push_score(out, s);
+                } else {
+                    out.push(b'\n');
                 }
-                None => out.push(b'\n'),
             }
-            Ok(())
-        },
-    )?;
+            lines.clear();
+            ids.clear();
+        };
+        for line in run_lines(run) {
+            let (i, text) = line?;
+            match pair_line(&mesh, text).map_err(|m| (i, m))? {
+                Some((a, b, pair)) => {
+                    lines.push(Some((a, b)));
+                    ids.push(pair);
+                }
+                None => lines.push(None),
+            }
+            if lines.len() == BLOCK {
+                flush(&mut lines, &mut ids, out);
+            }
+        }
+        flush(&mut lines, &mut ids, out);
+        Ok(())
+    })?;
     write_outputs(&outputs)
 }
 
@@ -353,19 +397,41 @@ fn push_score(out: &mut Vec<u8>, x: f64) {
     let _ = writeln!(out, "{x:.9}");
 }
 
-#[derive(serde::Serialize)]
-struct JsonLine<'a> {
-    matches: &'a [JsonMatch<'a>],
+/// Appends `s` as a JSON string (quoted, escaped as `serde_json` escapes).
+fn push_json_str(out: &mut Vec<u8>, s: &str) -> std::result::Result<(), String> {
+    serde_json::to_writer(&mut *out, s).map_err(|e| e.to_string())
 }
 
-#[derive(serde::Serialize)]
-struct JsonMatch<'a> {
-    ui: &'a str,
-    /// Offsets in Unicode characters (code points), so that `line[start:end]` in Python
-    /// (or any code-point–indexed language) is the matched text.
-    start: usize,
-    end: usize,
-    text: &'a str,
+/// Appends one extraction's JSON line, `{"matches":[{"ui":…,"start":…,"end":…,"text":…},…]}`
+/// as `serde_json` writes it compactly; offsets in Unicode characters (code points), so that
+/// `line[start:end]` in Python (or any code-point–indexed language) is the matched text.
+/// Written straight to the output with no JSON tree in between (a 10 MB line has a million
+/// matches).
+fn push_matches(
+    out: &mut Vec<u8>,
+    mesh: &Mesh,
+    line: &str,
+    found: &[kailin_mesh::Match],
+) -> std::result::Result<(), String> {
+    let mut char_at = CharOffsets::new(line);
+    let mut digits = itoa::Buffer::new();
+    out.extend_from_slice(b"{\"matches\":[");
+    for (i, m) in found.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"ui\":");
+        push_json_str(out, mesh.descriptor(m.descriptor).ui())?;
+        out.extend_from_slice(b",\"start\":");
+        out.extend_from_slice(digits.format(char_at.of(m.start)).as_bytes());
+        out.extend_from_slice(b",\"end\":");
+        out.extend_from_slice(digits.format(char_at.of(m.end)).as_bytes());
+        out.extend_from_slice(b",\"text\":");
+        push_json_str(out, m.text(line))?;
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}\n");
+    Ok(())
 }
 
 fn extract(path: &Path, abbreviations: bool, nested: bool) -> Result<()> {
@@ -381,19 +447,7 @@ fn extract(path: &Path, abbreviations: bool, nested: bool) -> Result<()> {
             } else {
                 extractor.extract_with(line, scratch, found);
             }
-            let mut char_at = CharOffsets::new(line);
-            let matches: Vec<JsonMatch<'_>> = found
-                .iter()
-                .map(|m| JsonMatch {
-                    ui: mesh.descriptor(m.descriptor).ui(),
-                    start: char_at.of(m.start),
-                    end: char_at.of(m.end),
-                    text: m.text(line),
-                })
-                .collect();
-            // Straight to the output, no JSON tree in between (a 10 MB line has a million matches).
-            serde_json::to_writer(&mut *out, &JsonLine { matches: &matches }).map_err(|e| e.to_string())?;
-            out.push(b'\n');
+            push_matches(out, &mesh, line, found)?;
             Ok(())
         };
     // Streamed in blocks of whole lines (memory stays bounded on any input); each block's

@@ -150,13 +150,15 @@ fn bad_mesh_file_is_a_clear_error() {
 #[test]
 fn long_inputs_keep_order_and_line_numbers_across_threads() {
     let dir = tempfile::tempdir().unwrap();
-    // Distinct lines, CRLF and blank ones among them, scored one by one first.
-    let distinct = ["D900003\tD900004", "D900004\tD900024\r", "", "D900009\tD900003", "  D900003 \t D900003"];
+    // Distinct lines, CRLF and blank ones (a tab alone is blank too) among them, scored one
+    // by one first.
+    let distinct = ["D900003\tD900004", "D900004\tD900024\r", "", "D900009\tD900003", " \t ", "  D900003 \t D900003"];
     let single = write_tmp(&dir, "one.tsv", &(distinct.join("\n") + "\n"));
     let mesh = fixture("mini.tsv");
     let want: Vec<String> =
         stdout(&kailin(&["mesh", "sim", "--mesh", &mesh, "--pairs", &single], "")).lines().map(str::to_owned).collect();
     assert_eq!(want.len(), distinct.len());
+    assert_eq!(want[4], "");
     let n = 20_001;
     let text: String = (0..n).map(|i| format!("{}\n", distinct[i % distinct.len()])).collect();
     let many = write_tmp(&dir, "many.tsv", &text);

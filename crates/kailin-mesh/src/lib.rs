@@ -64,6 +64,7 @@ mod load;
 mod mesh;
 mod similarity;
 mod trie;
+mod ui;
 
 pub use crate::{
     builder::MeshBuilder,

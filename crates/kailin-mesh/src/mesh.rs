@@ -130,9 +130,9 @@ pub struct Mesh {
     pub(crate) graph: DiGraph<DescriptorId, ()>,
     pub(crate) intrinsic: InformationContent,
     pub(crate) origin: String,
-    /// UI → descriptor, made on the first [`Mesh::by_ui`]: a hash probe instead of a binary
-    /// search over the sorted UIs (batch scoring looks up two UIs per pair).
-    pub(crate) ui_lookup: std::sync::OnceLock<rustc_hash::FxHashMap<Box<str>, u32>>,
+    /// UI → descriptor, made on the first [`Mesh::by_ui`]: a table indexed by the UI's number
+    /// instead of a binary search over the sorted UIs (batch scoring looks up two UIs per pair).
+    pub(crate) ui_lookup: std::sync::OnceLock<crate::ui::UiLookup>,
 }
 
 /// A borrowed view of one descriptor.
@@ -240,9 +240,9 @@ impl Mesh {
     pub fn by_ui(&self, ui: &str) -> Option<DescriptorId> {
         let lookup = self.ui_lookup.get_or_init(|| {
             let t = &self.tables;
-            t.ui_index.iter().map(|&d| (t.ui[d as usize].get(&t.strings).into(), d)).collect()
+            crate::ui::UiLookup::new(t.ui_index.iter().map(|&d| (t.ui[d as usize].get(&t.strings), d)))
         });
-        lookup.get(ui).map(|&d| DescriptorId(d))
+        lookup.get(ui).map(DescriptorId)
     }
 
     /// Finds a descriptor by preferred name or entry term, case-insensitively. When a term

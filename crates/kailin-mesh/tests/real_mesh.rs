@@ -190,3 +190,30 @@ fn extraction_on_real_terms() {
     let set: Vec<&str> = ex.descriptors(text).iter().map(|&d| m.descriptor(d).name()).collect();
     assert!(set.contains(&"Creatine"), "chemical nested in an enzyme name: {set:?}");
 }
+
+#[test]
+#[ignore = "needs the real data: $KAILIN_DATA or ../shared/data"]
+fn batched_scores_equal_one_pair_at_a_time() {
+    let m = mesh();
+    let closure = InformationContent::intrinsic(m, Ancestry::Closure);
+    // Random pairs, a descriptor with itself, and the two descriptors with no tree number.
+    let mut batch: Vec<(DescriptorId, DescriptorId)> = pairs(m, 50_000).collect();
+    let (female, neoplasms) = (ui(m, "D005260"), ui(m, "D009369"));
+    batch.extend([(neoplasms, neoplasms), (female, female), (female, neoplasms), (neoplasms, female)]);
+    let mut out = Vec::new();
+    for ic in [m.intrinsic_ic(), &closure] {
+        for measure in [kailin_mesh::Measure::Resnik, kailin_mesh::Measure::Lin] {
+            for lca in [Lca::Mica, Lca::Tree] {
+                let sim = Similarity::with_ic(m, ic).measure(measure).lca(lca);
+                // Blocks of every length, the empty one included.
+                for take in [0, 1, 63, 64, 65, batch.len()] {
+                    sim.pairs(&batch[..take], &mut out);
+                    assert_eq!(out.len(), take);
+                    for (&(a, b), &s) in batch.iter().zip(&out) {
+                        assert_eq!(s.to_bits(), sim.pair(a, b).to_bits(), "{measure:?} {lca:?} {a:?} {b:?}");
+                    }
+                }
+            }
+        }
+    }
+}
