@@ -391,10 +391,49 @@ fn set_sim(args: SetSimArgs) -> Result<()> {
     write_outputs(&outputs)
 }
 
-/// Appends `x` with nine decimals and a newline, as `format!("{x:.9}\n")` would.
+/// Appends `x` with nine decimals and a newline, exactly as `format!("{x:.9}\n")` would
+/// (scores in `[0, 9·10⁶)` without `fmt`, from the exact value rounded half to even).
 fn push_score(out: &mut Vec<u8>, x: f64) {
-    // Writing into a Vec cannot fail.
-    let _ = writeln!(out, "{x:.9}");
+    match nanos(x) {
+        Some(n) => {
+            let mut digits = itoa::Buffer::new();
+            out.extend_from_slice(digits.format(n / 1_000_000_000).as_bytes());
+            out.push(b'.');
+            let frac = digits.format(n % 1_000_000_000).as_bytes();
+            out.extend(std::iter::repeat_n(b'0', 9 - frac.len()));
+            out.extend_from_slice(frac);
+            out.push(b'\n');
+        }
+        // Writing into a Vec cannot fail.
+        None => {
+            let _ = writeln!(out, "{x:.9}");
+        }
+    }
+}
+
+/// `x · 10⁹` rounded half to even, computed exactly, for `0 ≤ x < 9·10⁶` (`-0.0` and
+/// anything else: `None`).
+fn nanos(x: f64) -> Option<u64> {
+    if x.is_sign_negative() || !(x < 9.0e6) {
+        return None;
+    }
+    let bits = x.to_bits();
+    let (exp, frac) = (((bits >> 52) & 0x7ff) as i32, bits & ((1 << 52) - 1));
+    // x = m · 2^e exactly.
+    let (m, e) = if exp == 0 { (frac, -1074) } else { (frac | 1 << 52, exp - 1075) };
+    let num = u128::from(m) * 1_000_000_000;
+    if e >= 0 {
+        // An integer below 9·10⁶: no rounding.
+        return u64::try_from(num << e).ok();
+    }
+    let shift = e.unsigned_abs();
+    if shift >= 127 {
+        // Below 2⁻⁴⁴ · 10⁻⁹: rounds to 0.
+        return Some(0);
+    }
+    let (q, r, half) = (num >> shift, num & ((1u128 << shift) - 1), 1u128 << (shift - 1));
+    let q = if r > half || (r == half && q & 1 == 1) { q + 1 } else { q };
+    u64::try_from(q).ok()
 }
 
 /// Appends `s` as a JSON string (quoted, escaped as `serde_json` escapes).
@@ -513,5 +552,55 @@ impl<'a> CharOffsets<'a> {
         self.chars += self.text[self.byte..byte].chars().count();
         self.byte = byte;
         self.chars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formatted(x: f64) -> String {
+        let mut out = Vec::new();
+        push_score(&mut out, x);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn scores_print_as_fmt_prints_them() {
+        // Ties at the ninth decimal (dyadic values), both roundings, edges and the fallbacks.
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            1.0,
+            0.1,
+            2f64.powi(-10),
+            3.0 * 2f64.powi(-10),
+            0.999_999_999_5,
+            0.999_999_999_4,
+            f64::MIN_POSITIVE,
+            5e-324,
+            8_999_999.999_999_999,
+            9.0e6,
+            1e300,
+            -1.5,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        // Random bit patterns in [0, 16) and random multiples of 2^-k (many exact ties).
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..200_000 {
+            xs.push(f64::from_bits(next() % 0x4030_0000_0000_0000));
+            let k = (next() % 40) as i32;
+            xs.push((next() % (1 << 20)) as f64 * 2f64.powi(-k));
+        }
+        for x in xs {
+            assert_eq!(formatted(x), format!("{x:.9}\n"), "{x:e}");
+        }
     }
 }
