@@ -414,7 +414,7 @@ fn push_score(out: &mut Vec<u8>, x: f64) {
 /// `x · 10⁹` rounded half to even, computed exactly, for `0 ≤ x < 9·10⁶` (`-0.0` and
 /// anything else: `None`).
 fn nanos(x: f64) -> Option<u64> {
-    if x.is_sign_negative() || !(x < 9.0e6) {
+    if x.is_sign_negative() || x.is_nan() || x >= 9.0e6 {
         return None;
     }
     let bits = x.to_bits();
