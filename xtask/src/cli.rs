@@ -22,16 +22,13 @@ pub(crate) struct CliBench {
     #[arg(long, default_value_t = 100)]
     extract_mb: usize,
     /// Runs of each command (the median is reported).
-    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one())]
     runs: usize,
 }
 
-/// A count of at least one.
-pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("{s:?}: give a whole number of at least 1")),
-    }
+/// clap's parser of a count of at least one.
+pub(crate) fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// The median of `runs` timed runs of `kailin ARGS < stdin > /dev/null`.

@@ -21,10 +21,10 @@ pub(crate) struct EncoderBench {
     #[arg(long, default_value_t = 1_000)]
     snippets: usize,
     /// Texts per forward pass, both engines.
-    #[arg(long, default_value_t = 32, value_parser = crate::cli::at_least_one)]
+    #[arg(long, default_value_t = 32, value_parser = crate::cli::at_least_one())]
     encoder_batch: usize,
     /// Threads, both engines.
-    #[arg(long, default_value_t = 2, value_parser = crate::cli::at_least_one)]
+    #[arg(long, default_value_t = 2, value_parser = crate::cli::at_least_one())]
     encoder_threads: usize,
     /// Also time burn's own forward pass (the encoder's path before its CPU kernels).
     #[arg(long)]

@@ -214,6 +214,10 @@ where
 }
 
 pub(crate) fn bench(data: &Path, o: &EvaluatorBench) -> Result<()> {
+    // Checked before the store is built (minutes on a fresh machine).
+    if o.learned == 0 && (o.judges_only || o.skip_plain) {
+        bail!("--judges-only and --skip-plain need --learned N");
+    }
     let mesh = Mesh::load(data.join("mesh/mesh2024.tsv"))?;
     let (docs, corpus) = pqal_corpus(data)?;
     let pairs = real_vs_random(&docs, o.seed);
@@ -227,9 +231,6 @@ pub(crate) fn bench(data: &Path, o: &EvaluatorBench) -> Result<()> {
     let bm25 = Bm25Retriever::build(corpus.documents().iter().map(|d| (d.id.as_str(), d.text.as_str())))?;
     let dense = if o.bm25_only { None } else { Some(dense(&corpus, &o.work)?) };
     if o.judges_only {
-        if o.learned == 0 {
-            bail!("--judges-only needs --learned N");
-        }
         return match &dense {
             Some(d) => learned(data, &corpus, d, &docs, &pairs, o),
             None => learned(data, &corpus, &bm25, &docs, &pairs, o),
