@@ -37,6 +37,9 @@ pub(crate) struct PipelineArgs {
     /// Stop before this stage if it is not finished (e.g. `candidates`).
     #[arg(long, value_name = "STAGE")]
     until: Option<String>,
+    /// Write into an --out that exists, is not empty and was not made by a run.
+    #[arg(long)]
+    force: bool,
 }
 
 fn shard(s: &str) -> Result<(usize, usize), String> {
@@ -101,7 +104,7 @@ pub(crate) fn run(a: &PipelineArgs) -> Result<()> {
             }
         }
     };
-    let options = kailin_pipeline::RunOptions { shard: a.shard, until: a.until.clone() };
+    let options = kailin_pipeline::RunOptions { shard: a.shard, until: a.until.clone(), force: a.force };
     let result = match config.run.device {
         kailin_pipeline::DeviceKind::Cpu => kailin_lm::on_cpu_threads(|| {
             kailin_pipeline::run_with::<Autodiff<Flex>>(&config, &a.out, &options, &Default::default(), &mut on_event)

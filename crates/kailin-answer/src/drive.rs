@@ -43,6 +43,17 @@ pub fn answer_all<G: AnswerGenerator + ?Sized>(
     Ok(())
 }
 
+/// The records an answer agent can answer: those with a question and a context. The others
+/// (an empty question or context would make an SFT record that teaches nothing) are left
+/// out; returns the kept records and how many were left out.
+pub fn answerable(records: Vec<CptRecord>) -> (Vec<CptRecord>, usize) {
+    let before = records.len();
+    let kept: Vec<CptRecord> =
+        records.into_iter().filter(|r| !r.question.trim().is_empty() && !r.context.text.trim().is_empty()).collect();
+    let skipped = before - kept.len();
+    (kept, skipped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,6 +61,17 @@ mod tests {
 
     fn rec(id: &str) -> CptRecord {
         CptRecord { id: id.into(), question: format!("q{id}?"), ..Default::default() }
+    }
+
+    #[test]
+    fn records_without_question_or_context_are_left_out() {
+        let mut empty_context = rec("2");
+        empty_context.context.text = " ".into();
+        let mut with_context = rec("1");
+        with_context.context.text = "c".into();
+        let (kept, skipped) =
+            answerable(vec![with_context, empty_context, CptRecord { id: "3".into(), ..Default::default() }]);
+        assert_eq!((kept.len(), skipped), (1, 2));
     }
 
     #[test]

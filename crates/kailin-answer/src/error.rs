@@ -8,15 +8,36 @@ use std::path::PathBuf;
 pub enum Error {
     /// The server refused the credentials (401 or 403): not retried.
     #[error(
-        "{url}: the server refused the API key (HTTP {status}): {message}. Check OPENAI_API_KEY (or --api-key-env)"
+        "{url}: the server refused {} (HTTP {status}): {message}. {}",
+        if *key_sent { "the API key" } else { "the request without an API key" },
+        if *key_sent { "Check the key in OPENAI_API_KEY (or the variable --api-key-env names)" }
+        else { "Set OPENAI_API_KEY (or the variable --api-key-env names) to the server's key" }
     )]
     Unauthorized {
         /// The endpoint.
         url: String,
         /// The HTTP status.
         status: u16,
-        /// What the server said.
+        /// What the server said (redacted).
         message: String,
+        /// Whether a key was sent.
+        key_sent: bool,
+    },
+    /// The server asked for a wait (`Retry-After`) longer than the client accepts.
+    #[error(
+        "{url}: the server asked to wait {} s before retrying (HTTP {status}, Retry-After), more than the {} s accepted \
+         (--max-retry-after); try later, or raise the limit",
+        asked.as_secs_f64(), cap.as_secs_f64()
+    )]
+    WaitTooLong {
+        /// The endpoint.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The wait asked for.
+        asked: std::time::Duration,
+        /// The longest wait accepted.
+        cap: std::time::Duration,
     },
     /// The endpoint does not speak the OpenAI chat-completions protocol.
     #[error("{url} is not an OpenAI-compatible chat-completions endpoint: {detail}")]

@@ -50,7 +50,7 @@ pub use crate::{
         sft_record,
     },
     cache::ResponseCache,
-    drive::answer_all,
+    drive::{answer_all, answerable},
     error::{Error, Result},
     local::{LocalAnswerer, LocalOptions},
     openai::{ClientStats, OpenAiClient, OpenAiClientBuilder, OpenAiOptions},

@@ -34,7 +34,8 @@ pub struct OpenAiOptions {
     pub min_delay: Duration,
     /// Longest backoff delay.
     pub max_delay: Duration,
-    /// Longest `Retry-After` honoured (a server asking for more gets this).
+    /// Longest `Retry-After` honoured: a server that asks for a longer wait ends the request
+    /// with [`Error::WaitTooLong`] instead of stalling the run.
     pub max_retry_after: Duration,
     /// Requests in flight at once.
     pub concurrency: usize,
@@ -63,7 +64,7 @@ impl std::fmt::Debug for OpenAiOptions {
 
 impl OpenAiOptions {
     /// Defaults for `base_url` and `model`: 120 s timeout, 6 retries from 0.5 s up to 30 s,
-    /// `Retry-After` up to 120 s, 4 in flight, temperature 0, 512 tokens.
+    /// `Retry-After` up to 30 s, 4 in flight, temperature 0, 512 tokens.
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
         OpenAiOptions {
             base_url: base_url.into(),
@@ -73,7 +74,7 @@ impl OpenAiOptions {
             max_retries: 6,
             min_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(120),
+            max_retry_after: Duration::from_secs(30),
             concurrency: 4,
             temperature: 0.0,
             max_tokens: 512,
@@ -122,11 +123,26 @@ impl OpenAiClientBuilder {
         self
     }
 
-    /// Checks the options and opens the cache.
+    /// Checks the options and opens the cache. The key is registered with
+    /// [`kailin_core::register_secret`], so no message of this process shows it; an endpoint
+    /// with credentials in it (`http://user:password@host/v1`) is refused.
     pub fn build(self) -> Result<OpenAiClient> {
         let o = &self.options;
+        if let Some(key) = &o.api_key {
+            kailin_core::register_secret(key);
+        }
+        let (shown, had_credentials) = kailin_core::strip_url_credentials(&o.base_url);
+        if had_credentials {
+            return Err(Error::Options(format!(
+                "the endpoint {shown} carries credentials in its URL (user:password@), which would be sent and \
+                 printed in every message; remove them and give the key through the API-key variable (--api-key-env)"
+            )));
+        }
         if !(o.base_url.starts_with("http://") || o.base_url.starts_with("https://")) {
-            return Err(Error::Options(format!("the endpoint {:?} is not an http:// or https:// URL", o.base_url)));
+            return Err(Error::Options(format!(
+                "the endpoint {:?} is not an http:// or https:// URL",
+                kailin_core::redact(&o.base_url)
+            )));
         }
         if o.model.trim().is_empty() {
             return Err(Error::Options("the endpoint needs a model name".into()));
@@ -283,7 +299,6 @@ impl OpenAiClient {
         // The server's Retry-After, in milliseconds, for the sleep that follows the failure.
         let hint = Arc::new(AtomicU64::new(0));
         let sleeper_hint = Arc::clone(&hint);
-        let max_retry_after = o.max_retry_after;
         let attempts = AtomicUsize::new(0);
         let text = serde_json::to_vec(&body).map_err(|e| Error::Options(format!("request body: {e}")))?;
         let result = (|| {
@@ -292,7 +307,7 @@ impl OpenAiClient {
         })
         .retry(backoff)
         .sleep(move |delay: Duration| {
-            let asked = Duration::from_millis(sleeper_hint.swap(0, Ordering::Relaxed)).min(max_retry_after);
+            let asked = Duration::from_millis(sleeper_hint.swap(0, Ordering::Relaxed));
             std::thread::sleep(delay.max(asked));
         })
         .when(|f: &Failure| match f {
@@ -304,8 +319,10 @@ impl OpenAiClient {
         })
         .notify(|f: &Failure, delay: Duration| {
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            if let Failure::Transient { why, .. } = f {
-                tracing::warn!(record = %record.id, url = %self.url, retry_in = ?delay, "{why}; retrying");
+            if let Failure::Transient { why, retry_after } = f {
+                // The wait the sleeper will really take: the backoff or the server's ask.
+                let wait = retry_after.map_or(delay, |asked| delay.max(asked));
+                tracing::warn!(record = %record.id, url = %self.url, retry_in = ?wait, "{why}; retrying");
             }
         })
         .call();
@@ -352,19 +369,24 @@ impl OpenAiClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
+            .map(|s| Duration::from_secs_f64(s.min(1e9)));
         let text = match response.body_mut().read_to_string() {
             Ok(t) => t,
             Err(e) => return Err(Failure::Transient { why: format!("reading the response: {e}"), retry_after: None }),
         };
-        let message = || server_message(&text);
+        let message = || server_message(&text, self.options.api_key.as_deref());
         let url = self.url.clone();
         match status {
             200..=299 => parse_response(&text).map_err(|detail| Failure::Transient {
                 why: format!("HTTP {status} with a body that is not a chat completion: {detail}"),
                 retry_after: None,
             }),
-            401 | 403 => Err(Failure::Fatal(Error::Unauthorized { url, status, message: message() })),
+            401 | 403 => Err(Failure::Fatal(Error::Unauthorized {
+                url,
+                status,
+                message: message(),
+                key_sent: self.options.api_key.is_some(),
+            })),
             404 | 405 => Err(Failure::Fatal(Error::NotCompatible {
                 url,
                 detail: format!(
@@ -372,23 +394,36 @@ impl OpenAiClient {
                     message()
                 ),
             })),
-            408 | 429 | 500..=599 => {
-                Err(Failure::Transient { why: format!("HTTP {status}: {}", message()), retry_after })
-            }
+            408 | 429 | 500..=599 => match retry_after {
+                Some(asked) if asked > self.options.max_retry_after => {
+                    Err(Failure::Fatal(Error::WaitTooLong { url, status, asked, cap: self.options.max_retry_after }))
+                }
+                _ => Err(Failure::Transient { why: format!("HTTP {status}: {}", message()), retry_after }),
+            },
             _ => Err(Failure::Fatal(Error::Rejected { url, status, message: message() })),
         }
     }
 }
 
-/// The server's error message: `error.message` of a JSON body, or the body's start.
-fn server_message(body: &str) -> String {
+/// The server's error message: `error.message` of a JSON body, or the body's start; cut to
+/// 200 characters and redacted (a server may echo the request's headers, the key with them).
+fn server_message(body: &str, key: Option<&str>) -> String {
     let parsed = serde_json::from_str::<serde_json::Value>(body).ok();
     let message =
         parsed.as_ref().and_then(|v| v.pointer("/error/message").or_else(|| v.get("error"))).map(|m| match m {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         });
-    message.unwrap_or_else(|| body.chars().take(200).collect())
+    let mut text = message.unwrap_or_else(|| body.to_owned());
+    if let Some(key) = key.filter(|k| !k.is_empty()) {
+        text = text.replace(key, kailin_core::REDACTED);
+    }
+    let text = kailin_core::redact(&text);
+    let mut cut: String = text.chars().take(200).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    cut
 }
 
 /// The answer in a chat-completions response: `choices[0].message.content` (or a legacy
@@ -481,9 +516,22 @@ mod tests {
     }
 
     #[test]
-    fn server_messages_are_extracted() {
-        assert_eq!(server_message(r#"{"error":{"message":"bad key"}}"#), "bad key");
-        assert_eq!(server_message(r#"{"error":"nope"}"#), "nope");
-        assert_eq!(server_message("plain"), "plain");
+    fn server_messages_are_extracted_redacted_and_cut() {
+        assert_eq!(server_message(r#"{"error":{"message":"bad key"}}"#, None), "bad key");
+        assert_eq!(server_message(r#"{"error":"nope"}"#, None), "nope");
+        assert_eq!(server_message("plain", None), "plain");
+        let echoed = server_message(
+            r#"{"error":{"message":"bad key: Bearer sk-zz-echo-1 and sk-zz-echo-1"}}"#,
+            Some("sk-zz-echo-1"),
+        );
+        assert!(!echoed.contains("sk-zz-echo-1"), "{echoed}");
+        let long = server_message(&"x".repeat(5000), None);
+        assert!(long.chars().count() == 201 && long.ends_with('…'));
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused_without_showing_them() {
+        let err = OpenAiClient::builder("http://user:hunter22@127.0.0.1:9/v1", "m").build().unwrap_err().to_string();
+        assert!(err.contains("credentials") && !err.contains("hunter22") && err.contains("--api-key-env"), "{err}");
     }
 }

@@ -14,9 +14,12 @@ use kailin_core::{CptRecord, JsonlAppender, JsonlReader, SftRecord};
 use crate::lm::Device;
 
 /// Answer each question with its context: kailin-core `CptRecord` lines in, `SftRecord` lines
-/// out, one per input line, in input order. Rerun the same command after an interruption: the
-/// records already written are kept and skipped, and (with an endpoint) answers already
-/// received are taken from the cache instead of being requested again.
+/// out, one per input line with a question and a context, in input order. Rerun the same
+/// command after an interruption: the records already written are kept and skipped, and (with
+/// an endpoint) answers already received are taken from the cache instead of being requested
+/// again. What made the output (model, endpoint, prompt, sampling) is recorded beside it in
+/// `OUT.kailin.json`; a rerun with any of it changed is refused (or, with --force, starts
+/// over).
 #[derive(Debug, Args)]
 pub(crate) struct AnswerArgs {
     /// CPT records (kailin-core `CptRecord` JSON lines); ids must be unique.
@@ -33,9 +36,16 @@ pub(crate) struct AnswerArgs {
     /// here.
     #[arg(long)]
     endpoint: Option<String>,
-    /// The environment variable holding the API key (never printed).
-    #[arg(long, default_value = "OPENAI_API_KEY")]
-    api_key_env: String,
+    /// The environment variable holding the API key (never printed; default OPENAI_API_KEY).
+    #[arg(long)]
+    api_key_env: Option<String>,
+    /// The longest wait a server may ask for between retries (Retry-After), in seconds; a
+    /// server that asks for more ends the run with an error naming it.
+    #[arg(long, default_value_t = 30.0, value_parser = crate::args::non_negative)]
+    max_retry_after: f64,
+    /// Start over: discard the records of an earlier run made with other settings.
+    #[arg(long)]
+    force: bool,
     /// Requests in flight at once (endpoint).
     #[arg(long, default_value_t = 4, value_parser = crate::args::at_least_one)]
     concurrency: usize,
@@ -78,32 +88,156 @@ pub(crate) struct AnswerArgs {
     max_positions: usize,
 }
 
-pub(crate) fn run(a: AnswerArgs) -> Result<()> {
-    let records = read_input(&a)?;
-    let (mut out, done) = JsonlAppender::<SftRecord>::resume(&a.out)?;
-    if out.cut_bytes() > 0 {
-        tracing::warn!(out = %a.out.display(), bytes = out.cut_bytes(), "removed an incomplete last line left by an interrupted run");
-    }
-    for (i, written) in done.iter().enumerate() {
-        if records.get(i).map(|r| &r.id) != Some(&written.id) {
-            bail!(
-                "{}:{}: record {:?} does not match input line {} ({}): the output is from another input; remove it or choose another --out",
-                a.out.display(),
-                i + 1,
-                written.id,
-                i + 1,
-                records.get(i).map_or_else(|| "past the input's end".to_owned(), |r| format!("{:?}", r.id))
-            );
+/// The default cache directory: the output path with `.cache` appended.
+fn cache_dir(a: &AnswerArgs) -> PathBuf {
+    a.cache.clone().unwrap_or_else(|| sibling(&a.out, ".cache"))
+}
+
+/// `path` with `suffix` appended to its name.
+fn sibling(path: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut p = path.to_owned().into_os_string();
+    p.push(suffix);
+    p.into()
+}
+
+/// What decides the answers: recorded beside the output, compared on resume.
+fn identity(a: &AnswerArgs, template: Option<&PromptTemplate>) -> Result<serde_json::Value> {
+    let prompt =
+        template.map_or_else(|| kailin_answer::default_template().version().to_owned(), |t| t.version().to_owned());
+    let mut id = serde_json::json!({
+        "command": "kailin answer",
+        "model": a.model,
+        "prompt": prompt,
+        "system": a.system,
+        "temperature": a.temperature,
+        "max_tokens": a.max_tokens,
+        "seed": a.seed,
+    });
+    match &a.endpoint {
+        Some(url) => id["endpoint"] = kailin_core::strip_url_credentials(url).0.into(),
+        None => {
+            id["model_digest"] =
+                kailin_lm::model_digest(&a.model).with_context(|| format!("--model {}", a.model))?.into();
+            id["max_positions"] = a.max_positions.into();
         }
     }
-    let rest = &records[done.len()..];
-    if !done.is_empty() {
-        tracing::info!(done = done.len(), left = rest.len(), "resuming");
+    Ok(id)
+}
+
+/// The settings that differ between two identities, in words.
+fn differences(old: &serde_json::Value, new: &serde_json::Value) -> String {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else { return "another format".into() };
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| {
+            let show = |v: Option<&serde_json::Value>| v.map_or("unset".to_owned(), |v| v.to_string());
+            format!("{k} was {}, now {}", show(old.get(k)), show(new.get(k)))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub(crate) fn run(a: AnswerArgs) -> Result<()> {
+    let meta = sibling(&a.out, ".kailin.json");
+    let cache = (a.endpoint.is_some() && !a.no_cache).then(|| cache_dir(&a));
+    let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--input", &a.input)];
+    if let Some(p) = &a.prompt {
+        inputs.push(("--prompt", p));
+    }
+    if a.endpoint.is_none() {
+        inputs.push(("--model", std::path::Path::new(&a.model)));
+    }
+    let mut outputs: Vec<(&str, &std::path::Path)> = vec![("--out", &a.out), ("the record of the run", &meta)];
+    if let Some(c) = &cache {
+        outputs.push(("--cache", c));
+    }
+    kailin_core::check_outputs(&inputs, &outputs)?;
+    kailin_core::check_output_file("--out", &a.out)?;
+    let (records, skipped) = kailin_answer::answerable(read_input(&a)?);
+    if skipped > 0 {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("warning: {skipped} records without a question or a context skipped (they would teach nothing)");
+        }
     }
     let template = match &a.prompt {
         Some(p) => Some(PromptTemplate::from_file(p)?),
         None => None,
     };
+    let wanted = identity(&a, template.as_ref())?;
+    let _cache_dir = match &cache {
+        Some(dir) => Some(kailin_core::RunDir::open(
+            dir,
+            &kailin_core::RunDirOptions {
+                flag: "--cache",
+                command: "kailin answer (response cache)",
+                force: a.force,
+                sharing: kailin_core::Sharing::Exclusive,
+            },
+        )?),
+        None => None,
+    };
+    let (mut out, mut done) = JsonlAppender::<SftRecord>::resume(&a.out)?;
+    if out.cut_bytes() > 0 {
+        tracing::warn!(out = %a.out.display(), bytes = out.cut_bytes(), "removed an incomplete last line left by an interrupted run");
+    }
+    let recorded = std::fs::read(&meta).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    if !done.is_empty() && !a.force {
+        match &recorded {
+            None => bail!(
+                "{} holds {} records but no {} saying what made them: resuming could mix answers of other settings; \
+                 rerun with --force to start over, or give another --out",
+                a.out.display(),
+                done.len(),
+                meta.display()
+            ),
+            Some(old) if *old != wanted => bail!(
+                "{} was made with other settings ({}): resuming would mix their answers with these; rerun with the \
+                 same settings, or --force to start over",
+                a.out.display(),
+                differences(old, &wanted)
+            ),
+            Some(_) => {}
+        }
+        for (i, written) in done.iter().enumerate() {
+            let input = records.get(i);
+            if input
+                .is_none_or(|r| r.id != written.id || r.question != written.question || r.context != written.context)
+            {
+                bail!(
+                    "{}:{}: record {:?} does not match the input's record {} ({}): the output is from another input; \
+                     rerun with --force to start over, or give another --out",
+                    a.out.display(),
+                    i + 1,
+                    written.id,
+                    i + 1,
+                    input.map_or_else(
+                        || "past the input's end".to_owned(),
+                        |r| if r.id == written.id {
+                            format!("{:?}, with another question or context", r.id)
+                        } else {
+                            format!("{:?}", r.id)
+                        }
+                    )
+                );
+            }
+        }
+    }
+    if a.force && !done.is_empty() {
+        tracing::warn!(out = %a.out.display(), records = done.len(), "--force: starting over");
+        out.clear()?;
+        done.clear();
+    }
+    if recorded.as_ref() != Some(&wanted) {
+        kailin_core::write_atomic(&meta, &serde_json::to_vec_pretty(&wanted)?)?;
+    }
+    let rest = &records[done.len()..];
+    if !done.is_empty() {
+        tracing::info!(done = done.len(), left = rest.len(), "resuming");
+    }
     let mut write = |r: SftRecord| -> kailin_answer::Result<()> {
         out.write(&r)?;
         Ok(out.sync()?)
@@ -120,25 +254,26 @@ pub(crate) fn run(a: AnswerArgs) -> Result<()> {
                 o.concurrency = a.concurrency;
                 o.timeout = Duration::from_secs_f64(a.timeout);
                 o.max_retries = a.max_retries;
+                o.max_retry_after = Duration::from_secs_f64(a.max_retry_after);
                 o.max_tokens = a.max_tokens;
                 o.temperature = a.temperature;
                 o.seed = a.seed;
                 o.system = a.system.clone();
             });
-            if let Ok(key) = std::env::var(&a.api_key_env)
-                && !key.is_empty()
-            {
-                builder = builder.api_key(key);
+            let var = a.api_key_env.as_deref().unwrap_or("OPENAI_API_KEY");
+            match std::env::var(var) {
+                Ok(key) if !key.trim().is_empty() => builder = builder.api_key(key.trim()),
+                // A variable the user named that holds nothing is worth a word; the default
+                // one unset is the ordinary case of a local server without keys.
+                _ if a.api_key_env.is_some() => {
+                    tracing::warn!("--api-key-env {var}: the variable is unset or empty, so no API key is sent")
+                }
+                _ => {}
             }
             if let Some(t) = template {
                 builder = builder.template(t);
             }
-            if !a.no_cache {
-                let dir = a.cache.clone().unwrap_or_else(|| {
-                    let mut p = a.out.clone().into_os_string();
-                    p.push(".cache");
-                    p.into()
-                });
+            if let Some(dir) = &cache {
                 builder = builder.cache(dir);
             }
             let client = builder.build()?;

@@ -79,21 +79,6 @@ pub(crate) fn dropout(s: &str) -> Result<f64, String> {
     float(s).and_then(|v| if (0.0..1.0).contains(&v) { Ok(v) } else { Err(format!("{s:?} is not within [0, 1)")) })
 }
 
-/// Refuses two outputs of one command that name the same file (each would be written over the
-/// other).
-pub(crate) fn distinct_outputs(outputs: &[(&str, &std::path::Path)]) -> anyhow::Result<()> {
-    let key =
-        |p: &std::path::Path| std::fs::canonicalize(p).or_else(|_| std::path::absolute(p)).unwrap_or(p.to_owned());
-    for (i, (a, pa)) in outputs.iter().enumerate() {
-        for (b, pb) in &outputs[i + 1..] {
-            if key(pa) == key(pb) {
-                anyhow::bail!("{a} and {b} name the same file {}: give each output its own path", pa.display());
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

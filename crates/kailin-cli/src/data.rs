@@ -182,23 +182,40 @@ fn stats(path: &Path, format: Option<Source>, skip_bad: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes the records `items` yields that belong to the shard, counting them.
+/// Writes the records `items` yields that belong to the shard, counting them. An input that
+/// yields no record is an error (and no file is written): a conversion that yields nothing was
+/// not what was asked.
 fn write_all<T: serde::Serialize, I: Iterator<Item = Result<(String, T)>>>(
     out: &Path,
     shard: Shard,
     items: I,
 ) -> Result<u64> {
     let mut w = JsonlWriter::create(out)?;
+    let mut read = 0u64;
     for item in items {
         let (id, record) = item?;
+        read += 1;
         if shard.contains(&id) {
             w.write(&record)?;
         }
+    }
+    if read == 0 {
+        bail!("the input holds no records of that kind: nothing to write to {}", out.display());
+    }
+    if w.count() == 0 {
+        // A shard of a small input may hold none: written empty, so the shards still
+        // concatenate to the whole, and said.
+        tracing::warn!(read, shard = %format!("{}/{}", shard.index, shard.count), "no record falls in this shard");
     }
     Ok(w.finish()?)
 }
 
 fn convert(a: ConvertArgs) -> Result<()> {
+    let mut given: Vec<(&str, &Path)> = vec![("--input", &a.input)];
+    if let Some(d) = &a.documents {
+        given.push(("--documents", d));
+    }
+    kailin_core::check_outputs(&given, &[("--out", &a.out)])?;
     let from = match a.from {
         Some(f) => f,
         None => match inputs(&a.input, None)?.source {
@@ -323,9 +340,17 @@ fn report_skipped(n: usize) {
 }
 
 fn decontaminate(a: DecontaminateArgs) -> Result<()> {
-    if let Some(report) = &a.report {
-        crate::args::distinct_outputs(&[("--out", &a.out), ("--report", report)])?;
+    let mut given: Vec<(&str, &Path)> = vec![("--input", &a.input), ("--against", &a.against)];
+    for (flag, p) in [("--split", &a.split), ("--ids", &a.ids)] {
+        if let Some(p) = p {
+            given.push((flag, p));
+        }
     }
+    let mut outputs: Vec<(&str, &Path)> = vec![("--out", &a.out)];
+    if let Some(report) = &a.report {
+        outputs.push(("--report", report));
+    }
+    kailin_core::check_outputs(&given, &outputs)?;
     let mut d = Decontaminator::new(a.ngram);
     let split: Option<std::collections::BTreeSet<String>> = match &a.split {
         Some(p) => Some(kailin_corpus::read_pubmedqa_test_ids(p)?),
@@ -376,6 +401,16 @@ fn decontaminate(a: DecontaminateArgs) -> Result<()> {
                 }
             }
         }
+    }
+    if kept.count() == 0 && removed == 0 {
+        bail!("{} holds no documents: nothing to write to {}", a.input.display(), a.out.display());
+    }
+    if kept.count() == 0 {
+        bail!(
+            "every one of the {removed} documents of {} overlaps the evaluation set: nothing to write to {}",
+            a.input.display(),
+            a.out.display()
+        );
     }
     let kept_n = kept.finish()?;
     if let Some(r) = report {

@@ -65,6 +65,10 @@ pub(crate) struct PubmedqaArgs {
     /// Only the first N items (in PMID order), for a quick look; the metrics say so.
     #[arg(long, value_parser = crate::args::at_least_one)]
     limit: Option<usize>,
+    /// Write into an --out that is not empty and was not made by `kailin eval pubmedqa` (its
+    /// predictions and metrics.json are replaced).
+    #[arg(long)]
+    force: bool,
 }
 
 pub(crate) fn run(cmd: EvalCmd) -> Result<()> {
@@ -83,12 +87,22 @@ fn pubmedqa<B: Backend>(a: &PubmedqaArgs, device: &B::Device) -> Result<()> {
     if !a.model.exists() {
         bail!("--model {}: no such file or directory", a.model.display());
     }
+    kailin_core::check_outputs(&[("--model", &a.model), ("--data", &a.data)], &[("--out", &a.out)])?;
     let mut items = kailin_eval::load_test_set(&a.data)
         .with_context(|| format!("reading PubMedQA's test split under {}", a.data.display()))?;
     let total = items.len();
     if let Some(n) = a.limit {
         items.truncate(n);
     }
+    let _out = kailin_core::RunDir::open(
+        &a.out,
+        &kailin_core::RunDirOptions {
+            flag: "--out",
+            command: "kailin eval pubmedqa",
+            force: a.force,
+            sharing: kailin_core::Sharing::Exclusive,
+        },
+    )?;
     let (model, _, tokenizer) = kailin_lm::load::<B>(&a.model, a.max_positions, device)
         .with_context(|| format!("loading {}", a.model.display()))?;
     let setting = match a.setting {

@@ -316,7 +316,21 @@ fn report(tally: &Tally, out: &Path) {
     }
 }
 
+/// Refuses an --out that is one of the inputs.
+fn check_context_outputs(ctx: &ContextArgs, more: &[(&str, &Path)]) -> Result<()> {
+    let mut inputs: Vec<(&str, &Path)> = vec![("--corpus", &ctx.corpus), ("--candidates", &ctx.candidates)];
+    if let Some(s) = &ctx.store {
+        inputs.push(("--store", s));
+    }
+    if let Some(m) = &ctx.model {
+        inputs.push(("--model", m));
+    }
+    inputs.extend_from_slice(more);
+    Ok(kailin_core::check_outputs(&inputs, &[("--out", &ctx.out)])?)
+}
+
 fn rule(a: RuleArgs) -> Result<()> {
+    check_context_outputs(&a.ctx, &[("--mesh", &a.mesh)])?;
     let corpus = read_corpus(&a.ctx.corpus)?;
     let mesh = kailin_mesh::Mesh::load(&a.mesh)?;
     let retriever = retriever(&a.ctx, &corpus)?;
@@ -362,6 +376,7 @@ fn judge_options(ctx: &ContextArgs, view: &JudgeViewArgs, margin: f64, batch_siz
 }
 
 fn learned(a: LearnedArgs) -> Result<()> {
+    check_context_outputs(&a.ctx, &[("--evaluator", &a.evaluator)])?;
     let corpus = read_corpus(&a.ctx.corpus)?;
     let retriever = retriever(&a.ctx, &corpus)?;
     let (model, _, tokenizer) = kailin_lm::load::<Flex>(&a.evaluator, 4096, &Default::default())?;
@@ -377,6 +392,10 @@ fn read_labels(path: &Path) -> Result<Vec<Label>> {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
+    kailin_core::check_outputs(
+        &[("--labels", &a.labels), ("--corpus", &a.corpus), ("--model", a.train.model())],
+        &[("--out", a.train.out())],
+    )?;
     let corpus = read_corpus(&a.corpus)?;
     let labels = read_labels(&a.labels)?;
     let options = JudgeOptions {
@@ -389,33 +408,45 @@ fn train(a: TrainArgs) -> Result<()> {
         bail!("{}: no label with a preference to train on ({dropped} without)", a.labels.display());
     }
     tracing::info!(examples = examples.len(), dropped, "judge examples (each label in both orders)");
-    std::fs::create_dir_all(a.train.out()).with_context(|| format!("creating {}", a.train.out().display()))?;
+    let _out = a.train.open_out("kailin evaluate train")?;
     let data = a.train.out().join("judge-examples.jsonl");
-    kailin_core::write_jsonl(&data, &examples)?;
+    crate::train::check_resumable(kailin_train::Objective::Sft, &data, &a.train)?;
+    crate::train::write_training_data(&a.train, &data, &examples)?;
     crate::train::sft_on(a.train, data)
 }
 
 fn pairs(a: PairsArgs) -> Result<()> {
+    let mut outputs: Vec<(&str, &Path)> = vec![("--out", &a.out)];
     if let Some(dpo) = &a.dpo {
-        crate::args::distinct_outputs(&[("--out", &a.out), ("--dpo", dpo)])?;
+        outputs.push(("--dpo", dpo));
     }
+    kailin_core::check_outputs(&[("--labels", &a.labels), ("--corpus", &a.corpus)], &outputs)?;
     let corpus = read_corpus(&a.corpus)?;
     let mut out = JsonlWriter::<PreferencePair>::create(&a.out)?;
     let mut dpo = a.dpo.as_ref().map(JsonlWriter::<DpoExample>::create).transpose()?;
     let mut tally = Tally::default();
     let mut dropped = 0usize;
-    for label in JsonlReader::<Label>::open(&a.labels)? {
+    let mut labels = JsonlReader::<Label>::open(&a.labels)?;
+    while let Some(label) = labels.next() {
         let label = label?;
+        let line = labels.line();
         tally.add(label.judgement.outcome);
         let provenance = Provenance { agent: "evaluator".into(), ..Default::default() };
-        let Some(pair) = kailin_evaluator::preference_pair(&label, &corpus, &provenance)? else {
+        let pair = kailin_evaluator::preference_pair(&label, &corpus, &provenance)
+            .with_context(|| format!("{}:{line}", a.labels.display()))?;
+        let Some(pair) = pair else {
             dropped += 1;
             continue;
         };
         if let Some(w) = &mut dpo {
-            let doc = corpus
-                .get(&label.doc_id)
-                .with_context(|| format!("{}: document {} is not in the corpus", a.labels.display(), label.doc_id))?;
+            let doc = corpus.get(&label.doc_id).with_context(|| {
+                format!(
+                    "{}:{line}: document {} is not in --corpus {}",
+                    a.labels.display(),
+                    label.doc_id,
+                    a.corpus.display()
+                )
+            })?;
             w.write(&DpoExample::new(&pair, doc))?;
         }
         out.write(&pair)?;

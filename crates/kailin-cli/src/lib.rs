@@ -24,8 +24,10 @@ mod train;
 #[derive(Debug, Parser)]
 #[command(name = "kailin", version, about)]
 struct Cli {
-    /// Log filter (RUST_LOG syntax), e.g. `debug` or `kailin_mesh=debug`; logs go to stderr.
-    #[arg(long, global = true, default_value = "warn")]
+    /// Log filter (RUST_LOG syntax), e.g. `debug` or `kailin_mesh=debug`; logs go to stderr,
+    /// with every secret redacted (the HTTP library's own logs stay at warnings, whatever the
+    /// filter says: its traces would show request headers).
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "warn")]
     log: String,
     #[command(subcommand)]
     cmd: Cmd,
@@ -71,10 +73,7 @@ pub fn main() -> std::process::ExitCode {
         kailin_core::remove_live_temporaries();
         std::process::exit(130);
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(&cli.log);
     let result = match cli.cmd {
         Cmd::Mesh(cmd) => mesh::run(cmd),
         Cmd::Data(cmd) => data::run(cmd),
@@ -100,11 +99,31 @@ pub fn main() -> std::process::ExitCode {
             }
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("error: {}", render(&e));
+                eprintln!("error: {}", kailin_core::redact(&render(&e)));
             }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr through the one redaction point ([`kailin_core::RedactingWriter`]), filtered
+/// by `filter`; the HTTP and TLS libraries' own events never below warnings (their traces
+/// dump request headers, the API key with them).
+fn init_logs(filter: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, filter::LevelFilter, filter::Targets};
+    let wire = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("ureq", LevelFilter::WARN)
+        .with_target("ureq_proto", LevelFilter::WARN)
+        .with_target("rustls", LevelFilter::WARN);
+    let env = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into());
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(|| kailin_core::RedactingWriter::new(std::io::stderr()))
+        .with_filter(env)
+        .with_filter(wire);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 /// An error as one line: each cause once (a cause whose text the message already holds, as

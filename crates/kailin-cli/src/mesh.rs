@@ -105,6 +105,7 @@ pub(crate) fn run(cmd: MeshCmd) -> Result<()> {
         MeshCmd::SetSim(args) => set_sim(args),
         MeshCmd::Extract { mesh, no_abbreviations, nested } => extract(&mesh, !no_abbreviations, nested),
         MeshCmd::Cache { mesh, out } => {
+            kailin_core::check_outputs(&[("--mesh", &mesh)], &[("--out", &out)])?;
             let m = load(&mesh)?;
             m.save_cache(&out)?;
             tracing::info!(descriptors = m.len(), out = %out.display(), "wrote MeSH cache");

@@ -148,8 +148,32 @@ fn template(path: Option<&Path>) -> Result<PromptTemplate> {
 }
 
 fn generate<B: Backend>(a: GenerateArgs, device: &B::Device) -> Result<()> {
-    crate::args::distinct_outputs(&[("--out", &a.out)])?;
-    let documents: Vec<Document> = JsonlReader::open(&a.documents)?.collect::<kailin_core::Result<_>>()?;
+    let mut inputs: Vec<(&str, &Path)> = vec![("--documents", &a.documents), ("--model", &a.model)];
+    if let Some(p) = &a.prompt {
+        inputs.push(("--prompt", p));
+    }
+    let mut outputs: Vec<(&str, &Path)> = vec![("--out", &a.out)];
+    if let Some(p) = &a.stats {
+        outputs.push(("--stats", p));
+    }
+    kailin_core::check_outputs(&inputs, &outputs)?;
+    // Question ids derive from document ids: two documents with one id would give two
+    // questions one id.
+    let mut documents: Vec<Document> = Vec::new();
+    let mut lines: HashMap<String, u64> = HashMap::new();
+    let mut reader = JsonlReader::<Document>::open(&a.documents)?;
+    while let Some(d) = reader.next() {
+        let d = d?;
+        if let Some(first) = lines.insert(d.id.clone(), reader.line()) {
+            bail!(
+                "{}:{}: document id {:?} repeats line {first} (ids must be unique: question ids are made from them)",
+                a.documents.display(),
+                reader.line(),
+                d.id
+            );
+        }
+        documents.push(d);
+    }
     let (model, _, tokenizer) = kailin_lm::load::<B>(&a.model, a.max_positions, device)?;
     let options = GenerationOptions {
         temperature: a.temperature,
@@ -211,18 +235,43 @@ fn report(tally: &Tally, seconds: f64, stats: Option<&Path>) -> Result<()> {
 
 fn train(a: TrainArgs) -> Result<()> {
     let out = a.train.out().to_path_buf();
-    let data_dir = out.join("data");
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    // The BioASQ split.
+    let mut inputs: Vec<(&str, &Path)> = vec![("--bioasq", &a.bioasq), ("--base", a.train.model())];
+    if let Some(p) = &a.domain_cpt {
+        inputs.push(("--domain-cpt", p));
+    }
+    if let Some(p) = &a.prompt {
+        inputs.push(("--prompt", p));
+    }
+    kailin_core::check_outputs(&inputs, &[("--out", &out)])?;
+    // The inputs first: a run refused for its inputs leaves no directory behind.
     let batches = read_bioasq_batches(&a.bioasq)
         .with_context(|| format!("reading the BioASQ directory {}", a.bioasq.display()))?;
     let held: Vec<&str> = a.held_out.iter().map(String::as_str).collect();
     let split = split_bioasq(&batches, &held)?;
+    let _out = a.train.open_out("kailin question train")?;
+    let data_dir = out.join("data");
+    let cpt_out = out.join("cpt");
+    let start = if a.domain_cpt.is_some() { cpt_out.clone() } else { a.train.model().to_path_buf() };
+    let (train_path, eval_path) = (data_dir.join("train.jsonl"), data_dir.join("eval.jsonl"));
+    // Refused before anything is written: checkpoints of a run from another model.
+    let cpt = a.train.retarget(a.train.model().to_path_buf(), cpt_out.clone(), None);
+    if a.domain_cpt.is_some() {
+        if a.train.forced() && cpt_out.exists() {
+            std::fs::remove_dir_all(&cpt_out).with_context(|| format!("removing {}", cpt_out.display()))?;
+        }
+        crate::train::check_resumable(kailin_train::Objective::Cpt, &data_dir.join("cpt.jsonl"), &cpt)?;
+    } else {
+        crate::train::check_resumable(
+            kailin_train::Objective::Sft,
+            &train_path,
+            &a.train.retarget(start.clone(), out.clone(), None),
+        )?;
+    }
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let template = template(a.prompt.as_deref())?;
     let (train, eval) = sft_data(&split, &template, a.limit.unwrap_or(usize::MAX), a.eval_limit, a.max_document_chars)?;
-    let (train_path, eval_path) = (data_dir.join("train.jsonl"), data_dir.join("eval.jsonl"));
-    kailin_core::write_jsonl(&train_path, &train)?;
-    kailin_core::write_jsonl(&eval_path, &eval)?;
+    crate::train::write_training_data(&a.train, &train_path, &train)?;
+    crate::train::write_training_data(&a.train, &eval_path, &eval)?;
     kailin_core::write_jsonl(data_dir.join("held_out_documents.jsonl"), split.held_out.iter().map(|(d, _)| d))?;
     kailin_core::write_jsonl(data_dir.join("held_out_questions.jsonl"), split.held_out.iter().map(|(_, q)| q))?;
     tracing::info!(
@@ -243,29 +292,22 @@ fn train(a: TrainArgs) -> Result<()> {
             split.repeats
         );
     }
-    // The domain agent first learns the abstracts.
-    let start = match &a.domain_cpt {
-        Some(abstracts) => {
-            let texts: Vec<TextExample> = JsonlReader::<Document>::open(abstracts)?
-                .map(|d| d.map(|d| TextExample::from_document(&d)))
-                .collect::<kailin_core::Result<_>>()?;
-            if texts.is_empty() {
-                bail!("{}: no documents for the continued pre-training", abstracts.display());
-            }
-            let cpt_path = data_dir.join("cpt.jsonl");
-            kailin_core::write_jsonl(&cpt_path, &texts)?;
-            let cpt_out = out.join("cpt");
-            if cpt_out.join("model.safetensors").exists() && cpt_out.join("report.json").exists() {
-                tracing::info!(dir = %cpt_out.display(), "continued pre-training already done");
-            } else {
-                let mut cpt = a.train.retarget(a.train.model().to_path_buf(), cpt_out.clone(), None);
-                cpt.set_epochs(a.cpt_epochs);
-                crate::train::cpt_on(cpt, cpt_path)?;
-            }
-            cpt_out
+    // The domain agent first learns the abstracts. A rerun resumes from (or, when finished,
+    // re-exports) the continued pre-training's own checkpoints, which refuse a change of base
+    // model, data or options.
+    if let Some(abstracts) = &a.domain_cpt {
+        let texts: Vec<TextExample> = JsonlReader::<Document>::open(abstracts)?
+            .map(|d| d.map(|d| TextExample::from_document(&d)))
+            .collect::<kailin_core::Result<_>>()?;
+        if texts.is_empty() {
+            bail!("{}: no documents for the continued pre-training", abstracts.display());
         }
-        None => a.train.model().to_path_buf(),
-    };
+        let cpt_path = data_dir.join("cpt.jsonl");
+        crate::train::write_training_data(&cpt, &cpt_path, &texts)?;
+        let mut cpt = cpt;
+        cpt.set_epochs(a.cpt_epochs);
+        crate::train::cpt_on(cpt, cpt_path)?;
+    }
     crate::train::sft_on(a.train.retarget(start, out, Some(eval_path)), train_path)
 }
 
@@ -300,12 +342,22 @@ fn score(a: ScoreArgs) -> Result<()> {
             mean_sum += scores.iter().sum::<f64>() / scores.len() as f64;
             best_sum += scores.iter().copied().fold(0.0, f64::max);
         }
-        let n = gold.len().max(1) as f64;
+        let n = gold.len() as f64;
         // Documents without any kept question score 0: a generator cannot win by abstaining.
+        // A score over nothing is no score: null, with a warning.
         report.insert("gold_documents".into(), gold.len().into());
         report.insert("covered".into(), covered.into());
-        report.insert("rouge_l_mean".into(), (mean_sum / n).into());
-        report.insert("rouge_l_best".into(), (best_sum / n).into());
+        if covered == 0 {
+            tracing::warn!(
+                gold = gold.len(),
+                "no gold document has a generated question (are the doc_ids of --questions and --gold the same ones?): ROUGE-L is null"
+            );
+            report.insert("rouge_l_mean".into(), serde_json::Value::Null);
+            report.insert("rouge_l_best".into(), serde_json::Value::Null);
+        } else {
+            report.insert("rouge_l_mean".into(), (mean_sum / n).into());
+            report.insert("rouge_l_best".into(), (best_sum / n).into());
+        }
     }
     if let Some(other) = &a.other {
         let other = by_document(other)?;
@@ -321,8 +373,12 @@ fn score(a: ScoreArgs) -> Result<()> {
             }
         }
         report.insert("cross_pairs".into(), pairs.into());
-        report.insert("identical_share".into(), (identical as f64 / pairs.max(1) as f64).into());
-        report.insert("near_identical_share".into(), (near as f64 / pairs.max(1) as f64).into());
+        if pairs == 0 {
+            tracing::warn!("no document has questions in both files: the overlap shares are null");
+        }
+        let share = |k: usize| if pairs == 0 { serde_json::Value::Null } else { (k as f64 / pairs as f64).into() };
+        report.insert("identical_share".into(), share(identical));
+        report.insert("near_identical_share".into(), share(near));
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

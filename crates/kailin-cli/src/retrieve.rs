@@ -119,6 +119,7 @@ fn store_builder(a: &StoreArgs, dim: usize) -> StoreBuilder {
 }
 
 fn build(a: BuildArgs) -> Result<()> {
+    kailin_core::check_outputs(&[("--corpus", &a.corpus), ("--model", &a.model)], &[("--out", &a.store.out)])?;
     // The corpus first (cheap checks before the model loads).
     let inputs = crate::data::inputs(&a.corpus, None)?;
     if inputs.source == Source::Bioasq {
@@ -148,6 +149,11 @@ fn build(a: BuildArgs) -> Result<()> {
 }
 
 fn import(a: ImportArgs) -> Result<()> {
+    let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--vectors", &a.vectors)];
+    if let Some(ids) = &a.ids {
+        inputs.push(("--ids", ids));
+    }
+    kailin_core::check_outputs(&inputs, &[("--out", &a.store.out)])?;
     let npy = NpyMatrix::open(&a.vectors)?;
     let (rows, dim) = npy.view()?.dim();
     drop(npy);
@@ -163,7 +169,16 @@ fn import(a: ImportArgs) -> Result<()> {
 }
 
 fn search(a: SearchArgs) -> Result<()> {
-    let store = if a.partial { Store::open_partial(&a.store)? } else { Store::open(&a.store)? };
+    let store = if a.partial {
+        Store::open_partial(&a.store)?
+    } else {
+        Store::open(&a.store).map_err(|e| match e.to_string() {
+            m if m.contains("has not finished") => {
+                anyhow::anyhow!("{m}, or search the rows stored so far with --partial")
+            }
+            _ => e.into(),
+        })?
+    };
     let engine = ExactSearch::new(a.threads)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Subcommand};
@@ -99,6 +99,11 @@ pub(crate) struct CommonArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     device: Device,
+    /// Start over: write into an --out that is not empty and was not made by this command, and
+    /// discard its checkpoints (a run from another model or with other options is refused
+    /// otherwise).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -111,21 +116,64 @@ pub(crate) struct DpoArgs {
 }
 
 pub(crate) fn run(cmd: TrainCmd) -> Result<()> {
-    match cmd {
-        TrainCmd::Cpt(a) => on_device(Objective::Cpt, &a.data, &a.common),
-        TrainCmd::Sft(a) => on_device(Objective::Sft, &a.data, &a.common),
-        TrainCmd::Dpo(d) => on_device(Objective::Dpo { beta: d.beta }, &d.data.data, &d.data.common),
+    let (objective, data, common, command) = match &cmd {
+        TrainCmd::Cpt(a) => (Objective::Cpt, &a.data, &a.common, "kailin train cpt"),
+        TrainCmd::Sft(a) => (Objective::Sft, &a.data, &a.common, "kailin train sft"),
+        TrainCmd::Dpo(d) => (Objective::Dpo { beta: d.beta }, &d.data.data, &d.data.common, "kailin train dpo"),
+    };
+    let mut inputs: Vec<(&str, &Path)> = vec![("--data", data), ("--model", &common.model)];
+    if let Some(e) = &common.eval {
+        inputs.push(("--eval", e));
     }
+    kailin_core::check_outputs(&inputs, &[("--out", &common.out)])?;
+    // The data must be there before a directory is made for the run.
+    for (flag, p) in &inputs {
+        if !(p.is_file() || *flag == "--model" && p.is_dir()) {
+            bail!("{flag} {}: {}; give the file to train on", p.display(), kailin_core::describe_path(p));
+        }
+    }
+    let _out = common.open_out(command)?;
+    check_resumable(objective, data, common)?;
+    on_device(objective, data, common)
 }
 
-/// Supervised fine-tuning on `data` with the options of `a`.
+/// Supervised fine-tuning on `data` with the options of `a` (its --out opened by the caller).
 pub(crate) fn sft_on(a: CommonArgs, data: PathBuf) -> Result<()> {
     on_device(Objective::Sft, &data, &a)
 }
 
-/// Continued pre-training on `data` with the options of `a`.
+/// Continued pre-training on `data` with the options of `a` (its --out opened by the caller).
 pub(crate) fn cpt_on(a: CommonArgs, data: PathBuf) -> Result<()> {
     on_device(Objective::Cpt, &data, &a)
+}
+
+/// Writes the training records a command derived from its inputs to `path` in --out; refused
+/// (before writing) when the file holds other records and checkpoints continue a run on
+/// them, unless --force: the run would be refused later, with its data already replaced.
+pub(crate) fn write_training_data<T: serde::Serialize>(a: &CommonArgs, path: &Path, records: &[T]) -> Result<()> {
+    let mut bytes = Vec::new();
+    for r in records {
+        serde_json::to_writer(&mut bytes, r)?;
+        bytes.push(b'\n');
+    }
+    if !a.force
+        && std::fs::read(path).is_ok_and(|old| old != bytes)
+        && kailin_train::latest_checkpoint(a.out.join("checkpoints"))?.is_some()
+    {
+        bail!(
+            "{} holds other training records than these inputs make, and the checkpoints in {} continue a run on them: \
+             rerun with --force to start over, or give another --out",
+            path.display(),
+            a.out.join("checkpoints").display()
+        );
+    }
+    Ok(kailin_core::write_atomic(path, &bytes)?)
+}
+
+/// Refuses, before anything is written, to continue checkpoints of a run from another
+/// starting model, objective or adapter.
+pub(crate) fn check_resumable(objective: Objective, data: &Path, a: &CommonArgs) -> Result<()> {
+    Ok(kailin_train::check_resumable(&a.job(objective, data)?)?)
 }
 
 fn on_device(objective: Objective, data: &Path, a: &CommonArgs) -> Result<()> {
@@ -142,6 +190,48 @@ impl CommonArgs {
     /// The output directory.
     pub(crate) fn out(&self) -> &Path {
         &self.out
+    }
+
+    /// Checks, creates and locks --out for `command` (see `kailin_core::RunDir`); with
+    /// --force, its checkpoints are removed first (the run starts over).
+    pub(crate) fn open_out(&self, command: &str) -> Result<kailin_core::RunDir> {
+        let dir = kailin_core::RunDir::open(
+            &self.out,
+            &kailin_core::RunDirOptions {
+                flag: "--out",
+                command,
+                force: self.force,
+                sharing: kailin_core::Sharing::Exclusive,
+            },
+        )?;
+        let checkpoints = self.out.join("checkpoints");
+        if self.force && checkpoints.exists() {
+            tracing::warn!(dir = %checkpoints.display(), "--force: removing the checkpoints of the earlier run");
+            std::fs::remove_dir_all(&checkpoints).with_context(|| format!("removing {}", checkpoints.display()))?;
+        }
+        Ok(dir)
+    }
+
+    /// The training job on `data`.
+    fn job(&self, objective: Objective, data: &Path) -> Result<Job> {
+        Ok(Job {
+            objective,
+            model: self.model.clone(),
+            data: data.to_path_buf(),
+            eval: self.eval.clone(),
+            out: self.out.clone(),
+            lora: self
+                .lora_rank
+                .map(|rank| LoraConfig::new(rank).with_alpha(self.lora_alpha).with_dropout(self.lora_dropout)),
+            max_len: self.max_len,
+            overlong: self.overlong(),
+            options: self.options()?,
+        })
+    }
+
+    /// Whether --force was given.
+    pub(crate) fn forced(&self) -> bool {
+        self.force
     }
 
     /// The starting model.
@@ -182,17 +272,7 @@ impl CommonArgs {
 }
 
 fn dispatch<A: AutodiffBackend>(objective: Objective, data: &Path, a: &CommonArgs, device: &A::Device) -> Result<()> {
-    let job = Job {
-        objective,
-        model: a.model.clone(),
-        data: data.to_path_buf(),
-        eval: a.eval.clone(),
-        out: a.out.clone(),
-        lora: a.lora_rank.map(|rank| LoraConfig::new(rank).with_alpha(a.lora_alpha).with_dropout(a.lora_dropout)),
-        max_len: a.max_len,
-        overlong: a.overlong(),
-        options: a.options()?,
-    };
+    let job = a.job(objective, data)?;
     let mut bar = crate::progress::TrainBar::default();
     let outcome = kailin_train::run_job::<A>(&job, device, |p| bar.update(p))?;
     drop(bar);

@@ -275,7 +275,7 @@ fn answers_through_a_flaky_endpoint_are_complete_and_in_order() {
     cpt_records(&other, &["ok", "ok"]);
     std::fs::write(&other, std::fs::read_to_string(&other).unwrap().replace("r000", "zzz")).unwrap();
     let res = kailin(&["answer", "--input", s(&other), "--out", s(&out), "--endpoint", &url, "--model", "m"]);
-    assert!(String::from_utf8_lossy(&res.stderr).contains("does not match input line 1"));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("does not match the input's record 1"));
     assert_eq!(lines(&out).len(), 6);
 }
 
@@ -349,4 +349,166 @@ fn a_local_model_answers_each_record() {
     .unwrap();
     let res = kailin(&["answer", "--input", s(&input), "--out", s(&dir.path().join("o2.jsonl")), "--model", s(&model)]);
     assert!(String::from_utf8_lossy(&res.stderr).contains(":2: record id \"r000\" repeats line 1"));
+}
+
+/// Everything a run leaves: stdout, stderr, and every file under `dir`.
+fn everything(run: &Output, dir: &Path) -> String {
+    let mut all = String::from_utf8_lossy(&run.stdout).into_owned();
+    all.push_str(&String::from_utf8_lossy(&run.stderr));
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                all.push_str(&String::from_utf8_lossy(&std::fs::read(e.path()).unwrap_or_default()));
+            }
+        }
+    }
+    all
+}
+
+/// The key in any form a leak could take: as is, across a line break, hex-encoded.
+fn leaks(all: &str, key: &str) -> bool {
+    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+    let joined: String = all.split(['\n', '\r']).map(str::trim).collect();
+    all.contains(key) || joined.contains(key) || all.to_lowercase().contains(&hex) || all.contains(&key[3..])
+}
+
+#[test]
+fn the_api_key_never_leaves_the_process_whatever_the_log_level() {
+    const KEY: &str = "sk-leak-test-7f3a9c2e51";
+    let server = FaultServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let input = dir.path().join("cpt.jsonl");
+    cpt_records(&input, &["echo500", "ok"]);
+    let url = server.base_url();
+    let answer = |out: &str, log: Option<&str>, input: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kailin"));
+        cmd.args(["answer", "--input", s(input), "--out", s(&work.join(out)), "--endpoint", &url, "--model", "m"]);
+        match log {
+            Some(level) => cmd.args(["--log", level]).env_remove("RUST_LOG"),
+            None => cmd.env("RUST_LOG", "trace"),
+        };
+        cmd.env("OPENAI_API_KEY", KEY).output().unwrap()
+    };
+    // A server that echoes the Authorization header in a 500 (retried, then answered), traced.
+    let run = answer("a.jsonl", Some("trace"), &input);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("<redacted>"), "the echo is shown, redacted: {err}");
+    assert!(!leaks(&everything(&run, &work), KEY), "the key leaked: {err}");
+    // The same with RUST_LOG=trace, and a 401 whose body echoes the key: an error, redacted.
+    let refused = dir.path().join("refused.jsonl");
+    cpt_records(&refused, &["echo401"]);
+    let run = answer("b.jsonl", None, &refused);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("refused the API key") && err.contains("<redacted>"), "{err}");
+    assert!(!leaks(&everything(&run, &work), KEY), "the key leaked: {err}");
+
+    // Credentials in the URL are refused without being shown.
+    let with_password = format!("http://user:hunter2-secret@{}/v1", server.addr);
+    let run = kailin(&[
+        "answer",
+        "--input",
+        s(&input),
+        "--out",
+        s(&work.join("c.jsonl")),
+        "--endpoint",
+        &with_password,
+        "--model",
+        "m",
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("--api-key-env") && !err.contains("hunter2"), "{err}");
+    // A named key variable that is unset: a warning.
+    let run = kailin(&[
+        "answer",
+        "--input",
+        s(&input),
+        "--out",
+        s(&work.join("d.jsonl")),
+        "--endpoint",
+        &url,
+        "--model",
+        "m",
+        "--api-key-env",
+        "KAILIN_TEST_UNSET_KEY",
+    ]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("KAILIN_TEST_UNSET_KEY: the variable is unset or empty"));
+}
+
+#[test]
+fn a_server_asking_for_a_long_wait_is_an_error_not_a_stall() {
+    let server = FaultServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("cpt.jsonl");
+    cpt_records(&input, &["r429long"]);
+    let started = Instant::now();
+    let run = kailin(&[
+        "answer",
+        "--input",
+        s(&input),
+        "--out",
+        s(&dir.path().join("o.jsonl")),
+        "--endpoint",
+        &server.base_url(),
+        "--model",
+        "m",
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("wait 86400 s") && err.contains("--max-retry-after"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert_eq!(server.requests(), 1, "not retried");
+}
+
+#[test]
+fn an_answer_run_with_other_settings_is_refused_on_resume_or_started_over_with_force() {
+    let server = FaultServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("cpt.jsonl"), dir.path().join("sft.jsonl"));
+    let mut with_empty = String::new();
+    cpt_records(&input, &["ok", "ok"]);
+    with_empty.push_str(&std::fs::read_to_string(&input).unwrap());
+    with_empty.push_str("{\"id\": \"empty\", \"question\": \" \", \"context\": {\"doc_ids\": [], \"text\": \"\"}, \"provenance\": {\"agent\": \"t\"}}\n");
+    std::fs::write(&input, with_empty).unwrap();
+    let url = server.base_url();
+    let base = ["answer", "--input", s(&input), "--out", s(&out), "--endpoint", &url];
+    let run = ok(&[&base[..], &["--model", "m"]].concat());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("1 records without a question or a context skipped"));
+    assert_eq!(lines(&out).len(), 2, "the empty record is skipped, not answered");
+    for (flag, value, named) in [("--model", "m2", "model"), ("--temperature", "0.5", "temperature")] {
+        let mut args = base.to_vec();
+        args.extend([flag, value]);
+        if flag != "--model" {
+            args.extend(["--model", "m"]);
+        }
+        let run = kailin(&args);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success() && err.contains("other settings") && err.contains(named), "{err}");
+        assert_eq!(lines(&out).len(), 2, "nothing changed");
+    }
+    // A question edited in the input: the earlier answer is not passed off as its answer.
+    let edited = std::fs::read_to_string(&input).unwrap().replace("Question r000?", "Question r000 edited?");
+    let edited_path = dir.path().join("edited.jsonl");
+    std::fs::write(&edited_path, edited).unwrap();
+    let run = kailin(&["answer", "--input", s(&edited_path), "--out", s(&out), "--endpoint", &url, "--model", "m"]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("another question or context"));
+    // --force starts over with the new settings.
+    ok(&[&base[..], &["--model", "m2", "--force"]].concat());
+    let records = lines(&out);
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|r| r["provenance"]["model"] == "m2"));
+    // Two runs on one output at once: the second is refused while the first holds it.
+    let holder = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+    holder.lock().unwrap();
+    let run = kailin(&[&base[..], &["--model", "m2"]].concat());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("another process"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    drop(holder);
 }

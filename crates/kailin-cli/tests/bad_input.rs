@@ -169,6 +169,7 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
         )
     };
     let judge_out = w.path("judge-out");
+    let question_out = w.path("question-out");
     let bioasq = w.path("bioasq");
     std::fs::create_dir_all(&bioasq).unwrap();
     let batch = |id: &str| {
@@ -238,7 +239,7 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
         ),
         (s(&["question", "generate", "--model", llama, "--documents", "{IN}", "--out", &out]), false),
         (s(&["question", "generate", "--model", "{IN}", "--documents", &docs, "--out", &out]), false),
-        (s(&["question", "train", "--base", llama, "--out", &judge_out, "--bioasq", "{IN}"]), false),
+        (s(&["question", "train", "--base", llama, "--out", &question_out, "--bioasq", "{IN}"]), false),
         (
             s(&[
                 "question",
@@ -246,7 +247,7 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
                 "--base",
                 llama,
                 "--out",
-                &judge_out,
+                &question_out,
                 "--bioasq",
                 &bioasq,
                 "--held-out",
@@ -298,10 +299,10 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
         (s(&["data", "decontaminate", "--input", &docs, "--against", "{IN}", "--out", &out]), false),
         (s(&["lm", "generate", "--model", "{IN}", "--prompt", "what"]), false),
         (s(&["lm", "score", "--model", "{IN}", "--prompt", "what", "--continuation", "aspirin"]), false),
-        (s(&["train", "sft", "--model", llama, "--data", "{IN}", "--out", &w.path("train-out")]), false),
-        (s(&["train", "cpt", "--model", llama, "--data", "{IN}", "--out", &w.path("train-out")]), false),
-        (s(&["train", "dpo", "--model", llama, "--data", "{IN}", "--out", &w.path("train-out")]), false),
-        (s(&["train", "sft", "--model", "{IN}", "--data", &docs, "--out", &w.path("train-out")]), false),
+        (s(&["train", "sft", "--model", llama, "--data", "{IN}", "--out", &w.path("train-sft")]), false),
+        (s(&["train", "cpt", "--model", llama, "--data", "{IN}", "--out", &w.path("train-cpt")]), false),
+        (s(&["train", "dpo", "--model", llama, "--data", "{IN}", "--out", &w.path("train-dpo")]), false),
+        (s(&["train", "sft", "--model", "{IN}", "--data", &docs, "--out", &w.path("train-sft")]), false),
         (s(&["retrieve", "build", "--model", bert, "--corpus", "{IN}", "--out", &store]), false),
         (s(&["retrieve", "build", "--model", "{IN}", "--corpus", &docs, "--out", &store]), false),
         (s(&["retrieve", "import", "--vectors", "{IN}", "--out", &store]), false),
@@ -488,4 +489,359 @@ fn options_out_of_range_are_refused_with_their_range() {
     }
     assert!(!std::path::Path::new(&out).exists(), "nothing is written for a refused command");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The safety table: for every subcommand with inputs and outputs — an output that is one of
+/// its inputs (directly or through a link), a stranger's non-empty directory, a file or a link
+/// where a directory belongs, a directory another run holds, a resume from another base model,
+/// contradictory records. Each is refused with a non-zero exit and a one-line message, and
+/// nothing is overwritten.
+#[test]
+fn no_output_replaces_an_input_or_a_strangers_files() {
+    let w = World::new();
+    let (llama, bert) = (w.path("llama"), w.path("bert"));
+    tiny_llama(Path::new(&llama));
+    tiny_bert(Path::new(&bert));
+    let mesh = w.path("mesh.tsv");
+    std::fs::copy(fixture("mesh/mini.tsv"), &mesh).unwrap();
+    let docs = w.path("docs.jsonl");
+    std::fs::write(&docs, "{\"id\": \"1\", \"title\": \"Aspirin\", \"text\": \"Aspirin inhibits cox.\"}\n").unwrap();
+    let cands = w.path("cands.jsonl");
+    std::fs::write(&cands, "{\"doc_id\": \"1\", \"questions\": [\"aspirin\", \"cox\"]}\n").unwrap();
+    let labels = w.path("labels.jsonl");
+    std::fs::write(
+        &labels,
+        "{\"doc_id\": \"1\", \"questions\": [\"a\", \"b\"], \"preferred\": 0, \"scores\": [1.0, 0.5], \
+         \"outcome\": \"preferred\", \"contexts\": [[{\"doc_id\": \"1\", \"retrieval_score\": 1.0}], []], \"explanation\": {\"kind\": \"none\"}}\n",
+    )
+    .unwrap();
+    let cpt = w.path("cpt.jsonl");
+    std::fs::write(
+        &cpt,
+        "{\"id\": \"r\", \"question\": \"does aspirin inhibit cox ?\", \"context\": {\"doc_ids\": [\"1\"], \"text\": \"aspirin\"}, \
+         \"provenance\": {\"agent\": \"t\"}}\n",
+    )
+    .unwrap();
+    let sft = w.path("sft-data.jsonl");
+    std::fs::write(&sft, "{\"prompt\": \"what does aspirin inhibit\", \"completion\": \"cox\"}\n").unwrap();
+    let bioasq = w.path("bioasq");
+    std::fs::create_dir_all(&bioasq).unwrap();
+    for id in ["1", "2"] {
+        std::fs::write(
+            Path::new(&bioasq).join(format!("1B{id}_golden.json")),
+            format!(
+                "{{\"questions\": [{{\"id\": \"{id}\", \"body\": \"does aspirin inhibit cox ?\", \"type\": \"yesno\", \
+                 \"snippets\": [{{\"text\": \"aspirin inhibit cox .\", \"document\": \"http://x/pubmed/1\"}}]}}]}}"
+            ),
+        )
+        .unwrap();
+    }
+    let pqa = fixture("data").display().to_string();
+    let link = w.path("link-to-docs");
+    std::os::unix::fs::symlink(&docs, &link).unwrap();
+    let stranger = w.path("stranger");
+    std::fs::create_dir(&stranger).unwrap();
+    std::fs::write(Path::new(&stranger).join("report.md"), "mine\n").unwrap();
+    let file = w.path("a-file");
+    std::fs::write(&file, "mine\n").unwrap();
+    let file_link = w.path("link-to-file");
+    std::os::unix::fs::symlink(&file, &file_link).unwrap();
+    let dangling = w.path("dangling");
+    std::os::unix::fs::symlink(w.path("nowhere"), &dangling).unwrap();
+    let busy = w.path("busy");
+    let held = kailin_core::RunDir::open(
+        Path::new(&busy),
+        &kailin_core::RunDirOptions {
+            flag: "--out",
+            command: "kailin train sft",
+            force: false,
+            sharing: kailin_core::Sharing::Exclusive,
+        },
+    )
+    .unwrap();
+    let protected = [&mesh, &docs, &cands, &labels, &cpt, &sft, &file];
+    let before: Vec<Vec<u8>> = protected.iter().map(|p| std::fs::read(p).unwrap()).collect();
+
+    // (case, args, what the message must say)
+    let train = |out: &str| s(&["train", "sft", "--model", &llama, "--data", &sft, "--out", out]);
+    let dir_outputs = |out: &str| -> Vec<Vec<String>> {
+        vec![
+            train(out),
+            s(&["train", "cpt", "--model", &llama, "--data", &cpt, "--out", out]),
+            s(&["evaluate", "train", "--labels", &labels, "--corpus", &docs, "--model", &llama, "--out", out]),
+            s(&[
+                "question",
+                "train",
+                "--base",
+                &llama,
+                "--out",
+                out,
+                "--bioasq",
+                &bioasq,
+                "--held-out",
+                "1B2_golden.json",
+            ]),
+            s(&["eval", "pubmedqa", "--model", &llama, "--data", &pqa, "--out", out]),
+            s(&[
+                "answer",
+                "--input",
+                &cpt,
+                "--out",
+                &w.path("o.jsonl"),
+                "--model",
+                "m",
+                "--endpoint",
+                "http://127.0.0.1:9/v1",
+                "--cache",
+                out,
+            ]),
+        ]
+    };
+    let mut cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            s(&[
+                "evaluate",
+                "rule",
+                "--corpus",
+                &docs,
+                "--mesh",
+                &mesh,
+                "--candidates",
+                &cands,
+                "--retriever",
+                "bm25",
+                "--out",
+                &cands,
+            ]),
+            "same file as the input --candidates",
+        ),
+        (
+            s(&[
+                "evaluate",
+                "rule",
+                "--corpus",
+                &docs,
+                "--mesh",
+                &mesh,
+                "--candidates",
+                &cands,
+                "--retriever",
+                "bm25",
+                "--out",
+                &docs,
+            ]),
+            "same file as the input --corpus",
+        ),
+        (
+            s(&[
+                "evaluate",
+                "learned",
+                "--evaluator",
+                &llama,
+                "--corpus",
+                &docs,
+                "--candidates",
+                &cands,
+                "--retriever",
+                "bm25",
+                "--out",
+                &cands,
+            ]),
+            "same file",
+        ),
+        (
+            s(&["evaluate", "pairs", "--labels", &labels, "--corpus", &docs, "--out", &labels]),
+            "same file as the input --labels",
+        ),
+        (
+            s(&[
+                "evaluate",
+                "pairs",
+                "--labels",
+                &labels,
+                "--corpus",
+                &docs,
+                "--out",
+                &w.path("p.jsonl"),
+                "--dpo",
+                &docs,
+            ]),
+            "same file as the input --corpus",
+        ),
+        (
+            s(&["question", "generate", "--model", &llama, "--documents", &docs, "--out", &docs]),
+            "same file as the input --documents",
+        ),
+        (
+            s(&["question", "generate", "--model", &llama, "--documents", &docs, "--out", &link]),
+            "same file as the input --documents",
+        ),
+        (
+            s(&[
+                "question",
+                "generate",
+                "--model",
+                &llama,
+                "--documents",
+                &docs,
+                "--out",
+                &w.path("q.jsonl"),
+                "--stats",
+                &docs,
+            ]),
+            "same file",
+        ),
+        (s(&["answer", "--input", &cpt, "--out", &cpt, "--model", &llama]), "same file as the input --input"),
+        (
+            s(&["data", "convert", "--input", &docs, "--to", "documents", "--out", &link]),
+            "same file as the input --input",
+        ),
+        (
+            s(&[
+                "data",
+                "decontaminate",
+                "--input",
+                &docs,
+                "--against",
+                &cands,
+                "--out",
+                &w.path("k.jsonl"),
+                "--report",
+                &cands,
+            ]),
+            "same file",
+        ),
+        (s(&["mesh", "cache", "--mesh", &mesh, "--out", &mesh]), "same file as the input --mesh"),
+        (
+            s(&["retrieve", "build", "--model", &bert, "--corpus", &docs, "--out", &docs]),
+            "same file as the input --corpus",
+        ),
+        (
+            s(&["eval", "pubmedqa", "--model", &llama, "--data", &pqa, "--out", &llama]),
+            "same file as the input --model",
+        ),
+        (train(&sft), "same file as the input --data"),
+        (train(&busy), "in use by"),
+        // Records that contradict themselves.
+    ];
+    for args in dir_outputs(&stranger) {
+        cases.push((args, "not made by kailin"));
+    }
+    cases.push((s(&["retrieve", "build", "--model", &bert, "--corpus", &docs, "--out", &stranger]), "holds no store"));
+    cases.push((s(&["retrieve", "build", "--model", &bert, "--corpus", &docs, "--out", &dangling]), "dangling"));
+    for (target, says) in
+        [(&file, "is a file"), (&file_link, "symbolic link to a file"), (&dangling, "dangling symbolic link")]
+    {
+        for args in dir_outputs(target) {
+            cases.push((args, says));
+        }
+    }
+    let contradictory = [
+        ("\"preferred\": 5, \"scores\": [1.0, 0.5], \"outcome\": \"preferred\"", "preferred is 5"),
+        ("\"preferred\": 1, \"scores\": [1.0, 0.5], \"outcome\": \"tie\"", "contradicts preferred 1"),
+        ("\"preferred\": null, \"scores\": [1.0, 0.5], \"outcome\": \"preferred\"", "without a preferred question"),
+        ("\"preferred\": 0, \"scores\": [null, 0.5], \"outcome\": \"preferred\"", "needs both scores"),
+    ];
+    for (i, (fields, says)) in contradictory.iter().enumerate() {
+        let bad = w.path(&format!("bad-labels-{i}.jsonl"));
+        std::fs::write(
+            &bad,
+            format!("\n{{\"doc_id\": \"1\", \"questions\": [\"a\", \"b\"], {fields}, \"contexts\": [[], []], \"explanation\": {{\"kind\": \"none\"}}}}\n"),
+        )
+        .unwrap();
+        cases.push((
+            s(&["evaluate", "pairs", "--labels", &bad, "--corpus", &docs, "--out", &w.path("pairs.jsonl")]),
+            says,
+        ));
+        cases.push((
+            s(&["evaluate", "train", "--labels", &bad, "--corpus", &docs, "--model", &llama, "--out", &w.path("jt")]),
+            says,
+        ));
+    }
+    let dup = w.path("dup-docs.jsonl");
+    std::fs::write(&dup, format!("{0}{0}", std::fs::read_to_string(&docs).unwrap())).unwrap();
+    cases.push((
+        s(&["question", "generate", "--model", &llama, "--documents", &dup, "--out", &w.path("q2.jsonl")]),
+        ":2: document id \"1\" repeats line 1",
+    ));
+    let empty = w.path("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    cases.push((
+        s(&["data", "convert", "--input", &empty, "--from", "jsonl", "--to", "documents", "--out", &w.path("c.jsonl")]),
+        "holds no records",
+    ));
+    cases.push((
+        s(&["data", "convert", "--input", &docs, "--from", "cpt", "--to", "text", "--out", &w.path("c.jsonl")]),
+        "missing field",
+    ));
+
+    let mut failures = Vec::new();
+    for (args, says) in &cases {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = kailin_timed(&argv, b"", Duration::from_secs(120));
+        let stderr = String::from_utf8_lossy(&run.output.stderr);
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        if run.output.status.success() || errors.len() != 1 || !errors[0].contains(says) {
+            failures.push(format!(
+                "kailin {}: exit {:?}, wanted one error saying {says:?}: {stderr}",
+                args.join(" "),
+                run.output.status.code()
+            ));
+        }
+    }
+    let after: Vec<Vec<u8>> = protected.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    assert!(after == before, "an input was changed");
+    assert_eq!(std::fs::read_dir(&stranger).unwrap().count(), 1, "the stranger's directory was written into");
+    assert_eq!(std::fs::read_to_string(Path::new(&stranger).join("report.md")).unwrap(), "mine\n");
+    assert!(!Path::new(&w.path("nowhere")).exists(), "the dangling link's target was created");
+    assert!(!Path::new(&w.path("pairs.jsonl")).exists() && !Path::new(&w.path("c.jsonl")).exists());
+    drop(held);
+    assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+/// A trained model's directory records the model it started from: a rerun from another base
+/// model (of the same shape) is refused before anything is written, --force starts over.
+#[test]
+fn a_resume_from_another_base_model_is_refused_before_anything_is_written() {
+    let w = World::new();
+    let (a, b) = (w.path("a"), w.path("b"));
+    tiny_llama(Path::new(&a));
+    tiny_llama(Path::new(&b));
+    // b: the same shapes, other weights (one byte of the last tensor changed).
+    let weights = Path::new(&b).join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 0x01;
+    std::fs::write(&weights, bytes).unwrap();
+    let docs = w.path("docs.jsonl");
+    std::fs::write(&docs, "{\"id\": \"1\", \"title\": \"Aspirin\", \"text\": \"Aspirin inhibits cox.\"}\n").unwrap();
+    let labels = w.path("labels.jsonl");
+    std::fs::write(
+        &labels,
+        "{\"doc_id\": \"1\", \"questions\": [\"what does aspirin inhibit\", \"cox\"], \"preferred\": 0, \"scores\": [1.0, 0.5], \
+         \"outcome\": \"preferred\", \"contexts\": [[{\"doc_id\": \"1\", \"retrieval_score\": 1.0}], []], \"explanation\": {\"kind\": \"none\"}}\n",
+    )
+    .unwrap();
+    let out = w.path("judge");
+    let train = |model: &str, extra: &[&str]| {
+        let mut args =
+            vec!["evaluate", "train", "--labels", &labels, "--corpus", &docs, "--model", model, "--out", &out];
+        args.extend(extra);
+        kailin_timed(&args, b"", Duration::from_secs(120))
+    };
+    let first = train(&a, &["--stop-after", "1", "--max-len", "64"]);
+    assert!(first.output.status.success(), "{}", String::from_utf8_lossy(&first.output.stderr));
+    let examples = Path::new(&out).join("judge-examples.jsonl");
+    let written = std::fs::metadata(&examples).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let again = train(&b, &["--max-len", "64"]);
+    let err = String::from_utf8_lossy(&again.output.stderr);
+    assert!(!again.output.status.success() && err.contains("another starting point"), "{err}");
+    assert_eq!(std::fs::metadata(&examples).unwrap().modified().unwrap(), written, "refused before writing");
+    // Other options on resume: refused, the option named.
+    let lr = train(&a, &["--max-len", "64", "--lr", "0.5"]);
+    let err = String::from_utf8_lossy(&lr.output.stderr);
+    assert!(!lr.output.status.success() && err.contains("lr 0.00002 there, 0.5 now"), "{err}");
+    let forced = train(&b, &["--max-len", "64", "--force"]);
+    assert!(forced.output.status.success(), "{}", String::from_utf8_lossy(&forced.output.stderr));
 }

@@ -126,7 +126,7 @@ fn bad_data_is_a_clear_error() {
             "--data",
             data.to_str().unwrap(),
             "--out",
-            out.to_str().unwrap(),
+            out.join(kind).to_str().unwrap(),
         ])
     };
     let err = run("dpo");

@@ -14,8 +14,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// A line is not a JSON record of the expected shape.
-    #[error("{}:{line}: {source}", path.display())]
+    /// A line is not a JSON record of the expected shape (the message names the file's line,
+    /// not serde's position inside the record).
+    #[error("{}:{line}: {}", path.display(), json_message(source))]
     Json {
         /// The file.
         path: PathBuf,
@@ -23,6 +24,15 @@ pub enum Error {
         line: u64,
         /// What serde_json said.
         source: serde_json::Error,
+    },
+    /// An output was refused before anything was written: it is an input, a directory another
+    /// command or person made, in use by another process…
+    #[error("{}: {reason}", path.display())]
+    Refused {
+        /// The path refused.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
     },
     /// A line is not UTF-8.
     #[error("{}:{line}: not UTF-8 text", path.display())]
@@ -41,13 +51,25 @@ impl Error {
     pub fn into_io(self) -> (PathBuf, std::io::Error) {
         match self {
             Error::Io { path, source } => (path, source),
-            Error::Json { path, line, source } => {
-                (path, std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {line}: {source}")))
-            }
+            Error::Json { path, line, source } => (
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {line}: {}", json_message(&source))),
+            ),
+            Error::Refused { path, reason } => (path, std::io::Error::other(reason)),
             Error::Utf8 { path, line } => {
                 (path, std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {line}: not UTF-8 text")))
             }
         }
+    }
+}
+
+/// serde's message without its " at line L column C" (a position inside the one-line record,
+/// which the error's file line already locates).
+pub fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(at) if text[at..].contains(" column ") => text[..at].to_owned(),
+        _ => text,
     }
 }
 

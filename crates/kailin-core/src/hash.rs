@@ -50,9 +50,39 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     Fnv64::new().bytes(bytes).finish()
 }
 
+/// A file's digest: its length and the FNV-1a of its bytes (`LEN:HEX`), read in blocks; what
+/// caches, checkpoints and resumable outputs record to name the files they were made from.
+pub fn digest_file(path: impl AsRef<std::path::Path>) -> crate::Result<String> {
+    use std::io::Read;
+    let path = path.as_ref();
+    let io = |source| crate::Error::Io { path: path.to_owned(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut h = Fnv64::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        h.bytes(&buf[..n]);
+        len += n as u64;
+    }
+    Ok(format!("{len}:{}", h.hex()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_digests_are_length_and_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"foobar").unwrap();
+        assert_eq!(digest_file(&p).unwrap(), "6:85944171f73967e8");
+        assert!(digest_file(dir.path().join("missing")).is_err());
+    }
 
     #[test]
     fn published_test_vectors() {

@@ -67,9 +67,13 @@ impl<T: DeserializeOwned, R: BufRead> Iterator for JsonlReader<T, R> {
                     return Some(Err(Error::Io { path: self.path.clone(), source }));
                 }
             }
-            let Ok(text) = std::str::from_utf8(&self.buf) else {
+            let Ok(mut text) = std::str::from_utf8(&self.buf) else {
                 return Some(Err(Error::Utf8 { path: self.path.clone(), line: self.line }));
             };
+            // A byte-order mark (written by some editors) before the first record is skipped.
+            if self.line == 1 {
+                text = text.strip_prefix('\u{feff}').unwrap_or(text);
+            }
             if text.trim().is_empty() {
                 continue;
             }
@@ -137,10 +141,24 @@ impl<T: Serialize + DeserializeOwned> JsonlAppender<T> {
     /// Opens `path` for appending (creating it), and returns the records already in it. A
     /// last line without its newline (a write cut short) is removed from the file; any
     /// complete line that is not a `T` is an error naming it.
+    ///
+    /// The file is locked for the life of the appender: a second process appending to the same
+    /// file is refused ([`Error::Refused`]) instead of interleaving its records.
     pub fn resume(path: impl AsRef<Path>) -> Result<(Self, Vec<T>)> {
         let path = path.as_ref().to_owned();
         let io = |source| Error::Io { path: path.clone(), source };
+        crate::outputs::check_output_file("the output", &path)?;
         let file = std::fs::OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Refused {
+                    path,
+                    reason: "is being written by another process; wait for it to finish, or give another output".into(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(io)?;
         let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
@@ -171,6 +189,13 @@ impl<T: Serialize + DeserializeOwned> JsonlAppender<T> {
     /// Records in the file (those resumed included).
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Removes every record (a run that starts over).
+    pub fn clear(&mut self) -> Result<()> {
+        self.file.set_len(0).map_err(|source| Error::Io { path: self.path.clone(), source })?;
+        self.count = 0;
+        Ok(())
     }
 
     /// Bytes of an incomplete last line that [`resume`](Self::resume) removed.
@@ -220,5 +245,20 @@ mod tests {
         std::fs::write(&path, "1\nx\n").unwrap();
         let err = JsonlAppender::<u32>::resume(&path).unwrap_err().to_string();
         assert!(err.contains(":2:"), "{err}");
+        // One appender at a time.
+        std::fs::write(&path, "1\n").unwrap();
+        let (held, _) = JsonlAppender::<u32>::resume(&path).unwrap();
+        let err = JsonlAppender::<u32>::resume(&path).unwrap_err().to_string();
+        assert!(err.contains("another process"), "{err}");
+        drop(held);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_errors_name_the_line_not_a_column() {
+        let text = "\u{feff}{\"a\": 1}\n\n{\"a\": \"x\"}\n";
+        let mut r = JsonlReader::<std::collections::BTreeMap<String, u32>, &[u8]>::new(text.as_bytes(), "f.jsonl");
+        assert_eq!(r.next().unwrap().unwrap()["a"], 1);
+        let err = r.next().unwrap().unwrap_err().to_string();
+        assert!(err.starts_with("f.jsonl:3: invalid type") && !err.contains("column"), "{err}");
     }
 }

@@ -11,8 +11,11 @@
 //! It is also the one home of the mechanisms every crate shares, so each exists once: the
 //! atomic writer ([`AtomicFile`], [`AtomicDir`], [`write_atomic`]: a unique temporary name
 //! beside the destination, renamed on commit, removed on error; non-regular destinations
-//! refused), the stable hash ([`Fnv64`]) and the seeded generator ([`SplitMix64`]). It depends
-//! on serde, serde_json, thiserror and tempfile only.
+//! refused), the stable hash ([`Fnv64`], [`digest_file`]), the seeded generator
+//! ([`SplitMix64`]), the output-path check and run directories ([`check_outputs`], [`RunDir`]:
+//! an output never replaces an input or a stranger's files, and two runs never share a
+//! directory), and the redaction of secrets ([`register_secret`], [`redact`],
+//! [`RedactingWriter`]). It depends on serde, serde_json, thiserror and tempfile only.
 //!
 //! ```
 //! use kailin_core::{Document, read_jsonl, write_jsonl};
@@ -30,20 +33,27 @@ mod error;
 mod fs;
 mod hash;
 mod jsonl;
+mod outputs;
 mod records;
 mod rng;
+mod secret;
 mod training;
 
 pub use crate::{
-    error::{Error, Result},
+    error::{Error, Result, json_message},
     fs::{
         AtomicDir, AtomicFile, remove_live_temporaries, remove_stale_temporaries, remove_stale_temporaries_in,
         write_atomic, write_atomic_with,
     },
-    hash::{Fnv64, fnv1a},
+    hash::{Fnv64, digest_file, fnv1a},
     jsonl::{JsonlAppender, JsonlReader, JsonlWriter, read_jsonl, write_jsonl},
+    outputs::{
+        RUN_LOCK, RUN_MARKER, RunDir, RunDirOptions, RunMarker, Sharing, check_output_file, check_outputs,
+        describe_path, lock_file, resolve,
+    },
     records::{Candidate, Context, CptRecord, Document, PreferencePair, Provenance, Question, SftRecord},
     rng::SplitMix64,
+    secret::{REDACTED, RedactingWriter, redact, register_secret, strip_url_credentials},
     training::{
         ChatExample, CompletionExample, DpoExample, Message, QUESTION_INSTRUCTION, TextExample, question_prompt,
         question_with_context,

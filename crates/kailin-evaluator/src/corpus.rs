@@ -198,11 +198,11 @@ pub(crate) fn retrieve_contexts<R: Retriever>(
 /// The context of a candidate: its documents' ids in rank order and their texts (title and
 /// text), one paragraph each.
 ///
-/// Errors: [`Error::UnknownContext`] for an id the corpus lacks.
+/// Errors: [`Error::MissingContext`] for an id the corpus lacks.
 pub fn context_of<'i>(corpus: &Corpus, ids: impl IntoIterator<Item = &'i str>) -> Result<Context> {
     let mut out = Context::default();
     for id in ids {
-        let doc = corpus.get(id).ok_or_else(|| Error::UnknownContext { id: id.to_owned() })?;
+        let doc = corpus.get(id).ok_or_else(|| Error::MissingContext { id: id.to_owned() })?;
         if !out.text.is_empty() {
             out.text.push_str("\n\n");
         }

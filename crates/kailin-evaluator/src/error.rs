@@ -30,6 +30,12 @@ pub enum Error {
         /// The id.
         id: String,
     },
+    /// A label (or a retrieval result) names a context document the corpus does not hold.
+    #[error("context document {id:?} is not in the corpus (were the labels, or the store, made from another corpus?)")]
+    MissingContext {
+        /// The id.
+        id: String,
+    },
     /// A label or item names a document the corpus does not hold.
     #[error("document {id:?} is not in the corpus")]
     UnknownDocument {

@@ -9,7 +9,13 @@ use crate::judgement::{Judgement, Outcome};
 
 /// One line of a labels file: the document, its two questions and the judgement, flat:
 /// `{"doc_id", "questions", "preferred", "scores", "outcome", "contexts", "explanation"}`.
+///
+/// Read labels are validated, so that none is silently dropped or miscounted: `preferred` is
+/// 0, 1 or null; the outcome is `preferred` exactly when `preferred` is set, and then both
+/// scores are present. A label that breaks this is an error (with its file and line, through
+/// [`kailin_core::JsonlReader`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawLabel")]
 pub struct Label {
     /// The source document's id.
     pub doc_id: String,
@@ -18,6 +24,57 @@ pub struct Label {
     /// The verdict.
     #[serde(flatten)]
     pub judgement: Judgement,
+}
+
+/// A label as read, before [`Label::check`].
+#[derive(Deserialize)]
+struct RawLabel {
+    doc_id: String,
+    questions: [String; 2],
+    #[serde(flatten)]
+    judgement: Judgement,
+}
+
+impl TryFrom<RawLabel> for Label {
+    type Error = String;
+
+    fn try_from(raw: RawLabel) -> std::result::Result<Label, String> {
+        let label = Label { doc_id: raw.doc_id, questions: raw.questions, judgement: raw.judgement };
+        label.check()?;
+        Ok(label)
+    }
+}
+
+impl Label {
+    /// Checks that the label's fields agree (see the type's docs); the message says how not.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let j = &self.judgement;
+        match (j.preferred, j.outcome) {
+            (Some(p), _) if p > 1 => {
+                Err(format!("label of document {:?}: preferred is {p}; it must be 0, 1 or null", self.doc_id))
+            }
+            (Some(p), Outcome::Preferred) => {
+                if j.scores.iter().any(Option::is_none) {
+                    Err(format!(
+                        "label of document {:?}: outcome \"preferred\" (question {p}) needs both scores, found {:?}",
+                        self.doc_id, j.scores
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            (Some(p), other) => Err(format!(
+                "label of document {:?}: outcome {:?} contradicts preferred {p} (a label with a preference has outcome \"preferred\")",
+                self.doc_id,
+                other.as_str()
+            )),
+            (None, Outcome::Preferred) => Err(format!(
+                "label of document {:?}: outcome \"preferred\" without a preferred question (0 or 1)",
+                self.doc_id
+            )),
+            (None, _) => Ok(()),
+        }
+    }
 }
 
 /// How many items ended in each [`Outcome`].

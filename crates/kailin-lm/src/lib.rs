@@ -57,7 +57,7 @@ pub use crate::{
         HfTensor, KvCache, LORA_TARGETS, Llama, LlamaConfig, Lora, LoraConfig, Part, QkOrder, RopeScaling, Weight,
         hf_name_map, reorder_qk_rows,
     },
-    models::{load, models_dir, smollm2_gguf},
+    models::{load, model_digest, models_dir, smollm2_gguf},
     prompt::PromptTemplate,
     quant::{GgmlType, dequantize, f16_to_f32},
     sampler::Sampler,

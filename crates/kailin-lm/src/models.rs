@@ -37,3 +37,51 @@ pub fn load<B: burn::prelude::Backend>(
     let (model, config) = crate::Llama::from_gguf(&gguf, max_positions, device)?;
     Ok((model, config, crate::Tokenizer::from_gguf(&gguf)?))
 }
+
+/// What identifies a model's weights and tokenizer, for what records the model it was made
+/// from (checkpoints, resumable outputs, stage keys): a GGUF file's digest, or for a Hugging
+/// Face directory the digests of its `config.json`, tokenizer files and safetensors (not its
+/// checkpoints or reports), by name. Two copies of one model have the same digest; a model
+/// changed in place gets another.
+pub fn model_digest(path: impl AsRef<std::path::Path>) -> crate::Result<String> {
+    let path = path.as_ref();
+    if !path.is_dir() {
+        return Ok(kailin_core::digest_file(path)?);
+    }
+    let entries = std::fs::read_dir(path).map_err(|error| crate::Error::Io { path: path.to_owned(), error })?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n == "config.json"
+                || n == "tokenizer.json"
+                || n == "tokenizer_config.json"
+                || n == "model.safetensors.index.json"
+                || n.ends_with(".safetensors")
+        })
+        .collect();
+    names.sort();
+    let mut h = kailin_core::Fnv64::new();
+    for name in &names {
+        h.bytes(name.as_bytes()).bytes(&[0]).bytes(kailin_core::digest_file(path.join(name))?.as_bytes());
+    }
+    Ok(format!("dir:{}:{}", names.len(), h.hex()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn a_model_directory_digest_changes_with_its_weights_not_its_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("model.safetensors"), "a").unwrap();
+        let first = super::model_digest(dir.path()).unwrap();
+        std::fs::write(dir.path().join("report.json"), "{}").unwrap();
+        assert_eq!(super::model_digest(dir.path()).unwrap(), first);
+        std::fs::write(dir.path().join("model.safetensors"), "b").unwrap();
+        assert_ne!(super::model_digest(dir.path()).unwrap(), first);
+        assert!(super::model_digest(dir.path().join("missing.gguf")).is_err());
+    }
+}

@@ -42,6 +42,19 @@ pub enum Error {
         /// What happened and what to run next.
         message: String,
     },
+    /// A shard process cannot run its stage yet (it is not per-document, or the stages before
+    /// it are unfinished): a refusal, not a success.
+    #[error("{message}")]
+    NotReady {
+        /// The stage.
+        stage: String,
+        /// Why, and what to run first.
+        message: String,
+    },
+    /// The run directory was refused (not made by a run, in use by another run, the home
+    /// directory…), before anything was written.
+    #[error(transparent)]
+    Refused(kailin_core::Error),
     /// A library crate's error (inside a stage, wrapped in [`Error::Stage`]).
     #[error(transparent)]
     Lib(Box<dyn std::error::Error + Send + Sync>),
@@ -57,6 +70,17 @@ pub enum Error {
         /// The cause.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl Error {
+    /// A `kailin-core` error: a refusal as [`Error::Refused`], a file error as [`Error::Io`].
+    pub(crate) fn from_core(e: kailin_core::Error) -> Error {
+        match e {
+            e @ kailin_core::Error::Refused { .. } => Error::Refused(e),
+            kailin_core::Error::Io { path, source } => Error::Io { path, source },
+            other => Error::Lib(Box::new(other)),
+        }
+    }
 }
 
 /// The crate's result type.

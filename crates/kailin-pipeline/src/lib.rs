@@ -120,9 +120,29 @@ pub struct RunOptions {
     /// merges the parts (the merged output equals a single process's). Every stage before it
     /// must be finished (run them with `until`).
     pub shard: Option<(usize, usize)>,
-    /// Stop before this stage if it is not finished ([`STAGES`]; `eval`: before the first
-    /// evaluation).
+    /// Stop before this stage if it is not finished ([`STAGES`], or one of the configuration's
+    /// [`eval_stages`]; `eval`: before the first evaluation).
     pub until: Option<String>,
+    /// Write into an `out` that exists, is not empty and was not made by a run (no
+    /// `kailin-run.json`), or was made by another kailin command; refused otherwise.
+    pub force: bool,
+}
+
+/// The command a run directory's marker names.
+pub const RUN_COMMAND: &str = "kailin run";
+
+/// The evaluation stages a configuration runs: `eval-MODEL-SETTING` for the base model (when
+/// `eval.base`), the kailin model and the control (when `target.control`), in every setting.
+pub fn eval_stages(config: &Config) -> Vec<String> {
+    let mut models = Vec::new();
+    if config.eval.base {
+        models.push("base");
+    }
+    models.push("kailin");
+    if config.target.control {
+        models.push("control");
+    }
+    models.iter().flat_map(|m| config.eval.settings.iter().map(move |s| format!("eval-{m}-{}", s.as_str()))).collect()
 }
 
 /// Runs the pipeline into `out`: training on `A`, inference on its inner backend, on
@@ -142,8 +162,15 @@ pub fn run<A: AutodiffBackend>(
 /// [`run`] with a shard or a stopping point. A run that stops where `options` say ends with
 /// [`Error::Stopped`] (not a failure: its message says what to run next).
 ///
+/// `out` is a run directory ([`kailin_core::RunDir`]): new, empty or made by a run, never the
+/// root, the home directory or a repository's root, and locked while the run lasts, so a
+/// second run on it is refused naming the first; the shard processes of one run share it,
+/// each locking only its own part.
+///
 /// Errors: those of [`run`]; an invalid shard (`index < count`) or an unknown stage in
-/// `until` ([`Error::Config`]).
+/// `until` ([`Error::Config`]); a refused `out` ([`Error::Refused`]); a shard process asked
+/// to run a stage that is not per-document, or whose earlier stages are unfinished
+/// ([`Error::NotReady`]).
 pub fn run_with<A: AutodiffBackend>(
     config: &Config,
     out: &Path,
@@ -158,18 +185,42 @@ pub fn run_with<A: AutodiffBackend>(
     {
         return Err(Error::Config { key: "--shard".into(), message: format!("{i}/{n}: give I/N with 0 <= I < N") });
     }
+    let evals = eval_stages(config);
     if let Some(u) = &options.until
         && !STAGES.contains(&u.as_str())
-        && !u.starts_with("eval-")
+        && !evals.contains(u)
     {
         return Err(Error::Config {
             key: "--until".into(),
-            message: format!("no stage {u:?}; the stages are {}", STAGES.join(", ")),
+            message: format!("no stage {u:?}; the stages are {}, {}", STAGES.join(", "), evals.join(", ")),
         });
     }
-    std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_owned(), source })?;
+    let dir_options = kailin_core::RunDirOptions {
+        flag: "the run directory",
+        command: RUN_COMMAND,
+        force: options.force,
+        sharing: if options.shard.is_some() { kailin_core::Sharing::Shared } else { kailin_core::Sharing::Exclusive },
+    };
+    let _run_dir = kailin_core::RunDir::open(out, &dir_options).map_err(Error::from_core)?;
+    // A shard process also holds its own part alone.
+    let _shard_lock = match options.shard {
+        Some((i, n)) => Some(
+            kailin_core::lock_file(
+                &out.join(format!(".kailin-shard-{i}-of-{n}.lock")),
+                kailin_core::Sharing::Exclusive,
+                &format!("shard {i}/{n} of {}", out.display()),
+                RUN_COMMAND,
+            )
+            .map_err(Error::from_core)?,
+        ),
+        None => None,
+    };
     let (base, encoder) = resolve_models(config, out)?;
-    let models = run::Models { base, encoder };
+    let identity = serde_json::json!({
+        "base": kailin_lm::model_digest(&base).map_err(|e| Error::Lib(Box::new(e)))?,
+        "encoder": encoder_digest(&encoder)?,
+    });
+    let models = run::Models { base, encoder, identity };
     let (rows, results) = run_one::<A>(config, out, Vec::new(), options, &models, device, on_event)?;
     let mut ablations = Vec::new();
     for name in &config.run.ablations {
@@ -199,6 +250,22 @@ pub fn run_with<A: AutodiffBackend>(
     report::publish(out, config.to_toml(), rows, results, ablations, started.elapsed().as_secs_f64())
 }
 
+/// The encoder directory's digest (its configuration, vocabulary and weights).
+fn encoder_digest(dir: &Path) -> Result<String> {
+    let mut h = kailin_core::Fnv64::new();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|source| Error::Io { path: dir.to_owned(), source })?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json") || n.ends_with(".safetensors") || n == "vocab.txt")
+        .collect();
+    names.sort();
+    for name in &names {
+        h.bytes(name.as_bytes()).bytes(kailin_core::digest_file(dir.join(name)).map_err(Error::from_core)?.as_bytes());
+    }
+    Ok(h.hex())
+}
+
 /// One run of the stages into `out`, reusing the finished stages of the runs in `reuse`.
 fn run_one<A: AutodiffBackend>(
     config: &Config,
@@ -211,6 +278,7 @@ fn run_one<A: AutodiffBackend>(
 ) -> Result<(Vec<StageRow>, report::Results)> {
     std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_owned(), source })?;
     let mut r = run::Run::new(config.clone(), out.to_owned(), reuse, on_event);
+    r.identity = models.identity.clone();
     r.shard = options.shard;
     r.until = options.until.clone();
     let results = run::run_all::<A>(&mut r, models, device)?;

@@ -76,6 +76,8 @@ pub(crate) struct Run<'e> {
     /// Stop before this stage (when it is not finished).
     pub(crate) until: Option<String>,
     keys: BTreeMap<String, String>,
+    /// The models' digests (`Models::identity`), part of every key; null in unit tests.
+    pub(crate) identity: serde_json::Value,
     on_event: &'e mut dyn FnMut(Event<'_>),
 }
 
@@ -121,7 +123,17 @@ impl<'e> Run<'e> {
         reuse: Vec<PathBuf>,
         on_event: &'e mut dyn FnMut(Event<'_>),
     ) -> Self {
-        Run { config, out, rows: Vec::new(), reuse, shard: None, until: None, keys: BTreeMap::new(), on_event }
+        Run {
+            config,
+            out,
+            rows: Vec::new(),
+            reuse,
+            shard: None,
+            until: None,
+            keys: BTreeMap::new(),
+            identity: serde_json::Value::Null,
+            on_event,
+        }
     }
 
     /// A finished stage with `key` at `dir` or at the same place in a reused run.
@@ -140,7 +152,12 @@ impl<'e> Run<'e> {
     /// The key of stage `name` (recorded for the stages after it).
     fn key_for(&mut self, name: &str, after: &[&str], inputs: &serde_json::Value) -> String {
         let upstream: BTreeMap<&str, String> = after.iter().map(|s| (*s, self.key_of(s))).collect();
-        let key = stage::key(name, &json!({ "inputs": inputs, "after": upstream, "version": 1 }));
+        let mut key_inputs = json!({ "inputs": inputs, "after": upstream, "version": 1 });
+        // The models' digests: a model changed in place (same path) reruns what it made.
+        if !self.identity.is_null() {
+            key_inputs["models"] = self.identity.clone();
+        }
+        let key = stage::key(name, &key_inputs);
         self.keys.insert(name.to_owned(), key.clone());
         key
     }
@@ -156,7 +173,7 @@ impl<'e> Run<'e> {
             });
         }
         if let (Some((i, n)), false) = (self.shard, per_document) {
-            return Err(Error::Stopped {
+            return Err(Error::NotReady {
                 stage: name.to_owned(),
                 message: format!(
                     "shard {i}/{n}: stage {name} is not per-document; run it once without --shard \
@@ -305,6 +322,8 @@ fn need(path: &Path, what: &str, fix: &str) -> Result<()> {
 pub(crate) struct Models {
     pub(crate) base: PathBuf,
     pub(crate) encoder: PathBuf,
+    /// The models' digests, part of every stage's key.
+    pub(crate) identity: serde_json::Value,
 }
 
 /// Summary of the corpus stage.

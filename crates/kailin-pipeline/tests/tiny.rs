@@ -191,7 +191,8 @@ fn child_run() {
         let (i, n) = s.split_once('/').unwrap();
         (i.parse().unwrap(), n.parse().unwrap())
     });
-    let options = kailin_pipeline::RunOptions { shard, until: std::env::var("KAILIN_TEST_UNTIL").ok() };
+    let options =
+        kailin_pipeline::RunOptions { shard, until: std::env::var("KAILIN_TEST_UNTIL").ok(), ..Default::default() };
     let config = if shard.is_some() || options.until.is_some() { tiny(&["run.ablations=[]"]) } else { tiny(&[]) };
     match kailin_pipeline::run_with::<Autodiff<Flex>>(
         &config,
@@ -238,12 +239,12 @@ fn per_document_stages_run_as_shards_in_separate_processes_and_merge_to_the_sing
     let e = kailin_pipeline::run_with::<Autodiff<Flex>>(
         &tiny(&["run.ablations=[]"]),
         &out,
-        &kailin_pipeline::RunOptions { shard: Some((0, 3)), until: None },
+        &kailin_pipeline::RunOptions { shard: Some((0, 3)), ..Default::default() },
         &Default::default(),
         &mut |_| (),
     )
     .unwrap_err();
-    assert!(matches!(&e, Error::Stopped { stage, .. } if stage == "target-cpt"), "{e}");
+    assert!(matches!(&e, Error::NotReady { stage, .. } if stage == "target-cpt"), "{e}");
     run(&tiny(&["run.ablations=[]"]), &out).unwrap();
     for stage in kailin_pipeline::PER_DOCUMENT_STAGES {
         // Each stage was merged (by the run after its shards) from its three parts.
@@ -251,7 +252,7 @@ fn per_document_stages_run_as_shards_in_separate_processes_and_merge_to_the_sing
         assert!(out.join("stages").join(format!("{stage}.shards")).is_dir());
     }
     assert_eq!(published(&out), published(&reference), "merged shards equal the single process");
-    let bad = kailin_pipeline::RunOptions { shard: Some((3, 3)), until: None };
+    let bad = kailin_pipeline::RunOptions { shard: Some((3, 3)), ..Default::default() };
     let e = kailin_pipeline::run_with::<Autodiff<Flex>>(&tiny(&[]), &out, &bad, &Default::default(), &mut |_| ());
     assert!(e.unwrap_err().to_string().contains("0 <= I < N"));
 }
@@ -327,4 +328,45 @@ fn bad_configuration_and_missing_data_are_named_with_the_fix() {
     let e = run(&config, &out).unwrap_err().to_string();
     assert!(e.contains("agent-general") && e.contains("9B9_golden.json"), "{e}");
     assert!(out.join("stages/corpus").join(kailin_pipeline::STAGE_FILE).exists());
+}
+
+#[test]
+fn a_run_directory_is_refused_when_it_is_a_strangers_in_use_or_names_no_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: &Path, options: &kailin_pipeline::RunOptions| {
+        kailin_pipeline::run_with::<Autodiff<Flex>>(
+            &tiny(&["run.ablations=[]"]),
+            out,
+            options,
+            &Default::default(),
+            &mut |_| (),
+        )
+    };
+    // A directory with a user's files that no run made: refused, the files untouched.
+    let stranger = dir.path().join("mine");
+    std::fs::create_dir(&stranger).unwrap();
+    std::fs::write(stranger.join("report.md"), "my report\n").unwrap();
+    let e = run(&stranger, &Default::default()).unwrap_err();
+    assert!(matches!(&e, Error::Refused(_)) && e.to_string().contains("not made by kailin"), "{e}");
+    assert_eq!(std::fs::read_dir(&stranger).unwrap().count(), 1);
+    assert_eq!(std::fs::read_to_string(stranger.join("report.md")).unwrap(), "my report\n");
+    // A run directory another run holds: refused, the holder named.
+    let busy = dir.path().join("busy");
+    let held = kailin_core::RunDir::open(
+        &busy,
+        &kailin_core::RunDirOptions {
+            flag: "the run directory",
+            command: kailin_pipeline::RUN_COMMAND,
+            force: false,
+            sharing: kailin_core::Sharing::Exclusive,
+        },
+    )
+    .unwrap();
+    let e = run(&busy, &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("in use by pid"), "{e}");
+    drop(held);
+    // Only real stages stop a run.
+    let until = kailin_pipeline::RunOptions { until: Some("eval-garbage".into()), ..Default::default() };
+    let e = run(&dir.path().join("new"), &until).unwrap_err();
+    assert!(matches!(&e, Error::Config { .. }) && e.to_string().contains("eval-kailin-reasoning-required"), "{e}");
 }

@@ -155,8 +155,24 @@ impl StoreBuilder {
         if self.dim == 0 || self.shard_rows == 0 {
             return Err(Error::Invalid(format!("store dimension {} and shard rows {}", self.dim, self.shard_rows)));
         }
-        if self.dir.exists() && !self.dir.is_dir() {
-            return Err(Error::store(&self.dir, "exists and is not a directory; a store is a directory"));
+        if std::fs::symlink_metadata(&self.dir).is_ok() && !self.dir.is_dir() {
+            return Err(Error::store(
+                &self.dir,
+                format!("{}, not a directory; a store is a directory", kailin_core::describe_path(&self.dir)),
+            ));
+        }
+        // A stranger's directory is not written into: a new store goes into a new or empty one.
+        if !self.dir.join(MANIFEST).exists()
+            && fs::read_dir(&self.dir).is_ok_and(|mut entries| {
+                entries.any(|e| {
+                    e.is_ok_and(|e| e.file_name() != LOCK && !e.file_name().to_string_lossy().starts_with('.'))
+                })
+            })
+        {
+            return Err(Error::store(
+                &self.dir,
+                format!("is not empty and holds no store (no {MANIFEST}): give a new or empty directory for the store"),
+            ));
         }
         fs::create_dir_all(&self.dir).map_err(Error::io(&self.dir))?;
         let lock_path = self.dir.join(LOCK);
@@ -446,7 +462,7 @@ impl Store {
         if !manifest.complete && !partial {
             return Err(Error::store(
                 &dir,
-                "its build has not finished: run the build again to complete it (it resumes), or search the rows stored so far explicitly (--partial)",
+                "its build has not finished: run the build again to complete it (it resumes)",
             ));
         }
         if cfg!(target_endian = "big") {

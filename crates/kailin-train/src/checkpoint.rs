@@ -58,6 +58,9 @@ pub(crate) struct RunState {
     pub(crate) options: TrainOptions,
     /// Digest of the training items.
     pub(crate) data: String,
+    /// What the starting model was ([`TrainOptions::base_model`]).
+    #[serde(default)]
+    pub(crate) base: Option<String>,
     /// Every parameter's path and shape.
     pub(crate) parameters: Vec<(String, Vec<usize>)>,
     /// The report so far.
@@ -69,7 +72,7 @@ pub(crate) const FORMAT: u32 = 1;
 impl RunState {
     /// The options as far as they decide the trajectory (resumption may change the others).
     pub(crate) fn trajectory(opts: &TrainOptions) -> TrainOptions {
-        TrainOptions { checkpoint: None, stop_after: None, eval_every: None, ..opts.clone() }
+        TrainOptions { checkpoint: None, stop_after: None, eval_every: None, base_model: None, ..opts.clone() }
     }
 }
 
@@ -218,8 +221,33 @@ pub(crate) fn load<B: AutodiffBackend>(
             });
         return Err(bad(path, format!("it is a checkpoint of another model: {difference}")));
     }
+    if state.base != expected.base {
+        return Err(bad(
+            path,
+            format!(
+                "it continues a run from another starting model ({} there, {} now): start in another directory, or remove its checkpoints",
+                state.base.as_deref().unwrap_or("not recorded"),
+                expected.base.as_deref().unwrap_or("not recorded")
+            ),
+        ));
+    }
     if state.options != expected.options {
-        return Err(bad(path, "it was written with other training options (the run could not continue exactly)"));
+        let (old, new) = (serde_json::to_value(&state.options), serde_json::to_value(&expected.options));
+        let changed: Vec<String> = match (old, new) {
+            (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) => new
+                .iter()
+                .filter(|(k, v)| old.get(*k) != Some(*v))
+                .map(|(k, v)| format!("{k} {} there, {v} now", old.get(k).map_or("unset".into(), |o| o.to_string())))
+                .collect(),
+            _ => Vec::new(),
+        };
+        return Err(bad(
+            path,
+            format!(
+                "it was written with other training options ({}): the run could not continue exactly",
+                if changed.is_empty() { "they differ".to_owned() } else { changed.join("; ") }
+            ),
+        ));
     }
     if state.data != expected.data {
         return Err(bad(path, "it was written for other training data (digest differs)"));

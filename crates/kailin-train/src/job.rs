@@ -81,7 +81,8 @@ pub fn run_job<A: AutodiffBackend>(
         Some(lora) => model.with_lora(lora)?,
         None => model,
     };
-    let (window, overlong, opts) = (job.max_len, job.overlong, &job.options);
+    let opts = &TrainOptions { base_model: Some(start_identity(job)?), ..job.options.clone() };
+    let (window, overlong) = (job.max_len, job.overlong);
     let (model, report) = match job.objective {
         Objective::Cpt => {
             let packing = Packing { pack: true, isolate: true };
@@ -116,6 +117,47 @@ pub fn run_job<A: AutodiffBackend>(
         tok.save_hf_dir(&job.out)?;
     }
     Ok(JobOutcome { report, exported })
+}
+
+/// What a checkpoint of `job` must continue: its starting model's digest, objective and
+/// adapter (or `options.base_model` when the caller gave one).
+fn start_identity(job: &Job) -> Result<String> {
+    Ok(match &job.options.base_model {
+        Some(given) => given.clone(),
+        None => format!(
+            "model {} objective {} lora {}",
+            kailin_lm::model_digest(&job.model)?,
+            serde_json::to_string(&job.objective).unwrap_or_default(),
+            job.lora.as_ref().map_or("none".into(), |l| format!("r{} alpha{} dropout{}", l.rank, l.alpha, l.dropout))
+        ),
+    })
+}
+
+/// Checks, before anything is written, that `job` can continue the checkpoints in its
+/// directory: they were made from the same starting model, objective and adapter. (The
+/// options and data are checked when the run resumes; this is the check a command makes
+/// first, so that a refused run leaves the directory as it was.)
+///
+/// Errors: [`Error::Checkpoint`] naming both starting points.
+pub fn check_resumable(job: &Job) -> Result<()> {
+    let Some(ck) = job.options.checkpoint.as_ref().filter(|c| c.resume) else { return Ok(()) };
+    let Some(latest) = crate::latest_checkpoint(&ck.dir)? else { return Ok(()) };
+    let state = latest.join("state.json");
+    let text = std::fs::read_to_string(&state).map_err(|source| Error::Io { path: state.clone(), source })?;
+    let recorded: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::Checkpoint { path: state.clone(), reason: e.to_string() })?;
+    let there = recorded.get("base").and_then(|b| b.as_str()).map(str::to_owned);
+    let now = start_identity(job)?;
+    if there.as_deref() != Some(now.as_str()) {
+        return Err(Error::Checkpoint {
+            path: latest,
+            reason: format!(
+                "it continues a run from another starting point ({} there, {now} now): start in another directory, or remove its checkpoints (--force)",
+                there.as_deref().unwrap_or("not recorded")
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The training data and the evaluation items (none without `job.eval`); cut records are

@@ -58,7 +58,7 @@ pub use crate::{
         prompt_completion_ids,
     },
     error::{Error, Result},
-    job::{Job, JobOutcome, Objective, run_job},
+    job::{Job, JobOutcome, Objective, check_resumable, run_job},
     loss::{DpoOutput, dpo_loss, lm_loss, sequence_logprobs, token_logprobs},
     optim::{AdamW, AdamWConfig, clip_scale, grad_norm, learning_rate},
     trainer::{Progress, StepLog, TrainOptions, TrainReport},

@@ -48,6 +48,11 @@ pub struct TrainOptions {
     /// End the run after this many optimiser steps in all (a checkpoint is written there when
     /// checkpoints are on); the learning-rate schedule still spans every epoch.
     pub stop_after: Option<u64>,
+    /// What the starting model is (its [`kailin_lm::model_digest`]; [`run_job`](crate::run_job)
+    /// fills it): recorded in checkpoints, so that a checkpoint of a run from another starting
+    /// model — even one of the same shape — is refused instead of resumed.
+    #[serde(default)]
+    pub base_model: Option<String>,
 }
 
 impl Default for TrainOptions {
@@ -65,6 +70,7 @@ impl Default for TrainOptions {
             eval_every: None,
             checkpoint: None,
             stop_after: None,
+            base_model: None,
         }
     }
 }
@@ -299,6 +305,7 @@ impl<'a, B: AutodiffBackend, O: Objective> Run<'a, B, O> {
             position: 0,
             options: RunState::trajectory(opts),
             data: digest.hex(),
+            base: opts.base_model.clone(),
             parameters: checkpoint::parameters(&model),
             report: TrainReport::default(),
         };

@@ -6,7 +6,9 @@
 //! then an answer), `hang` (no response for 3 s, then an answer), `drop` (the connection
 //! closed without a response, then an answer), `always500`, `auth` (401), `notfound` (404),
 //! `nousage` (an answer without `usage` and with an empty `finish_reason`), `slow` (an answer
-//! after 150 ms). Answers are `answer to <message>` with the marker removed.
+//! after 150 ms), `echo500` (a 500 whose body echoes the request's `Authorization` header,
+//! then an answer), `echo401` (a 401 echoing it), `r429long` (a 429 asking for a day's wait).
+//! Answers are `answer to <message>` with the marker removed.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -79,6 +81,7 @@ fn handle(stream: TcpStream, seen: &Mutex<HashMap<String, Vec<Instant>>>) -> std
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut length = 0usize;
+    let mut authorization = String::new();
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     loop {
@@ -86,10 +89,12 @@ fn handle(stream: TcpStream, seen: &Mutex<HashMap<String, Vec<Instant>>>) -> std
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
             break;
         }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().unwrap_or(0);
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            } else if k.eq_ignore_ascii_case("authorization") {
+                authorization = v.trim().to_owned();
+            }
         }
     }
     let mut body = vec![0; length];
@@ -132,6 +137,11 @@ fn handle(stream: TcpStream, seen: &Mutex<HashMap<String, Vec<Instant>>>) -> std
         }
         ("drop", 1) => return Ok(()),
         ("auth", _) => error(401, "invalid api key"),
+        ("echo500", 1) => error(500, &format!("upstream failed for authorization: {authorization}")),
+        ("echo401", _) => error(401, &format!("bad key: {authorization}")),
+        ("r429long", _) => {
+            (429, serde_json::json!({"error": {"message": "come back tomorrow"}}).to_string(), Some("86400"))
+        }
         ("notfound", _) => (404, "<html>Not Found</html>".into(), None),
         ("nousage", _) => answer(false),
         ("slow", _) => {
