@@ -1,7 +1,6 @@
 //! `kailin answer`: CPT records in, SFT records out, through a local model or any
 //! OpenAI-compatible server; resumable.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -9,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::Backend;
 use clap::Args;
 use kailin_answer::{AnswerGenerator, LocalAnswerer, LocalOptions, OpenAiClient, PromptTemplate, answer_all};
-use kailin_core::{CptRecord, JsonlAppender, JsonlReader, SftRecord};
+use kailin_core::{CptRecord, JsonlAppender, SftRecord};
 
 use crate::lm::Device;
 
@@ -333,22 +332,7 @@ fn with_local<B: Backend>(
 }
 
 fn read_input(a: &AnswerArgs) -> Result<Vec<CptRecord>> {
-    let mut records = Vec::new();
-    let mut lines: HashMap<String, u64> = HashMap::new();
-    let mut reader = JsonlReader::<CptRecord>::open(&a.input)?;
-    while let Some(r) = reader.next() {
-        let r = r?;
-        if let Some(first) = lines.insert(r.id.clone(), reader.line()) {
-            bail!(
-                "{}:{}: record id {:?} repeats line {first} (ids must be unique)",
-                a.input.display(),
-                reader.line(),
-                r.id
-            );
-        }
-        records.push(r);
-    }
-    Ok(records)
+    Ok(kailin_core::read_jsonl_unique(&a.input, |r: &CptRecord| &r.id)?)
 }
 
 #[allow(clippy::print_stderr)]

@@ -159,21 +159,7 @@ fn generate<B: Backend>(a: GenerateArgs, device: &B::Device) -> Result<()> {
     kailin_core::check_outputs(&inputs, &outputs)?;
     // Question ids derive from document ids: two documents with one id would give two
     // questions one id.
-    let mut documents: Vec<Document> = Vec::new();
-    let mut lines: HashMap<String, u64> = HashMap::new();
-    let mut reader = JsonlReader::<Document>::open(&a.documents)?;
-    while let Some(d) = reader.next() {
-        let d = d?;
-        if let Some(first) = lines.insert(d.id.clone(), reader.line()) {
-            bail!(
-                "{}:{}: document id {:?} repeats line {first} (ids must be unique: question ids are made from them)",
-                a.documents.display(),
-                reader.line(),
-                d.id
-            );
-        }
-        documents.push(d);
-    }
+    let documents = kailin_core::read_jsonl_unique(&a.documents, |d: &Document| &d.id)?;
     let (model, _, tokenizer) = kailin_lm::load::<B>(&a.model, a.max_positions, device)?;
     let options = GenerationOptions {
         temperature: a.temperature,

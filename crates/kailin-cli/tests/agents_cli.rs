@@ -348,7 +348,7 @@ fn a_local_model_answers_each_record() {
     )
     .unwrap();
     let res = kailin(&["answer", "--input", s(&input), "--out", s(&dir.path().join("o2.jsonl")), "--model", s(&model)]);
-    assert!(String::from_utf8_lossy(&res.stderr).contains(":2: record id \"r000\" repeats line 1"));
+    assert!(String::from_utf8_lossy(&res.stderr).contains(":2: id \"r000\" repeats line 1"));
 }
 
 /// Everything a run leaves: stdout, stderr, and every file under `dir`.

@@ -762,7 +762,7 @@ fn no_output_replaces_an_input_or_a_strangers_files() {
     std::fs::write(&dup, format!("{0}{0}", std::fs::read_to_string(&docs).unwrap())).unwrap();
     cases.push((
         s(&["question", "generate", "--model", &llama, "--documents", &dup, "--out", &w.path("q2.jsonl")]),
-        ":2: document id \"1\" repeats line 1",
+        ":2: id \"1\" repeats line 1",
     ));
     let empty = w.path("empty.jsonl");
     std::fs::write(&empty, "").unwrap();

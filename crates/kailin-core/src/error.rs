@@ -34,6 +34,18 @@ pub enum Error {
         /// Why, and what to do.
         reason: String,
     },
+    /// A record's id repeats an earlier record's where ids must be unique.
+    #[error("{}:{line}: id {id:?} repeats line {first} (ids must be unique)", path.display())]
+    Duplicate {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the repeat.
+        line: u64,
+        /// The id.
+        id: String,
+        /// The line that had it first.
+        first: u64,
+    },
     /// A line is not UTF-8.
     #[error("{}:{line}: not UTF-8 text", path.display())]
     Utf8 {
@@ -56,6 +68,13 @@ impl Error {
                 std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {line}: {}", json_message(&source))),
             ),
             Error::Refused { path, reason } => (path, std::io::Error::other(reason)),
+            Error::Duplicate { path, line, id, first } => (
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("line {line}: id {id:?} repeats line {first} (ids must be unique)"),
+                ),
+            ),
             Error::Utf8 { path, line } => {
                 (path, std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {line}: not UTF-8 text")))
             }

@@ -216,6 +216,23 @@ pub fn write_jsonl<'a, T: Serialize + 'a>(
     w.finish()
 }
 
+/// Reads all records of `path` into memory, refusing a record whose id (`id` of it) repeats an
+/// earlier one's ([`Error::Duplicate`], naming both lines): for inputs whose ids name outputs.
+pub fn read_jsonl_unique<T: DeserializeOwned>(path: impl AsRef<Path>, id: impl Fn(&T) -> &str) -> Result<Vec<T>> {
+    let path = path.as_ref();
+    let mut records = Vec::new();
+    let mut lines: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut reader = JsonlReader::<T>::open(path)?;
+    while let Some(r) = reader.next() {
+        let r = r?;
+        if let Some(first) = lines.insert(id(&r).to_owned(), reader.line()) {
+            return Err(Error::Duplicate { path: path.to_owned(), line: reader.line(), id: id(&r).to_owned(), first });
+        }
+        records.push(r);
+    }
+    Ok(records)
+}
+
 /// Reads all records of `path` into memory (for small files; stream with [`JsonlReader`]).
 pub fn read_jsonl<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<Vec<T>> {
     JsonlReader::open(path)?.collect()

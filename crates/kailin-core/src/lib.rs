@@ -46,7 +46,7 @@ pub use crate::{
         write_atomic, write_atomic_with,
     },
     hash::{Fnv64, digest_file, fnv1a},
-    jsonl::{JsonlAppender, JsonlReader, JsonlWriter, read_jsonl, write_jsonl},
+    jsonl::{JsonlAppender, JsonlReader, JsonlWriter, read_jsonl, read_jsonl_unique, write_jsonl},
     outputs::{
         RUN_LOCK, RUN_MARKER, RunDir, RunDirOptions, RunMarker, Sharing, check_output_file, check_outputs,
         describe_path, lock_file, resolve,

@@ -139,8 +139,12 @@ pub struct RunMarker {
     pub version: String,
 }
 
-/// A directory one command writes into, checked and locked: see the [module](self) docs.
-/// The lock is released when the value is dropped (or the process ends).
+/// A directory one command writes into, checked and locked. It must be new, empty, or made by
+/// the same command (its [`RUN_MARKER`] says so); a non-empty directory kailin did not make,
+/// or one another command made, is refused unless forced; `/`, the home directory and a
+/// repository's root are always refused. The lock ([`RUN_LOCK`]) is held until the value is
+/// dropped (or the process ends), so a second run on the directory is refused with the holder
+/// named; [`Sharing::Shared`] holders (the shards of one run) coexist.
 #[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
@@ -162,7 +166,9 @@ pub struct RunDirOptions<'a> {
 }
 
 impl RunDir {
-    /// Checks, creates (when missing), locks and marks `path`; see the [module](self) docs.
+    /// Checks, creates (when missing), locks and marks `path` (see [`RunDir`]).
+    ///
+    /// Errors: [`Error::Refused`] naming why and the fix; [`Error::Io`].
     pub fn open(path: &Path, o: &RunDirOptions<'_>) -> Result<RunDir> {
         let flag = o.flag;
         match std::fs::metadata(path) {

@@ -71,10 +71,14 @@ struct Raw {
     final_decision: Option<String>,
 }
 
-/// Parses a whole JSON document from `reader`; errors name `path` and serde's line.
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(reader: impl std::io::Read, path: &Path) -> Result<T> {
-    serde_json::from_reader(std::io::BufReader::new(reader))
-        .map_err(|e| Error::parse(path, e.line() as u64, format!("malformed JSON: {e}")))
+/// Parses a whole JSON document from `reader` (a leading byte-order mark skipped); errors name
+/// `path` and the line.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(mut reader: impl std::io::Read, path: &Path) -> Result<T> {
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+    let body = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    serde_json::from_slice(body)
+        .map_err(|e| Error::parse(path, e.line() as u64, format!("malformed JSON: {}", kailin_core::json_message(&e))))
 }
 
 pub(crate) fn open(path: &Path) -> Result<std::fs::File> {
