@@ -173,7 +173,8 @@ pub(crate) fn write_training_data<T: serde::Serialize>(a: &CommonArgs, path: &Pa
 /// Refuses, before anything is written, to continue checkpoints of a run from another
 /// starting model, objective or adapter.
 pub(crate) fn check_resumable(objective: Objective, data: &Path, a: &CommonArgs) -> Result<()> {
-    Ok(kailin_train::check_resumable(&a.job(objective, data)?)?)
+    kailin_train::check_resumable(&a.job(objective, data)?)
+        .map_err(|e| anyhow::anyhow!("{e}, or rerun with --force to start over"))
 }
 
 fn on_device(objective: Objective, data: &Path, a: &CommonArgs) -> Result<()> {

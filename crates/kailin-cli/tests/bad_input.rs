@@ -471,6 +471,7 @@ fn options_out_of_range_are_refused_with_their_range() {
         answer(&["--temperature", "-1"]),
         answer(&["--batch-size", "0"]),
         answer(&["--max-retries", "1000"]),
+        answer(&["--max-retry-after", "-1"]),
         s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--batch-size", "0"]),
         s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--limit", "0"]),
         s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--max-positions", "1"]),
@@ -597,41 +598,25 @@ fn no_output_replaces_an_input_or_a_strangers_files() {
             ]),
         ]
     };
+    let rule_into = |out: &str| {
+        s(&[
+            "evaluate",
+            "rule",
+            "--corpus",
+            &docs,
+            "--mesh",
+            &mesh,
+            "--candidates",
+            &cands,
+            "--retriever",
+            "bm25",
+            "--out",
+            out,
+        ])
+    };
     let mut cases: Vec<(Vec<String>, &str)> = vec![
-        (
-            s(&[
-                "evaluate",
-                "rule",
-                "--corpus",
-                &docs,
-                "--mesh",
-                &mesh,
-                "--candidates",
-                &cands,
-                "--retriever",
-                "bm25",
-                "--out",
-                &cands,
-            ]),
-            "same file as the input --candidates",
-        ),
-        (
-            s(&[
-                "evaluate",
-                "rule",
-                "--corpus",
-                &docs,
-                "--mesh",
-                &mesh,
-                "--candidates",
-                &cands,
-                "--retriever",
-                "bm25",
-                "--out",
-                &docs,
-            ]),
-            "same file as the input --corpus",
-        ),
+        (rule_into(&cands), "same file as the input --candidates"),
+        (rule_into(&docs), "same file as the input --corpus"),
         (
             s(&[
                 "evaluate",

@@ -71,6 +71,21 @@ pub fn digest_file(path: impl AsRef<std::path::Path>) -> crate::Result<String> {
     Ok(format!("{len}:{}", h.hex()))
 }
 
+/// A directory's digest: the [`digest_file`] of each file directly in it whose name `keep`
+/// accepts, with its name, in name order (`dir:COUNT:HEX`); what names a model directory.
+pub fn digest_dir(dir: impl AsRef<std::path::Path>, keep: impl Fn(&str) -> bool) -> crate::Result<String> {
+    let dir = dir.as_ref();
+    let entries = std::fs::read_dir(dir).map_err(|source| crate::Error::Io { path: dir.to_owned(), source })?;
+    let mut names: Vec<String> =
+        entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| keep(n)).collect();
+    names.sort();
+    let mut h = Fnv64::new();
+    for name in &names {
+        h.bytes(name.as_bytes()).bytes(&[0]).bytes(digest_file(dir.join(name))?.as_bytes());
+    }
+    Ok(format!("dir:{}:{}", names.len(), h.hex()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,7 +45,7 @@ pub use crate::{
         AtomicDir, AtomicFile, remove_live_temporaries, remove_stale_temporaries, remove_stale_temporaries_in,
         write_atomic, write_atomic_with,
     },
-    hash::{Fnv64, digest_file, fnv1a},
+    hash::{Fnv64, digest_dir, digest_file, fnv1a},
     jsonl::{JsonlAppender, JsonlReader, JsonlWriter, read_jsonl, read_jsonl_unique, write_jsonl},
     outputs::{
         RUN_LOCK, RUN_MARKER, RunDir, RunDirOptions, RunMarker, Sharing, check_output_file, check_outputs,

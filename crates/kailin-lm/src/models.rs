@@ -48,24 +48,13 @@ pub fn model_digest(path: impl AsRef<std::path::Path>) -> crate::Result<String> 
     if !path.is_dir() {
         return Ok(kailin_core::digest_file(path)?);
     }
-    let entries = std::fs::read_dir(path).map_err(|error| crate::Error::Io { path: path.to_owned(), error })?;
-    let mut names: Vec<String> = entries
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            n == "config.json"
-                || n == "tokenizer.json"
-                || n == "tokenizer_config.json"
-                || n == "model.safetensors.index.json"
-                || n.ends_with(".safetensors")
-        })
-        .collect();
-    names.sort();
-    let mut h = kailin_core::Fnv64::new();
-    for name in &names {
-        h.bytes(name.as_bytes()).bytes(&[0]).bytes(kailin_core::digest_file(path.join(name))?.as_bytes());
-    }
-    Ok(format!("dir:{}:{}", names.len(), h.hex()))
+    Ok(kailin_core::digest_dir(path, |n| {
+        n == "config.json"
+            || n == "tokenizer.json"
+            || n == "tokenizer_config.json"
+            || n == "model.safetensors.index.json"
+            || n.ends_with(".safetensors")
+    })?)
 }
 
 #[cfg(test)]

@@ -252,18 +252,8 @@ pub fn run_with<A: AutodiffBackend>(
 
 /// The encoder directory's digest (its configuration, vocabulary and weights).
 fn encoder_digest(dir: &Path) -> Result<String> {
-    let mut h = kailin_core::Fnv64::new();
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|source| Error::Io { path: dir.to_owned(), source })?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json") || n.ends_with(".safetensors") || n == "vocab.txt")
-        .collect();
-    names.sort();
-    for name in &names {
-        h.bytes(name.as_bytes()).bytes(kailin_core::digest_file(dir.join(name)).map_err(Error::from_core)?.as_bytes());
-    }
-    Ok(h.hex())
+    kailin_core::digest_dir(dir, |n| n.ends_with(".json") || n.ends_with(".safetensors") || n == "vocab.txt")
+        .map_err(Error::from_core)
 }
 
 /// One run of the stages into `out`, reusing the finished stages of the runs in `reuse`.

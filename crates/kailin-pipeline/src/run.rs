@@ -305,8 +305,7 @@ fn upstream_text(after: &[&str]) -> String {
 
 /// A file's fingerprint for a stage key: its length and a hash of its bytes.
 fn fingerprint(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
-    Ok(format!("{}:{:016x}", bytes.len(), kailin_core::fnv1a(&bytes)))
+    kailin_core::digest_file(path).map_err(Error::from_core)
 }
 
 fn need(path: &Path, what: &str, fix: &str) -> Result<()> {

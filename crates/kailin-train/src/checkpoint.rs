@@ -195,6 +195,22 @@ pub fn latest_checkpoint(dir: impl AsRef<Path>) -> Result<Option<PathBuf>> {
     Ok(Some(path))
 }
 
+/// Refuses the checkpoint at `path` when the starting point it recorded (`there`) is not this
+/// run's (`now`): its weights came from another model, objective or adapter.
+pub(crate) fn check_start(path: &Path, there: Option<&str>, now: Option<&str>) -> Result<()> {
+    if there == now {
+        return Ok(());
+    }
+    Err(bad(
+        path,
+        format!(
+            "it continues a run from another starting point ({} there, {} now): start in another directory, or remove its checkpoints",
+            there.unwrap_or("not recorded"),
+            now.unwrap_or("not recorded")
+        ),
+    ))
+}
+
 /// Restores `model` and `optim` from the checkpoint at `path`, after checking that it belongs
 /// to this model (parameter paths and shapes), these options and this data.
 pub(crate) fn load<B: AutodiffBackend>(
@@ -221,16 +237,7 @@ pub(crate) fn load<B: AutodiffBackend>(
             });
         return Err(bad(path, format!("it is a checkpoint of another model: {difference}")));
     }
-    if state.base != expected.base {
-        return Err(bad(
-            path,
-            format!(
-                "it continues a run from another starting model ({} there, {} now): start in another directory, or remove its checkpoints",
-                state.base.as_deref().unwrap_or("not recorded"),
-                expected.base.as_deref().unwrap_or("not recorded")
-            ),
-        ));
-    }
+    check_start(path, state.base.as_deref(), expected.base.as_deref())?;
     if state.options != expected.options {
         let (old, new) = (serde_json::to_value(&state.options), serde_json::to_value(&expected.options));
         let changed: Vec<String> = match (old, new) {

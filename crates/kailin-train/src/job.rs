@@ -146,18 +146,8 @@ pub fn check_resumable(job: &Job) -> Result<()> {
     let text = std::fs::read_to_string(&state).map_err(|source| Error::Io { path: state.clone(), source })?;
     let recorded: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::Checkpoint { path: state.clone(), reason: e.to_string() })?;
-    let there = recorded.get("base").and_then(|b| b.as_str()).map(str::to_owned);
-    let now = start_identity(job)?;
-    if there.as_deref() != Some(now.as_str()) {
-        return Err(Error::Checkpoint {
-            path: latest,
-            reason: format!(
-                "it continues a run from another starting point ({} there, {now} now): start in another directory, or remove its checkpoints (--force)",
-                there.as_deref().unwrap_or("not recorded")
-            ),
-        });
-    }
-    Ok(())
+    let there = recorded.get("base").and_then(|b| b.as_str());
+    crate::checkpoint::check_start(&latest, there, Some(start_identity(job)?.as_str()))
 }
 
 /// The training data and the evaluation items (none without `job.eval`); cut records are
