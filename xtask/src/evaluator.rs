@@ -139,7 +139,7 @@ pub(crate) fn dense(corpus: &Corpus, work: &Path) -> Result<DenseRetriever<Flex>
             let docs = corpus
                 .documents()
                 .iter()
-                .map(|d| Ok::<_, std::io::Error>((d.id.clone(), format!("{} {}", d.title, d.text).trim().to_owned())));
+                .map(|d| Ok::<_, std::io::Error>((d.id.clone(), d.retrieval_text())));
             let store = kailin_retrieval::build_store(&encoder, StoreBuilder::new(&dir, encoder.dim()), docs, |n| {
                 bar.set_position(n);
                 if bar.is_hidden() && n % 1024 == 0 {

@@ -2,7 +2,7 @@
 
 use kailin_core::{CptRecord, Provenance, SftRecord};
 use kailin_lm::PromptTemplate;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::Result;
 
@@ -36,27 +36,8 @@ pub fn render_prompt(template: &PromptTemplate, record: &CptRecord) -> Result<St
     })?)
 }
 
-/// Tokens a request cost, as the server or the tokenizer counted them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Prompt tokens.
-    pub prompt_tokens: u64,
-    /// Generated tokens.
-    pub completion_tokens: u64,
-}
-
-/// One answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Answer {
-    /// The text.
-    pub text: String,
-    /// Why generation ended, as the backend said (`stop`, `length`; servers may leave it out).
-    pub finish_reason: Option<String>,
-    /// Tokens, when the backend reported them.
-    pub usage: Option<Usage>,
-    /// Whether it came from the response cache (no request was made).
-    pub cached: bool,
-}
+/// One answer: a [`kailin_lm::Reply`] (text, finish reason, tokens, whether cached).
+pub type Answer = kailin_lm::Reply;
 
 /// An answer agent: question + context in, answer out.
 pub trait AnswerGenerator {
@@ -116,7 +97,7 @@ impl<F: Fn(&CptRecord) -> Result<String>> AnswerGenerator for FnAnswerer<F> {
     fn answer(&self, records: &[CptRecord]) -> Vec<Result<Answer>> {
         records
             .iter()
-            .map(|r| (self.f)(r).map(|text| Answer { text, finish_reason: None, usage: None, cached: false }))
+            .map(|r| (self.f)(r).map(|text| Answer { text, ..Default::default() }))
             .collect()
     }
 }

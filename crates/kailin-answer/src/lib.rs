@@ -5,14 +5,12 @@
 //!   one [`Answer`] (or error) per record out, in input order.
 //! - [`LocalAnswerer`]: a `kailin-lm` model, batched, greedy by default.
 //! - [`OpenAiClient`]: any OpenAI-compatible chat-completions server (vLLM, llama.cpp's
-//!   server, Ollama, hosted APIs). Base URL and model from options or the environment
-//!   (`OPENAI_BASE_URL`, `OPENAI_API_KEY`; the key is never printed or logged); request
-//!   timeouts; retries with exponential backoff and jitter on 5xx, 408, 429, timeouts,
-//!   network errors and malformed bodies, honouring `Retry-After`; 401/403 fail at once, and
-//!   404/405 say the endpoint is not OpenAI-compatible; bounded concurrency; lenient parsing
-//!   (missing `usage`, empty `finish_reason`, legacy `text`); token accounting
-//!   ([`ClientStats`]); a [`ResponseCache`] keyed by the request, so a rerun or a resumed run
-//!   sends no request already answered.
+//!   server, Ollama, hosted APIs) through `kailin-lm`'s [`ServedModel`](kailin_lm::ServedModel),
+//!   the one client every served role shares: base URL and model from options or the
+//!   environment (`OPENAI_BASE_URL`, `OPENAI_API_KEY`; the key is never printed or logged),
+//!   timeouts, retries with backoff and jitter honouring `Retry-After`, fail-fast 401/403,
+//!   lenient parsing, token accounting ([`ClientStats`]) and a [`ResponseCache`] keyed by the
+//!   request, so a rerun or a resumed run sends no request already answered.
 //! - [`answer_all`]: a dataset through any agent, in chunks, written in input order, each
 //!   record once, stopping at the first failure with an error naming the record.
 //! - The prompt is a Jinja template ([`ANSWER_TEMPLATE`] by default), versioned in each
@@ -38,7 +36,6 @@
 #![deny(missing_docs)]
 
 mod answer;
-mod cache;
 mod drive;
 mod error;
 mod local;
@@ -46,13 +43,11 @@ mod openai;
 
 pub use crate::{
     answer::{
-        ANSWER_TEMPLATE, Answer, AnswerFields, AnswerGenerator, FnAnswerer, Usage, default_template, render_prompt,
-        sft_record,
+        ANSWER_TEMPLATE, Answer, AnswerFields, AnswerGenerator, FnAnswerer, default_template, render_prompt, sft_record,
     },
-    cache::ResponseCache,
     drive::{answer_all, answerable},
     error::{Error, Result},
     local::{LocalAnswerer, LocalOptions},
-    openai::{ClientStats, OpenAiClient, OpenAiClientBuilder, OpenAiOptions},
+    openai::{OpenAiClient, OpenAiClientBuilder, OpenAiOptions},
 };
-pub use kailin_lm::PromptTemplate;
+pub use kailin_lm::{ClientStats, PromptTemplate, ResponseCache, Usage};

@@ -4,7 +4,8 @@ use burn::prelude::Backend;
 use kailin_core::{CptRecord, Provenance};
 use kailin_lm::{ChatMessage, CompletionOptions, FinishReason, Llama, PromptTemplate, Tokenizer};
 
-use crate::answer::{Answer, AnswerGenerator, Usage, default_template, render_prompt};
+use crate::answer::{Answer, AnswerGenerator, default_template, render_prompt};
+use kailin_lm::Usage;
 use crate::error::{Error, Result};
 
 /// Generation settings of [`LocalAnswerer`].
@@ -96,7 +97,7 @@ impl<B: Backend> LocalAnswerer<B> {
                         FinishReason::Length => "length".into(),
                     }),
                     usage: Some(Usage { prompt_tokens, completion_tokens: c.tokens.len() as u64 }),
-                    cached: false,
+                    ..Default::default()
                 })
             })
             .collect()

@@ -23,11 +23,11 @@ fn rec(id: &str, case: &str) -> CptRecord {
 
 fn client(server: &FaultServer, cache: Option<&std::path::Path>, retries: usize) -> OpenAiClient {
     let mut b = OpenAiClient::builder(server.base_url(), "test-model").api_key("sk-test-secret").configure(|o| {
-        o.timeout = Duration::from_secs(1);
-        o.min_delay = Duration::from_millis(10);
-        o.max_delay = Duration::from_millis(40);
-        o.max_retries = retries;
-        o.concurrency = 3;
+        o.served.timeout = Duration::from_secs(1);
+        o.served.min_delay = Duration::from_millis(10);
+        o.served.max_delay = Duration::from_millis(40);
+        o.served.max_retries = retries;
+        o.served.concurrency = 3;
     });
     if let Some(dir) = cache {
         b = b.cache(dir);
@@ -98,7 +98,7 @@ fn a_server_that_keeps_failing_is_given_up_on_naming_the_record_and_finished_ans
     match result.unwrap_err() {
         Error::Record { record, line, source } => {
             assert_eq!((record.as_str(), line), ("b", 2));
-            assert!(matches!(*source, Error::GaveUp { attempts: 3, .. }), "{source}");
+            assert!(matches!(*source, Error::Lm(kailin_lm::Error::GaveUp { attempts: 3, .. })), "{source}");
         }
         e => panic!("{e}"),
     }
@@ -132,8 +132,8 @@ fn an_endpoint_that_is_not_openai_compatible_is_named() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let c = OpenAiClient::builder(format!("http://127.0.0.1:{port}/v1"), "m")
         .configure(|o| {
-            o.max_retries = 1;
-            o.min_delay = Duration::from_millis(5);
+            o.served.max_retries = 1;
+            o.served.min_delay = Duration::from_millis(5);
         })
         .build()
         .unwrap();

@@ -68,9 +68,9 @@ fn answers_come_back_from_a_llama_cpp_server() {
     let cache = tempfile::tempdir().unwrap();
     let client = OpenAiClient::builder(&base, "smollm2")
         .configure(|o| {
-            o.concurrency = 2;
+            o.served.concurrency = 2;
             o.max_tokens = 48;
-            o.timeout = Duration::from_secs(120);
+            o.served.timeout = Duration::from_secs(120);
         })
         .cache(cache.path())
         .build()

@@ -250,10 +250,10 @@ pub(crate) fn run(a: AnswerArgs) -> Result<()> {
     match &a.endpoint {
         Some(url) => {
             let mut builder = OpenAiClient::builder(url, &a.model).configure(|o| {
-                o.concurrency = a.concurrency;
-                o.timeout = Duration::from_secs_f64(a.timeout);
-                o.max_retries = a.max_retries;
-                o.max_retry_after = Duration::from_secs_f64(a.max_retry_after);
+                o.served.concurrency = a.concurrency;
+                o.served.timeout = Duration::from_secs_f64(a.timeout);
+                o.served.max_retries = a.max_retries;
+                o.served.max_retry_after = Duration::from_secs_f64(a.max_retry_after);
                 o.max_tokens = a.max_tokens;
                 o.temperature = a.temperature;
                 o.seed = a.seed;

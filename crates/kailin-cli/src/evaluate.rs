@@ -10,7 +10,7 @@ use kailin_evaluator::{
     Corpus, Evaluator, IcSource, Item, JudgeOptions, Judgement, Label, Outcome, PairwiseJudge, Pooling, RuleEvaluator,
     RuleOptions, Tally, TermSource,
 };
-use kailin_retrieval::{Bm25Retriever, DenseRetriever, EncoderBuilder, ExactSearch, Retriever, Store};
+use kailin_retrieval::{AnyRetriever, DenseRetriever, EncoderBuilder, ExactSearch, Store};
 use serde::Deserialize;
 
 /// The evaluator: label which of two questions of a document is better.
@@ -219,27 +219,9 @@ fn read_corpus(path: &Path) -> Result<Corpus> {
 }
 
 /// The retriever the options name, over `corpus`.
-enum AnyRetriever {
-    Dense(Box<DenseRetriever<Flex>>),
-    Bm25(Bm25Retriever),
-}
-
-impl Retriever for AnyRetriever {
-    type Error = kailin_retrieval::Error;
-
-    fn retrieve(&self, queries: &[&str], k: usize) -> kailin_retrieval::Result<Vec<Vec<kailin_retrieval::Retrieved>>> {
-        match self {
-            AnyRetriever::Dense(r) => r.retrieve(queries, k),
-            AnyRetriever::Bm25(r) => r.retrieve(queries, k),
-        }
-    }
-}
-
-fn retriever(a: &ContextArgs, corpus: &Corpus) -> Result<AnyRetriever> {
+fn retriever(a: &ContextArgs, corpus: &Corpus) -> Result<AnyRetriever<Flex>> {
     Ok(match a.retriever {
-        RetrieverArg::Bm25 => AnyRetriever::Bm25(Bm25Retriever::build(
-            corpus.documents().iter().map(|d| (d.id.as_str(), format!("{} {}", d.title, d.text))),
-        )?),
+        RetrieverArg::Bm25 => AnyRetriever::bm25(corpus.documents())?,
         RetrieverArg::Dense => {
             let (Some(store), Some(model)) = (&a.store, &a.model) else {
                 bail!("dense retrieval needs --store (built with `kailin retrieve build`) and --model (its encoder)")

@@ -137,11 +137,7 @@ fn render(e: &anyhow::Error) -> String {
         if text.is_empty() || msg.contains(&text) {
             continue;
         }
-        if text.len() > MAX {
-            let cut = (0..=MAX).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-            text.truncate(cut);
-            text.push('…');
-        }
+        text = kailin_core::cut_chars_marked(&text, MAX);
         if !msg.is_empty() {
             msg.push_str(": ");
         }

@@ -140,7 +140,7 @@ fn build(a: BuildArgs) -> Result<()> {
     let store = kailin_retrieval::build_store(
         &encoder,
         store_builder(&a.store, encoder.dim()),
-        docs.map(|d| d.map(|d| (d.id.clone(), format!("{} {}", d.title, d.text).trim().to_owned()))),
+        docs.map(|d| d.map(|d| (d.id.clone(), d.retrieval_text()))),
         |n| progress.set_position(n),
     )?;
     progress.finish_and_clear();

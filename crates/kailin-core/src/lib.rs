@@ -37,6 +37,7 @@ mod outputs;
 mod records;
 mod rng;
 mod secret;
+mod text;
 mod training;
 
 pub use crate::{
@@ -54,6 +55,7 @@ pub use crate::{
     records::{Candidate, Context, CptRecord, Document, PreferencePair, Provenance, Question, SftRecord},
     rng::SplitMix64,
     secret::{REDACTED, RedactingWriter, redact, register_secret, strip_url_credentials},
+    text::{cut_chars, cut_chars_at_word, cut_chars_marked},
     training::{
         ChatExample, CompletionExample, DpoExample, Message, QUESTION_INSTRUCTION, TextExample, question_prompt,
         question_with_context,

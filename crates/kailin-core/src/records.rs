@@ -40,6 +40,14 @@ pub struct Document {
     pub source: String,
 }
 
+impl Document {
+    /// What a retriever reads of the document (what the encoder embeds and BM25 indexes):
+    /// the title, a space, the text, trimmed.
+    pub fn retrieval_text(&self) -> String {
+        format!("{} {}", self.title, self.text).trim().to_owned()
+    }
+}
+
 /// A question, generated or gold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Question {

@@ -13,6 +13,10 @@
 //! documents (megabytes) and are read whole. With `skip_bad`, a malformed record is skipped
 //! and listed in a [`Skipped`] summary instead of failing the file.
 //!
+//! [`ingest`] reads a user's corpus — a file or a directory of any of these — as one stream,
+//! each id once in its last version, PubMed's `DeleteCitation`s applied, corrupt files listed
+//! and skipped.
+//!
 //! Records come out as [`kailin_core`] types.
 //!
 //! ```
@@ -36,6 +40,7 @@ mod bioasq;
 mod decontaminate;
 mod dedup;
 mod error;
+mod ingest;
 mod ngram;
 mod pubmed;
 mod pubmedqa;
@@ -48,6 +53,7 @@ pub use crate::{
     decontaminate::{Contamination, Decontaminator},
     dedup::Deduplicator,
     error::{Error, Result, Skipped},
+    ingest::{IngestOptions, IngestReport, ingest},
     pubmed::{MeshHeading, PubmedArticle, PubmedReader},
     pubmedqa::{PubmedqaRecord, read_pubmedqa, read_pubmedqa_from, read_pubmedqa_test_ids},
     pubtator::{Mention, PubtatorDocument, PubtatorReader, Relation},

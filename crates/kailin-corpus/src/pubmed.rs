@@ -48,6 +48,7 @@ enum Tag {
     MeshHeadingList,
     MeshHeading,
     DescriptorName,
+    DeleteCitation,
     Other,
 }
 
@@ -56,6 +57,7 @@ fn tag(name: &[u8]) -> Tag {
         b"PubmedArticle" => Tag::PubmedArticle,
         b"MedlineCitation" => Tag::MedlineCitation,
         b"PMID" => Tag::Pmid,
+        b"DeleteCitation" => Tag::DeleteCitation,
         b"Article" => Tag::Article,
         b"Journal" => Tag::Journal,
         b"JournalIssue" => Tag::JournalIssue,
@@ -115,6 +117,7 @@ pub struct PubmedReader<R = Box<dyn BufRead>> {
     stack: Vec<Tag>,
     skip_bad: bool,
     skipped: Skipped,
+    deleted: Vec<String>,
     done: bool,
 }
 
@@ -152,6 +155,7 @@ impl<R: BufRead> PubmedReader<R> {
             stack: Vec::with_capacity(32),
             skip_bad: false,
             skipped: Skipped::default(),
+            deleted: Vec::new(),
             done: false,
         }
     }
@@ -169,6 +173,12 @@ impl<R: BufRead> PubmedReader<R> {
         &self.skipped
     }
 
+    /// The PMIDs the file's `DeleteCitation` elements have named so far (PubMed's update
+    /// files withdraw citations of earlier files this way).
+    pub fn deleted(&self) -> &[String] {
+        &self.deleted
+    }
+
     fn error(&self, offset: u64, message: impl Into<String>) -> Error {
         Error::Xml { path: self.path.clone(), byte: offset, message: message.into() }
     }
@@ -177,6 +187,7 @@ impl<R: BufRead> PubmedReader<R> {
     fn next_article(&mut self) -> Result<Option<PubmedArticle>> {
         let mut draft: Option<Draft> = None;
         let mut field: Option<(Field, usize)> = None;
+        let mut deleting = false;
         let mut text = String::new();
         loop {
             let offset = self.xml.buffer_position();
@@ -197,6 +208,11 @@ impl<R: BufRead> PubmedReader<R> {
                     }
                     let t = tag(name.as_ref().as_bytes());
                     self.stack.push(t);
+                    if self.stack.ends_with(&[Tag::DeleteCitation, Tag::Pmid]) {
+                        deleting = true;
+                        text.clear();
+                        continue;
+                    }
                     if t == Tag::PubmedArticle {
                         draft = Some(Draft { offset, ..Draft::default() });
                         continue;
@@ -213,7 +229,7 @@ impl<R: BufRead> PubmedReader<R> {
                         text.clear();
                     }
                 }
-                Event::Text(t) if field.is_some() => text.push_str(&t.xml10_content()),
+                Event::Text(t) if field.is_some() || deleting => text.push_str(&t.xml10_content()),
                 Event::Text(t) if self.stack.is_empty() && !t.as_ref().trim().is_empty() => {
                     return Err(self.error(offset, "not PubMed XML: text outside any element"));
                 }
@@ -228,6 +244,15 @@ impl<R: BufRead> PubmedReader<R> {
                 Event::End(_) => {
                     let depth = self.stack.len();
                     let t = self.stack.pop();
+                    if deleting {
+                        deleting = false;
+                        let pmid = text.trim();
+                        if !pmid.is_empty() {
+                            self.deleted.push(pmid.to_owned());
+                        }
+                        text.clear();
+                        continue;
+                    }
                     if let (Some((f, at)), Some(d)) = (field, draft.as_mut())
                         && at == depth
                     {

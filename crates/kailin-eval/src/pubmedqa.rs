@@ -78,6 +78,13 @@ pub struct TestItem {
     pub truth: Decision,
 }
 
+impl TestItem {
+    /// The item of a PQA-L record whose true answer is `truth`.
+    pub fn from_record(r: kailin_corpus::PubmedqaRecord, truth: Decision) -> TestItem {
+        TestItem { pmid: r.pmid, question: r.question, contexts: r.contexts, year: r.year, meshes: r.meshes, truth }
+    }
+}
+
 /// The paper's publication-year spans (inclusive).
 pub const YEAR_SPANS: [(u16, u16); 8] =
     [(1989, 2000), (2001, 2004), (2005, 2007), (2008, 2009), (2010, 2011), (2012, 2013), (2014, 2015), (2016, 2017)];
@@ -117,14 +124,7 @@ pub fn load_test_set_from(records: impl AsRef<Path>, ground_truth: impl AsRef<Pa
                 path: records.to_owned(),
                 message: format!("test PMID {pmid} (from {}) has no record", truth_path.display()),
             })?;
-            Ok(TestItem {
-                pmid,
-                question: r.question,
-                contexts: r.contexts,
-                year: r.year,
-                meshes: r.meshes,
-                truth: label,
-            })
+            Ok(TestItem::from_record(r, label))
         })
         .collect()
 }
@@ -164,11 +164,8 @@ fn user_turn_cut(item: &TestItem, setting: Setting, context_chars: Option<usize>
     match setting {
         Setting::QuestionOnly => format!("Question: {}\n{INSTRUCTION}", item.question),
         Setting::ReasoningRequired => {
-            let mut context = item.contexts.join("\n");
-            if let Some(n) = context_chars {
-                let cut = (0..=n.min(context.len())).rev().find(|&i| context.is_char_boundary(i)).unwrap_or(0);
-                context.truncate(cut);
-            }
+            let joined = item.contexts.join("\n");
+            let context = context_chars.map_or(joined.as_str(), |n| kailin_core::cut_chars(&joined, n));
             format!("Context: {context}\nQuestion: {}\n{INSTRUCTION}", item.question)
         }
     }

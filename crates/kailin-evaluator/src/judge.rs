@@ -87,7 +87,7 @@ pub fn judge_prompt(
     p
 }
 
-fn context_docs<'c>(corpus: &'c Corpus, contexts: &[ContextDoc]) -> Result<Vec<&'c Document>> {
+pub(crate) fn context_docs<'c>(corpus: &'c Corpus, contexts: &[ContextDoc]) -> Result<Vec<&'c Document>> {
     contexts
         .iter()
         .map(|c| corpus.get(&c.doc_id).ok_or_else(|| Error::UnknownContext { id: c.doc_id.clone() }))
@@ -178,12 +178,7 @@ impl<'a, B: Backend, R: Retriever> PairwiseJudge<'a, B, R> {
         options: JudgeOptions,
         name: impl Into<String>,
     ) -> Result<Self> {
-        if options.k == 0 || options.batch_size == 0 {
-            return Err(Error::Options("k and batch_size must be at least 1".into()));
-        }
-        if !(options.margin.is_finite() && (0.0..=1.0).contains(&options.margin)) {
-            return Err(Error::Options(format!("margin must be in [0, 1], not {}", options.margin)));
-        }
+        check_options(&options)?;
         Ok(PairwiseJudge { model, tokenizer, corpus, retriever, options, name: name.into() })
     }
 
@@ -210,61 +205,86 @@ impl<'a, B: Backend, R: Retriever> PairwiseJudge<'a, B, R> {
     }
 }
 
-/// P(first of two letters) from their log-probabilities.
+/// P(first of two letters) from their log-probabilities (0.5 when neither has any).
 fn p_first([a, b]: [f64; 2]) -> f64 {
+    if a == f64::NEG_INFINITY && b == f64::NEG_INFINITY {
+        return 0.5;
+    }
     1.0 / (1.0 + (b - a).exp())
+}
+
+/// Judges `items` with `letters` (`log p("A")`, `log p("B")` of each prompt): both orders of
+/// each pair, averaged, so a position preference cancels.
+pub(crate) fn judge_pairs<R: Retriever>(
+    corpus: &Corpus,
+    retriever: &R,
+    o: &JudgeOptions,
+    items: &[Item<'_>],
+    letters: impl FnOnce(&[String]) -> Result<Vec<[f64; 2]>>,
+) -> Result<Vec<Judgement>> {
+    let found = retrieve_contexts(retriever, items, o.k, o.exclude_source)?;
+    let mut prompts = Vec::new();
+    let mut contexts = Vec::with_capacity(items.len());
+    for (it, [a, b]) in items.iter().zip(found) {
+        let (Some(a), Some(b)) = (a, b) else {
+            contexts.push(None);
+            continue;
+        };
+        let (da, db) = (context_docs(corpus, &a)?, context_docs(corpus, &b)?);
+        let (qa, qb) = (it.questions[0], it.questions[1]);
+        prompts.push(judge_prompt(it.doc, (qa, &da), (qb, &db), o));
+        prompts.push(judge_prompt(it.doc, (qb, &db), (qa, &da), o));
+        contexts.push(Some([a, b]));
+    }
+    let letters = letters(&prompts)?;
+    let mut next = letters.chunks(2);
+    let mut out = Vec::with_capacity(items.len());
+    for ctx in contexts {
+        let Some(ctx) = ctx else {
+            out.push(Judgement::skipped(Outcome::EmptyQuestion));
+            continue;
+        };
+        let Some(&[ab, ba]) = next.next() else {
+            return Err(Error::Options("internal: fewer scores than prompts".into()));
+        };
+        let shown_first = p_first(ab);
+        let shown_second = 1.0 - p_first(ba);
+        let p = (shown_first + shown_second) / 2.0;
+        let (preferred, outcome) = if (2.0 * p - 1.0).abs() <= o.margin {
+            (None, Outcome::Tie)
+        } else {
+            (Some(usize::from(p < 0.5)), Outcome::Preferred)
+        };
+        out.push(Judgement {
+            preferred,
+            scores: [Some(p), Some(1.0 - p)],
+            outcome,
+            contexts: ctx,
+            explanation: Explanation::Model(ModelExplanation {
+                p_first_shown_first: shown_first,
+                p_first_shown_second: shown_second,
+            }),
+        });
+    }
+    Ok(out)
+}
+
+/// Checks a judge's options.
+pub(crate) fn check_options(options: &JudgeOptions) -> Result<()> {
+    if options.k == 0 || options.batch_size == 0 {
+        return Err(Error::Options("k and batch_size must be at least 1".into()));
+    }
+    if !(options.margin.is_finite() && (0.0..=1.0).contains(&options.margin)) {
+        return Err(Error::Options(format!("margin must be in [0, 1], not {}", options.margin)));
+    }
+    Ok(())
 }
 
 impl<B: Backend, R: Retriever> Evaluator for PairwiseJudge<'_, B, R> {
     type Error = Error;
 
     fn evaluate(&self, items: &[Item<'_>]) -> Result<Vec<Judgement>> {
-        let o = &self.options;
-        let found = retrieve_contexts(&self.retriever, items, o.k, o.exclude_source)?;
-        let mut prompts = Vec::new();
-        let mut contexts = Vec::with_capacity(items.len());
-        for (it, [a, b]) in items.iter().zip(found) {
-            let (Some(a), Some(b)) = (a, b) else {
-                contexts.push(None);
-                continue;
-            };
-            let (da, db) = (context_docs(self.corpus, &a)?, context_docs(self.corpus, &b)?);
-            let (qa, qb) = (it.questions[0], it.questions[1]);
-            prompts.push(judge_prompt(it.doc, (qa, &da), (qb, &db), o));
-            prompts.push(judge_prompt(it.doc, (qb, &db), (qa, &da), o));
-            contexts.push(Some([a, b]));
-        }
-        let letters = self.letters(&prompts)?;
-        let mut next = letters.chunks(2);
-        let mut out = Vec::with_capacity(items.len());
-        for ctx in contexts {
-            let Some(ctx) = ctx else {
-                out.push(Judgement::skipped(Outcome::EmptyQuestion));
-                continue;
-            };
-            let Some(&[ab, ba]) = next.next() else {
-                return Err(Error::Options("internal: fewer scores than prompts".into()));
-            };
-            let shown_first = p_first(ab);
-            let shown_second = 1.0 - p_first(ba);
-            let p = (shown_first + shown_second) / 2.0;
-            let (preferred, outcome) = if (2.0 * p - 1.0).abs() <= o.margin {
-                (None, Outcome::Tie)
-            } else {
-                (Some(usize::from(p < 0.5)), Outcome::Preferred)
-            };
-            out.push(Judgement {
-                preferred,
-                scores: [Some(p), Some(1.0 - p)],
-                outcome,
-                contexts: ctx,
-                explanation: Explanation::Model(ModelExplanation {
-                    p_first_shown_first: shown_first,
-                    p_first_shown_second: shown_second,
-                }),
-            });
-        }
-        Ok(out)
+        judge_pairs(self.corpus, &self.retriever, &self.options, items, |prompts| self.letters(prompts))
     }
 
     fn name(&self) -> String {

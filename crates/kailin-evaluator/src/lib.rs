@@ -52,14 +52,17 @@
 #![deny(missing_docs)]
 
 mod corpus;
+mod cpt;
 mod error;
 mod judge;
 mod judgement;
 mod preference;
 mod rule;
+mod served_judge;
 
 pub use crate::{
     corpus::{CHECK_TAGS, Corpus, TermSource, context_of},
+    cpt::{CptRecords, cpt_records},
     error::{Error, Result},
     judge::{JUDGE_INSTRUCTION, JudgeOptions, PairwiseJudge, judge_examples, judge_prompt, train_judge},
     judgement::{
@@ -68,4 +71,5 @@ pub use crate::{
     },
     preference::{Label, Tally, preference_pair},
     rule::{IcSource, Pooling, RuleEvaluator, RuleOptions},
+    served_judge::ServedJudge,
 };

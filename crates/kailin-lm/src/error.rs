@@ -127,6 +127,92 @@ pub enum Error {
     /// The tensor backend failed (e.g. returning data to the host).
     #[error("backend: {0}")]
     Backend(String),
+    /// The server refused the credentials (401 or 403): not retried.
+    #[error(
+        "{url}: the server refused {} (HTTP {status}): {message}. {} {hint}",
+        if *key_sent { "the API key" } else { "the request without an API key" },
+        if *key_sent { "Check the key in" } else { "Set the server's key in" }
+    )]
+    Unauthorized {
+        /// The endpoint.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// What the server said (redacted).
+        message: String,
+        /// Whether a key was sent.
+        key_sent: bool,
+        /// The setting that names the key's variable.
+        hint: String,
+    },
+    /// The server asked for a wait (`Retry-After`) longer than the client accepts.
+    #[error(
+        "{url}: the server asked to wait {} s before retrying (HTTP {status}, Retry-After), more than the {} s accepted \
+         ({hint}); try later, or raise the limit",
+        asked.as_secs_f64(), cap.as_secs_f64()
+    )]
+    WaitTooLong {
+        /// The endpoint.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The wait asked for.
+        asked: std::time::Duration,
+        /// The longest wait accepted.
+        cap: std::time::Duration,
+        /// The setting that bounds the wait.
+        hint: String,
+    },
+    /// The endpoint does not speak the OpenAI chat-completions protocol.
+    #[error("{url} is not an OpenAI-compatible endpoint: {detail}")]
+    NotCompatible {
+        /// The endpoint.
+        url: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The server rejected the request (a 4xx other than 401, 403, 404, 408 and 429): not
+    /// retried.
+    #[error("{url}: the server rejected the request (HTTP {status}): {message}")]
+    Rejected {
+        /// The endpoint.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// What the server said.
+        message: String,
+    },
+    /// Every attempt failed with a transient error (5xx, 429, timeout, network).
+    #[error("{url}: gave up after {attempts} attempts; the last: {last}")]
+    GaveUp {
+        /// The endpoint.
+        url: String,
+        /// Attempts made.
+        attempts: usize,
+        /// The last failure.
+        last: String,
+    },
+    /// The server could not be reached.
+    #[error("{url}: no server answers ({detail}); start it, or fix the endpoint")]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// Why.
+        detail: String,
+    },
+    /// The server does not list the model.
+    #[error("{url} does not serve the model {model:?}; it lists {listed:?}")]
+    NotServed {
+        /// The model list's URL.
+        url: String,
+        /// The model asked for.
+        model: String,
+        /// The models the server lists.
+        listed: Vec<String>,
+    },
+    /// A served model's option out of its range.
+    #[error("served model: {0}")]
+    Served(String),
     /// No tensor of that name.
     #[error("no tensor named {0:?}")]
     MissingTensor(String),

@@ -10,6 +10,9 @@
 //! - [`generate_batch`] (KV cache, left-padded batches, [`Sampler`] per sequence, stop tokens,
 //!   streaming), [`complete`] for text with stop strings, and [`score`] for log-probabilities.
 //! - [`PromptTemplate`]: an agent's prompt as a Jinja file, versioned by its content.
+//! - [`ServedModel`]: the same roles on any OpenAI-compatible server (vLLM, SGLang,
+//!   llama.cpp's server, Ollama, hosted APIs): retries, a response cache, token accounting
+//!   and a preflight of the server's model list.
 //!
 //! ```no_run
 //! use burn::backend::Flex;
@@ -44,6 +47,7 @@ mod prompt;
 mod quant;
 mod sampler;
 mod score;
+mod served;
 mod tokenizer;
 
 pub use crate::{
@@ -62,5 +66,8 @@ pub use crate::{
     quant::{GgmlType, dequantize, f16_to_f32},
     sampler::Sampler,
     score::{Score, next_token_logprobs, score},
+    served::{
+        ChatRequest, ClientStats, Hints, Reply, ResponseCache, ServedModel, ServedModelBuilder, ServedOptions, Usage,
+    },
     tokenizer::{TextStream, Tokenizer},
 };

@@ -42,6 +42,28 @@ pub enum Error {
         /// What happened and what to run next.
         message: String,
     },
+    /// A plan reached a stage that never ran: the stages after it cannot be keyed (they all
+    /// run). Not a failure.
+    #[error("stage {stage} has not run: it and the stages after it will run")]
+    Planned {
+        /// The stage.
+        stage: String,
+    },
+    /// A served role cannot be used: its server is down, does not list the model, refuses
+    /// the key; found before any long stage runs.
+    #[error("backend {role} ({endpoint}, model {model:?}): {source}. Fix: {fix}")]
+    Backend {
+        /// The role (`answer`, `judge`…).
+        role: String,
+        /// Its endpoint.
+        endpoint: String,
+        /// Its model.
+        model: String,
+        /// What went wrong.
+        source: kailin_lm::Error,
+        /// What to do.
+        fix: String,
+    },
     /// A shard process cannot run its stage yet (it is not per-document, or the stages before
     /// it are unfinished): a refusal, not a success.
     #[error("{message}")]

@@ -15,7 +15,16 @@
 //!   stages' keys): a rerun reuses every finished stage; a stage is written to a temporary
 //!   directory and renamed into place only when finished, so a process killed at any moment
 //!   (SIGKILL) loses no finished stage and leaves nothing half-written.
+//! - Every language-model role (`question-general`, `question-domain`, `question-final`,
+//!   `judge`, `answer`) is the run's own local model or any OpenAI-compatible server
+//!   (`[backends.ROLE]`), checked by a preflight request before any long stage.
+//! - The corpus is PQA-L or the user's files (`data.corpus`: PubMed XML baseline and update
+//!   files, PubTator, PubMedQA, Document JSONL), always decontaminated against PubMedQA's test
+//!   split.
+//! - [`plan`] says, without running anything, which stages a run would redo and why.
 //! - Progress through [`Event`] callbacks; the binary draws.
+//!
+//! The crate defines no method step: each stage calls the library that owns it.
 //!
 //! ```no_run
 //! use burn::backend::{Autodiff, Flex};
@@ -28,12 +37,16 @@
 //! ```
 #![deny(missing_docs)]
 
+mod backends;
+mod card;
 mod config;
+mod engine;
 mod error;
 mod plots;
 mod report;
-mod run;
 mod stage;
+mod stages;
+mod summary;
 mod tiny;
 
 use std::path::{Path, PathBuf};
@@ -42,14 +55,18 @@ use burn::tensor::backend::AutodiffBackend;
 
 pub use crate::{
     config::{
-        ABLATIONS, AgentsConfig, AggregateKind, AnswersConfig, Config, DEFAULT_PRESET, DataConfig, DeviceKind,
-        DpoConfig, EvalConfig, EvaluatorConfig, EvaluatorKind, ModelsConfig, PRESETS, QuestionsConfig, RetrievalConfig,
-        RetrieverKind, RunConfig, TargetConfig,
+        ABLATIONS, AgentsConfig, AggregateKind, AnswersConfig, BackendConfig, BackendsConfig, Config, DEFAULT_PRESET,
+        DataConfig, DeviceKind, DpoConfig, EvalConfig, EvaluatorConfig, EvaluatorKind, ModelsConfig, PRESETS,
+        QuestionsConfig, ROLES, RetrievalConfig, RetrieverKind, RunConfig, TargetConfig, TrainSettings,
     },
+    engine::{Event, PlanRow, StageRow},
     error::{Error, Result},
     report::{AblationRow, PubmedqaRow, Summary},
-    run::{Event, StageRow},
     stage::STAGE_FILE,
+    summary::{
+        CandidatesSummary, CorpusSummary, CptSummary, LabelSummary, RoleStats, SftSummary, StageSummary, StoreSummary,
+        TrainSummary,
+    },
     tiny::{TINY_WORDS, tiny_bert_vocab, write_tiny_bert, write_tiny_llama},
 };
 
@@ -145,6 +162,34 @@ pub fn eval_stages(config: &Config) -> Vec<String> {
     models.iter().flat_map(|m| config.eval.settings.iter().map(move |s| format!("eval-{m}-{}", s.as_str()))).collect()
 }
 
+/// The stages `config` would run, in order (`dpo` whenever it is enabled and the general
+/// agent is local: whether a pair is labelled is known only when the labels exist).
+pub fn planned_stages(config: &Config) -> Vec<String> {
+    let (a, b) = (&config.agents, &config.backends);
+    let mut out = vec!["corpus"];
+    if a.prepare && !b.question_general.served() {
+        out.push("agent-general");
+    }
+    if a.prepare && a.distinct && !b.question_domain.served() {
+        out.extend(["agent-domain-cpt", "agent-domain"]);
+    }
+    out.push("candidates");
+    if config.retrieval.kind == RetrieverKind::Dense {
+        out.push("store");
+    }
+    out.push("labels");
+    if config.dpo.enabled && !b.question_general.served() {
+        out.push("dpo");
+    }
+    out.extend(["cpt", "sft", "target-cpt", "target"]);
+    if config.target.control {
+        out.extend(["control-cpt", "control"]);
+    }
+    let mut out: Vec<String> = out.into_iter().map(str::to_owned).collect();
+    out.extend(eval_stages(config));
+    out
+}
+
 /// Runs the pipeline into `out`: training on `A`, inference on its inner backend, on
 /// `device`. Finished stages of an earlier run with the same inputs are reused.
 ///
@@ -159,26 +204,8 @@ pub fn run<A: AutodiffBackend>(
     run_with::<A>(config, out, &RunOptions::default(), device, on_event)
 }
 
-/// [`run`] with a shard or a stopping point. A run that stops where `options` say ends with
-/// [`Error::Stopped`] (not a failure: its message says what to run next).
-///
-/// `out` is a run directory ([`kailin_core::RunDir`]): new, empty or made by a run, never the
-/// root, the home directory or a repository's root, and locked while the run lasts, so a
-/// second run on it is refused naming the first; the shard processes of one run share it,
-/// each locking only its own part.
-///
-/// Errors: those of [`run`]; an invalid shard (`index < count`) or an unknown stage in
-/// `until` ([`Error::Config`]); a refused `out` ([`Error::Refused`]); a shard process asked
-/// to run a stage that is not per-document, or whose earlier stages are unfinished
-/// ([`Error::NotReady`]).
-pub fn run_with<A: AutodiffBackend>(
-    config: &Config,
-    out: &Path,
-    options: &RunOptions,
-    device: &A::Device,
-    on_event: &mut dyn FnMut(Event<'_>),
-) -> Result<Summary> {
-    let started = std::time::Instant::now();
+/// Checks `config` and, with `shard` and `until`, the options.
+fn check_options(config: &Config, options: &RunOptions) -> Result<()> {
     config.check()?;
     if let Some((i, n)) = options.shard
         && (n == 0 || i >= n)
@@ -195,6 +222,42 @@ pub fn run_with<A: AutodiffBackend>(
             message: format!("no stage {u:?}; the stages are {}, {}", STAGES.join(", "), evals.join(", ")),
         });
     }
+    Ok(())
+}
+
+/// The models and their digests.
+fn models(config: &Config, out: &Path) -> Result<stages::Models> {
+    let (base, encoder) = resolve_models(config, out)?;
+    let identity = serde_json::json!({
+        "base": kailin_lm::model_digest(&base).map_err(|e| Error::Lib(Box::new(e)))?,
+        "encoder": encoder_digest(&encoder)?,
+    });
+    Ok(stages::Models { base, encoder, identity })
+}
+
+/// [`run`] with a shard or a stopping point. A run that stops where `options` say ends with
+/// [`Error::Stopped`] (not a failure: its message says what to run next).
+///
+/// `out` is a run directory ([`kailin_core::RunDir`]): new, empty or made by a run, never the
+/// root, the home directory or a repository's root, and locked while the run lasts, so a
+/// second run on it is refused naming the first; the shard processes of one run share it,
+/// each locking only its own part. Before any stage, each served role is asked for its model
+/// list.
+///
+/// Errors: those of [`run`]; an invalid shard (`index < count`) or an unknown stage in
+/// `until` ([`Error::Config`]); a refused `out` ([`Error::Refused`]); a served role that is
+/// down, does not list its model or refuses the key ([`Error::Backend`]); a shard process
+/// asked to run a stage that is not per-document, or whose earlier stages are unfinished
+/// ([`Error::NotReady`]).
+pub fn run_with<A: AutodiffBackend>(
+    config: &Config,
+    out: &Path,
+    options: &RunOptions,
+    device: &A::Device,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Summary> {
+    let started = std::time::Instant::now();
+    check_options(config, options)?;
     let dir_options = kailin_core::RunDirOptions {
         flag: "the run directory",
         command: RUN_COMMAND,
@@ -215,22 +278,17 @@ pub fn run_with<A: AutodiffBackend>(
         ),
         None => None,
     };
-    let (base, encoder) = resolve_models(config, out)?;
-    let identity = serde_json::json!({
-        "base": kailin_lm::model_digest(&base).map_err(|e| Error::Lib(Box::new(e)))?,
-        "encoder": encoder_digest(&encoder)?,
-    });
-    let models = run::Models { base, encoder, identity };
+    backends::preflight(config, out)?;
+    for name in &config.run.ablations {
+        if let Some(variant) = ablation(config, name)? {
+            backends::preflight(&variant.0, out)?;
+        }
+    }
+    let models = models(config, out)?;
     let (rows, results) = run_one::<A>(config, out, Vec::new(), options, &models, device, on_event)?;
     let mut ablations = Vec::new();
     for name in &config.run.ablations {
-        let Some((_, changes, what)) = ABLATIONS.iter().find(|(n, ..)| n == name) else { continue };
-        let mut overrides: Vec<String> = changes.iter().map(|c| (*c).to_owned()).collect();
-        let changes = overrides.clone();
-        // The variant trains and measures its kailin model only: the base model and the
-        // control are the main run's.
-        overrides.extend(["target.control=false".into(), "eval.base=false".into(), "run.ablations=[]".into()]);
-        let variant = config.with_overrides(&overrides)?;
+        let Some((variant, changes, what)) = ablation(config, name)? else { continue };
         let dir = out.join("ablations").join(name);
         let mut prefixed = |e: Event<'_>| {
             let stage = match &e {
@@ -247,7 +305,81 @@ pub fn run_with<A: AutodiffBackend>(
             run_one::<A>(&variant, &dir, vec![out.to_owned()], &RunOptions::default(), &models, device, &mut prefixed)?;
         ablations.push(report::ablation_row(name, what, changes, &dir, &rows, &results));
     }
-    report::publish(out, config.to_toml(), rows, results, ablations, started.elapsed().as_secs_f64())
+    report::publish(out, config, rows, results, ablations, started.elapsed().as_secs_f64())
+}
+
+/// An ablation's configuration, overrides and description. The variant trains and measures
+/// its kailin model only: the base model and the control are the main run's.
+fn ablation(config: &Config, name: &str) -> Result<Option<(Config, Vec<String>, &'static str)>> {
+    let Some((_, changes, what)) = ABLATIONS.iter().find(|(n, ..)| *n == name) else { return Ok(None) };
+    let changes: Vec<String> = changes.iter().map(|c| (*c).to_owned()).collect();
+    let mut overrides = changes.clone();
+    overrides.extend(["target.control=false".into(), "eval.base=false".into(), "run.ablations=[]".into()]);
+    Ok(Some((config.with_overrides(&overrides)?, changes, what)))
+}
+
+/// What a run of `config` into `out` would do, stage by stage, without running anything (no
+/// stage runs, no request is sent, nothing is written): "cached", or why it would run — the
+/// settings or inputs that changed, the upstream stages that rerun, or that it never ran.
+/// The ablations' stages follow, prefixed `NAME/`.
+///
+/// Errors: a configuration problem; models that cannot be read.
+pub fn plan<A: AutodiffBackend>(config: &Config, out: &Path, device: &A::Device) -> Result<Vec<PlanRow>> {
+    check_options(config, &RunOptions::default())?;
+    let fresh = |config: &Config, prefix: &str, why: &str| -> Vec<PlanRow> {
+        planned_stages(config)
+            .into_iter()
+            .map(|stage| PlanRow { stage: format!("{prefix}{stage}"), cached: false, why: why.to_owned() })
+            .collect()
+    };
+    if !out.join(kailin_core::RUN_MARKER).exists() {
+        let mut rows = fresh(config, "", "no earlier run in this directory");
+        for name in &config.run.ablations {
+            if let Some((variant, ..)) = ablation(config, name)? {
+                rows.extend(fresh(&variant, &format!("{name}/"), "no earlier run in this directory"));
+            }
+        }
+        return Ok(rows);
+    }
+    let models = models(config, out)?;
+    let mut rows = plan_one::<A>(config, out, Vec::new(), &models, device, "")?;
+    for name in &config.run.ablations {
+        if let Some((variant, ..)) = ablation(config, name)? {
+            let dir = out.join("ablations").join(name);
+            rows.extend(plan_one::<A>(&variant, &dir, vec![out.to_owned()], &models, device, &format!("{name}/"))?);
+        }
+    }
+    Ok(rows)
+}
+
+/// The plan of one run (the main one or an ablation).
+fn plan_one<A: AutodiffBackend>(
+    config: &Config,
+    out: &Path,
+    reuse: Vec<PathBuf>,
+    models: &stages::Models,
+    device: &A::Device,
+    prefix: &str,
+) -> Result<Vec<PlanRow>> {
+    let mut quiet = |_: Event<'_>| ();
+    let mut r = engine::Run::new(config.clone(), out.to_owned(), reuse, &mut quiet);
+    r.identity = models.identity.clone();
+    r.plan = Some(Vec::new());
+    let outcome = stages::run_all::<A>(&mut r, models, device);
+    let mut rows = r.plan.take().unwrap_or_default();
+    match outcome {
+        Ok(_) => {}
+        Err(Error::Planned { stage }) => {
+            let all = planned_stages(config);
+            let rest = all.iter().skip_while(|s| **s != stage).skip(1);
+            rows.extend(rest.map(|s| PlanRow { stage: s.clone(), cached: false, why: format!("after {stage}") }));
+        }
+        Err(e) => return Err(e),
+    }
+    for row in &mut rows {
+        row.stage = format!("{prefix}{}", row.stage);
+    }
+    Ok(rows)
 }
 
 /// The encoder directory's digest (its configuration, vocabulary and weights).
@@ -262,15 +394,15 @@ fn run_one<A: AutodiffBackend>(
     out: &Path,
     reuse: Vec<PathBuf>,
     options: &RunOptions,
-    models: &run::Models,
+    models: &stages::Models,
     device: &A::Device,
     on_event: &mut dyn FnMut(Event<'_>),
-) -> Result<(Vec<StageRow>, report::Results)> {
+) -> Result<(Vec<StageRow>, stages::Results)> {
     std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_owned(), source })?;
-    let mut r = run::Run::new(config.clone(), out.to_owned(), reuse, on_event);
+    let mut r = engine::Run::new(config.clone(), out.to_owned(), reuse, on_event);
     r.identity = models.identity.clone();
     r.shard = options.shard;
     r.until = options.until.clone();
-    let results = run::run_all::<A>(&mut r, models, device)?;
+    let results = stages::run_all::<A>(&mut r, models, device)?;
     Ok((std::mem::take(&mut r.rows), results))
 }

@@ -59,20 +59,26 @@ pub(crate) fn draw(out: &Path, s: &Summary) -> Result<Vec<String>, String> {
     }
     let dir = out.join("plots");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let stage = |name: &str| s.stages.iter().find(|r| r.stage == name).map(|r| &r.summary);
+    use crate::summary::StageSummary as S;
     let mut written = Vec::new();
 
     // Records per stage.
     let mut bars: Vec<(String, f64)> = Vec::new();
-    let num = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-    bars.push(("documents".into(), num(stage("corpus").map(|c| &c["documents"]))));
-    if let Some(c) = stage("candidates") {
-        bars.push(("general kept".into(), num(Some(&c["general"]["kept"]))));
-        bars.push(("domain kept".into(), num(Some(&c["domain"]["kept"]))));
-    }
-    if let Some(l) = stage("labels") {
-        bars.push(("pairs judged".into(), num(Some(&l["items"]))));
-        bars.push(("preferences".into(), num(Some(&l["pairs"]))));
+    let mut margins: &[f64] = &[];
+    for r in &s.stages {
+        match &r.summary {
+            S::Corpus(c) => bars.push(("documents".into(), c.documents as f64)),
+            S::Candidates(c) => {
+                bars.push(("general kept".into(), c.general.kept as f64));
+                bars.push(("domain kept".into(), c.domain.kept as f64));
+            }
+            S::Labels(l) => {
+                bars.push(("pairs judged".into(), l.items as f64));
+                bars.push(("preferences".into(), l.pairs as f64));
+                margins = &l.margins;
+            }
+            _ => {}
+        }
     }
     for (name, n) in &s.datasets {
         if name != "preference" {
@@ -82,29 +88,25 @@ pub(crate) fn draw(out: &Path, s: &Summary) -> Result<Vec<String>, String> {
     written.extend(png(&dir, "records.png", |p| bar_chart(p, "Records per stage", &bars)));
 
     // Preference-score margins.
-    if let Some(margins) = stage("labels").and_then(|l| l["margins"].as_array()) {
-        let m: Vec<f64> = margins.iter().filter_map(serde_json::Value::as_f64).collect();
-        if !m.is_empty() {
-            written
-                .extend(png(&dir, "margins.png", |p| histogram(p, "Preference score margins (chosen - rejected)", &m)));
-        }
+    if !margins.is_empty() {
+        written.extend(png(&dir, "margins.png", |p| histogram(p, "Preference score margins (chosen - rejected)", margins)));
     }
 
     // Training losses, and DPO's reward margin.
-    let curves: Vec<(String, Vec<(f64, f64)>)> = s
-        .stages
-        .iter()
-        .filter_map(|r| {
-            let c = r.summary.get("curve")?.as_array()?;
-            let pts = c.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?))).collect::<Vec<_>>();
-            (!pts.is_empty()).then(|| (r.stage.clone(), pts))
+    let trained = || {
+        s.stages.iter().filter_map(|r| match &r.summary {
+            S::Train(t) if !t.curve.is_empty() => Some((r.stage.as_str(), t)),
+            _ => None,
         })
+    };
+    let curves: Vec<(String, Vec<(f64, f64)>)> = trained()
+        .map(|(stage, t)| (stage.to_owned(), t.curve.iter().map(|(step, loss, _)| (*step as f64, *loss)).collect()))
         .collect();
     if !curves.is_empty() {
         written.extend(png(&dir, "training_loss.png", |p| lines(p, "Training loss", "step", "loss", &curves)));
     }
-    if let Some(c) = stage("dpo").and_then(|d| d["curve"].as_array()) {
-        let pts: Vec<(f64, f64)> = c.iter().filter_map(|p| Some((p[0].as_f64()?, p[2].as_f64()?))).collect();
+    if let Some((_, t)) = trained().find(|(stage, _)| *stage == "dpo") {
+        let pts: Vec<(f64, f64)> = t.curve.iter().filter_map(|(step, _, m)| Some((*step as f64, (*m)?))).collect();
         if !pts.is_empty() {
             let series = vec![("reward margin".to_owned(), pts)];
             written.extend(png(&dir, "dpo_reward_margin.png", |p| {

@@ -7,19 +7,41 @@ use std::path::{Path, PathBuf};
 use kailin_eval::{Report, Setting};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::StageRow;
 use crate::error::{Error, Result};
-use crate::run::StageRow;
 use crate::stage::core_io;
+use crate::stages::Results;
+use crate::summary::{RoleStats, StageSummary};
 
-/// What the stages produced, for the report.
-#[derive(Debug, Clone)]
-pub(crate) struct Results {
-    pub(crate) labels: PathBuf,
-    pub(crate) cpt: PathBuf,
-    pub(crate) sft: PathBuf,
-    pub(crate) generator: PathBuf,
-    pub(crate) evals: Vec<(String, Setting, Report, PathBuf)>,
-    pub(crate) dpo_ran: bool,
+/// The preference pairs a run's labels stage made.
+fn pairs_of(rows: &[StageRow]) -> u64 {
+    rows.iter()
+        .find_map(|r| match &r.summary {
+            StageSummary::Labels(l) => Some(l.pairs as u64),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// Each served role's work over the stages, added up by role (in the order first seen).
+fn served_totals(rows: &[StageRow]) -> Vec<RoleStats> {
+    let mut out: Vec<RoleStats> = Vec::new();
+    for s in rows.iter().flat_map(|r| r.summary.served()) {
+        match out.iter_mut().find(|o| o.role == s.role) {
+            Some(o) => {
+                let (a, b) = (&mut o.stats, &s.stats);
+                a.requests += b.requests;
+                a.retries += b.retries;
+                a.cached += b.cached;
+                a.answered += b.answered;
+                a.prompt_tokens += b.prompt_tokens;
+                a.completion_tokens += b.completion_tokens;
+                a.without_usage += b.without_usage;
+            }
+            None => out.push(s.clone()),
+        }
+    }
+    out
 }
 
 /// One PubMedQA measurement.
@@ -70,7 +92,7 @@ pub(crate) fn ablation_row(
         overrides,
         out: out.to_owned(),
         stages_ran: rows.iter().filter(|r| !r.cached).map(|r| r.stage.clone()).collect(),
-        pairs: rows.iter().find(|r| r.stage == "labels").and_then(|r| r.summary["pairs"].as_u64()).unwrap_or(0),
+        pairs: pairs_of(rows),
         pubmedqa: pubmedqa_rows(results),
     }
 }
@@ -99,10 +121,16 @@ pub struct Summary {
     pub stages: Vec<StageRow>,
     /// Records of each published dataset (`preference`, `cpt`, `sft`).
     pub datasets: Vec<(String, usize)>,
-    /// Whether DPO ran (it does not when no pair was labelled or `dpo.enabled` is false).
+    /// Whether DPO ran (it does not when no pair was labelled, `dpo.enabled` is false or the
+    /// general agent is served).
     pub dpo: bool,
-    /// The model that wrote the final questions.
-    pub generator: PathBuf,
+    /// Why DPO did not run.
+    pub dpo_skipped: Option<String>,
+    /// What wrote the final questions (a model path, or a served model and its role).
+    pub generator: String,
+    /// Each served role's requests, retries, cache hits and tokens, over the stages (as each
+    /// stage recorded them when it ran).
+    pub served: Vec<RoleStats>,
     /// PubMedQA, per model and setting.
     pub pubmedqa: Vec<PubmedqaRow>,
     /// The ablations (`run.ablations`), each a variant's kailin model.
@@ -125,12 +153,13 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
 /// Publishes the datasets and predictions and writes `metrics.json` and `report.md`.
 pub(crate) fn publish(
     out: &Path,
-    config_toml: String,
+    config: &crate::Config,
     rows: Vec<StageRow>,
     results: Results,
     ablations: Vec<AblationRow>,
     seconds: f64,
 ) -> Result<Summary> {
+    let config_toml = config.to_toml();
     for dir in ["datasets", "predictions"] {
         std::fs::create_dir_all(out.join(dir)).map_err(|source| Error::Io { path: out.join(dir), source })?;
     }
@@ -153,9 +182,11 @@ pub(crate) fn publish(
     let mut summary = Summary {
         out: out.to_owned(),
         config: config_toml,
+        served: served_totals(&rows),
         stages: rows,
         datasets,
-        dpo: results.dpo_ran,
+        dpo: results.dpo.is_ok(),
+        dpo_skipped: results.dpo.err(),
         generator: results.generator,
         pubmedqa,
         ablations,
@@ -167,6 +198,8 @@ pub(crate) fn publish(
         .map_err(|e| Error::Io { path: out.join("metrics.json"), source: std::io::Error::other(e) })?;
     kailin_core::write_atomic(out.join("metrics.json"), &json).map_err(core_io(out))?;
     kailin_core::write_atomic(out.join("report.md"), markdown(&summary).as_bytes()).map_err(core_io(out))?;
+    let card = crate::card::dataset_card(config, &summary);
+    kailin_core::write_atomic(out.join("datasets/README.md"), card.as_bytes()).map_err(core_io(out))?;
     Ok(summary)
 }
 
@@ -178,65 +211,69 @@ fn pct(x: f64) -> String {
 fn markdown(s: &Summary) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# m-KAILIN run\n\nOutput: `{}`; this invocation: {:.0} s.\n", s.out.display(), s.seconds);
-    let _ = writeln!(md, "## Stages\n\n| stage | seconds | this run | summary |\n|---|---|---|---|");
+    let _ = writeln!(md, "## Stages\n\n| stage | seconds | this run | what it did |\n|---|---|---|---|");
     for r in &s.stages {
-        let mut summary = r.summary.clone();
-        if let Some(o) = summary.as_object_mut() {
-            o.remove("curve");
-            o.remove("margins");
-            // An evaluation: its headline only (the tables below hold the rest).
-            if let Some(overall) = o.get("overall").cloned() {
-                summary = serde_json::json!({ "accuracy": overall["accuracy"], "macro_f1": overall["macro_f1"], "n": overall["n"] });
-            }
-        }
-        let text = summary.to_string();
-        let text = if text.len() > 240 {
-            format!("{}…", &text[..text.char_indices().nth(240).map_or(text.len(), |c| c.0)])
-        } else {
-            text
-        };
         let _ = writeln!(
             md,
-            "| {} | {:.1} | {} | `{}` |",
+            "| {} | {:.1} | {} | {} |",
             r.stage,
             r.seconds,
             if r.cached { "cached" } else { "ran" },
-            text.replace('|', "\\|")
+            r.summary.describe().replace('|', "\\|")
         );
     }
     let _ = writeln!(md, "\n## Datasets\n\n| dataset | records |\n|---|---|");
     for (name, n) in &s.datasets {
         let _ = writeln!(md, "| `datasets/{name}.jsonl` | {n} |");
     }
-    if let Some(c) = s.stages.iter().find(|r| r.stage == "candidates") {
-        let (same, both) =
-            (c.summary["identical_first"].as_u64().unwrap_or(0), c.summary["both_kept"].as_u64().unwrap_or(0));
-        let _ = writeln!(
-            md,
-            "\nAgents' overlap: the two agents' first questions are identical on {same} of {both} documents ({}).",
-            if both > 0 { pct(same as f64 / both as f64) } else { "n/a".into() }
-        );
+    let _ = writeln!(md, "\nThe dataset card, `datasets/README.md`, says how they were made and under which terms.");
+    for r in &s.stages {
+        match &r.summary {
+            StageSummary::Candidates(c) => {
+                let (same, both) = (c.identical_first, c.both_kept);
+                let share = if both > 0 { pct(same as f64 / both as f64) } else { "n/a".into() };
+                let _ = writeln!(
+                    md,
+                    "\nAgents' overlap: the two agents' first questions are identical on {same} of {both} documents ({share})."
+                );
+            }
+            StageSummary::Labels(l) => {
+                let m = &l.margins;
+                let mean = if m.is_empty() { f64::NAN } else { m.iter().sum::<f64>() / m.len() as f64 };
+                let _ = writeln!(md, "Evaluator: {} (mean score margin of the preference pairs {mean:.3}).", r.summary.describe());
+            }
+            _ => {}
+        }
     }
-    if let Some(l) = s.stages.iter().find(|r| r.stage == "labels") {
-        let margins: Vec<f64> = l.summary["margins"]
-            .as_array()
-            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
-            .unwrap_or_default();
-        let mean = if margins.is_empty() { f64::NAN } else { margins.iter().sum::<f64>() / margins.len() as f64 };
+    if !s.served.is_empty() {
         let _ = writeln!(
             md,
-            "Evaluator {}: {} pairs judged, outcomes {}, {} preference pairs (mean score margin {mean:.3}).",
-            l.summary["evaluator"].as_str().unwrap_or("?"),
-            l.summary["items"],
-            l.summary["outcomes"],
-            l.summary["pairs"]
+            "\n## Served roles\n\nAs each stage recorded them when it ran (a cached stage sends nothing).\n\n| role | model | endpoint | requests | retries | cache hits | prompt tokens | completion tokens |\n|---|---|---|---|---|---|---|---|"
         );
+        for r in &s.served {
+            let t = &r.stats;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.role,
+                r.model,
+                kailin_core::redact(&r.endpoint),
+                t.requests,
+                t.retries,
+                t.cached,
+                t.prompt_tokens,
+                t.completion_tokens
+            );
+        }
     }
     let _ = writeln!(
         md,
         "DPO: {}; final questions written by `{}`.",
-        if s.dpo { "ran" } else { "did not run (no preference pair, or disabled)" },
-        s.generator.display()
+        match &s.dpo_skipped {
+            None => "ran".to_owned(),
+            Some(why) => format!("did not run ({why})"),
+        },
+        s.generator
     );
     let _ = writeln!(md, "\n## PubMedQA (PQA-L official test split)\n");
     let _ = writeln!(
@@ -286,8 +323,7 @@ fn markdown(s: &Summary) -> String {
             md,
             "| run | what changes | preference pairs | setting | accuracy | macro-F1 |\n|---|---|---|---|---|---|"
         );
-        let pairs =
-            s.stages.iter().find(|r| r.stage == "labels").map_or(0, |r| r.summary["pairs"].as_u64().unwrap_or(0));
+        let pairs = pairs_of(&s.stages);
         for p in s.pubmedqa.iter().filter(|p| p.model != "base") {
             let (run, what) = if p.model == "kailin" {
                 ("m-KAILIN (this run)", "—")

@@ -20,6 +20,9 @@ pub(crate) struct Marker<T> {
     pub(crate) key: String,
     pub(crate) seconds: f64,
     pub(crate) summary: T,
+    /// What the key hashed (a plan compares it with a new run's to say what changed).
+    #[serde(default)]
+    pub(crate) inputs: serde_json::Value,
 }
 
 /// The key of a stage: a hash of its name and its inputs (configuration, upstream keys, data
@@ -32,9 +35,13 @@ pub(crate) fn key(stage: &str, inputs: &serde_json::Value) -> String {
 
 /// The summary of a finished stage at `dir` with `key`, if there is one.
 pub(crate) fn finished<T: DeserializeOwned>(dir: &Path, key: &str) -> Option<Marker<T>> {
+    read_marker(dir).filter(|m: &Marker<T>| m.key == key)
+}
+
+/// The marker of the stage finished at `dir`, whatever its key.
+pub(crate) fn read_marker<T: DeserializeOwned>(dir: &Path) -> Option<Marker<T>> {
     let text = std::fs::read_to_string(dir.join(STAGE_FILE)).ok()?;
-    let marker: Marker<T> = serde_json::from_str(&text).ok()?;
-    (marker.key == key).then_some(marker)
+    serde_json::from_str(&text).ok()
 }
 
 /// Runs `body` into a temporary directory beside `dir` and renames it into place with its
@@ -43,6 +50,7 @@ pub(crate) fn run<T: Serialize>(
     stage: &str,
     dir: &Path,
     key: &str,
+    inputs: &serde_json::Value,
     body: impl FnOnce(&Path) -> Result<T>,
 ) -> Result<Marker<T>> {
     let parent = dir.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -52,8 +60,13 @@ pub(crate) fn run<T: Serialize>(
     let started = std::time::Instant::now();
     let tmp = kailin_core::AtomicDir::create(dir).map_err(core_io(dir))?;
     let summary = body(tmp.path())?;
-    let marker =
-        Marker { stage: stage.to_owned(), key: key.to_owned(), seconds: started.elapsed().as_secs_f64(), summary };
+    let marker = Marker {
+        stage: stage.to_owned(),
+        key: key.to_owned(),
+        seconds: started.elapsed().as_secs_f64(),
+        summary,
+        inputs: inputs.clone(),
+    };
     let bytes = serde_json::to_vec_pretty(&marker)
         .map_err(|e| Error::Io { path: dir.join(STAGE_FILE), source: std::io::Error::other(e.to_string()) })?;
     kailin_core::write_atomic(tmp.path().join(STAGE_FILE), &bytes).map_err(core_io(dir))?;
@@ -164,14 +177,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("s.shards/k");
         for i in [0, 2] {
-            run("s", &root.join(format!("{i}-of-3")), "k", |tmp| {
+            run("s", &root.join(format!("{i}-of-3")), "k", &serde_json::Value::Null, |tmp| {
                 std::fs::write(tmp.join("out.jsonl"), format!("{i}\n")).unwrap();
                 Ok(serde_json::json!({"records": 1}))
             })
             .unwrap();
         }
         assert!(complete_sharding(&root, "k").is_none(), "shard 1 of 3 missing");
-        run("s", &root.join("1-of-3"), "k", |tmp| {
+        run("s", &root.join("1-of-3"), "k", &serde_json::Value::Null, |tmp| {
             std::fs::write(tmp.join("out.jsonl"), "1\n").unwrap();
             Ok(serde_json::json!({"records": 1}))
         })
@@ -192,14 +205,14 @@ mod tests {
         let k = key("s", &serde_json::json!({"n": 1}));
         assert_ne!(k, key("s", &serde_json::json!({"n": 2})));
         assert!(finished::<u32>(&at, &k).is_none());
-        let failed = run::<u32>("s", &at, &k, |tmp| {
+        let failed = run::<u32>("s", &at, &k, &serde_json::Value::Null, |tmp| {
             std::fs::write(tmp.join("half.jsonl"), "x").unwrap();
             Err(Error::Config { key: "k".into(), message: "boom".into() })
         });
         assert!(failed.is_err());
         assert!(!at.exists(), "a failed stage leaves no directory");
         assert_eq!(std::fs::read_dir(dir.path().join("stages")).unwrap().count(), 0, "nor a temporary");
-        let m = run("s", &at, &k, |tmp| {
+        let m = run("s", &at, &k, &serde_json::Value::Null, |tmp| {
             std::fs::write(tmp.join("out.jsonl"), "{}\n").unwrap();
             Ok(7u32)
         })

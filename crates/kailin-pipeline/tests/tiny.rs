@@ -60,11 +60,8 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     assert!(summary.stages.iter().all(|s| !s.cached));
 
     // The corpus: the fixture's 24 records less the 16 of the test split.
-    let corpus = &summary.stages[0].summary;
-    assert_eq!(
-        (corpus["read"].as_u64(), corpus["test_split"].as_u64(), corpus["documents"].as_u64()),
-        (Some(24), Some(16), Some(8))
-    );
+    let kailin_pipeline::StageSummary::Corpus(corpus) = &summary.stages[0].summary else { panic!("corpus first") };
+    assert_eq!((corpus.read, corpus.test_split, corpus.documents), (24, 16, 8));
     let docs: Vec<kailin_core::Document> = records(&out.join("stages/corpus/documents.jsonl"));
     let test = kailin_eval::read_labels(repo().join("fixtures/data/pubmedqa/test_ground_truth.json")).unwrap();
     assert!(docs.iter().all(|d| !test.contains_key(&d.id)), "no test document in the corpus");
@@ -84,7 +81,8 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     assert_eq!(counts["cpt"], cpt.len() as u64);
     assert_eq!(counts["sft"], sft.len() as u64);
     let labels = summary.stages.iter().find(|s| s.stage == "labels").unwrap();
-    assert_eq!(labels.summary["pairs"].as_u64(), Some(pref.len() as u64));
+    let kailin_pipeline::StageSummary::Labels(labels) = &labels.summary else { panic!("labels") };
+    assert_eq!(labels.pairs, pref.len());
     assert!(!pref.is_empty() && !cpt.is_empty(), "the tiny agents keep questions and the rule labels pairs");
     assert!(pref.iter().all(|p| p.chosen != p.rejected && p.prompt.ends_with("ending with \"?\".")));
     assert_eq!(sft.len(), cpt.len(), "one answer per CPT record");
@@ -131,8 +129,15 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
         "Accuracy by publication year",
         "Accuracy by MeSH subset",
         "Agents' overlap",
+        "documents kept of 24 read",
     ] {
         assert!(report.contains(s), "{s}");
+    }
+
+    assert!(!report.contains("{\""), "the stage table is in words, not JSON");
+    let card = std::fs::read_to_string(out.join("datasets/README.md")).unwrap();
+    for s in ["configs:", "config_name: sft", "data_files: sft.jsonl", "National Library of Medicine", "BioASQ", "PubMedQA"] {
+        assert!(card.contains(s), "the dataset card has {s}");
     }
 
     // The plots (where a font exists to draw their text).

@@ -36,19 +36,8 @@ pub struct PromptFields<'a> {
 
 /// The prompt for `doc`, its text cut to at most `max_chars` characters (at a word boundary).
 pub fn render_prompt(template: &PromptTemplate, doc: &Document, max_chars: usize) -> Result<String> {
-    let text = cut(&doc.text, max_chars);
+    let text = kailin_core::cut_chars_at_word(&doc.text, max_chars);
     Ok(template.render(PromptFields { id: &doc.id, title: &doc.title, text, mesh: &doc.mesh })?)
-}
-
-/// The longest prefix of `text` of at most `max` characters that ends at a word boundary.
-fn cut(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        None => text,
-        Some((end, _)) => {
-            let head = &text[..end];
-            head.rfind(char::is_whitespace).map_or(head, |space| &head[..space])
-        }
-    }
 }
 
 /// What a generation run returns: the kept questions (in document order, then sample order)
@@ -117,7 +106,7 @@ impl Default for GenerationOptions {
 }
 
 impl GenerationOptions {
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Options(what.to_owned()));
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
             return bad("temperature must be a finite number ≥ 0");
@@ -312,7 +301,7 @@ impl QuestionGenerator for FixedGenerator {
 
 /// Cleans one raw generation for `doc` and checks it; counts it in `tally` either way. `seen`
 /// holds the words of the questions kept for `doc` so far.
-fn screen(doc: &Document, raw: &str, seen: &mut HashSet<Vec<String>>, tally: &mut Tally) -> Option<String> {
+pub(crate) fn screen(doc: &Document, raw: &str, seen: &mut HashSet<Vec<String>>, tally: &mut Tally) -> Option<String> {
     tally.generated += 1;
     let q = clean_question(raw);
     let checked = check_question(&q, &format!("{} {}", doc.title, doc.text))
@@ -331,12 +320,12 @@ fn screen(doc: &Document, raw: &str, seen: &mut HashSet<Vec<String>>, tally: &mu
 }
 
 /// The record of sample `j` of `doc` by `agent`.
-fn question(doc: &Document, agent: &str, j: usize, text: String, provenance: Option<Provenance>) -> Question {
+pub(crate) fn question(doc: &Document, agent: &str, j: usize, text: String, provenance: Option<Provenance>) -> Question {
     Question { id: format!("{}/{agent}/{j}", doc.id), text, doc_id: Some(doc.id.clone()), kind: None, provenance }
 }
 
 /// A document with neither title nor text: no prompt is made for it.
-fn is_blank(doc: &Document) -> bool {
+pub(crate) fn is_blank(doc: &Document) -> bool {
     doc.text.trim().is_empty() && doc.title.trim().is_empty()
 }
 
@@ -356,8 +345,6 @@ mod tests {
         assert_eq!(render_prompt(&t, &doc, 4000).unwrap(), kailin_core::question_prompt(&doc));
         doc.title.clear();
         assert_eq!(render_prompt(&t, &doc, 4000).unwrap(), kailin_core::question_prompt(&doc));
-        assert_eq!(cut("one two three", 9), "one two");
-        assert_eq!(cut("one two three", 99), "one two three");
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //!   sample (a question never depends on its batch); each generation cleaned
 //!   ([`clean_question`]) and checked ([`check_question`]): empty, not one sentence ending in
 //!   `?`, a copy of the document, or a repeat of a kept question — filtered and counted.
+//! - [`ServedGenerator`]: the same agent on any OpenAI-compatible server (`kailin-lm`'s
+//!   [`ServedModel`](kailin_lm::ServedModel)), one request per document and sample.
 //! - [`FixedGenerator`]: given questions, filtered the same way; for tests and replays.
 //! - BioASQ fine-tuning data (Eq. 1): [`split_bioasq`] keeps [`HELD_OUT_BATCHES`] out (and
 //!   drops training questions that repeat them), [`sft_example`] makes the SFT pairs that
@@ -40,6 +42,7 @@ mod bioasq;
 mod error;
 mod filter;
 mod generator;
+mod served;
 
 pub use crate::{
     bioasq::{
@@ -52,5 +55,6 @@ pub use crate::{
         FixedGenerator, Generated, GenerationOptions, LocalGenerator, PromptFields, QUESTION_TEMPLATE,
         QuestionGenerator, default_template, render_prompt,
     },
+    served::ServedGenerator,
 };
 pub use kailin_lm::PromptTemplate;

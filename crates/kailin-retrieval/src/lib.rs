@@ -48,7 +48,7 @@ pub use crate::{
     error::{Error, Result},
     exact::{ExactSearch, Vectors},
     npy::{NpyMatrix, import_npy},
-    retriever::{Bm25Retriever, DenseRetriever, Retrieved, Retriever},
+    retriever::{AnyRetriever, Bm25Retriever, DenseRetriever, Retrieved, Retriever},
     store::{Dtype, MANIFEST, Store, StoreBuilder, StoreWriter},
     tokenizer::BertTokenizer,
     topk::{Hit, TopK, merge_hits},

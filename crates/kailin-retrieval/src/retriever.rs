@@ -178,3 +178,40 @@ impl Retriever for Bm25Retriever {
             .collect()
     }
 }
+
+/// The retriever a setting chooses at run time: dense (an encoder and a store) or BM25.
+pub enum AnyRetriever<B: burn::prelude::Backend> {
+    /// Exact inner-product search over a store.
+    Dense(Box<DenseRetriever<B>>),
+    /// BM25 over the documents' [`retrieval_text`](kailin_core::Document::retrieval_text).
+    Bm25(Bm25Retriever),
+}
+
+impl<B: burn::prelude::Backend> std::fmt::Debug for AnyRetriever<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnyRetriever::Dense(_) => f.write_str("AnyRetriever::Dense"),
+            AnyRetriever::Bm25(r) => write!(f, "AnyRetriever::Bm25({r:?})"),
+        }
+    }
+}
+
+impl<B: burn::prelude::Backend> AnyRetriever<B> {
+    /// BM25 over `docs`.
+    ///
+    /// Errors: the index cannot be written.
+    pub fn bm25<'d>(docs: impl IntoIterator<Item = &'d kailin_core::Document>) -> Result<Self> {
+        Ok(AnyRetriever::Bm25(Bm25Retriever::build(docs.into_iter().map(|d| (d.id.clone(), d.retrieval_text())))?))
+    }
+}
+
+impl<B: burn::prelude::Backend> Retriever for AnyRetriever<B> {
+    type Error = Error;
+
+    fn retrieve(&self, queries: &[&str], k: usize) -> Result<Vec<Vec<Retrieved>>> {
+        match self {
+            AnyRetriever::Dense(r) => r.retrieve(queries, k),
+            AnyRetriever::Bm25(r) => r.retrieve(queries, k),
+        }
+    }
+}

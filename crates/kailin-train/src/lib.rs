@@ -33,6 +33,7 @@
 //! [`Llama::save_hf_dir`]: kailin_lm::Llama::save_hf_dir
 #![deny(missing_docs)]
 
+mod budget;
 mod checkpoint;
 pub mod cpt;
 mod data;
@@ -47,6 +48,7 @@ pub mod sft;
 mod trainer;
 
 pub use crate::{
+    budget::{count_tokens, to_token_budget},
     checkpoint::{CheckpointOptions, latest_checkpoint},
     data::{
         ChatExample, CompletionExample, Dataset, DpoExample, Lined, Message, SftExample, TextExample, read_dpo_dataset,

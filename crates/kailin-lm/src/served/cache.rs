@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use kailin_core::Fnv64;
 use serde::{Deserialize, Serialize};
 
-use crate::answer::Answer;
+use super::client::Reply as Answer;
 use crate::error::{Error, Result};
 
 /// A directory of cached responses.
@@ -27,7 +27,7 @@ impl ResponseCache {
     /// Opens (creating) the cache in `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Cache { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), error: source })?;
         kailin_core::remove_stale_temporaries_in(&dir)?;
         Ok(ResponseCache { dir })
     }
@@ -61,7 +61,7 @@ impl ResponseCache {
     pub fn put(&self, request: &serde_json::Value, answer: &Answer) -> Result<()> {
         let entry = Entry { request: request.clone(), answer: Answer { cached: false, ..answer.clone() } };
         let bytes =
-            serde_json::to_vec(&entry).map_err(|e| Error::Cache { path: self.dir.clone(), source: e.into() })?;
+            serde_json::to_vec(&entry).map_err(|e| Error::Io { path: self.dir.clone(), error: e.into() })?;
         Ok(kailin_core::write_atomic(self.path(request), &bytes)?)
     }
 }
@@ -75,7 +75,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = ResponseCache::open(dir.path().join("c")).unwrap();
         let (a, b) = (serde_json::json!({"q": 1}), serde_json::json!({"q": 2}));
-        let answer = Answer { text: "yes".into(), finish_reason: None, usage: None, cached: false };
+        let answer = Answer { text: "yes".into(), ..Default::default() };
         assert!(cache.get(&a).is_none());
         cache.put(&a, &answer).unwrap();
         assert_eq!(cache.get(&a), Some(Answer { cached: true, ..answer.clone() }));

@@ -1,0 +1,425 @@
+//! The pipeline's configuration: a TOML file with three embedded presets, every value
+//! overridable by `section.key=value`.
+
+use std::path::PathBuf;
+
+use kailin_eval::Setting;
+use serde::{Deserialize, Serialize};
+
+
+/// The presets, by name: `tiny` (tiny random models and the repository's fixtures; seconds),
+/// `cpu-small` (the default: SmolLM2-135M-Instruct and all-MiniLM-L6-v2 on a small real
+/// slice; within 45 minutes on a 2-core CPU), `gpu-paper` (all data, CUDA, the paper's
+/// settings).
+pub const PRESETS: [(&str, &str); 3] = [
+    ("tiny", include_str!("../../presets/tiny.toml")),
+    ("cpu-small", include_str!("../../presets/cpu-small.toml")),
+    ("gpu-paper", include_str!("../../presets/gpu-paper.toml")),
+];
+
+/// The default preset.
+pub const DEFAULT_PRESET: &str = "cpu-small";
+
+/// The ablations a run can add (`run.ablations`), each a variant of the main configuration
+/// written under `OUT/ablations/NAME/`, reusing the main run's stages before the one it
+/// changes: `(name, overrides, what it measures)`. The same-budget control is part of every
+/// main run (`target.control`).
+pub const ABLATIONS: [(&str, &[&str], &str); 5] = [
+    (
+        "same-agents",
+        &["agents.distinct=false"],
+        "one question agent twice (no domain CPT) instead of two distinct agents",
+    ),
+    (
+        "no-mesh",
+        &["evaluator.kind=\"llm-judge\""],
+        "the evaluator without MeSH: the base model picks the better question",
+    ),
+    ("bm25", &["retrieval.kind=\"bm25\""], "BM25 instead of the shared dense encoder (w/o domain embedding)"),
+    ("top-k-1", &["retrieval.k=1"], "one context per question instead of the configured k"),
+    ("top-k-8", &["retrieval.k=8"], "eight contexts per question"),
+];
+
+/// Where models and tensors live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// burn's flex backend.
+    Cpu,
+    /// burn's CUDA backend.
+    Cuda,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Every seeded choice derives from it.
+    pub seed: u64,
+    /// The device.
+    pub device: DeviceKind,
+    /// Ablations to run after the main run ([`ABLATIONS`] by name), each a row of the report.
+    pub ablations: Vec<String>,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// The data directory (`pubmedqa/`, `bioasq/`, `mesh/`).
+    pub dir: PathBuf,
+    /// The corpus: `pubmedqa` (PQA-L records outside the test split), `none`, or a file or
+    /// directory (relative to `dir`, or absolute) of PubMed XML (`.xml`, `.xml.gz`, baseline
+    /// and update files), PubTator, PubMedQA JSON or Document JSONL.
+    pub corpus: String,
+    /// Refuse a corpus directory with an unreadable or corrupt file (otherwise such files are
+    /// listed in the report and skipped).
+    pub strict: bool,
+    /// More documents: kailin-core `Document` JSONL files.
+    pub extra_corpus: Vec<PathBuf>,
+    /// Documents used (0: all).
+    pub corpus_limit: usize,
+    /// Drop documents sharing a word n-gram of this length with the test split (0: off).
+    pub decontaminate_ngram: usize,
+    /// The BioASQ golden batches, under `dir`.
+    pub bioasq: PathBuf,
+    /// MeSH (a `.tsv`, descriptor XML or cache), under `dir`.
+    pub mesh: PathBuf,
+}
+
+/// `[models]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// The starting model of the agents and the target: `smollm2`, `tiny` or a path.
+    pub base: String,
+    /// The retrieval encoder: `minilm`, `tiny` or a path.
+    pub encoder: String,
+    /// Longest prompt plus generation, in tokens.
+    pub max_positions: usize,
+}
+
+/// `[agents]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// BioASQ batches (file names) kept out of the agents' SFT; their loss is logged.
+    pub held_out: Vec<String>,
+    /// Fine-tune the two agents (false: both are the base model).
+    pub prepare: bool,
+    /// The domain agent is continually pre-trained on the corpus first (false: the ablation
+    /// with the same agent twice).
+    pub distinct: bool,
+    /// BioASQ training questions (0: all).
+    pub bioasq_limit: usize,
+    /// Corpus documents of the domain agent's CPT (0: all).
+    pub domain_cpt_docs: usize,
+    /// Epochs of each fine-tuning.
+    pub epochs: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// LoRA rank (0: every weight).
+    pub lora_rank: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Longest row in tokens.
+    pub max_len: usize,
+}
+
+/// `[questions]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionsConfig {
+    /// Candidates per document and agent.
+    pub n: usize,
+    /// Sampling temperature of the candidates (the optimised generator writes greedily).
+    pub temperature: f32,
+    /// Nucleus threshold (1: off).
+    pub top_p: f32,
+    /// Most new tokens per question.
+    pub max_new: usize,
+    /// Prompts per batch.
+    pub batch_size: usize,
+    /// Characters of the document in the prompt.
+    pub max_document_chars: usize,
+}
+
+/// Which retriever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetrieverKind {
+    /// The shared encoder's inner product (the method).
+    Dense,
+    /// BM25 (the ablation "w/o domain embedding").
+    Bm25,
+}
+
+/// `[retrieval]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrievalConfig {
+    /// The retriever.
+    pub kind: RetrieverKind,
+    /// Contexts per question.
+    pub k: usize,
+    /// Leave a question's source document out of its contexts.
+    pub exclude_source: bool,
+    /// Texts per encoder batch.
+    pub batch_size: usize,
+}
+
+/// Which evaluator labels the pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvaluatorKind {
+    /// The MeSH rule (Eq. 4-5).
+    Rule,
+    /// The base model asked to pick, no hierarchy (the ablation "w/o MeSH").
+    LlmJudge,
+}
+
+/// How the rule aggregates term pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AggregateKind {
+    /// Mean over all pairs.
+    Mean,
+    /// Best-match average.
+    Bma,
+}
+
+/// `[evaluator]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluatorConfig {
+    /// The evaluator.
+    pub kind: EvaluatorKind,
+    /// The rule's aggregation.
+    pub aggregate: AggregateKind,
+    /// Score gaps within this margin are ties.
+    pub margin: f64,
+}
+
+/// `[dpo]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpoConfig {
+    /// Optimise the general agent (false: it writes the final questions as it is).
+    pub enabled: bool,
+    /// β.
+    pub beta: f64,
+    /// Epochs.
+    pub epochs: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// LoRA rank (0: every weight).
+    pub lora_rank: usize,
+    /// Pairs per step.
+    pub batch_size: usize,
+    /// Longest prompt plus answer in tokens.
+    pub max_len: usize,
+}
+
+/// `[answers]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswersConfig {
+    /// Most new tokens per answer.
+    pub max_new: usize,
+    /// Prompts per batch.
+    pub batch_size: usize,
+    /// Characters of context the answer agent sees.
+    pub context_chars: usize,
+}
+
+/// `[target]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Epochs of continued pre-training on the CPT dataset.
+    pub cpt_epochs: usize,
+    /// Epochs of fine-tuning on the SFT dataset.
+    pub sft_epochs: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// LoRA rank (0: every weight).
+    pub lora_rank: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Longest row in tokens.
+    pub max_len: usize,
+    /// Characters of each record's context in the training texts (the question comes after
+    /// the context, so a long context must not push it out of the window).
+    pub context_chars: usize,
+    /// Add PQA-L's training half to the SFT data.
+    pub pubmedqa_train: bool,
+    /// Also train the same-budget control (raw abstracts, PQA-L's training half).
+    pub control: bool,
+}
+
+/// `[eval]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// PubMedQA settings measured.
+    pub settings: Vec<Setting>,
+    /// Test items (0: all).
+    pub limit: usize,
+    /// Prompts per forward pass.
+    pub batch_size: usize,
+    /// Also evaluate the base model.
+    pub base: bool,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[run]`.
+    pub run: RunConfig,
+    /// `[data]`.
+    pub data: DataConfig,
+    /// `[models]`.
+    pub models: ModelsConfig,
+    /// `[agents]`.
+    pub agents: AgentsConfig,
+    /// `[questions]`.
+    pub questions: QuestionsConfig,
+    /// `[retrieval]`.
+    pub retrieval: RetrievalConfig,
+    /// `[evaluator]`.
+    pub evaluator: EvaluatorConfig,
+    /// `[dpo]`.
+    pub dpo: DpoConfig,
+    /// `[answers]`.
+    pub answers: AnswersConfig,
+    /// `[target]`.
+    pub target: TargetConfig,
+    /// `[eval]`.
+    pub eval: EvalConfig,
+    /// `[backends.ROLE]`: where each language-model role runs.
+    pub backends: BackendsConfig,
+}
+
+/// The settings of one training stage, as every trainer of the run takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TrainSettings {
+    /// Epochs.
+    pub epochs: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// LoRA rank (0: every weight).
+    pub lora_rank: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Longest row in tokens.
+    pub max_len: usize,
+}
+
+impl AgentsConfig {
+    /// The agents' fine-tuning settings.
+    pub fn settings(&self) -> TrainSettings {
+        TrainSettings {
+            epochs: self.epochs,
+            lr: self.lr,
+            lora_rank: self.lora_rank,
+            batch_size: self.batch_size,
+            max_len: self.max_len,
+        }
+    }
+}
+
+impl DpoConfig {
+    /// DPO's settings.
+    pub fn settings(&self) -> TrainSettings {
+        TrainSettings {
+            epochs: self.epochs,
+            lr: self.lr,
+            lora_rank: self.lora_rank,
+            batch_size: self.batch_size,
+            max_len: self.max_len,
+        }
+    }
+}
+
+impl TargetConfig {
+    /// The target's settings for continued pre-training (`cpt`) or fine-tuning.
+    pub fn settings(&self, cpt: bool) -> TrainSettings {
+        TrainSettings {
+            epochs: if cpt { self.cpt_epochs } else { self.sft_epochs },
+            lr: self.lr,
+            lora_rank: self.lora_rank,
+            batch_size: self.batch_size,
+            max_len: self.max_len,
+        }
+    }
+}
+
+/// The language-model roles a backend can serve, as `[backends.ROLE]` names them.
+pub const ROLES: [&str; 5] = ["question-general", "question-domain", "question-final", "judge", "answer"];
+
+/// `[backends]`: one table per role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendsConfig {
+    /// The general question agent (DPO needs it local).
+    #[serde(rename = "question-general")]
+    pub question_general: BackendConfig,
+    /// The domain question agent.
+    #[serde(rename = "question-domain")]
+    pub question_domain: BackendConfig,
+    /// What writes the final questions: `local` is the DPO-optimised general agent; a served
+    /// one is, typically, that agent exported and served (docs/serving.md).
+    #[serde(rename = "question-final")]
+    pub question_final: BackendConfig,
+    /// The LLM judge (the evaluator without MeSH).
+    pub judge: BackendConfig,
+    /// The answer agent.
+    pub answer: BackendConfig,
+}
+
+impl BackendsConfig {
+    /// The role's backend, by its name in [`ROLES`].
+    pub fn role(&self, role: &str) -> Option<&BackendConfig> {
+        Some(match role {
+            "question-general" => &self.question_general,
+            "question-domain" => &self.question_domain,
+            "question-final" => &self.question_final,
+            "judge" => &self.judge,
+            "answer" => &self.answer,
+            _ => return None,
+        })
+    }
+}
+
+/// `[backends.ROLE]`: the run's own local model, or an OpenAI-compatible server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `local` (the run's own burn model) or `openai` (any OpenAI-compatible server).
+    pub kind: String,
+    /// The server's API base (`http://127.0.0.1:8080/v1`).
+    pub endpoint: String,
+    /// The model name the server knows.
+    pub model: String,
+    /// The environment variable that holds the key (empty: no key is sent); the key itself is
+    /// never in a file, a log or the report.
+    pub api_key_env: String,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Whole-request timeout, in seconds.
+    pub timeout_s: f64,
+    /// Retries of a transient failure.
+    pub max_retries: usize,
+    /// The longest `Retry-After` waited for, in seconds.
+    pub max_retry_after_s: f64,
+}
+
+impl BackendConfig {
+    /// Whether the role runs on a server.
+    pub fn served(&self) -> bool {
+        self.kind == "openai"
+    }
+}
+
+mod load;

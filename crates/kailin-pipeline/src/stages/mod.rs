@@ -1,0 +1,109 @@
+//! The stages of m-KAILIN in order, each a call into the library that owns the step:
+//! corpus → agents → candidates → store → labels → DPO → CPT dataset → SFT dataset → target
+//! and control → PubMedQA.
+
+mod agents;
+mod corpus;
+mod datasets;
+mod labels;
+mod targets;
+
+use std::path::PathBuf;
+
+use burn::tensor::backend::AutodiffBackend;
+use serde_json::json;
+
+pub(crate) use self::agents::Agent;
+pub(crate) use self::targets::Evaluated;
+use crate::engine::Run;
+use crate::error::{Error, Result};
+
+/// The model paths a run starts from.
+#[derive(Debug, Clone)]
+pub(crate) struct Models {
+    pub(crate) base: PathBuf,
+    pub(crate) encoder: PathBuf,
+    /// The models' digests, part of every stage's key.
+    pub(crate) identity: serde_json::Value,
+}
+
+/// What the stages produced, for the report.
+#[derive(Debug, Clone)]
+pub(crate) struct Results {
+    pub(crate) labels: PathBuf,
+    pub(crate) cpt: PathBuf,
+    pub(crate) sft: PathBuf,
+    /// What wrote the final questions (a model path, or a served role's model).
+    pub(crate) generator: String,
+    pub(crate) evals: Vec<Evaluated>,
+    /// Whether DPO ran, and if not, why.
+    pub(crate) dpo: Result<(), String>,
+}
+
+/// Runs the whole loop on `A` (training) and its inner backend (inference) on `device`.
+pub(crate) fn run_all<A: AutodiffBackend>(run: &mut Run<'_>, models: &Models, device: &A::Device) -> Result<Results> {
+    type B<A> = <A as AutodiffBackend>::InnerBackend;
+    if run.config.run.device == crate::config::DeviceKind::Cuda && !kailin_lm::cuda_compiled() {
+        return Err(Error::Config {
+            key: "run.device".into(),
+            message: "\"cuda\" needs a build with CUDA (the `cuda` feature); allowed here: \"cpu\"".into(),
+        });
+    }
+    let docs = run.corpus()?;
+    let agents = run.agents::<A>(&models.base, &docs, device)?;
+    let candidates = run.candidates::<B<A>>(&agents, &docs, device)?;
+    let store = run.store::<B<A>>(models, &docs, device)?;
+    let (labels, labels_dir) = run.labels::<B<A>>(models, store.as_deref(), &docs, &candidates, device)?;
+    let d = run.config.dpo.clone();
+    let dpo = match (d.enabled, labels.pairs, agents.0.local()) {
+        (false, ..) => Err("disabled (dpo.enabled = false)".to_owned()),
+        (_, 0, _) => Err("no preference pair was labelled".to_owned()),
+        (_, _, None) => Err("the general agent is served: DPO needs its local weights".to_owned()),
+        (true, pairs, Some(general)) => {
+            let preference = labels_dir.join("preference.jsonl");
+            let general = general.to_owned();
+            Ok(run.train::<A>(
+                "dpo",
+                &["labels", "agent-general"],
+                json!({ "beta": d.beta }),
+                kailin_train::Objective::Dpo { beta: d.beta },
+                &general,
+                d.settings(),
+                |tmp| {
+                    let p = tmp.join("preference.jsonl");
+                    std::fs::copy(&preference, &p).map_err(|source| Error::Io { path: preference.clone(), source })?;
+                    Ok((p, None, pairs))
+                },
+                device,
+            )?)
+        }
+    };
+    let writer = match (&dpo, run.config.backends.question_final.served()) {
+        (_, true) => Agent::Served("question-final"),
+        (Ok(dir), false) => Agent::Local(dir.clone()),
+        (Err(why), false) => {
+            tracing::warn!(why = %why, "no DPO: the general agent writes the final questions");
+            run.keys.insert("dpo".into(), format!("skipped:{}", run.key_of("agent-general")));
+            agents.0.clone()
+        }
+    };
+    let generator = match &writer {
+        Agent::Local(p) => p.display().to_string(),
+        Agent::Served(role) => run.config.backends.role(role).map_or_else(String::new, |b| format!("{} ({role})", b.model)),
+    };
+    let (cpt, cpt_dir) = run.cpt_dataset::<B<A>>(models, store.as_deref(), &writer, &docs, device)?;
+    let (sft, sft_dir) = run.sft_dataset::<B<A>>(&models.base, &cpt, device)?;
+    let mut evaluated = run.targets::<A>(models, &docs, &cpt, &sft, device)?;
+    if run.config.eval.base {
+        evaluated.insert(0, ("base".into(), models.base.clone()));
+    }
+    let evals = run.evaluate::<B<A>>(&evaluated, device)?;
+    Ok(Results {
+        labels: labels_dir,
+        cpt: cpt_dir.join("cpt.jsonl"),
+        sft: sft_dir.join("sft.jsonl"),
+        generator,
+        evals,
+        dpo: dpo.map(|_| ()),
+    })
+}

@@ -1,0 +1,259 @@
+//! What each stage reports, as types: `stage.json` holds them, the report and the plots read
+//! them, and each says itself in words for the report's stage table.
+
+use std::collections::BTreeMap;
+
+use kailin_lm::ClientStats;
+use serde::{Deserialize, Serialize};
+
+/// One served role's work in a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleStats {
+    /// The role (`answer`, `judge`, `question-general`…).
+    pub role: String,
+    /// The server's API base.
+    pub endpoint: String,
+    /// The model the server was asked for.
+    pub model: String,
+    /// Requests, retries, cache hits, tokens.
+    pub stats: ClientStats,
+}
+
+/// The corpus stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorpusSummary {
+    /// Documents read from every source.
+    pub read: usize,
+    /// Left out: in the PubMedQA test split (by PMID).
+    pub test_split: usize,
+    /// Left out: sharing a word n-gram with the test split.
+    pub overlapping_test_text: usize,
+    /// Left out: an id already kept.
+    pub duplicate_ids: usize,
+    /// Left out: no title and no text.
+    pub empty: usize,
+    /// Kept.
+    pub documents: usize,
+    /// The user corpus (`data.corpus` as a path): files, versions, deletions, files skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest: Option<kailin_corpus::IngestReport>,
+}
+
+/// A training stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Training records.
+    pub records: usize,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// The first step's loss.
+    pub loss_first: Option<f64>,
+    /// The last step's loss.
+    pub loss_last: Option<f64>,
+    /// The last held-out loss.
+    pub eval_loss: Option<f64>,
+    /// Tokens trained on.
+    pub tokens: usize,
+    /// Seconds of training.
+    pub seconds: f64,
+    /// `(step, loss, DPO reward margin)` of every step, for the plots.
+    pub curve: Vec<(u64, f64, Option<f64>)>,
+}
+
+impl TrainSummary {
+    /// The summary of a trainer's report over `records` records.
+    pub(crate) fn of(records: usize, r: &kailin_train::TrainReport) -> Self {
+        let margin = |s: &kailin_train::StepLog| s.metrics.iter().find(|(k, _)| k.contains("margin")).map(|(_, v)| *v);
+        TrainSummary {
+            records,
+            steps: r.steps.len(),
+            loss_first: r.steps.first().map(|s| s.loss),
+            loss_last: r.steps.last().map(|s| s.loss),
+            eval_loss: r.evals.last().map(|e| e.1),
+            tokens: r.tokens,
+            seconds: r.seconds,
+            curve: r.steps.iter().map(|s| (s.step, s.loss, margin(s))).collect(),
+        }
+    }
+}
+
+/// The candidates stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidatesSummary {
+    /// The general agent's counts.
+    pub general: kailin_question::Tally,
+    /// The domain agent's counts.
+    pub domain: kailin_question::Tally,
+    /// Documents whose first kept questions from the two agents are identical, of those
+    /// where both kept one.
+    pub identical_first: usize,
+    /// Documents where both agents kept a question.
+    pub both_kept: usize,
+    /// Served agents' work.
+    #[serde(default)]
+    pub served: Vec<RoleStats>,
+}
+
+/// The store stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreSummary {
+    /// Documents embedded.
+    pub documents: u64,
+    /// The embedding's dimension.
+    pub dim: usize,
+}
+
+/// The labelling stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelSummary {
+    /// Pairs judged.
+    pub items: usize,
+    /// Judgements by outcome.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Preference pairs made.
+    pub pairs: usize,
+    /// Score gap of every preference pair.
+    pub margins: Vec<f64>,
+    /// Which evaluator.
+    pub evaluator: String,
+    /// A served judge's work.
+    #[serde(default)]
+    pub served: Vec<RoleStats>,
+}
+
+/// The CPT-dataset stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CptSummary {
+    /// The final generator's counts.
+    pub questions: kailin_question::Tally,
+    /// Records made.
+    pub records: usize,
+    /// A served generator's work.
+    #[serde(default)]
+    pub served: Vec<RoleStats>,
+}
+
+/// The SFT-dataset stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SftSummary {
+    /// Records answered.
+    pub records: usize,
+    /// CPT records left out (no question or no context).
+    #[serde(default)]
+    pub unanswerable: usize,
+    /// A served answer agent's work.
+    #[serde(default)]
+    pub served: Vec<RoleStats>,
+}
+
+/// Any stage's summary, as the report and `metrics.json` hold it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum StageSummary {
+    /// `corpus`.
+    Corpus(CorpusSummary),
+    /// A model trained.
+    Train(TrainSummary),
+    /// `candidates`.
+    Candidates(CandidatesSummary),
+    /// `store`.
+    Store(StoreSummary),
+    /// `labels`.
+    Labels(LabelSummary),
+    /// `cpt`.
+    Cpt(CptSummary),
+    /// `sft`.
+    Sft(SftSummary),
+    /// `eval-MODEL-SETTING`.
+    Eval(Box<kailin_eval::Report>),
+}
+
+macro_rules! into_summary {
+    ($($t:ty => $v:ident),* $(,)?) => {$(
+        impl From<$t> for StageSummary {
+            fn from(s: $t) -> Self {
+                StageSummary::$v(s.into())
+            }
+        }
+    )*};
+}
+
+into_summary!(
+    CorpusSummary => Corpus,
+    TrainSummary => Train,
+    CandidatesSummary => Candidates,
+    StoreSummary => Store,
+    LabelSummary => Labels,
+    CptSummary => Cpt,
+    SftSummary => Sft,
+    kailin_eval::Report => Eval,
+);
+
+fn loss(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".into(), |v| format!("{v:.3}"))
+}
+
+impl StageSummary {
+    /// The summary in words, for the report's stage table.
+    pub fn describe(&self) -> String {
+        match self {
+            StageSummary::Corpus(c) => {
+                let mut s = format!(
+                    "{} documents kept of {} read; left out: {} in the test split, {} sharing test text, {} duplicate ids, {} empty",
+                    c.documents, c.read, c.test_split, c.overlapping_test_text, c.duplicate_ids, c.empty
+                );
+                if let Some(i) = &c.ingest {
+                    s.push_str(&format!(
+                        "; corpus: {} {} files ({} records, {} later versions, {} deleted; {} files skipped, {} not read)",
+                        i.files,
+                        i.format,
+                        i.records,
+                        i.replaced,
+                        i.deleted,
+                        i.failed.len(),
+                        i.unread.len()
+                    ));
+                }
+                s
+            }
+            StageSummary::Train(t) => format!(
+                "{} records, {} steps, loss {} → {}{}",
+                t.records,
+                t.steps,
+                loss(t.loss_first),
+                loss(t.loss_last),
+                t.eval_loss.map_or_else(String::new, |e| format!(", held-out loss {e:.3}"))
+            ),
+            StageSummary::Candidates(c) => format!(
+                "general kept {} of {}, domain kept {} of {}; first questions identical on {} of {} documents",
+                c.general.kept, c.general.generated, c.domain.kept, c.domain.generated, c.identical_first, c.both_kept
+            ),
+            StageSummary::Store(s) => format!("{} documents embedded ({} dimensions)", s.documents, s.dim),
+            StageSummary::Labels(l) => {
+                let outcomes: Vec<String> = l.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
+                format!("{}: {} pairs judged ({}), {} preference pairs", l.evaluator, l.items, outcomes.join(", "), l.pairs)
+            }
+            StageSummary::Cpt(c) => {
+                format!("{} records; generator kept {} of {} questions", c.records, c.questions.kept, c.questions.generated)
+            }
+            StageSummary::Sft(s) => format!("{} records answered ({} unanswerable left out)", s.records, s.unanswerable),
+            StageSummary::Eval(r) => format!(
+                "accuracy {:.1}%, macro-F1 {:.3} on {} items",
+                100.0 * r.overall.accuracy,
+                r.overall.macro_f1,
+                r.overall.n
+            ),
+        }
+    }
+
+    /// The served roles' work in the stage.
+    pub fn served(&self) -> &[RoleStats] {
+        match self {
+            StageSummary::Candidates(c) => &c.served,
+            StageSummary::Labels(l) => &l.served,
+            StageSummary::Cpt(c) => &c.served,
+            StageSummary::Sft(s) => &s.served,
+            _ => &[],
+        }
+    }
+}
