@@ -18,7 +18,10 @@ mod mesh;
 mod progress;
 mod question;
 mod retrieve;
+mod run;
 mod train;
+
+pub use crate::run::{RunArgs, config_of, run_pipeline};
 
 /// Distil biomedical QA training data from the literature (m-KAILIN).
 #[derive(Debug, Parser)]
@@ -35,6 +38,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// The whole m-KAILIN loop: corpus, question agents, candidates, evaluator labels, DPO,
+    /// the CPT and SFT datasets, the target model and its control, PubMedQA, report.md.
+    /// Resumable (finished stages are reused), sharded, each role local or served.
+    Run(Box<run::RunArgs>),
     /// The MeSH hierarchy: info, similarity, extraction, cache.
     #[command(subcommand)]
     Mesh(mesh::MeshCmd),
@@ -75,6 +82,7 @@ pub fn main() -> std::process::ExitCode {
     });
     init_logs(&cli.log);
     let result = match cli.cmd {
+        Cmd::Run(a) => run::run_pipeline(&a),
         Cmd::Mesh(cmd) => mesh::run(cmd),
         Cmd::Data(cmd) => data::run(cmd),
         Cmd::Lm(cmd) => lm::run(cmd),

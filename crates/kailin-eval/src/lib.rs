@@ -35,5 +35,5 @@ pub use crate::{
         TestItem, YEAR_SPANS, load_test_set, load_test_set_from, metrics, official_predictions, official_scores,
         predict, prompt, read_labels, report, span_name, user_turn,
     },
-    train::pubmedqa_train_chats,
+    train::{pubmedqa_train_chats, test_split_gate},
 };

@@ -34,3 +34,16 @@ pub fn pubmedqa_train_chats(data_dir: impl AsRef<Path>) -> Result<Vec<ChatExampl
         })
         .collect())
 }
+
+/// The gate that keeps the test split out of training data: its PMIDs, and (with `ngram`
+/// above 0) every word `ngram`-gram of its questions and contexts.
+pub fn test_split_gate(items: &[TestItem], ngram: usize) -> kailin_corpus::Decontaminator {
+    let mut gate = kailin_corpus::Decontaminator::new(ngram.max(1));
+    gate.exclude_ids(items.iter().map(|i| i.pmid.clone()));
+    if ngram > 0 {
+        for i in items {
+            gate.add_eval_text(&i.pmid, &format!("{} {}", i.question, i.contexts.join(" ")));
+        }
+    }
+    gate
+}

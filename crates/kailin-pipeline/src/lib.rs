@@ -42,6 +42,7 @@ mod card;
 mod config;
 mod engine;
 mod error;
+mod models;
 mod plots;
 mod report;
 mod stage;
@@ -60,6 +61,7 @@ pub use crate::{
         QuestionsConfig, ROLES, RetrievalConfig, RetrieverKind, RunConfig, TargetConfig, TrainSettings,
     },
     engine::{Event, PlanRow, StageRow},
+    models::resolve_models,
     error::{Error, Result},
     report::{AblationRow, PubmedqaRow, Summary},
     stage::STAGE_FILE,
@@ -69,43 +71,6 @@ pub use crate::{
     },
     tiny::{TINY_WORDS, tiny_bert_vocab, write_tiny_bert, write_tiny_llama},
 };
-
-/// The models a configuration names, resolved: `smollm2` and `minilm` from the model cache
-/// (`kailin_lm::models_dir`), `tiny` written under `out/models/`, anything else a path.
-///
-/// Errors: [`Error::Missing`] with the fix (fetch the models, or correct the path).
-pub fn resolve_models(config: &Config, out: &Path) -> Result<(PathBuf, PathBuf)> {
-    let cache = kailin_lm::models_dir().unwrap_or_else(|| PathBuf::from(".cache/kailin/models"));
-    let fetch = "run `cargo xtask fetch-models` (or set $KAILIN_MODELS to the model cache)";
-    let base = match config.models.base.as_str() {
-        "smollm2" => kailin_lm::smollm2_gguf().unwrap_or_else(|| cache.join("smollm2-135m-instruct")),
-        "tiny" => {
-            let dir = out.join("models/tiny-llama");
-            if !dir.join("config.json").exists() {
-                write_tiny_llama(&dir, TINY_WORDS, true, 256)?;
-            }
-            dir
-        }
-        path => PathBuf::from(path),
-    };
-    let encoder = match config.models.encoder.as_str() {
-        "minilm" => cache.join("all-minilm-l6-v2"),
-        "tiny" => {
-            let dir = out.join("models/tiny-bert");
-            if !dir.join("config.json").exists() {
-                write_tiny_bert(&dir, &tiny_bert_vocab(), 128)?;
-            }
-            dir
-        }
-        path => PathBuf::from(path),
-    };
-    for (what, path) in [("the base model (models.base)", &base), ("the encoder (models.encoder)", &encoder)] {
-        if !path.exists() {
-            return Err(Error::Missing { what: what.into(), path: path.clone(), fix: fetch.into() });
-        }
-    }
-    Ok((base, encoder))
-}
 
 /// The stages, in order (`eval-MODEL-SETTING` stages follow them).
 pub const STAGES: [&str; 15] = [
@@ -225,16 +190,6 @@ fn check_options(config: &Config, options: &RunOptions) -> Result<()> {
     Ok(())
 }
 
-/// The models and their digests.
-fn models(config: &Config, out: &Path) -> Result<stages::Models> {
-    let (base, encoder) = resolve_models(config, out)?;
-    let identity = serde_json::json!({
-        "base": kailin_lm::model_digest(&base).map_err(|e| Error::Lib(Box::new(e)))?,
-        "encoder": encoder_digest(&encoder)?,
-    });
-    Ok(stages::Models { base, encoder, identity })
-}
-
 /// [`run`] with a shard or a stopping point. A run that stops where `options` say ends with
 /// [`Error::Stopped`] (not a failure: its message says what to run next).
 ///
@@ -284,7 +239,7 @@ pub fn run_with<A: AutodiffBackend>(
             backends::preflight(&variant.0, out)?;
         }
     }
-    let models = models(config, out)?;
+    let models = models::models(config, out)?;
     let (rows, results) = run_one::<A>(config, out, Vec::new(), options, &models, device, on_event)?;
     let mut ablations = Vec::new();
     for name in &config.run.ablations {
@@ -341,7 +296,7 @@ pub fn plan<A: AutodiffBackend>(config: &Config, out: &Path, device: &A::Device)
         }
         return Ok(rows);
     }
-    let models = models(config, out)?;
+    let models = models::models(config, out)?;
     let mut rows = plan_one::<A>(config, out, Vec::new(), &models, device, "")?;
     for name in &config.run.ablations {
         if let Some((variant, ..)) = ablation(config, name)? {
@@ -380,12 +335,6 @@ fn plan_one<A: AutodiffBackend>(
         row.stage = format!("{prefix}{}", row.stage);
     }
     Ok(rows)
-}
-
-/// The encoder directory's digest (its configuration, vocabulary and weights).
-fn encoder_digest(dir: &Path) -> Result<String> {
-    kailin_core::digest_dir(dir, |n| n.ends_with(".json") || n.ends_with(".safetensors") || n == "vocab.txt")
-        .map_err(Error::from_core)
 }
 
 /// One run of the stages into `out`, reusing the finished stages of the runs in `reuse`.

@@ -42,10 +42,17 @@ type Draw = Result<(), Box<dyn std::error::Error>>;
 fn png(dir: &Path, name: &str, draw: impl FnOnce(&Path) -> Draw) -> Option<PathBuf> {
     let dest = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp.png"));
-    match draw(&tmp).and_then(|()| std::fs::rename(&tmp, &dest).map_err(Into::into)) {
+    // Drawn beside, then put in place by the one atomic writer (plotters picks the encoder by
+    // the file's extension, so it cannot write through kailin-core's temporaries itself).
+    let placed = draw(&tmp).and_then(|()| {
+        let bytes = std::fs::read(&tmp)?;
+        kailin_core::write_atomic(&dest, &bytes)?;
+        Ok(())
+    });
+    let _ = std::fs::remove_file(&tmp);
+    match placed {
         Ok(()) => Some(dest),
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
             tracing::warn!(plot = name, error = %e, "plot not written");
             None
         }

@@ -43,13 +43,7 @@ impl Run<'_> {
         let dir = self.out.join("stages/corpus");
         let (_, dir) = self.stage("corpus", dir, &[], inputs, |tmp, progress| {
             let items = kailin_eval::load_test_set(&c.dir).lib()?;
-            let mut gate = kailin_corpus::Decontaminator::new(c.decontaminate_ngram.max(1));
-            gate.exclude_ids(items.iter().map(|i| i.pmid.clone()));
-            if c.decontaminate_ngram > 0 {
-                for i in &items {
-                    gate.add_eval_text(&i.pmid, &format!("{} {}", i.question, i.contexts.join(" ")));
-                }
-            }
+            let gate = kailin_eval::test_split_gate(&items, c.decontaminate_ngram);
             let mut s = CorpusSummary {
                 read: 0,
                 test_split: 0,
