@@ -74,11 +74,22 @@ pub(crate) fn client(role: &str, b: &BackendConfig, out: &Path) -> Result<Served
         .map_err(|e| fail(e, &format!("correct [backends.{role}] (endpoint, model)")))
 }
 
-/// One request to each served role's `GET /models`: the server answers and lists the model.
+/// The stage a role works in.
+fn stage_of(role: &str) -> &'static str {
+    match role {
+        "question-general" | "question-domain" => "candidates",
+        "question-final" => "cpt",
+        "judge" => "labels",
+        _ => "sft",
+    }
+}
+
+/// One request to `GET /models` of each served role whose stage `runs`: the server answers
+/// and lists the model.
 ///
 /// Errors: [`Error::Backend`] naming the role, the URL, what the server said and the fix.
-pub(crate) fn preflight(config: &Config, out: &Path) -> Result<()> {
-    for (role, b) in served_roles(config) {
+pub(crate) fn preflight(config: &Config, out: &Path, runs: impl Fn(&str) -> bool) -> Result<()> {
+    for (role, b) in served_roles(config).into_iter().filter(|(role, _)| runs(stage_of(role))) {
         let client = client(role, b, out)?;
         client.preflight().map_err(|source| {
             let fix = match &source {

@@ -80,6 +80,9 @@ pub(crate) struct Run<'e> {
     pub(crate) rows: Vec<StageRow>,
     /// With `plan`, what each stage would do; nothing runs.
     pub(crate) plan: Option<Vec<PlanRow>>,
+    /// In a plan, the stages (directory and key) it says will run; an ablation's plan is
+    /// given the main run's, which it will reuse.
+    pub(crate) planned: Vec<(PathBuf, String)>,
     /// Other runs' roots whose finished stages this run may reuse (an ablation reuses the
     /// main run's stages before the one it changes).
     pub(crate) reuse: Vec<PathBuf>,
@@ -136,7 +139,11 @@ fn differences(old: &serde_json::Value, new: &serde_json::Value, at: &str, out: 
             }
         }
         (a, b) if a != b => {
-            let show = |v: &Value| kailin_core::cut_chars_marked(&v.to_string(), 60);
+            // A setting read as f32 (a temperature) shows as it was written, not as its f64.
+            let show = |v: &Value| match v.as_f64() {
+                Some(x) if !v.is_i64() && !v.is_u64() && f64::from(x as f32) == x => format!("{}", x as f32),
+                _ => kailin_core::cut_chars_marked(&v.to_string(), 60),
+            };
             out.push(match at.strip_prefix("after.") {
                 Some(stage) => format!("{stage} reruns"),
                 None => format!("{} {} → {}", at.strip_prefix("inputs.").unwrap_or(at), show(a), show(b)),
@@ -158,6 +165,7 @@ impl<'e> Run<'e> {
             out,
             rows: Vec::new(),
             plan: None,
+            planned: Vec::new(),
             reuse,
             shard: None,
             until: None,
@@ -246,8 +254,24 @@ impl<'e> Run<'e> {
         &mut self,
         name: &str,
         dir: &Path,
+        key: &str,
         key_inputs: &serde_json::Value,
     ) -> Result<(T, PathBuf)> {
+        // A stage a reused run's plan will make with this key: reused from there.
+        let rel = dir.strip_prefix(&self.out).ok();
+        let there = rel.and_then(|rel| {
+            self.reuse.iter().map(|root| root.join(rel)).find(|d| self.planned.iter().any(|(p, k)| p == d && k == key))
+        });
+        if let Some(there) = there {
+            if let Some(plan) = &mut self.plan {
+                plan.push(PlanRow { stage: name.to_owned(), cached: true, why: String::new() });
+            }
+            return match stage::read_marker::<T>(&there) {
+                Some(m) => Ok((m.summary, there)),
+                None => Err(Error::Planned { stage: name.to_owned() }),
+            };
+        }
+        self.planned.push((dir.to_owned(), key.to_owned()));
         let earlier = stage::read_marker::<T>(dir);
         let why = match &earlier {
             Some(m) if !m.inputs.is_null() => {
@@ -283,7 +307,7 @@ impl<'e> Run<'e> {
             return Ok(self.finish(name, key, m, found, true));
         }
         if self.plan.is_some() {
-            return self.planned(name, &dir, &key_inputs);
+            return self.planned(name, &dir, &key, &key_inputs);
         }
         self.may_run(name, false)?;
         tracing::info!(stage = name, dir = %dir.display(), "running");
@@ -315,7 +339,7 @@ impl<'e> Run<'e> {
             return Ok(self.finish(name, key, m, found, true));
         }
         if self.plan.is_some() {
-            return self.planned(name, &dir, &key_inputs);
+            return self.planned(name, &dir, &key, &key_inputs);
         }
         self.may_run(name, true)?;
         let parts_root = dir.with_file_name(format!("{name}.shards")).join(&key);

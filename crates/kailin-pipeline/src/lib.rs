@@ -233,10 +233,19 @@ pub fn run_with<A: AutodiffBackend>(
         ),
         None => None,
     };
-    backends::preflight(config, out)?;
+    // Served roles are asked for their model lists before any long stage — those whose
+    // stages will run (a rerun of finished stages sends no request at all).
+    let mut configs = vec![(String::new(), config.clone())];
     for name in &config.run.ablations {
-        if let Some(variant) = ablation(config, name)? {
-            backends::preflight(&variant.0, out)?;
+        if let Some((variant, ..)) = ablation(config, name)? {
+            configs.push((format!("{name}/"), variant));
+        }
+    }
+    if configs.iter().any(|(_, c)| !backends::served_roles(c).is_empty()) {
+        let planned = plan::<A>(config, out, device)?;
+        for (prefix, c) in &configs {
+            let runs = |stage: &str| planned.iter().any(|r| !r.cached && r.stage == format!("{prefix}{stage}"));
+            backends::preflight(c, out, runs)?;
         }
     }
     let models = models::models(config, out)?;
@@ -297,29 +306,34 @@ pub fn plan<A: AutodiffBackend>(config: &Config, out: &Path, device: &A::Device)
         return Ok(rows);
     }
     let models = models::models(config, out)?;
-    let mut rows = plan_one::<A>(config, out, Vec::new(), &models, device, "")?;
+    let (mut rows, main) = plan_one::<A>(config, out, Vec::new(), Vec::new(), &models, device, "")?;
     for name in &config.run.ablations {
         if let Some((variant, ..)) = ablation(config, name)? {
             let dir = out.join("ablations").join(name);
-            rows.extend(plan_one::<A>(&variant, &dir, vec![out.to_owned()], &models, device, &format!("{name}/"))?);
+            let prefix = format!("{name}/");
+            let reuse = vec![out.to_owned()];
+            rows.extend(plan_one::<A>(&variant, &dir, reuse, main.clone(), &models, device, &prefix)?.0);
         }
     }
     Ok(rows)
 }
 
 /// The plan of one run (the main one or an ablation).
+#[allow(clippy::type_complexity)]
 fn plan_one<A: AutodiffBackend>(
     config: &Config,
     out: &Path,
     reuse: Vec<PathBuf>,
+    planned: Vec<(PathBuf, String)>,
     models: &stages::Models,
     device: &A::Device,
     prefix: &str,
-) -> Result<Vec<PlanRow>> {
+) -> Result<(Vec<PlanRow>, Vec<(PathBuf, String)>)> {
     let mut quiet = |_: Event<'_>| ();
     let mut r = engine::Run::new(config.clone(), out.to_owned(), reuse, &mut quiet);
     r.identity = models.identity.clone();
     r.plan = Some(Vec::new());
+    r.planned = planned;
     let outcome = stages::run_all::<A>(&mut r, models, device);
     let mut rows = r.plan.take().unwrap_or_default();
     match outcome {
@@ -334,7 +348,7 @@ fn plan_one<A: AutodiffBackend>(
     for row in &mut rows {
         row.stage = format!("{prefix}{}", row.stage);
     }
-    Ok(rows)
+    Ok((rows, std::mem::take(&mut r.planned)))
 }
 
 /// One run of the stages into `out`, reusing the finished stages of the runs in `reuse`.

@@ -138,9 +138,6 @@ pub struct CptSummary {
 pub struct SftSummary {
     /// Records answered.
     pub records: usize,
-    /// CPT records left out (no question or no context).
-    #[serde(default)]
-    pub unanswerable: usize,
     /// A served answer agent's work.
     #[serde(default)]
     pub served: Vec<RoleStats>,
@@ -236,7 +233,7 @@ impl StageSummary {
             StageSummary::Cpt(c) => {
                 format!("{} records; generator kept {} of {} questions", c.records, c.questions.kept, c.questions.generated)
             }
-            StageSummary::Sft(s) => format!("{} records answered ({} unanswerable left out)", s.records, s.unanswerable),
+            StageSummary::Sft(s) => format!("{} records answered", s.records),
             StageSummary::Eval(r) => format!(
                 "accuracy {:.1}%, macro-F1 {:.3} on {} items",
                 100.0 * r.overall.accuracy,

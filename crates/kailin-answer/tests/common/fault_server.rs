@@ -8,13 +8,16 @@
 //! `nousage` (an answer without `usage` and with an empty `finish_reason`), `slow` (an answer
 //! after 150 ms), `echo500` (a 500 whose body echoes the request's `Authorization` header,
 //! then an answer), `echo401` (a 401 echoing it), `r429long` (a 429 asking for a day's wait).
-//! Answers are `answer to <message>` with the marker removed.
+//! Answers are `answer to <message>` with the marker removed. A server started with
+//! [`FaultServer::start_faulty`] treats a message without a marker as `e500x2`, `drop`,
+//! `malformed` or `ok` by a hash of its text (transient faults on its first sight, so every
+//! message is answered after retries). `GET …/models` lists `test-model`.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,36 +26,67 @@ pub struct FaultServer {
     pub addr: SocketAddr,
     seen: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
     stop: Arc<AtomicBool>,
+    listed: Arc<AtomicUsize>,
 }
 
 impl FaultServer {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server whose unmarked messages meet transient faults first.
+    pub fn start_faulty() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(faulty: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (Arc::clone(&seen), Arc::clone(&stop));
+        let listed = Arc::new(AtomicUsize::new(0));
+        let (s, st, l) = (Arc::clone(&seen), Arc::clone(&stop), Arc::clone(&listed));
         std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(300);
             while !st.load(Ordering::Relaxed) && Instant::now() < deadline {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let s = Arc::clone(&s);
+                        let (s, l) = (Arc::clone(&s), Arc::clone(&l));
                         std::thread::spawn(move || {
-                            let _ = handle(stream, &s);
+                            let _ = handle(stream, &s, &l, faulty);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        FaultServer { addr, seen, stop }
+        FaultServer { addr, seen, stop, listed }
     }
 
     /// The API base URL.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// `GET /models` requests received.
+    pub fn model_lists(&self) -> usize {
+        self.listed.load(Ordering::Relaxed)
+    }
+
+    /// Chat requests received for each distinct last message.
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        self.seen.lock().unwrap().iter().map(|(k, v)| (k.clone(), v.len())).collect()
+    }
+
+    /// The chat requests a faulty server needs for `message` when nothing is retried in vain:
+    /// its fault's failures plus the answer.
+    pub fn needed(message: &str) -> usize {
+        match faulty_case(message) {
+            "e500x2" => 3,
+            "drop" | "malformed" => 2,
+            _ => 1,
+        }
     }
 
     /// Requests received in all.
@@ -76,7 +110,18 @@ impl Drop for FaultServer {
     }
 }
 
-fn handle(stream: TcpStream, seen: &Mutex<HashMap<String, Vec<Instant>>>) -> std::io::Result<()> {
+/// The fault a faulty server gives an unmarked message (by a hash of its text).
+fn faulty_case(message: &str) -> &'static str {
+    let h = message.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+    ["e500x2", "drop", "malformed", "ok"][(h % 4) as usize]
+}
+
+fn handle(
+    stream: TcpStream,
+    seen: &Mutex<HashMap<String, Vec<Instant>>>,
+    listed: &AtomicUsize,
+    faulty: bool,
+) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -99,6 +144,18 @@ fn handle(stream: TcpStream, seen: &Mutex<HashMap<String, Vec<Instant>>>) -> std
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
+    if request_line.starts_with("GET") && request_line.contains("/models") {
+        listed.fetch_add(1, Ordering::Relaxed);
+        let text = serde_json::json!({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).to_string();
+        let mut out = stream;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            text.len()
+        );
+        out.write_all(head.as_bytes())?;
+        out.write_all(text.as_bytes())?;
+        return out.flush();
+    }
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let message = request["messages"]
         .as_array()
@@ -112,7 +169,8 @@ fn handle(stream: TcpStream, seen: &Mutex<HashMap<String, Vec<Instant>>>) -> std
         times.push(Instant::now());
         times.len()
     };
-    let case = message.split("[case:").nth(1).and_then(|r| r.split(']').next()).unwrap_or("ok").to_owned();
+    let unmarked = if faulty { faulty_case(&message) } else { "ok" };
+    let case = message.split("[case:").nth(1).and_then(|r| r.split(']').next()).unwrap_or(unmarked).to_owned();
     let clean = message.replace(&format!("[case:{case}]"), "");
     let answer = |usage: bool| {
         let mut v = serde_json::json!({

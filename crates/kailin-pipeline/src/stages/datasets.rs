@@ -78,7 +78,6 @@ impl Run<'_> {
                     r
                 })
                 .collect();
-            let (shown, unanswerable) = kailin_answer::answerable(shown);
             let answerer = if backend.served() {
                 let client = crate::backends::client("answer", &backend, &out_dir)?;
                 let mut options = kailin_answer::OpenAiOptions::new(&backend.endpoint, &backend.model);
@@ -113,7 +112,7 @@ impl Run<'_> {
                 Answerer::Served(c) => Some(crate::backends::stats("answer", &backend, c.served())),
                 Answerer::Local(_) => None,
             };
-            Ok(SftSummary { records: out.len(), unanswerable, served: served.into_iter().collect() })
+            Ok(SftSummary { records: out.len(), served: served.into_iter().collect() })
         })?;
         Ok((read_records(&dir.join("sft.jsonl"))?, dir))
     }
