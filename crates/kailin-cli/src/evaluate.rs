@@ -221,7 +221,9 @@ fn read_corpus(path: &Path) -> Result<Corpus> {
 /// The retriever the options name, over `corpus`.
 fn retriever(a: &ContextArgs, corpus: &Corpus) -> Result<AnyRetriever<Flex>> {
     Ok(match a.retriever {
-        RetrieverArg::Bm25 => AnyRetriever::bm25(corpus.documents())?,
+        RetrieverArg::Bm25 => {
+            AnyRetriever::bm25(corpus.documents().iter().map(|d| (d.id.as_str(), d.retrieval_text())))?
+        }
         RetrieverArg::Dense => {
             let (Some(store), Some(model)) = (&a.store, &a.model) else {
                 bail!("dense retrieval needs --store (built with `kailin retrieve build`) and --model (its encoder)")

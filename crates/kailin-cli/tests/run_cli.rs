@@ -9,7 +9,7 @@ mod common;
 mod fault_server;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::kailin_timed;
@@ -211,4 +211,67 @@ fn a_sigkill_in_the_served_answer_stage_loses_and_duplicates_nothing() {
     // flight at the kill is repeated.
     let extra: usize = server.counts().iter().map(|(m, n)| n.saturating_sub(FaultServer::needed(m))).sum();
     assert!(extra <= 1, "{:?}", server.counts());
+}
+
+#[test]
+#[ignore = "needs the real data ($KAILIN_DATA: pubmed-xml and MeSH 2024)"]
+fn a_pubmed_xml_directory_is_a_corpus() {
+    let data = PathBuf::from(std::env::var_os("KAILIN_DATA").expect("$KAILIN_DATA names the data directory"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let corpus = format!("data.corpus={:?}", data.join("pubmed-xml").display().to_string());
+    let mesh = format!("data.mesh={:?}", data.join("mesh/mesh2024.tsv").display().to_string());
+    let (ok, _, stderr) = kailin_run(&out, &["--set", "run.ablations=[]", "--set", &corpus, "--set", &mesh]);
+    assert!(ok, "{stderr}");
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let corpus = &metrics["stages"][0]["summary"];
+    assert_eq!((corpus["kind"].as_str(), corpus["read"].as_u64()), (Some("corpus"), Some(319)));
+    assert_eq!(corpus["ingest"]["files"].as_u64(), Some(7));
+    assert!(corpus["with_mesh"].as_u64().unwrap() >= 100, "{corpus}");
+}
+
+#[test]
+#[ignore = "needs llama-cpp-python[server] ($KAILIN_LLAMACPP_PYTHON) and the SmolLM2 GGUF (cargo xtask fetch-models)"]
+fn the_answer_agent_served_by_llama_cpp() {
+    let Some(python) = std::env::var_os("KAILIN_LLAMACPP_PYTHON") else {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("SKIPPED: $KAILIN_LLAMACPP_PYTHON is not set (a Python with llama-cpp-python[server])");
+        }
+        return;
+    };
+    let gguf = kailin_lm::smollm2_gguf().expect("the SmolLM2 GGUF: run `cargo xtask fetch-models`");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(&python)
+        .args(["-m", "llama_cpp.server", "--host", "127.0.0.1", "--port", &port.to_string(), "--n_ctx", "2048"])
+        .args(["--n_threads", "2", "--model_alias", "smollm2", "--model"])
+        .arg(&gguf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the llama.cpp server starts");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let sets = [
+        "run.ablations=[]".to_owned(),
+        "backends.answer.kind=openai".into(),
+        format!("backends.answer.endpoint={base}"),
+        "backends.answer.model=smollm2".into(),
+        "backends.answer.concurrency=2".into(),
+    ];
+    let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", s.as_str()]).collect();
+    let (ok, _, stderr) = kailin_run(&out, &args);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok, "{stderr}");
+    let cpt: Vec<CptRecord> = records(&out.join("datasets/cpt.jsonl"));
+    let sft: Vec<SftRecord> = records(&out.join("datasets/sft.jsonl"));
+    assert_eq!(cpt.iter().map(|r| &r.id).collect::<Vec<_>>(), sft.iter().map(|r| &r.id).collect::<Vec<_>>());
+    assert!(sft.iter().all(|r| !r.answer.trim().is_empty()), "SmolLM2 answered every record");
 }

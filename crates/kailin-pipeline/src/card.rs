@@ -94,7 +94,7 @@ pub(crate) fn dataset_card(config: &Config, s: &Summary) -> String {
         if let StageSummary::Corpus(c) = &r.summary {
             let _ = writeln!(
                 md,
-                "Against PubMedQA's official test split: {} documents left out by PMID and {} for sharing a word {}-gram with a test item; {} duplicates and {} empty documents also left out; {} of {} read were kept.",
+                "Against PubMedQA's official test split: {} documents left out by PMID and {} for sharing a word {}-gram with a test item; {} duplicates and {} documents without text also left out; {} of {} read were kept.",
                 c.test_split, c.overlapping_test_text, config.data.decontaminate_ngram, c.duplicate_ids, c.empty, c.documents, c.read
             );
         }

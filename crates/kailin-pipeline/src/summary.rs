@@ -30,10 +30,13 @@ pub struct CorpusSummary {
     pub overlapping_test_text: usize,
     /// Left out: an id already kept.
     pub duplicate_ids: usize,
-    /// Left out: no title and no text.
+    /// Left out: no text (a citation without an abstract).
     pub empty: usize,
     /// Kept.
     pub documents: usize,
+    /// Kept documents with MeSH headings (the rule's terms; the others' are extracted).
+    #[serde(default)]
+    pub with_mesh: usize,
     /// The user corpus (`data.corpus` as a path): files, versions, deletions, files skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingest: Option<kailin_corpus::IngestReport>,
@@ -196,8 +199,15 @@ impl StageSummary {
         match self {
             StageSummary::Corpus(c) => {
                 let mut s = format!(
-                    "{} documents kept of {} read; left out: {} in the test split, {} sharing test text, {} duplicate ids, {} empty",
-                    c.documents, c.read, c.test_split, c.overlapping_test_text, c.duplicate_ids, c.empty
+                    "{} documents kept ({} with MeSH headings) of {} read; left out: {} in the test split, {} sharing test \
+                     text, {} duplicate ids, {} without text",
+                    c.documents,
+                    c.with_mesh,
+                    c.read,
+                    c.test_split,
+                    c.overlapping_test_text,
+                    c.duplicate_ids,
+                    c.empty
                 );
                 if let Some(i) = &c.ingest {
                     s.push_str(&format!(

@@ -129,7 +129,7 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
         "Accuracy by publication year",
         "Accuracy by MeSH subset",
         "Agents' overlap",
-        "documents kept of 24 read",
+        "with MeSH headings) of 24 read",
     ] {
         assert!(report.contains(s), "{s}");
     }

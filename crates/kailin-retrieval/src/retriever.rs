@@ -183,7 +183,7 @@ impl Retriever for Bm25Retriever {
 pub enum AnyRetriever<B: burn::prelude::Backend> {
     /// Exact inner-product search over a store.
     Dense(Box<DenseRetriever<B>>),
-    /// BM25 over the documents' [`retrieval_text`](kailin_core::Document::retrieval_text).
+    /// BM25.
     Bm25(Bm25Retriever),
 }
 
@@ -197,11 +197,16 @@ impl<B: burn::prelude::Backend> std::fmt::Debug for AnyRetriever<B> {
 }
 
 impl<B: burn::prelude::Backend> AnyRetriever<B> {
-    /// BM25 over `docs`.
+    /// BM25 over `(id, text)` documents ([`Bm25Retriever::build`]).
     ///
     /// Errors: the index cannot be written.
-    pub fn bm25<'d>(docs: impl IntoIterator<Item = &'d kailin_core::Document>) -> Result<Self> {
-        Ok(AnyRetriever::Bm25(Bm25Retriever::build(docs.into_iter().map(|d| (d.id.clone(), d.retrieval_text())))?))
+    pub fn bm25<I, S, T>(docs: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (S, T)>,
+        S: AsRef<str>,
+        T: AsRef<str>,
+    {
+        Ok(AnyRetriever::Bm25(Bm25Retriever::build(docs)?))
     }
 }
 

@@ -51,6 +51,7 @@ impl Run<'_> {
                 duplicate_ids: 0,
                 empty: 0,
                 documents: 0,
+                with_mesh: 0,
                 ingest: None,
             };
             let mut seen = std::collections::HashSet::new();
@@ -61,11 +62,12 @@ impl Run<'_> {
                 match gate.check(&d.id, &[&d.title, &d.text]) {
                     Some(kailin_corpus::Contamination::Id) => s.test_split += 1,
                     Some(_) => s.overlapping_test_text += 1,
-                    None if d.text.trim().is_empty() && d.title.trim().is_empty() => s.empty += 1,
+                    None if d.text.trim().is_empty() => s.empty += 1,
                     None if !seen.insert(d.id.clone()) => s.duplicate_ids += 1,
                     None => {
                         writer.write(&d).lib()?;
                         s.documents += 1;
+                        s.with_mesh += usize::from(!d.mesh.is_empty());
                         if s.documents % 1000 == 0 {
                             progress(s.documents as u64, c.corpus_limit as u64, "documents");
                         }

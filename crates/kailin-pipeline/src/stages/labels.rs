@@ -132,7 +132,7 @@ impl Run<'_> {
                     DenseRetriever::new(encoder, store, kailin_retrieval::ExactSearch::new(0).lib()?).lib()?,
                 ))
             }
-            None => AnyRetriever::bm25(docs).lib()?,
+            None => AnyRetriever::bm25(docs.iter().map(|d| (d.id.as_str(), d.retrieval_text()))).lib()?,
         })
     }
 
