@@ -136,10 +136,7 @@ pub(crate) fn dense(corpus: &Corpus, work: &Path) -> Result<DenseRetriever<Flex>
         _ => {
             let t = Instant::now();
             let bar = crate::retrieval::bar(corpus.len(), "encoding the corpus");
-            let docs = corpus
-                .documents()
-                .iter()
-                .map(|d| Ok::<_, std::io::Error>((d.id.clone(), d.retrieval_text())));
+            let docs = corpus.documents().iter().map(|d| Ok::<_, std::io::Error>((d.id.clone(), d.retrieval_text())));
             let store = kailin_retrieval::build_store(&encoder, StoreBuilder::new(&dir, encoder.dim()), docs, |n| {
                 bar.set_position(n);
                 if bar.is_hidden() && n % 1024 == 0 {

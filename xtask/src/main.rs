@@ -26,7 +26,7 @@ struct Cli {
 enum Cmd {
     /// The m-KAILIN loop end to end: datasets, the DPO-optimised generator, the target model
     /// and its PubMedQA evaluation, report.md and metrics.json.
-    FullPipeline(Box<kailin_cli::RunArgs>),
+    FullPipeline(kailin_cli::RunArgs),
     /// Download the default models (SmolLM2-135M-Instruct GGUF, all-MiniLM-L6-v2) into the
     /// model cache ($KAILIN_MODELS, default ~/.cache/kailin/models), checking their SHA-256.
     FetchModels {

@@ -35,7 +35,8 @@ fn crates() -> Vec<(String, PathBuf, toml::Table)> {
     dirs.sort();
     dirs.into_iter()
         .map(|d| {
-            let manifest: toml::Table = toml::from_str(&std::fs::read_to_string(d.join("Cargo.toml")).unwrap()).unwrap();
+            let manifest: toml::Table =
+                toml::from_str(&std::fs::read_to_string(d.join("Cargo.toml")).unwrap()).unwrap();
             let name = manifest["package"]["name"].as_str().unwrap().to_owned();
             (name, d, manifest)
         })

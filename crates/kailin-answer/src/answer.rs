@@ -95,9 +95,6 @@ impl<F: Fn(&CptRecord) -> Result<String>> AnswerGenerator for FnAnswerer<F> {
     }
 
     fn answer(&self, records: &[CptRecord]) -> Vec<Result<Answer>> {
-        records
-            .iter()
-            .map(|r| (self.f)(r).map(|text| Answer { text, ..Default::default() }))
-            .collect()
+        records.iter().map(|r| (self.f)(r).map(|text| Answer { text, ..Default::default() })).collect()
     }
 }

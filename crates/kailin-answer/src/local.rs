@@ -5,8 +5,8 @@ use kailin_core::{CptRecord, Provenance};
 use kailin_lm::{ChatMessage, CompletionOptions, FinishReason, Llama, PromptTemplate, Tokenizer};
 
 use crate::answer::{Answer, AnswerGenerator, default_template, render_prompt};
-use kailin_lm::Usage;
 use crate::error::{Error, Result};
+use kailin_lm::Usage;
 
 /// Generation settings of [`LocalAnswerer`].
 #[derive(Debug, Clone, PartialEq)]

@@ -175,7 +175,9 @@ impl AnswerGenerator for OpenAiClient {
         requests
             .into_iter()
             .map(|r| match r {
-                Ok(_) => replies.next().unwrap_or_else(|| Err(kailin_lm::Error::Served("missing reply".into())))
+                Ok(_) => replies
+                    .next()
+                    .unwrap_or_else(|| Err(kailin_lm::Error::Served("missing reply".into())))
                     .map_err(Error::from),
                 Err(e) => Err(e),
             })

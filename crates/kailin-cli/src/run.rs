@@ -103,9 +103,9 @@ pub fn run_pipeline(a: &RunArgs) -> Result<()> {
     }
     if a.plan {
         let rows = match config.run.device {
-            DeviceKind::Cpu => {
-                kailin_lm::on_cpu_threads(|| kailin_pipeline::plan::<Autodiff<Flex>>(&config, &a.out, &Default::default()))?
-            }
+            DeviceKind::Cpu => kailin_lm::on_cpu_threads(|| {
+                kailin_pipeline::plan::<Autodiff<Flex>>(&config, &a.out, &Default::default())
+            })?,
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda => {
                 kailin_pipeline::plan::<Autodiff<burn::backend::Cuda>>(&config, &a.out, &kailin_lm::cuda_device(0)?)?
@@ -163,7 +163,13 @@ pub fn run_pipeline(a: &RunArgs) -> Result<()> {
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda => {
             let device = kailin_lm::cuda_device(0)?;
-            kailin_pipeline::run_with::<Autodiff<burn::backend::Cuda>>(&config, &a.out, &options, &device, &mut on_event)
+            kailin_pipeline::run_with::<Autodiff<burn::backend::Cuda>>(
+                &config,
+                &a.out,
+                &options,
+                &device,
+                &mut on_event,
+            )
         }
         #[cfg(not(feature = "cuda"))]
         DeviceKind::Cuda => anyhow::bail!(NO_CUDA),

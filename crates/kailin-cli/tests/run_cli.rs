@@ -33,10 +33,7 @@ fn records<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
 
 /// The stages a plan says will run, and the stages a run ran.
 fn will_run(plan: &str) -> BTreeSet<String> {
-    plan.lines()
-        .filter(|l| l.contains("will run:"))
-        .map(|l| l.split_whitespace().next().unwrap().to_owned())
-        .collect()
+    plan.lines().filter(|l| l.contains("will run:")).map(|l| l.split_whitespace().next().unwrap().to_owned()).collect()
 }
 
 fn ran(out: &Path) -> BTreeSet<String> {
@@ -121,7 +118,9 @@ fn a_served_answer_agent_answers_each_record_once_in_order_and_a_rerun_sends_not
     let cpt: Vec<CptRecord> = records(&out.join("datasets/cpt.jsonl"));
     let sft: Vec<SftRecord> = records(&out.join("datasets/sft.jsonl"));
     assert_eq!(cpt.iter().map(|r| &r.id).collect::<Vec<_>>(), sft.iter().map(|r| &r.id).collect::<Vec<_>>());
-    assert!(sft.iter().all(|r| r.answer.starts_with("answer to ") && r.provenance.model.as_deref() == Some("test-model")));
+    assert!(
+        sft.iter().all(|r| r.answer.starts_with("answer to ") && r.provenance.model.as_deref() == Some("test-model"))
+    );
     // Every fault was retried, nothing more: each prompt's requests are its fault's failures
     // and one answer.
     let counts = server.counts();
@@ -146,9 +145,15 @@ fn a_served_role_that_is_down_misspelt_or_missing_its_model_fails_before_any_sta
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let down = format!("backends.answer.endpoint=http://127.0.0.1:{port}/v1");
     let cases: [(&[&str], &[&str]); 3] = [
-        (&["backends.answer.kind=openai", &down, "backends.answer.model=m"], &["backend answer", "no server answers", "start the server"]),
+        (
+            &["backends.answer.kind=openai", &down, "backends.answer.model=m"],
+            &["backend answer", "no server answers", "start the server"],
+        ),
         (&["backends.answer.kind=opnai"], &["backends.answer.kind", "\"opnai\" is not a backend", "\"openai\""]),
-        (&["backends.judge.kind=openai", "evaluator.kind=llm-judge"], &["backends.judge.endpoint", "--set backends.judge.endpoint="]),
+        (
+            &["backends.judge.kind=openai", "evaluator.kind=llm-judge"],
+            &["backends.judge.endpoint", "--set backends.judge.endpoint="],
+        ),
     ];
     for (i, (sets, want)) in cases.iter().enumerate() {
         let out = dir.path().join(format!("run{i}"));

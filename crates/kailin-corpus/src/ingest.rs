@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use kailin_core::Document;
 use serde::{Deserialize, Serialize};
 
+use crate::PubmedReader;
 use crate::error::{Error, Result};
 use crate::source::{DocumentStream, InputFiles, Source, input_files};
-use crate::PubmedReader;
 
 /// Settings of [`ingest`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,8 +91,9 @@ pub fn ingest(
     if source == Source::Bioasq {
         return Err(Error::Input {
             path: path.to_owned(),
-            message: "BioASQ batches hold questions, not documents: give PubMed XML, PubTator, PubMedQA or Document JSONL"
-                .into(),
+            message:
+                "BioASQ batches hold questions, not documents: give PubMed XML, PubTator, PubMedQA or Document JSONL"
+                    .into(),
         });
     }
     if options.strict
@@ -170,13 +171,18 @@ mod tests {
     fn later_versions_replace_earlier_ones_and_deletions_withdraw() {
         let dir = tempfile::tempdir().unwrap();
         let set = |body: String| format!("<PubmedArticleSet>{body}</PubmedArticleSet>");
-        std::fs::write(dir.path().join("a-0001.xml"), set(article("1", "one") + &article("2", "two") + &article("3", "three"))).unwrap();
+        std::fs::write(
+            dir.path().join("a-0001.xml"),
+            set(article("1", "one") + &article("2", "two") + &article("3", "three")),
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("a-0002.xml"),
             set(article("2", "two, revised") + "<DeleteCitation><PMID Version=\"1\">3</PMID></DeleteCitation>"),
         )
         .unwrap();
-        std::fs::write(dir.path().join("a-0003.xml"), "<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>9").unwrap();
+        std::fs::write(dir.path().join("a-0003.xml"), "<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>9")
+            .unwrap();
         std::fs::write(dir.path().join("notes.bin"), [0u8, 1, 2]).unwrap();
         let mut docs = Vec::new();
         let report = ingest(dir.path(), &IngestOptions::default(), |d| {

@@ -62,7 +62,12 @@ mod tests {
     #[test]
     fn questions_get_their_top_k_without_their_own_document() {
         let docs = vec![
-            Document { id: "a".into(), title: "Aspirin".into(), text: "aspirin inhibits cox".into(), ..Default::default() },
+            Document {
+                id: "a".into(),
+                title: "Aspirin".into(),
+                text: "aspirin inhibits cox".into(),
+                ..Default::default()
+            },
             Document { id: "b".into(), text: "aspirin and platelets".into(), ..Default::default() },
             Document { id: "c".into(), text: "levodopa in parkinson".into(), ..Default::default() },
         ];
@@ -74,14 +79,18 @@ mod tests {
             text: text.into(),
             ..Default::default()
         };
-        let out = cpt_records(&retriever, &corpus, &[q("1", " What does aspirin inhibit? "), q("2", "  ")], 1, true)
-            .unwrap();
+        let out =
+            cpt_records(&retriever, &corpus, &[q("1", " What does aspirin inhibit? "), q("2", "  ")], 1, true).unwrap();
         assert_eq!(out.empty_questions, 1);
         assert_eq!(out.records.len(), 1);
         assert_eq!(out.records[0].question, "What does aspirin inhibit?");
         assert_eq!(out.records[0].context.doc_ids, ["b"]);
         let all = cpt_records(&retriever, &corpus, &[q("1", "aspirin")], 2, false).unwrap();
         assert_eq!(all.records[0].context.doc_ids.len(), 2);
-        assert!(all.records[0].context.text.contains("Aspirin\naspirin inhibits cox"), "{}", all.records[0].context.text);
+        assert!(
+            all.records[0].context.text.contains("Aspirin\naspirin inhibits cox"),
+            "{}",
+            all.records[0].context.text
+        );
     }
 }

@@ -44,7 +44,7 @@ pub(crate) fn client(role: &str, b: &BackendConfig, out: &Path) -> Result<Served
         role: role.to_owned(),
         endpoint: kailin_core::redact(&b.endpoint).into_owned(),
         model: b.model.clone(),
-        source,
+        source: Box::new(source),
         fix: fix.to_owned(),
     };
     let var = b.api_key_env.trim();
@@ -108,7 +108,7 @@ pub(crate) fn preflight(config: &Config, out: &Path, runs: impl Fn(&str) -> bool
                 role: role.to_owned(),
                 endpoint: kailin_core::redact(&b.endpoint).into_owned(),
                 model: b.model.clone(),
-                source,
+                source: Box::new(source),
                 fix,
             }
         })?;

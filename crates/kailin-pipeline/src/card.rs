@@ -30,10 +30,18 @@ pub(crate) fn dataset_card(config: &Config, s: &Summary) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "---\npretty_name: kailin (m-KAILIN) biomedical question-answer data\nlanguage:\n- en");
     let _ = writeln!(md, "license: other\ntask_categories:\n- question-answering\n- text-generation");
-    let _ = writeln!(md, "tags:\n- biomedical\n- synthetic\n- m-kailin\nsize_categories:\n- {}", size_category(count("sft")));
+    let _ = writeln!(
+        md,
+        "tags:\n- biomedical\n- synthetic\n- m-kailin\nsize_categories:\n- {}",
+        size_category(count("sft"))
+    );
     let _ = writeln!(md, "configs:");
     for (name, default) in [("sft", true), ("cpt", false), ("preference", false)] {
-        let _ = writeln!(md, "- config_name: {name}\n  data_files: {name}.jsonl{}", if default { "\n  default: true" } else { "" });
+        let _ = writeln!(
+            md,
+            "- config_name: {name}\n  data_files: {name}.jsonl{}",
+            if default { "\n  default: true" } else { "" }
+        );
     }
     let _ = writeln!(md, "---\n\n# kailin biomedical question-answer data\n");
     let _ = writeln!(
@@ -62,14 +70,21 @@ pub(crate) fn dataset_card(config: &Config, s: &Summary) -> String {
         path => format!("the user's corpus `{path}`"),
     };
     let _ = writeln!(md, "## Sources and terms\n");
-    let _ = writeln!(md, "- Documents: {corpus}. PubMed abstracts are provided by the U.S. National Library of Medicine (NLM); their copyright stays with their publishers and authors, and NLM's terms for PubMed data apply.");
+    let _ = writeln!(
+        md,
+        "- Documents: {corpus}. PubMed abstracts are provided by the U.S. National Library of Medicine (NLM); their copyright stays with their publishers and authors, and NLM's terms for PubMed data apply."
+    );
     let _ = writeln!(
         md,
         "- MeSH: the Medical Subject Headings {} (`{mesh}`), courtesy of the U.S. National Library of Medicine; NLM does not endorse this data.",
         year_in(&mesh).map_or_else(|| "release used".to_owned(), |y| format!("{y} release"))
     );
-    let _ = writeln!(md, "- BioASQ golden batches (question agents' fine-tuning): the BioASQ challenge's terms (CC BY 2.5).");
-    let _ = writeln!(md, "- PubMedQA (decontamination, and evaluation of the models trained on this data): MIT licence.\n");
+    let _ = writeln!(
+        md,
+        "- BioASQ golden batches (question agents' fine-tuning): the BioASQ challenge's terms (CC BY 2.5)."
+    );
+    let _ =
+        writeln!(md, "- PubMedQA (decontamination, and evaluation of the models trained on this data): MIT licence.\n");
     let _ = writeln!(md, "Check each source's terms before redistributing this data.\n");
     let _ = writeln!(md, "## How it was made\n");
     let b = &config.backends;
@@ -78,24 +93,50 @@ pub(crate) fn dataset_card(config: &Config, s: &Summary) -> String {
         _ => local.to_owned(),
     };
     let base = format!("`{}` (local)", config.models.base);
-    let _ = writeln!(md, "- Question agents: general {}, domain {} (continually pre-trained on the corpus, then fine-tuned on BioASQ), prompt version `{}`.", role("question-general", &base), role("question-domain", &base), crate::backends::prompt_version("question-general"));
+    let _ = writeln!(
+        md,
+        "- Question agents: general {}, domain {} (continually pre-trained on the corpus, then fine-tuned on BioASQ), prompt version `{}`.",
+        role("question-general", &base),
+        role("question-domain", &base),
+        crate::backends::prompt_version("question-general")
+    );
     let _ = writeln!(md, "- Final questions: {}.", s.generator);
-    let _ = writeln!(md, "- Retrieval: {:?}, k = {}, encoder `{}`.", config.retrieval.kind, config.retrieval.k, config.models.encoder);
+    let _ = writeln!(
+        md,
+        "- Retrieval: {:?}, k = {}, encoder `{}`.",
+        config.retrieval.kind, config.retrieval.k, config.models.encoder
+    );
     let evaluator = match config.evaluator.kind {
         EvaluatorKind::Rule => "the MeSH rule (information content of the lowest common ancestor)".to_owned(),
         EvaluatorKind::LlmJudge => format!("an LLM judge without MeSH, {}", role("judge", &base)),
     };
     let _ = writeln!(md, "- Evaluator: {evaluator}, margin {}.", config.evaluator.margin);
     let _ = writeln!(md, "- DPO: {} (β = {}).", if s.dpo { "ran" } else { "did not run" }, config.dpo.beta);
-    let _ = writeln!(md, "- Answers: {}, prompt version `{}`, at most {} new tokens.", role("answer", &base), crate::backends::prompt_version("answer"), config.answers.max_new);
-    let _ = writeln!(md, "- Seed {}; the whole configuration is `../config.toml`, every number `../metrics.json`.\n", config.run.seed);
+    let _ = writeln!(
+        md,
+        "- Answers: {}, prompt version `{}`, at most {} new tokens.",
+        role("answer", &base),
+        crate::backends::prompt_version("answer"),
+        config.answers.max_new
+    );
+    let _ = writeln!(
+        md,
+        "- Seed {}; the whole configuration is `../config.toml`, every number `../metrics.json`.\n",
+        config.run.seed
+    );
     let _ = writeln!(md, "## Decontamination\n");
     for r in &s.stages {
         if let StageSummary::Corpus(c) = &r.summary {
             let _ = writeln!(
                 md,
                 "Against PubMedQA's official test split: {} documents left out by PMID and {} for sharing a word {}-gram with a test item; {} duplicates and {} documents without text also left out; {} of {} read were kept.",
-                c.test_split, c.overlapping_test_text, config.data.decontaminate_ngram, c.duplicate_ids, c.empty, c.documents, c.read
+                c.test_split,
+                c.overlapping_test_text,
+                config.data.decontaminate_ngram,
+                c.duplicate_ids,
+                c.empty,
+                c.documents,
+                c.read
             );
         }
     }

@@ -314,8 +314,11 @@ impl<'e> Run<'e> {
         let on_event = &mut *self.on_event;
         let mut progress =
             |done: u64, total: u64, unit: &str| on_event(Event::Progress { stage: name, done, total, unit });
-        let marker = stage::run(name, &dir, &key, &key_inputs, |tmp| body(tmp, &mut progress))
-            .map_err(failed(name, upstream_text(after), RERUN))?;
+        let marker = stage::run(name, &dir, &key, &key_inputs, |tmp| body(tmp, &mut progress)).map_err(failed(
+            name,
+            upstream_text(after),
+            RERUN,
+        ))?;
         Ok(self.finish(name, key, marker, dir, false))
     }
 
@@ -388,7 +391,10 @@ pub(crate) fn read_records<T: serde::de::DeserializeOwned>(path: &Path) -> Resul
 }
 
 /// Writes a stage's JSON Lines file; returns the records written.
-pub(crate) fn write_records<'a, T: Serialize + 'a>(path: &Path, records: impl IntoIterator<Item = &'a T>) -> Result<u64> {
+pub(crate) fn write_records<'a, T: Serialize + 'a>(
+    path: &Path,
+    records: impl IntoIterator<Item = &'a T>,
+) -> Result<u64> {
     kailin_core::write_jsonl(path, records).map_err(stage::core_io(path))
 }
 

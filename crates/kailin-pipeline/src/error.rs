@@ -60,7 +60,7 @@ pub enum Error {
         /// Its model.
         model: String,
         /// What went wrong.
-        source: kailin_lm::Error,
+        source: Box<kailin_lm::Error>,
         /// What to do.
         fix: String,
     },

@@ -61,8 +61,8 @@ pub use crate::{
         QuestionsConfig, ROLES, RetrievalConfig, RetrieverKind, RunConfig, TargetConfig, TrainSettings,
     },
     engine::{Event, PlanRow, StageRow},
-    models::resolve_models,
     error::{Error, Result},
+    models::resolve_models,
     report::{AblationRow, PubmedqaRow, Summary},
     stage::STAGE_FILE,
     summary::{

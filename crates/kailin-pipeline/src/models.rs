@@ -60,4 +60,3 @@ fn encoder_digest(dir: &Path) -> Result<String> {
     kailin_core::digest_dir(dir, |n| n.ends_with(".json") || n.ends_with(".safetensors") || n == "vocab.txt")
         .map_err(Error::from_core)
 }
-

@@ -96,7 +96,9 @@ pub(crate) fn draw(out: &Path, s: &Summary) -> Result<Vec<String>, String> {
 
     // Preference-score margins.
     if !margins.is_empty() {
-        written.extend(png(&dir, "margins.png", |p| histogram(p, "Preference score margins (chosen - rejected)", margins)));
+        written.extend(png(&dir, "margins.png", |p| {
+            histogram(p, "Preference score margins (chosen - rejected)", margins)
+        }));
     }
 
     // Training losses, and DPO's reward margin.

@@ -240,7 +240,11 @@ fn markdown(s: &Summary) -> String {
             StageSummary::Labels(l) => {
                 let m = &l.margins;
                 let mean = if m.is_empty() { f64::NAN } else { m.iter().sum::<f64>() / m.len() as f64 };
-                let _ = writeln!(md, "Evaluator: {} (mean score margin of the preference pairs {mean:.3}).", r.summary.describe());
+                let _ = writeln!(
+                    md,
+                    "Evaluator: {} (mean score margin of the preference pairs {mean:.3}).",
+                    r.summary.describe()
+                );
             }
             _ => {}
         }

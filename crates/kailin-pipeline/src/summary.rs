@@ -201,13 +201,7 @@ impl StageSummary {
                 let mut s = format!(
                     "{} documents kept ({} with MeSH headings) of {} read; left out: {} in the test split, {} sharing test \
                      text, {} duplicate ids, {} without text",
-                    c.documents,
-                    c.with_mesh,
-                    c.read,
-                    c.test_split,
-                    c.overlapping_test_text,
-                    c.duplicate_ids,
-                    c.empty
+                    c.documents, c.with_mesh, c.read, c.test_split, c.overlapping_test_text, c.duplicate_ids, c.empty
                 );
                 if let Some(i) = &c.ingest {
                     s.push_str(&format!(
@@ -238,10 +232,19 @@ impl StageSummary {
             StageSummary::Store(s) => format!("{} documents embedded ({} dimensions)", s.documents, s.dim),
             StageSummary::Labels(l) => {
                 let outcomes: Vec<String> = l.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
-                format!("{}: {} pairs judged ({}), {} preference pairs", l.evaluator, l.items, outcomes.join(", "), l.pairs)
+                format!(
+                    "{}: {} pairs judged ({}), {} preference pairs",
+                    l.evaluator,
+                    l.items,
+                    outcomes.join(", "),
+                    l.pairs
+                )
             }
             StageSummary::Cpt(c) => {
-                format!("{} records; generator kept {} of {} questions", c.records, c.questions.kept, c.questions.generated)
+                format!(
+                    "{} records; generator kept {} of {} questions",
+                    c.records, c.questions.kept, c.questions.generated
+                )
             }
             StageSummary::Sft(s) => format!("{} records answered", s.records),
             StageSummary::Eval(r) => format!(

@@ -136,7 +136,9 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
 
     assert!(!report.contains("{\""), "the stage table is in words, not JSON");
     let card = std::fs::read_to_string(out.join("datasets/README.md")).unwrap();
-    for s in ["configs:", "config_name: sft", "data_files: sft.jsonl", "National Library of Medicine", "BioASQ", "PubMedQA"] {
+    for s in
+        ["configs:", "config_name: sft", "data_files: sft.jsonl", "National Library of Medicine", "BioASQ", "PubMedQA"]
+    {
         assert!(card.contains(s), "the dataset card has {s}");
     }
 

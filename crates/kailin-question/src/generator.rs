@@ -320,7 +320,13 @@ pub(crate) fn screen(doc: &Document, raw: &str, seen: &mut HashSet<Vec<String>>,
 }
 
 /// The record of sample `j` of `doc` by `agent`.
-pub(crate) fn question(doc: &Document, agent: &str, j: usize, text: String, provenance: Option<Provenance>) -> Question {
+pub(crate) fn question(
+    doc: &Document,
+    agent: &str,
+    j: usize,
+    text: String,
+    provenance: Option<Provenance>,
+) -> Question {
     Question { id: format!("{}/{agent}/{j}", doc.id), text, doc_id: Some(doc.id.clone()), kind: None, provenance }
 }
 

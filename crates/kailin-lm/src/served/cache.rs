@@ -60,8 +60,7 @@ impl ResponseCache {
     /// Stores the answer to `request`.
     pub fn put(&self, request: &serde_json::Value, answer: &Answer) -> Result<()> {
         let entry = Entry { request: request.clone(), answer: Answer { cached: false, ..answer.clone() } };
-        let bytes =
-            serde_json::to_vec(&entry).map_err(|e| Error::Io { path: self.dir.clone(), error: e.into() })?;
+        let bytes = serde_json::to_vec(&entry).map_err(|e| Error::Io { path: self.dir.clone(), error: e.into() })?;
         Ok(kailin_core::write_atomic(self.path(request), &bytes)?)
     }
 }

@@ -331,9 +331,10 @@ impl ServedModel {
             request = request.header("Authorization", format!("Bearer {key}"));
         }
         let url = self.models_url.clone();
-        let mut response = request
-            .call()
-            .map_err(|e| Error::Unreachable { url: url.clone(), detail: kailin_core::redact(&e.to_string()).into_owned() })?;
+        let mut response = request.call().map_err(|e| Error::Unreachable {
+            url: url.clone(),
+            detail: kailin_core::redact(&e.to_string()).into_owned(),
+        })?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
@@ -353,8 +354,10 @@ impl ServedModel {
             }
             _ => return Err(Error::NotCompatible { url, detail: format!("HTTP {status} ({})", message()) }),
         }
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::NotCompatible { url: url.clone(), detail: format!("the model list is not JSON ({e})") })?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::NotCompatible {
+            url: url.clone(),
+            detail: format!("the model list is not JSON ({e})"),
+        })?;
         let list = v.get("data").or_else(|| v.get("models")).and_then(|d| d.as_array()).ok_or_else(|| {
             Error::NotCompatible { url: url.clone(), detail: "the answer has no `data` list of models".into() }
         })?;
@@ -402,7 +405,10 @@ impl ServedModel {
         slots
             .into_iter()
             .map(|slot| {
-                slot.into_inner().ok().flatten().unwrap_or_else(|| Err(Error::Served("a worker thread panicked".into())))
+                slot.into_inner()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| Err(Error::Served("a worker thread panicked".into())))
             })
             .collect()
     }

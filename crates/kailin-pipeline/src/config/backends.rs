@@ -68,4 +68,3 @@ impl BackendConfig {
         self.kind == "openai"
     }
 }
-

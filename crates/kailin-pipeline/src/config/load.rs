@@ -237,7 +237,10 @@ fn set(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
                 });
             }
             _ => {
-                return Err(Error::Config { key: key.into(), message: format!("no table {part:?} in [{here}]; it has {keys}") });
+                return Err(Error::Config {
+                    key: key.into(),
+                    message: format!("no table {part:?} in [{here}]; it has {keys}"),
+                });
             }
         };
     }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use kailin_eval::Setting;
 use serde::{Deserialize, Serialize};
 
-
 /// The presets, by name: `tiny` (tiny random models and the repository's fixtures; seconds),
 /// `cpu-small` (the default: SmolLM2-135M-Instruct and all-MiniLM-L6-v2 on a small real
 /// slice; within 45 minutes on a 2-core CPU), `gpu-paper` (all data, CUDA, the paper's

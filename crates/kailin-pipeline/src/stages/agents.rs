@@ -27,7 +27,9 @@ impl Agent {
     pub(crate) fn identity(&self, config: &Config) -> serde_json::Value {
         match self {
             Agent::Local(p) => json!(p),
-            Agent::Served(role) => config.backends.role(role).map_or(json!(role), |b| crate::backends::identity(role, b)),
+            Agent::Served(role) => {
+                config.backends.role(role).map_or(json!(role), |b| crate::backends::identity(role, b))
+            }
         }
     }
 
@@ -61,7 +63,8 @@ impl Run<'_> {
     ) -> Result<PathBuf> {
         let seed = self.config.run.seed;
         let dir = self.out.join("models").join(name);
-        let inputs = json!({ "inputs": inputs, "model": model, "settings": settings, "objective": objective, "seed": seed });
+        let inputs =
+            json!({ "inputs": inputs, "model": model, "settings": settings, "objective": objective, "seed": seed });
         let model = model.to_owned();
         let (_, dir) = self.stage(name, dir, after, inputs, |tmp, progress| {
             let (data, eval, records) = prepare(tmp)?;
@@ -99,8 +102,10 @@ impl Run<'_> {
         let a = self.config.agents.clone();
         let b = self.config.backends.clone();
         let served = |on: bool, role| on.then_some(Agent::Served(role));
-        let (sg, sd) =
-            (served(b.question_general.served(), "question-general"), served(b.question_domain.served(), "question-domain"));
+        let (sg, sd) = (
+            served(b.question_general.served(), "question-general"),
+            served(b.question_domain.served(), "question-domain"),
+        );
         if !a.prepare || (sg.is_some() && sd.is_some()) {
             let local = || Agent::Local(base.to_owned());
             return Ok((sg.unwrap_or_else(local), sd.unwrap_or_else(local)));
@@ -210,12 +215,16 @@ pub(crate) fn generator<B: burn::prelude::Backend>(
             )
         }
         Agent::Served(role) => {
-            let b = config.backends.role(role).ok_or_else(|| Error::Config {
-                key: format!("backends.{role}"),
-                message: "no such role".into(),
-            })?;
+            let b = config
+                .backends
+                .role(role)
+                .ok_or_else(|| Error::Config { key: format!("backends.{role}"), message: "no such role".into() })?;
             let client = crate::backends::client(role, b, out)?;
-            Box::new(Served { role, backend: b.clone(), inner: kailin_question::ServedGenerator::new(client, options).lib()?.with_agent(name) })
+            Box::new(Served {
+                role,
+                backend: b.clone(),
+                inner: kailin_question::ServedGenerator::new(client, options).lib()?.with_agent(name),
+            })
         }
     })
 }

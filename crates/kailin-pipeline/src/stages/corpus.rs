@@ -68,7 +68,7 @@ impl Run<'_> {
                         writer.write(&d).lib()?;
                         s.documents += 1;
                         s.with_mesh += usize::from(!d.mesh.is_empty());
-                        if s.documents % 1000 == 0 {
+                        if s.documents.is_multiple_of(1000) {
                             progress(s.documents as u64, c.corpus_limit as u64, "documents");
                         }
                     }
@@ -142,7 +142,8 @@ fn listing(path: &std::path::Path) -> String {
     files.sort();
     for f in &files {
         let meta = std::fs::metadata(f).ok();
-        let modified = meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let modified =
+            meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
         h.bytes(f.to_string_lossy().as_bytes())
             .bytes(&meta.map_or(0, |m| m.len()).to_le_bytes())
             .bytes(&modified.map_or(0, |d| d.as_nanos() as u64).to_le_bytes());

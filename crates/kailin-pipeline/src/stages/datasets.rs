@@ -82,7 +82,11 @@ impl Run<'_> {
                 let client = crate::backends::client("answer", &backend, &out_dir)?;
                 let mut options = kailin_answer::OpenAiOptions::new(&backend.endpoint, &backend.model);
                 (options.max_tokens, options.seed) = (a.max_new, Some(seed));
-                Answerer::Served(kailin_answer::OpenAiClient::on(client, options, kailin_answer::default_template()))
+                Answerer::Served(Box::new(kailin_answer::OpenAiClient::on(
+                    client,
+                    options,
+                    kailin_answer::default_template(),
+                )))
             } else {
                 let (llama, _, tok) = kailin_lm::load::<B>(&base, max_positions, device).lib()?;
                 let options = kailin_answer::LocalOptions {
@@ -92,11 +96,12 @@ impl Run<'_> {
                     batch_size: a.batch_size,
                     system: None,
                 };
-                Answerer::Local(kailin_answer::LocalAnswerer::new(llama, tok, base.display().to_string(), options).lib()?)
+                let local = kailin_answer::LocalAnswerer::new(llama, tok, base.display().to_string(), options).lib()?;
+                Answerer::Local(Box::new(local))
             };
             let agent: &dyn kailin_answer::AnswerGenerator = match &answerer {
-                Answerer::Served(c) => c,
-                Answerer::Local(l) => l,
+                Answerer::Served(c) => &**c,
+                Answerer::Local(l) => &**l,
             };
             let mut out = Vec::with_capacity(shown.len());
             let total = shown.len() as u64;
@@ -120,6 +125,6 @@ impl Run<'_> {
 
 /// The answer agent a run uses.
 enum Answerer<B: burn::prelude::Backend> {
-    Served(kailin_answer::OpenAiClient),
-    Local(kailin_answer::LocalAnswerer<B>),
+    Served(Box<kailin_answer::OpenAiClient>),
+    Local(Box<kailin_answer::LocalAnswerer<B>>),
 }

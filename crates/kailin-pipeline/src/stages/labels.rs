@@ -209,8 +209,9 @@ impl Run<'_> {
                 EvaluatorKind::LlmJudge => {
                     let (llama, _, tok) = kailin_lm::load::<B>(&base, max_positions, device).lib()?;
                     let name = format!("llm-judge/{}", base.display());
-                    let judge = kailin_evaluator::PairwiseJudge::new(llama, tok, &corpus, &retriever, judge_options, name)
-                        .lib()?;
+                    let judge =
+                        kailin_evaluator::PairwiseJudge::new(llama, tok, &corpus, &retriever, judge_options, name)
+                            .lib()?;
                     (judge_all(&judge, &items, progress)?, "llm-judge (no MeSH)".to_owned())
                 }
             };

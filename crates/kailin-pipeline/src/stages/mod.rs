@@ -89,7 +89,9 @@ pub(crate) fn run_all<A: AutodiffBackend>(run: &mut Run<'_>, models: &Models, de
     };
     let generator = match &writer {
         Agent::Local(p) => p.display().to_string(),
-        Agent::Served(role) => run.config.backends.role(role).map_or_else(String::new, |b| format!("{} ({role})", b.model)),
+        Agent::Served(role) => {
+            run.config.backends.role(role).map_or_else(String::new, |b| format!("{} ({role})", b.model))
+        }
     };
     let (cpt, cpt_dir) = run.cpt_dataset::<B<A>>(models, store.as_deref(), &writer, &docs, device)?;
     let (sft, sft_dir) = run.sft_dataset::<B<A>>(&models.base, &cpt, device)?;

@@ -53,11 +53,21 @@ impl Run<'_> {
         let cut = |c: &kailin_core::Context| kailin_core::cut_chars(&c.text, t.context_chars).to_owned();
         let texts: Vec<TextExample> = cpt
             .iter()
-            .map(|r| TextExample::new(&CptRecord { context: kailin_core::Context { text: cut(&r.context), ..r.context.clone() }, ..r.clone() }))
+            .map(|r| {
+                TextExample::new(&CptRecord {
+                    context: kailin_core::Context { text: cut(&r.context), ..r.context.clone() },
+                    ..r.clone()
+                })
+            })
             .collect();
         let mut chats: Vec<ChatExample> = sft
             .iter()
-            .map(|r| ChatExample::new(&SftRecord { context: kailin_core::Context { text: cut(&r.context), ..r.context.clone() }, ..r.clone() }))
+            .map(|r| {
+                ChatExample::new(&SftRecord {
+                    context: kailin_core::Context { text: cut(&r.context), ..r.context.clone() },
+                    ..r.clone()
+                })
+            })
             .collect();
         let pqa_chats = || {
             kailin_eval::pubmedqa_train_chats(&data)
