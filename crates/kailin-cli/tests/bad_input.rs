@@ -308,6 +308,21 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
         (s(&["retrieve", "import", "--vectors", "{IN}", "--out", &store]), false),
         (s(&["retrieve", "search", "--store", "{IN}", "--query-vectors", "{IN}"]), false),
         (s(&["retrieve", "search", "--store", &store, "--model", bert]), true),
+        (s(&["run", "--preset", "tiny", "--config", "{IN}", "--out", &w.path("run-config")]), false),
+        (
+            s(&[
+                "run",
+                "--preset",
+                "tiny",
+                "--set",
+                "run.ablations=[]",
+                "--set",
+                "data.corpus={IN}",
+                "--out",
+                &w.path("run-corpus"),
+            ]),
+            false,
+        ),
     ]
 }
 

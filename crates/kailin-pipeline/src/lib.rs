@@ -42,6 +42,7 @@ mod card;
 mod config;
 mod engine;
 mod error;
+mod files;
 mod models;
 mod plots;
 mod report;

@@ -237,6 +237,17 @@ fn markdown(s: &Summary) -> String {
                     "\nAgents' overlap: the two agents' first questions are identical on {same} of {both} documents ({share})."
                 );
             }
+            StageSummary::Corpus(c) => {
+                let Some(i) = &c.ingest else { continue };
+                for (file, why) in i
+                    .failed
+                    .iter()
+                    .map(|(f, w)| (f, format!("skipped: {w}")))
+                    .chain(i.unread.iter().map(|(f, w)| (f, format!("not read: {w}"))))
+                {
+                    let _ = writeln!(md, "\nCorpus file `{}` {why}.", file.display());
+                }
+            }
             StageSummary::Labels(l) => {
                 let m = &l.margins;
                 let mean = if m.is_empty() { f64::NAN } else { m.iter().sum::<f64>() / m.len() as f64 };

@@ -9,8 +9,9 @@ use kailin_core::{Document, TextExample};
 use serde_json::json;
 
 use crate::config::{Config, TrainSettings};
-use crate::engine::{Lib, RERUN, Run, boxed, failed, need, write_records};
+use crate::engine::{Lib, RERUN, Run, boxed, failed};
 use crate::error::{Error, Result};
+use crate::files::{need, write_records};
 use crate::summary::TrainSummary;
 
 /// Where a question agent runs.

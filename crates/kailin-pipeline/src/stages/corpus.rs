@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use kailin_core::Document;
 use serde_json::json;
 
-use crate::engine::{Lib, Run, fingerprint, need, read_records};
+use crate::engine::{Lib, Run};
 use crate::error::{Error, Result};
+use crate::files::{fingerprint, need, read_records};
 use crate::summary::CorpusSummary;
 
 impl Run<'_> {

@@ -9,8 +9,9 @@ use serde_json::json;
 
 use super::Models;
 use super::agents::{Agent, generator};
-use crate::engine::{Lib, Run, read_records, write_records};
+use crate::engine::{Lib, Run};
 use crate::error::Result;
+use crate::files::{read_records, write_records};
 use crate::summary::{CptSummary, SftSummary};
 
 impl Run<'_> {

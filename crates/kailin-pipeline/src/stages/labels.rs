@@ -12,8 +12,9 @@ use serde_json::json;
 use super::Models;
 use super::agents::{Agent, generator};
 use crate::config::{AggregateKind, EvaluatorKind, RetrieverKind};
-use crate::engine::{Lib, Progress, Run, fingerprint, need, read_records, write_records};
+use crate::engine::{Lib, Progress, Run};
 use crate::error::{Error, Result};
+use crate::files::{fingerprint, need, read_records, write_records};
 use crate::summary::{CandidatesSummary, LabelSummary, StoreSummary};
 
 /// Each document's questions, by document id.

@@ -9,8 +9,9 @@ use serde_json::json;
 
 use super::Models;
 use super::agents::Prepared;
-use crate::engine::{Lib, Run, boxed, failed, fingerprint, write_records};
+use crate::engine::{Lib, Run, boxed, failed};
 use crate::error::{Error, Result};
+use crate::files::{fingerprint, write_records};
 use crate::stage;
 
 /// One PubMedQA measurement: `(model, setting, report, official predictions file)`.
