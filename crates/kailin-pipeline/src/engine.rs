@@ -291,6 +291,25 @@ impl<'e> Run<'e> {
         }
     }
 
+    /// A stage's start: keyed, announced, and reused (or, in a plan, looked at) when it can be.
+    fn begin<T: serde::de::DeserializeOwned + Clone + Into<StageSummary>>(
+        &mut self,
+        name: &str,
+        dir: &Path,
+        after: &[&str],
+        inputs: &serde_json::Value,
+    ) -> Begun<T> {
+        let (key_inputs, key) = self.key_for(name, after, inputs);
+        (self.on_event)(Event::Start { stage: name });
+        if let Some((m, found)) = self.find::<T>(dir, &key) {
+            return Begun::Reused(Ok(self.finish(name, key, m, found, true)));
+        }
+        if self.plan.is_some() {
+            return Begun::Reused(self.planned(name, dir, &key, &key_inputs));
+        }
+        Begun::Run { key_inputs, key }
+    }
+
     /// Runs (or reuses) one stage writing into `dir`; `inputs` is what its key hashes (the
     /// upstream stages named in `after` are added).
     pub(crate) fn stage<T: Serialize + serde::de::DeserializeOwned + Clone + Into<StageSummary>>(
@@ -301,14 +320,10 @@ impl<'e> Run<'e> {
         inputs: serde_json::Value,
         body: impl FnOnce(&Path, Progress<'_>) -> Result<T>,
     ) -> Result<(T, PathBuf)> {
-        let (key_inputs, key) = self.key_for(name, after, &inputs);
-        (self.on_event)(Event::Start { stage: name });
-        if let Some((m, found)) = self.find::<T>(&dir, &key) {
-            return Ok(self.finish(name, key, m, found, true));
-        }
-        if self.plan.is_some() {
-            return self.planned(name, &dir, &key, &key_inputs);
-        }
+        let (key_inputs, key) = match self.begin(name, &dir, after, &inputs) {
+            Begun::Reused(found) => return found,
+            Begun::Run { key_inputs, key } => (key_inputs, key),
+        };
         self.may_run(name, false)?;
         tracing::info!(stage = name, dir = %dir.display(), "running");
         let on_event = &mut *self.on_event;
@@ -336,14 +351,10 @@ impl<'e> Run<'e> {
         units: usize,
         body: impl FnOnce(&Path, std::ops::Range<usize>, Progress<'_>) -> Result<T>,
     ) -> Result<(T, PathBuf)> {
-        let (key_inputs, key) = self.key_for(name, after, &inputs);
-        (self.on_event)(Event::Start { stage: name });
-        if let Some((m, found)) = self.find::<T>(&dir, &key) {
-            return Ok(self.finish(name, key, m, found, true));
-        }
-        if self.plan.is_some() {
-            return self.planned(name, &dir, &key, &key_inputs);
-        }
+        let (key_inputs, key) = match self.begin(name, &dir, after, &inputs) {
+            Begun::Reused(found) => return found,
+            Begun::Run { key_inputs, key } => (key_inputs, key),
+        };
         self.may_run(name, true)?;
         let parts_root = dir.with_file_name(format!("{name}.shards")).join(&key);
         if let Some(parts) = stage::complete_sharding(&parts_root, &key) {
@@ -378,6 +389,12 @@ impl<'e> Run<'e> {
             }
         }
     }
+}
+
+/// How a stage starts: with its outcome already known (reused, or planned), or to run.
+enum Begun<T> {
+    Reused(Result<(T, PathBuf)>),
+    Run { key_inputs: serde_json::Value, key: String },
 }
 
 /// "the outputs of A, B" for a stage's error.

@@ -28,16 +28,7 @@ fn served_totals(rows: &[StageRow]) -> Vec<RoleStats> {
     let mut out: Vec<RoleStats> = Vec::new();
     for s in rows.iter().flat_map(|r| r.summary.served()) {
         match out.iter_mut().find(|o| o.role == s.role) {
-            Some(o) => {
-                let (a, b) = (&mut o.stats, &s.stats);
-                a.requests += b.requests;
-                a.retries += b.retries;
-                a.cached += b.cached;
-                a.answered += b.answered;
-                a.prompt_tokens += b.prompt_tokens;
-                a.completion_tokens += b.completion_tokens;
-                a.without_usage += b.without_usage;
-            }
+            Some(o) => o.stats.add(&s.stats),
             None => out.push(s.clone()),
         }
     }

@@ -120,6 +120,19 @@ impl GenerationOptions {
         Ok(())
     }
 
+    /// What a question's provenance says of how it was sampled: the prompt's version and the
+    /// sampling settings.
+    pub(crate) fn detail(&self, template: &PromptTemplate) -> String {
+        let mut detail = format!("prompt={} temperature={}", template.version(), self.temperature);
+        if let Some(p) = self.top_p {
+            detail.push_str(&format!(" top_p={p}"));
+        }
+        if let Some(k) = self.top_k {
+            detail.push_str(&format!(" top_k={k}"));
+        }
+        detail
+    }
+
     /// The seed of sample `j` of the document with id `doc_id`.
     pub fn sample_seed(&self, doc_id: &str, j: usize) -> u64 {
         Fnv64::new().bytes(&self.seed.to_le_bytes()).bytes(doc_id.as_bytes()).bytes(&(j as u64).to_le_bytes()).finish()
@@ -180,19 +193,11 @@ impl<B: Backend> LocalGenerator<B> {
     }
 
     fn provenance(&self, seed: u64) -> Provenance {
-        let o = &self.options;
-        let mut detail = format!("prompt={} temperature={}", self.template.version(), o.temperature);
-        if let Some(p) = o.top_p {
-            detail.push_str(&format!(" top_p={p}"));
-        }
-        if let Some(k) = o.top_k {
-            detail.push_str(&format!(" top_k={k}"));
-        }
         Provenance {
             agent: self.agent.clone(),
             model: Some(self.model_id.clone()),
             seed: Some(seed),
-            detail: Some(detail),
+            detail: Some(self.options.detail(&self.template)),
         }
     }
 }

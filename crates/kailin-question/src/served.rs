@@ -51,12 +51,7 @@ impl ServedGenerator {
     }
 
     fn provenance(&self, seed: u64) -> Provenance {
-        let o = &self.options;
-        let mut detail =
-            format!("prompt={} temperature={} backend=openai-compatible", self.template.version(), o.temperature);
-        if let Some(p) = o.top_p {
-            detail.push_str(&format!(" top_p={p}"));
-        }
+        let detail = format!("{} backend=openai-compatible", self.options.detail(&self.template));
         Provenance {
             agent: self.agent.clone(),
             model: Some(format!("{} at {}", self.served.options().model, self.served.url())),

@@ -238,6 +238,19 @@ pub struct ClientStats {
     pub without_usage: u64,
 }
 
+impl ClientStats {
+    /// Adds another client's (or stage's) counts.
+    pub fn add(&mut self, o: &ClientStats) {
+        self.requests += o.requests;
+        self.retries += o.retries;
+        self.cached += o.cached;
+        self.answered += o.answered;
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+        self.without_usage += o.without_usage;
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     requests: AtomicU64,

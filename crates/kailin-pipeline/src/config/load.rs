@@ -37,11 +37,7 @@ impl Config {
             merge(&mut table, user, "")?;
         }
         apply(&mut table, overrides)?;
-        let config: Config = table
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::Config { key: "configuration".into(), message: e.to_string() })?;
-        config.check()?;
-        Ok(config)
+        typed(table)
     }
 
     /// This configuration with `section.key=value` overrides applied, checked.
@@ -49,11 +45,7 @@ impl Config {
         let mut table = toml::Table::try_from(self)
             .map_err(|e| Error::Config { key: "configuration".into(), message: e.to_string() })?;
         apply(&mut table, overrides)?;
-        let config: Config = table
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::Config { key: "configuration".into(), message: e.to_string() })?;
-        config.check()?;
-        Ok(config)
+        typed(table)
     }
 
     /// The configuration as TOML (what a run records beside its outputs).
@@ -180,6 +172,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The configuration a merged table holds, checked.
+fn typed(table: toml::Table) -> Result<Config> {
+    let config: Config = table
+        .try_into()
+        .map_err(|e: toml::de::Error| Error::Config { key: "configuration".into(), message: e.to_string() })?;
+    config.check()?;
+    Ok(config)
 }
 
 /// Applies `section.key=value` overrides (the value in TOML syntax; a bare word is a string).
