@@ -288,3 +288,30 @@ fn the_answer_agent_served_by_llama_cpp() {
     assert_eq!(cpt.iter().map(|r| &r.id).collect::<Vec<_>>(), sft.iter().map(|r| &r.id).collect::<Vec<_>>());
     assert!(sft.iter().all(|r| !r.answer.trim().is_empty()), "SmolLM2 answered every record");
 }
+
+#[test]
+fn served_question_agents_and_judge_skip_fine_tuning_and_say_why_dpo_did_not_run() {
+    let server = FaultServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let url = server.base_url();
+    let mut sets = vec!["run.ablations=[]".to_owned(), "evaluator.kind=llm-judge".into()];
+    for role in ["question-general", "question-domain", "judge"] {
+        sets.extend([
+            format!("backends.{role}.kind=openai"),
+            format!("backends.{role}.endpoint={url}"),
+            format!("backends.{role}.model=test-model"),
+        ]);
+    }
+    let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", s.as_str()]).collect();
+    let (ok, stdout, stderr) = kailin_run(&out, &args);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("served question-general:") && stdout.contains("served judge:"), "{stdout}");
+    assert!(!out.join("models/agent-general").exists() && !out.join("models/agent-domain").exists(), "no fine-tuning");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("DPO: did not run (the general agent is served"), "{report}");
+    let questions: Vec<kailin_core::Question> = records(&out.join("stages/candidates/general.jsonl"));
+    assert!(!questions.is_empty());
+    let model = questions[0].provenance.as_ref().and_then(|p| p.model.clone()).unwrap_or_default();
+    assert!(model.contains("test-model") && model.contains(&url), "{model}");
+}

@@ -8,7 +8,8 @@
 //! `nousage` (an answer without `usage` and with an empty `finish_reason`), `slow` (an answer
 //! after 150 ms), `echo500` (a 500 whose body echoes the request's `Authorization` header,
 //! then an answer), `echo401` (a 401 echoing it), `r429long` (a 429 asking for a day's wait).
-//! Answers are `answer to <message>` with the marker removed. A server started with
+//! Answers are `answer to <message>` with the marker removed (a question agent's prompt gets a
+//! question, a judge's prompt the letter `A`). A server started with
 //! [`FaultServer::start_faulty`] treats a message without a marker as `e500x2`, `drop`,
 //! `malformed` or `ok` by a hash of its text (transient faults on its first sight, so every
 //! message is answered after retries). `GET …/models` lists `test-model`.
@@ -172,10 +173,18 @@ fn handle(
     let unmarked = if faulty { faulty_case(&message) } else { "ok" };
     let case = message.split("[case:").nth(1).and_then(|r| r.split(']').next()).unwrap_or(unmarked).to_owned();
     let clean = message.replace(&format!("[case:{case}]"), "");
+    // A question agent's prompt gets a question, a judge's a letter, anything else an answer.
+    let content = if clean.contains("Reply with the question only") {
+        format!("What does study {} report?", clean.len())
+    } else if clean.contains("Answer with A or B") {
+        "A".to_owned()
+    } else {
+        format!("answer to {}", clean.trim())
+    };
     let answer = |usage: bool| {
         let mut v = serde_json::json!({
             "id": "x", "object": "chat.completion",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("answer to {}", clean.trim())},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": if usage { "stop" } else { "" }}],
         });
         if usage {

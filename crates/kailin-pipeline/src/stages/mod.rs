@@ -57,8 +57,8 @@ pub(crate) fn run_all<A: AutodiffBackend>(run: &mut Run<'_>, models: &Models, de
     let d = run.config.dpo.clone();
     let dpo = match (d.enabled, labels.pairs, agents.0.local()) {
         (false, ..) => Err("disabled (dpo.enabled = false)".to_owned()),
-        (_, 0, _) => Err("no preference pair was labelled".to_owned()),
         (_, _, None) => Err("the general agent is served: DPO needs its local weights".to_owned()),
+        (_, 0, _) => Err("no preference pair was labelled".to_owned()),
         (true, pairs, Some(general)) => {
             let preference = labels_dir.join("preference.jsonl");
             let general = general.to_owned();
