@@ -234,26 +234,28 @@ pub fn run_with<A: AutodiffBackend>(
         ),
         None => None,
     };
-    // Served roles are asked for their model lists before any long stage — those whose
-    // stages will run (a rerun of finished stages sends no request at all).
-    let mut configs = vec![(String::new(), config.clone())];
+    let models = models::models(config, out)?;
+    let mut variants = Vec::new();
     for name in &config.run.ablations {
-        if let Some((variant, ..)) = ablation(config, name)? {
-            configs.push((format!("{name}/"), variant));
+        if let Some((variant, changes, what)) = ablation(config, name)? {
+            variants.push((name, variant, changes, what));
         }
     }
-    if configs.iter().any(|(_, c)| !backends::served_roles(c).is_empty()) {
-        let planned = plan::<A>(config, out, device)?;
-        for (prefix, c) in &configs {
+    // Served roles are asked for their model lists before any long stage — those whose
+    // stages will run (a rerun of finished stages sends no request at all).
+    let served = |c: &Config| !backends::served_roles(c).is_empty();
+    if served(config) || variants.iter().any(|(_, v, ..)| served(v)) {
+        let planned = plan_with::<A>(config, out, &models, device)?;
+        let configs =
+            std::iter::once((String::new(), config)).chain(variants.iter().map(|(n, v, ..)| (format!("{n}/"), v)));
+        for (prefix, c) in configs {
             let runs = |stage: &str| planned.iter().any(|r| !r.cached && r.stage == format!("{prefix}{stage}"));
             backends::preflight(c, out, runs)?;
         }
     }
-    let models = models::models(config, out)?;
     let (rows, results) = run_one::<A>(config, out, Vec::new(), options, &models, device, on_event)?;
     let mut ablations = Vec::new();
-    for name in &config.run.ablations {
-        let Some((variant, changes, what)) = ablation(config, name)? else { continue };
+    for (name, variant, changes, what) in variants {
         let dir = out.join("ablations").join(name);
         let mut prefixed = |e: Event<'_>| {
             let stage = match &e {
@@ -306,14 +308,23 @@ pub fn plan<A: AutodiffBackend>(config: &Config, out: &Path, device: &A::Device)
         }
         return Ok(rows);
     }
-    let models = models::models(config, out)?;
-    let (mut rows, main) = plan_one::<A>(config, out, Vec::new(), Vec::new(), &models, device, "")?;
+    plan_with::<A>(config, out, &models::models(config, out)?, device)
+}
+
+/// [`plan`] of a run directory a run has made, with the models resolved.
+fn plan_with<A: AutodiffBackend>(
+    config: &Config,
+    out: &Path,
+    models: &stages::Models,
+    device: &A::Device,
+) -> Result<Vec<PlanRow>> {
+    let (mut rows, main) = plan_one::<A>(config, out, Vec::new(), Vec::new(), models, device, "")?;
     for name in &config.run.ablations {
         if let Some((variant, ..)) = ablation(config, name)? {
             let dir = out.join("ablations").join(name);
             let prefix = format!("{name}/");
             let reuse = vec![out.to_owned()];
-            rows.extend(plan_one::<A>(&variant, &dir, reuse, main.clone(), &models, device, &prefix)?.0);
+            rows.extend(plan_one::<A>(&variant, &dir, reuse, main.clone(), models, device, &prefix)?.0);
         }
     }
     Ok(rows)

@@ -158,6 +158,15 @@ impl Config {
                 ),
             );
         }
+        if let (shown, true) = kailin_core::strip_url_credentials(&b.endpoint) {
+            return bad(
+                "endpoint",
+                format!(
+                    "{shown} carries credentials (user:password@), which would be written into the run's files; \
+                     remove them and name the key's variable in backends.{role}.api_key_env"
+                ),
+            );
+        }
         if b.model.trim().is_empty() {
             return bad("model", format!("name the model the server serves: --set backends.{role}.model=NAME"));
         }
@@ -307,6 +316,18 @@ mod tests {
         let e = err("backends.answer.kind=openai");
         assert!(e.contains("backends.answer.endpoint") && e.contains("--set backends.answer.endpoint="), "{e}");
         assert!(err("backends.answr.kind=openai").contains("no table \"answr\" in [backends]"));
+        let e = Config::load(
+            Some("tiny"),
+            None,
+            &[
+                "backends.judge.kind=openai".into(),
+                "backends.judge.endpoint=http://me:hunter2@127.0.0.1:9/v1".into(),
+                "backends.judge.model=m".into(),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("backends.judge.endpoint") && e.contains("credentials") && !e.contains("hunter2"), "{e}");
         assert!(err("backends.answer.knd=openai").contains("no such key; [backends.answer] has"));
 
         let dir = tempfile::tempdir().unwrap();
