@@ -127,32 +127,6 @@ pub(crate) const RERUN: &str = "Fix it and rerun the same command: finished stag
 /// Progress of a stage's body: `(done, total, unit)`.
 pub(crate) type Progress<'p> = &'p mut dyn FnMut(u64, u64, &str);
 
-/// The paths where two key inputs differ, with the values (at most `limit`).
-fn differences(old: &serde_json::Value, new: &serde_json::Value, at: &str, out: &mut Vec<String>) {
-    use serde_json::Value;
-    match (old, new) {
-        (Value::Object(a), Value::Object(b)) => {
-            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            for k in keys {
-                let here = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
-                differences(a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null), &here, out);
-            }
-        }
-        (a, b) if a != b => {
-            // A setting read as f32 (a temperature) shows as it was written, not as its f64.
-            let show = |v: &Value| match v.as_f64() {
-                Some(x) if !v.is_i64() && !v.is_u64() && f64::from(x as f32) == x => format!("{}", x as f32),
-                _ => kailin_core::cut_chars_marked(&v.to_string(), 60),
-            };
-            out.push(match at.strip_prefix("after.") {
-                Some(stage) => format!("{stage} reruns"),
-                None => format!("{} {} → {}", at.strip_prefix("inputs.").unwrap_or(at), show(a), show(b)),
-            });
-        }
-        _ => {}
-    }
-}
-
 impl<'e> Run<'e> {
     pub(crate) fn new(
         config: Config,
@@ -276,7 +250,7 @@ impl<'e> Run<'e> {
         let why = match &earlier {
             Some(m) if !m.inputs.is_null() => {
                 let mut changed = Vec::new();
-                differences(&m.inputs, key_inputs, "", &mut changed);
+                stage::differences(&m.inputs, key_inputs, "", &mut changed);
                 if changed.is_empty() { "its inputs changed".to_owned() } else { changed.join("; ") }
             }
             Some(_) => "its earlier output has no record of its inputs".to_owned(),
@@ -400,18 +374,4 @@ enum Begun<T> {
 /// "the outputs of A, B" for a stage's error.
 fn upstream_text(after: &[&str]) -> String {
     if after.is_empty() { "its inputs".to_owned() } else { format!("the outputs of {}", after.join(", ")) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn differences_name_settings_and_upstream_stages() {
-        let old = json!({"inputs": {"questions": {"n": 2, "t": 0.7}}, "after": {"corpus": "a", "agents": "b"}});
-        let new = json!({"inputs": {"questions": {"n": 2, "t": 0.9}}, "after": {"corpus": "a", "agents": "c"}});
-        let mut out = Vec::new();
-        differences(&old, &new, "", &mut out);
-        assert_eq!(out, ["agents reruns", "questions.t 0.7 → 0.9"]);
-    }
 }

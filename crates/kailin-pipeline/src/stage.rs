@@ -161,10 +161,47 @@ pub(crate) fn core_io(path: &Path) -> impl Fn(kailin_core::Error) -> Error + '_ 
     }
 }
 
+/// The paths where two key inputs differ, with the values (at most `limit`).
+pub(crate) fn differences(old: &serde_json::Value, new: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let here = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                differences(a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null), &here, out);
+            }
+        }
+        (a, b) if a != b => {
+            // A setting read as f32 (a temperature) shows as it was written, not as its f64.
+            let show = |v: &Value| match v.as_f64() {
+                Some(x) if !v.is_i64() && !v.is_u64() && f64::from(x as f32) == x => format!("{}", x as f32),
+                _ => kailin_core::cut_chars_marked(&v.to_string(), 60),
+            };
+            out.push(match at.strip_prefix("after.") {
+                Some(stage) => format!("{stage} reruns"),
+                None => format!("{} {} → {}", at.strip_prefix("inputs.").unwrap_or(at), show(a), show(b)),
+            });
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn differences_name_settings_and_upstream_stages() {
+        let old =
+            serde_json::json!({"inputs": {"questions": {"n": 2, "t": 0.7}}, "after": {"corpus": "a", "agents": "b"}});
+        let new =
+            serde_json::json!({"inputs": {"questions": {"n": 2, "t": 0.9}}, "after": {"corpus": "a", "agents": "c"}});
+        let mut out = Vec::new();
+        differences(&old, &new, "", &mut out);
+        assert_eq!(out, ["agents reruns", "questions.t 0.7 → 0.9"]);
+    }
 
     #[test]
     fn summaries_add_and_shardings_are_found_only_when_complete() {
