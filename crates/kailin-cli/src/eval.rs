@@ -1,6 +1,6 @@
 //! `kailin eval …`: thin subcommands over `kailin-eval`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::Backend;
@@ -9,12 +9,20 @@ use kailin_eval::{PredictOptions, Setting};
 
 use crate::lm::Device;
 
-/// Benchmarks of a model.
+/// Benchmarks of a model, and comparisons of two evaluations.
 #[derive(Debug, Subcommand)]
 pub(crate) enum EvalCmd {
-    /// PubMedQA PQA-L's official 500-item test split: accuracy and macro-F1, by publication
-    /// year span and MeSH subset; writes OUT/predictions/pubmedqa.json and OUT/metrics.json.
+    /// PubMedQA PQA-L's official 500-item test split: accuracy and macro-F1 with 95%
+    /// intervals, by publication year span and MeSH subset, the true answer's log-probability,
+    /// Brier score and calibrated accuracy; writes OUT/predictions/pubmedqa.json and
+    /// OUT/metrics.json.
     Pubmedqa(PubmedqaArgs),
+    /// BioASQ yes/no: the yes/no questions of the golden batches under --data, each with its
+    /// gold snippets as the context; writes OUT/predictions/bioasq.json and OUT/metrics.json.
+    Bioasq(BioasqArgs),
+    /// A paired comparison of two evaluations of the same items (two `kailin eval` output
+    /// directories): b − a with its paired-bootstrap interval and McNemar's exact p.
+    Compare(CompareArgs),
 }
 
 /// What the model sees.
@@ -71,16 +79,129 @@ pub(crate) struct PubmedqaArgs {
     force: bool,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct BioasqArgs {
+    /// A GGUF file, or a Hugging Face model directory (config.json, safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// A BioASQ golden batch file, or a directory searched for them (recursively).
+    #[arg(long)]
+    data: PathBuf,
+    /// Only the batch files of these names (comma-separated; e.g. the agents' held-out
+    /// 10B5_golden.json,10B6_golden.json, the fair test of a kailin model).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Output directory.
+    #[arg(long, default_value = "kailin-eval-bioasq")]
+    out: PathBuf,
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: Device,
+    /// The model's window in tokens (longer prompts have their snippets cut to fit).
+    #[arg(long, default_value_t = 2048, value_parser = crate::args::positions)]
+    max_positions: usize,
+    /// Prompts per forward pass.
+    #[arg(long, default_value_t = 8, value_parser = crate::args::at_least_one)]
+    batch_size: usize,
+    /// Prompt layout.
+    #[arg(long, value_enum, default_value = "chat")]
+    style: StyleArg,
+    /// Only the first N questions, for a quick look; the metrics say so.
+    #[arg(long, value_parser = crate::args::at_least_one)]
+    limit: Option<usize>,
+    /// Write into an --out that is not empty and was not made by `kailin eval bioasq`.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// The first evaluation's directory (the `--out` of `kailin eval`, or a run's
+    /// `stages/eval-…` directory).
+    #[arg(long)]
+    a: PathBuf,
+    /// The second: the difference is b − a.
+    #[arg(long)]
+    b: PathBuf,
+    /// Also write the comparison (JSON) to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
 pub(crate) fn run(cmd: EvalCmd) -> Result<()> {
-    match cmd {
-        EvalCmd::Pubmedqa(a) => match a.device {
-            Device::Cpu => kailin_lm::on_cpu_threads(|| pubmedqa::<burn::backend::Flex>(&a, &Default::default())),
-            #[cfg(feature = "cuda")]
-            Device::Cuda => pubmedqa::<burn::backend::Cuda>(&a, &kailin_lm::cuda_device(0)?),
-            #[cfg(not(feature = "cuda"))]
-            Device::Cuda => bail!("this kailin was built without CUDA (cargo build -p kailin-cli --features cuda)"),
-        },
+    let device = match &cmd {
+        EvalCmd::Pubmedqa(a) => a.device,
+        EvalCmd::Bioasq(a) => a.device,
+        EvalCmd::Compare(a) => return compare(a),
+    };
+    match device {
+        Device::Cpu => kailin_lm::on_cpu_threads(|| dispatch::<burn::backend::Flex>(&cmd, &Default::default())),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => dispatch::<burn::backend::Cuda>(&cmd, &kailin_lm::cuda_device(0)?),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => bail!("this kailin was built without CUDA (cargo build -p kailin-cli --features cuda)"),
     }
+}
+
+fn dispatch<B: Backend>(cmd: &EvalCmd, device: &B::Device) -> Result<()> {
+    match cmd {
+        EvalCmd::Pubmedqa(a) => pubmedqa::<B>(a, device),
+        EvalCmd::Bioasq(a) => bioasq::<B>(a, device),
+        EvalCmd::Compare(a) => compare(a),
+    }
+}
+
+fn style_of(a: StyleArg) -> kailin_eval::PromptStyle {
+    match a {
+        StyleArg::Chat => kailin_eval::PromptStyle::Chat,
+        StyleArg::Plain => kailin_eval::PromptStyle::Plain,
+    }
+}
+
+/// What one `kailin eval BENCHMARK` run measures and where it writes.
+struct Job<'a> {
+    command: &'static str,
+    model: &'a Path,
+    out: &'a Path,
+    force: bool,
+    max_positions: usize,
+    benchmark: kailin_eval::Benchmark,
+    items: Vec<kailin_eval::TestItem>,
+    options: PredictOptions,
+    /// The official-shape predictions' file name under OUT/predictions.
+    predictions_file: &'static str,
+}
+
+/// Loads the model, evaluates, writes OUT/predictions/FILE and OUT/metrics.json, prints.
+fn evaluate_job<B: Backend>(job: Job<'_>, device: &B::Device) -> Result<()> {
+    let _out = kailin_core::RunDir::open(
+        job.out,
+        &kailin_core::RunDirOptions {
+            flag: "--out",
+            command: job.command,
+            force: job.force,
+            sharing: kailin_core::Sharing::Exclusive,
+        },
+    )?;
+    let (model, _, tokenizer) = kailin_lm::load::<B>(job.model, job.max_positions, device)
+        .with_context(|| format!("loading {}", job.model.display()))?;
+    let bar = crate::progress::bar(job.items.len() as u64, "items");
+    let evaluation = kailin_eval::evaluate(&model, &tokenizer, job.model, &job.benchmark, &job.items, &job.options, |d, _| {
+        bar.set_position(d as u64)
+    })?;
+    bar.finish_and_clear();
+    let predictions_path = job.out.join("predictions").join(job.predictions_file);
+    std::fs::create_dir_all(job.out.join("predictions"))
+        .with_context(|| format!("creating {}", job.out.join("predictions").display()))?;
+    let official = serde_json::to_vec_pretty(&kailin_eval::official_predictions(&evaluation.predictions))?;
+    kailin_core::write_atomic(&predictions_path, &official)?;
+    evaluation.write(job.out)?;
+    print_evaluation(&evaluation);
+    #[allow(clippy::print_stdout)]
+    {
+        println!("-> {} and {}", predictions_path.display(), job.out.join(kailin_eval::Evaluation::FILE).display());
+    }
+    Ok(())
 }
 
 fn pubmedqa<B: Backend>(a: &PubmedqaArgs, device: &B::Device) -> Result<()> {
@@ -94,76 +215,132 @@ fn pubmedqa<B: Backend>(a: &PubmedqaArgs, device: &B::Device) -> Result<()> {
     if let Some(n) = a.limit {
         items.truncate(n);
     }
-    let _out = kailin_core::RunDir::open(
-        &a.out,
-        &kailin_core::RunDirOptions {
-            flag: "--out",
-            command: "kailin eval pubmedqa",
-            force: a.force,
-            sharing: kailin_core::Sharing::Exclusive,
-        },
-    )?;
-    let (model, _, tokenizer) = kailin_lm::load::<B>(&a.model, a.max_positions, device)
-        .with_context(|| format!("loading {}", a.model.display()))?;
     let setting = match a.setting {
         SettingArg::ReasoningRequired => Setting::ReasoningRequired,
         SettingArg::QuestionOnly => Setting::QuestionOnly,
     };
-    let style = match a.style {
-        StyleArg::Chat => kailin_eval::PromptStyle::Chat,
-        StyleArg::Plain => kailin_eval::PromptStyle::Plain,
+    let job = Job {
+        command: "kailin eval pubmedqa",
+        model: &a.model,
+        out: &a.out,
+        force: a.force,
+        max_positions: a.max_positions,
+        benchmark: kailin_eval::Benchmark {
+            name: "pubmedqa".into(),
+            split: "PQA-L official test".into(),
+            items_in_split: total,
+        },
+        items,
+        options: PredictOptions { setting, batch_size: a.batch_size, style: style_of(a.style), ..Default::default() },
+        predictions_file: "pubmedqa.json",
     };
-    let options = PredictOptions { setting, batch_size: a.batch_size, style };
-    let bar = crate::progress::bar(items.len() as u64, "PubMedQA items");
-    let start = std::time::Instant::now();
-    let predictions =
-        kailin_eval::predict(&model, &tokenizer, &items, &options, |done, _| bar.set_position(done as u64))?;
-    bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
-    let report = kailin_eval::report(&items, &predictions, setting)?;
+    evaluate_job::<B>(job, device)
+}
 
-    let predictions_path = a.out.join("predictions").join("pubmedqa.json");
-    std::fs::create_dir_all(a.out.join("predictions"))
-        .with_context(|| format!("creating {}", a.out.join("predictions").display()))?;
-    let official = serde_json::to_vec_pretty(&kailin_eval::official_predictions(&predictions))?;
-    kailin_core::write_atomic(&predictions_path, &official)?;
-    let metrics = serde_json::json!({
-        "benchmark": "pubmedqa",
-        "split": "PQA-L official test",
-        "model": a.model,
-        "items": items.len(),
-        "items_in_split": total,
-        "limited": a.limit.is_some_and(|n| n < total),
-        "style": style,
-        "seconds": seconds,
-        "report": report,
-        "predictions": predictions,
-    });
-    let metrics_path = a.out.join("metrics.json");
-    kailin_core::write_atomic(&metrics_path, &serde_json::to_vec_pretty(&metrics)?)?;
-    #[allow(clippy::print_stdout)]
-    {
-        let o = &report.overall;
+fn bioasq<B: Backend>(a: &BioasqArgs, device: &B::Device) -> Result<()> {
+    if !a.model.exists() {
+        bail!("--model {}: no such file or directory", a.model.display());
+    }
+    kailin_core::check_outputs(&[("--model", &a.model), ("--data", &a.data)], &[("--out", &a.out)])?;
+    let set = kailin_eval::load_bioasq_yesno(&a.data, &a.only)
+        .with_context(|| format!("reading BioASQ's yes/no questions under {}", a.data.display()))?;
+    let names: Vec<String> =
+        set.files.iter().map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+    let total = set.items.len();
+    let mut items = set.items;
+    if let Some(n) = a.limit {
+        items.truncate(n);
+    }
+    let job = Job {
+        command: "kailin eval bioasq",
+        model: &a.model,
+        out: &a.out,
+        force: a.force,
+        max_positions: a.max_positions,
+        benchmark: kailin_eval::Benchmark {
+            name: "bioasq".into(),
+            split: format!("BioASQ yes/no: {}", names.join(", ")),
+            items_in_split: total,
+        },
+        items,
+        options: PredictOptions {
+            setting: Setting::ReasoningRequired,
+            batch_size: a.batch_size,
+            style: style_of(a.style),
+            answers: kailin_eval::Answers::YesNo,
+        },
+        predictions_file: "bioasq.json",
+    };
+    evaluate_job::<B>(job, device)
+}
+
+fn interval(ci: Option<[f64; 2]>, scale: f64) -> String {
+    ci.map_or_else(|| "[–]".to_owned(), |[l, h]| format!("[{:.1}, {:.1}]", scale * l, scale * h))
+}
+
+#[allow(clippy::print_stdout)]
+fn print_evaluation(e: &kailin_eval::Evaluation) {
+    let r = &e.report;
+    let o = &r.overall;
+    println!(
+        "{} ({}; {} items{}): accuracy {:.1}% {}, macro-F1 {:.3} {} (majority class {:.1}%); {:.1} items/s",
+        if e.benchmark == "pubmedqa" { "PubMedQA" } else { "BioASQ yes/no" },
+        r.setting.as_str(),
+        e.items,
+        if e.limited { format!(" of {}", e.items_in_split) } else { String::new() },
+        100.0 * o.accuracy,
+        interval(o.accuracy_ci95, 100.0),
+        o.macro_f1,
+        interval(o.macro_f1_ci95, 1.0),
+        100.0 * r.majority_accuracy,
+        e.items as f64 / e.seconds.max(1e-9)
+    );
+    let s = &r.scores;
+    println!(
+        "  true answer's log-probability {:.3} {}, Brier {:.3} {}",
+        s.gold_logprob,
+        interval(s.gold_logprob_ci95, 1.0),
+        s.brier,
+        interval(s.brier_ci95, 1.0)
+    );
+    if let Some(c) = &s.calibrated {
         println!(
-            "PubMedQA ({}; {} items{}): accuracy {:.1}%, macro-F1 {:.3} (majority class {:.1}%); {:.1} items/s",
-            setting.as_str(),
-            items.len(),
-            if items.len() < total { format!(" of {total}") } else { String::new() },
-            100.0 * o.accuracy,
-            o.macro_f1,
-            100.0 * report.majority_accuracy,
-            items.len() as f64 / seconds.max(1e-9)
+            "  calibrated (content-free prior): accuracy {:.1}% {}, macro-F1 {:.3} {}",
+            100.0 * c.accuracy,
+            interval(c.accuracy_ci95, 100.0),
+            c.macro_f1,
+            interval(c.macro_f1_ci95, 1.0)
         );
-        for g in report.by_year.iter().chain(&report.by_mesh) {
+    }
+    if e.benchmark == "pubmedqa" {
+        for g in r.by_year.iter().chain(&r.by_mesh) {
             println!(
-                "  {:<12} {:>4} items  accuracy {:>5.1}%  macro-F1 {:.3}",
+                "  {:<12} {:>4} items  accuracy {:>5.1}% {:<14} macro-F1 {:.3}",
                 g.name,
                 g.metrics.n,
                 100.0 * g.metrics.accuracy,
+                interval(g.metrics.accuracy_ci95, 100.0),
                 g.metrics.macro_f1
             );
         }
-        println!("-> {} and {}", predictions_path.display(), metrics_path.display());
+    }
+}
+
+fn compare(a: &CompareArgs) -> Result<()> {
+    let read = |flag: &str, dir: &Path| {
+        kailin_eval::Evaluation::read(dir).with_context(|| format!("{flag} {}", dir.display()))
+    };
+    let (ea, eb) = (read("--a", &a.a)?, read("--b", &a.b)?);
+    let c = ea.compare(&eb).with_context(|| format!("comparing {} with {}", a.a.display(), a.b.display()))?;
+    let json = serde_json::to_vec_pretty(&c)?;
+    if let Some(out) = &a.out {
+        kailin_core::check_outputs(&[("--a", &a.a), ("--b", &a.b)], &[("--out", out)])?;
+        kailin_core::write_atomic(out, &json)?;
+    }
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{}", String::from_utf8_lossy(&json));
+        println!("{}", c.describe(&a.a.display().to_string(), &a.b.display().to_string()));
     }
     Ok(())
 }

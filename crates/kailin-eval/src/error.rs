@@ -37,6 +37,9 @@ pub enum Error {
         /// The model's limit.
         limit: usize,
     },
+    /// Two evaluations cannot be compared item by item.
+    #[error("the evaluations cannot be compared: {0}")]
+    Incomparable(String),
     /// Predictions do not cover the ground truth (the official script's assertion).
     #[error("{}: no prediction for PMID {pmid} (the official evaluation needs one for every test item)", path.display())]
     MissingPrediction {

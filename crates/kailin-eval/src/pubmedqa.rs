@@ -149,24 +149,52 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<BTreeMap<String, Decision>>
         .collect()
 }
 
-/// The instruction that closes every prompt.
-const INSTRUCTION: &str = "Answer the question with yes, no or maybe.";
+/// The answers a benchmark allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Answers {
+    /// yes, no or maybe (PubMedQA).
+    #[default]
+    YesNoMaybe,
+    /// yes or no (BioASQ's yes/no questions).
+    YesNo,
+}
+
+impl Answers {
+    /// The answers, in the order ties are broken.
+    pub fn decisions(self) -> &'static [Decision] {
+        match self {
+            Answers::YesNoMaybe => &Decision::ALL,
+            Answers::YesNo => &Decision::ALL[..2],
+        }
+    }
+
+    /// The instruction that closes every prompt.
+    fn instruction(self) -> &'static str {
+        match self {
+            Answers::YesNoMaybe => "Answer the question with yes, no or maybe.",
+            Answers::YesNo => "Answer the question with yes or no.",
+        }
+    }
+}
 
 /// The user's turn for `item`: the contexts (reasoning-required), the question, the
 /// instruction (what [`prompt`] wraps in the chat template; training data in PubMedQA's shape
 /// can use it too).
 pub fn user_turn(item: &TestItem, setting: Setting) -> String {
-    user_turn_cut(item, setting, None)
+    user_turn_cut(item, setting, Answers::YesNoMaybe, None)
 }
 
-/// [`user_turn`] with the joined contexts cut to `context_chars` (to fit a model's window).
-fn user_turn_cut(item: &TestItem, setting: Setting, context_chars: Option<usize>) -> String {
+/// [`user_turn`] for `answers`, with the joined contexts cut to `context_chars` (to fit a
+/// model's window).
+fn user_turn_cut(item: &TestItem, setting: Setting, answers: Answers, context_chars: Option<usize>) -> String {
+    let instruction = answers.instruction();
     match setting {
-        Setting::QuestionOnly => format!("Question: {}\n{INSTRUCTION}", item.question),
+        Setting::QuestionOnly => format!("Question: {}\n{instruction}", item.question),
         Setting::ReasoningRequired => {
             let joined = item.contexts.join("\n");
             let context = context_chars.map_or(joined.as_str(), |n| kailin_core::cut_chars(&joined, n));
-            format!("Context: {context}\nQuestion: {}\n{INSTRUCTION}", item.question)
+            format!("Context: {context}\nQuestion: {}\n{instruction}", item.question)
         }
     }
 }
@@ -183,9 +211,10 @@ pub enum PromptStyle {
     Plain,
 }
 
-/// The whole prompt text for `item` in `style` (see [`PromptStyle`]).
+/// The whole prompt text for `item` in `style` (see [`PromptStyle`]), PubMedQA's answers.
 pub fn prompt(tokenizer: &Tokenizer, item: &TestItem, setting: Setting, style: PromptStyle) -> Result<String> {
-    prompt_cut(tokenizer, item, setting, style, None)
+    let options = PredictOptions { setting, style, ..Default::default() };
+    prompt_cut(tokenizer, item, &options, None)
 }
 
 /// Whether `style` uses the chat template with this tokenizer.
@@ -193,15 +222,9 @@ fn uses_chat(tokenizer: &Tokenizer, style: PromptStyle) -> bool {
     style == PromptStyle::Chat && tokenizer.chat_template().is_some()
 }
 
-fn prompt_cut(
-    tokenizer: &Tokenizer,
-    item: &TestItem,
-    setting: Setting,
-    style: PromptStyle,
-    cut: Option<usize>,
-) -> Result<String> {
-    let turn = user_turn_cut(item, setting, cut);
-    Ok(if uses_chat(tokenizer, style) {
+fn prompt_cut(tokenizer: &Tokenizer, item: &TestItem, options: &PredictOptions, cut: Option<usize>) -> Result<String> {
+    let turn = user_turn_cut(item, options.setting, options.answers, cut);
+    Ok(if uses_chat(tokenizer, options.style) {
         kailin_lm::chat_prompt(tokenizer, &[ChatMessage::user(turn)])?
     } else {
         format!("{turn}\nAnswer:")
@@ -211,13 +234,15 @@ fn prompt_cut(
 /// One prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
-    /// The item.
+    /// The item (a PMID for PubMedQA, a question id for BioASQ).
     pub pmid: String,
+    /// The item's true answer.
+    pub truth: Decision,
     /// The answer with the highest log-probability.
     pub decision: Decision,
-    /// `log p(yes)`, `log p(no)`, `log p(maybe)` as the reply's first token (each summed over
-    /// its spellings, e.g. "yes" and "Yes").
-    pub logprobs: [f64; 3],
+    /// Of each allowed answer, its log-probability as the reply's first token (summed over its
+    /// spellings, e.g. "yes" and "Yes"; not renormalised over the answers).
+    pub logprobs: BTreeMap<Decision, f64>,
     /// Whether the context was cut to fit the model.
     pub truncated: bool,
 }
@@ -231,21 +256,29 @@ pub struct PredictOptions {
     pub batch_size: usize,
     /// How the prompt is laid out.
     pub style: PromptStyle,
+    /// The answers allowed.
+    pub answers: Answers,
 }
 
 impl Default for PredictOptions {
     fn default() -> Self {
-        PredictOptions { setting: Setting::ReasoningRequired, batch_size: 8, style: PromptStyle::Chat }
+        PredictOptions {
+            setting: Setting::ReasoningRequired,
+            batch_size: 8,
+            style: PromptStyle::Chat,
+            answers: Answers::YesNoMaybe,
+        }
     }
 }
 
 /// The first token of each spelling of each answer after a prompt: found by tokenising the
 /// prompt with the answer appended (so a tokenizer that merges across the boundary is
 /// handled), and checked to be distinct between answers.
-fn answer_tokens(tokenizer: &Tokenizer, prompt: &str, chat: bool) -> Result<[Vec<u32>; 3]> {
+fn answer_tokens(tokenizer: &Tokenizer, prompt: &str, chat: bool, answers: Answers) -> Result<Vec<Vec<u32>>> {
     let base = tokenizer.encode(prompt, true)?;
-    let mut out: [Vec<u32>; 3] = Default::default();
-    for (slot, d) in out.iter_mut().zip(Decision::ALL) {
+    let decisions = answers.decisions();
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); decisions.len()];
+    for (slot, &d) in out.iter_mut().zip(decisions) {
         let word = d.as_str();
         let capital = format!("{}{}", word[..1].to_uppercase(), &word[1..]);
         for spelling in [word.to_owned(), capital] {
@@ -290,7 +323,13 @@ fn answer_tokens(tokenizer: &Tokenizer, prompt: &str, chat: bool) -> Result<[Vec
     Ok(out)
 }
 
-fn log_sum_exp(xs: impl Iterator<Item = f64>) -> f64 {
+/// The index of the largest value; ties go to the earlier one (yes, no, maybe), as an argmax
+/// would.
+pub(crate) fn argmax(xs: &[f64]) -> usize {
+    (0..xs.len()).fold(0, |b, k| if xs[k] > xs[b] { k } else { b })
+}
+
+pub(crate) fn log_sum_exp(xs: impl Iterator<Item = f64>) -> f64 {
     let xs: Vec<f64> = xs.collect();
     let m = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if m == f64::NEG_INFINITY {
@@ -315,21 +354,21 @@ pub fn predict<B: Backend>(
     mut on_progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Prediction>> {
     let Some(first) = items.first() else { return Ok(Vec::new()) };
-    let style = options.style;
-    let chat = uses_chat(tokenizer, style);
-    let answers = answer_tokens(tokenizer, &prompt(tokenizer, first, options.setting, style)?, chat)?;
+    let chat = uses_chat(tokenizer, options.style);
+    let decisions = options.answers.decisions();
+    let answers = answer_tokens(tokenizer, &prompt_cut(tokenizer, first, options, None)?, chat, options.answers)?;
     let flat: Vec<u32> = answers.iter().flatten().copied().collect();
     let limit = model.max_positions();
     let mut encoded = Vec::with_capacity(items.len());
     for item in items {
-        let mut ids = tokenizer.encode(&prompt(tokenizer, item, options.setting, style)?, true)?;
+        let mut ids = tokenizer.encode(&prompt_cut(tokenizer, item, options, None)?, true)?;
         let mut truncated = false;
         if ids.len() >= limit {
             // Cut the context in proportion to the excess, then step down until it fits.
             let chars = item.contexts.iter().map(|c| c.len() + 1).sum::<usize>();
             let mut keep = chars * (limit - 1) / ids.len();
             loop {
-                ids = tokenizer.encode(&prompt_cut(tokenizer, item, options.setting, style, Some(keep))?, true)?;
+                ids = tokenizer.encode(&prompt_cut(tokenizer, item, options, Some(keep))?, true)?;
                 if ids.len() < limit {
                     break;
                 }
@@ -351,17 +390,16 @@ pub fn predict<B: Backend>(
         let rows = kailin_lm::next_token_logprobs(model, &prompts, &flat)?;
         for (&i, row) in chunk.iter().zip(rows) {
             let mut at = 0;
-            let mut logprobs = [0.0; 3];
-            for (lp, a) in logprobs.iter_mut().zip(&answers) {
-                *lp = log_sum_exp(row[at..at + a.len()].iter().copied());
+            let mut logprobs = Vec::with_capacity(answers.len());
+            for a in &answers {
+                logprobs.push(log_sum_exp(row[at..at + a.len()].iter().copied()));
                 at += a.len();
             }
-            // Ties go to the earlier answer (yes, no, maybe), as an argmax would.
-            let best = (0..3).fold(0, |b, k| if logprobs[k] > logprobs[b] { k } else { b });
             out[i] = Some(Prediction {
                 pmid: items[i].pmid.clone(),
-                decision: Decision::ALL[best],
-                logprobs,
+                truth: items[i].truth,
+                decision: decisions[argmax(&logprobs)],
+                logprobs: decisions.iter().copied().zip(logprobs).collect(),
                 truncated: encoded[i].1,
             });
         }
@@ -396,11 +434,16 @@ pub struct Metrics {
     /// Mean F1 over the answers present in the truth or the predictions — scikit-learn's
     /// `f1_score(average="macro")`, which the official script calls.
     pub macro_f1: f64,
+    /// 95% bootstrap interval of the accuracy (`None` for no items).
+    pub accuracy_ci95: Option<[f64; 2]>,
+    /// 95% bootstrap interval of the macro-F1.
+    pub macro_f1_ci95: Option<[f64; 2]>,
     /// Scores of each answer.
     pub per_answer: BTreeMap<Decision, AnswerScores>,
 }
 
-/// [`Metrics`] of `pred` against `truth` (parallel slices).
+/// [`Metrics`] of `pred` against `truth` (parallel slices), with 95% bootstrap intervals
+/// ([`RESAMPLES`](crate::RESAMPLES) resamples, [`BOOTSTRAP_SEED`](crate::BOOTSTRAP_SEED)).
 pub fn metrics(truth: &[Decision], pred: &[Decision]) -> Metrics {
     let n = truth.len().min(pred.len());
     let (truth, pred) = (&truth[..n], &pred[..n]);
@@ -421,7 +464,15 @@ pub fn metrics(truth: &[Decision], pred: &[Decision]) -> Metrics {
     } else {
         per_answer.values().map(|s| s.f1).sum::<f64>() / per_answer.len() as f64
     };
-    Metrics { n, accuracy: if n == 0 { 0.0 } else { correct as f64 / n as f64 }, macro_f1, per_answer }
+    let ci = crate::stats::scores_ci95(truth, pred);
+    Metrics {
+        n,
+        accuracy: if n == 0 { 0.0 } else { correct as f64 / n as f64 },
+        macro_f1,
+        accuracy_ci95: ci.map(|c| c[0]),
+        macro_f1_ci95: ci.map(|c| c[1]),
+        per_answer,
+    }
 }
 
 /// Metrics of one subset of the items.
@@ -452,22 +503,31 @@ pub struct Report {
     pub by_mesh: Vec<Group>,
     /// Prompts whose context was cut to fit the model.
     pub truncated: usize,
+    /// Scores that see past the label bias: the true answer's log-probability and Brier score,
+    /// accuracy after contextual calibration.
+    pub scores: crate::ProbabilityScores,
 }
 
-/// The [`Report`] of `predictions` (parallel to `items`, as [`predict`] returns them).
+/// The [`Report`] of `predictions` (parallel to `items`, as [`predict`] returns them),
+/// calibrated with `prior` ([`content_free`](crate::content_free)) when given.
 ///
 /// Errors: [`Error::Data`] when a prediction is for another item than its slot's.
-pub fn report(items: &[TestItem], predictions: &[Prediction], setting: Setting) -> Result<Report> {
+pub fn report(
+    items: &[TestItem],
+    predictions: &[Prediction],
+    setting: Setting,
+    prior: Option<&crate::AnswerProbabilities>,
+) -> Result<Report> {
     if items.len() != predictions.len() {
         return Err(Error::Data {
             path: PathBuf::from("predictions"),
             message: format!("{} predictions for {} items", predictions.len(), items.len()),
         });
     }
-    if let Some((i, p)) = items.iter().zip(predictions).find(|(i, p)| i.pmid != p.pmid) {
+    if let Some((i, p)) = items.iter().zip(predictions).find(|(i, p)| i.pmid != p.pmid || i.truth != p.truth) {
         return Err(Error::Data {
             path: PathBuf::from("predictions"),
-            message: format!("prediction for {} in the slot of item {}", p.pmid, i.pmid),
+            message: format!("prediction for {} ({}) in the slot of item {} ({})", p.pmid, p.truth.as_str(), i.pmid, i.truth.as_str()),
         });
     }
     let group = |keep: &dyn Fn(&TestItem) -> bool| {
@@ -501,6 +561,7 @@ pub fn report(items: &[TestItem], predictions: &[Prediction], setting: Setting) 
         outside_year_spans,
         by_mesh,
         truncated: predictions.iter().filter(|p| p.truncated).count(),
+        scores: crate::probability_scores(predictions, prior),
     })
 }
 
@@ -578,7 +639,7 @@ mod tests {
             "Context: First part.\nSecond part.\nQuestion: Does it work?\nAnswer the question with yes, no or maybe."
         );
         assert!(!user_turn(&item, Setting::QuestionOnly).contains("First"));
-        assert!(user_turn_cut(&item, Setting::ReasoningRequired, Some(5)).starts_with("Context: First\nQuestion"));
+        assert!(user_turn_cut(&item, Setting::ReasoningRequired, Answers::YesNoMaybe, Some(5)).starts_with("Context: First\nQuestion"));
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub use crate::{
     engine::{Event, PlanRow, StageRow},
     error::{Error, Result},
     models::resolve_models,
-    report::{AblationRow, PubmedqaRow, Summary},
+    report::{AblationRow, ComparisonRow, EvalRow, Summary},
     stage::STAGE_FILE,
     summary::{
         CandidatesSummary, CorpusSummary, CptSummary, LabelSummary, RoleStats, SftSummary, StageSummary, StoreSummary,
@@ -115,7 +115,8 @@ pub struct RunOptions {
 pub const RUN_COMMAND: &str = "kailin run";
 
 /// The evaluation stages a configuration runs: `eval-MODEL-SETTING` for the base model (when
-/// `eval.base`), the kailin model and the control (when `target.control`), in every setting.
+/// `eval.base`), the kailin model and the control (when `target.control`), in every PubMedQA
+/// setting, then `eval-MODEL-bioasq` (when `eval.bioasq`).
 pub fn eval_stages(config: &Config) -> Vec<String> {
     let mut models = Vec::new();
     if config.eval.base {
@@ -125,7 +126,11 @@ pub fn eval_stages(config: &Config) -> Vec<String> {
     if config.target.control {
         models.push("control");
     }
-    models.iter().flat_map(|m| config.eval.settings.iter().map(move |s| format!("eval-{m}-{}", s.as_str()))).collect()
+    let mut suffixes: Vec<&str> = config.eval.settings.iter().map(|s| s.as_str()).collect();
+    if config.eval.bioasq {
+        suffixes.push("bioasq");
+    }
+    models.iter().flat_map(|m| suffixes.iter().map(move |s| format!("eval-{m}-{s}"))).collect()
 }
 
 /// The stages `config` would run, in order (`dpo` whenever it is enabled and the general
@@ -253,7 +258,7 @@ pub fn run_with<A: AutodiffBackend>(
             backends::preflight(c, out, runs)?;
         }
     }
-    let (rows, results) = run_one::<A>(config, out, Vec::new(), options, &models, device, on_event)?;
+    let (rows, main) = run_one::<A>(config, out, Vec::new(), options, &models, device, on_event)?;
     let mut ablations = Vec::new();
     for (name, variant, changes, what) in variants {
         let dir = out.join("ablations").join(name);
@@ -270,9 +275,9 @@ pub fn run_with<A: AutodiffBackend>(
         };
         let (rows, results) =
             run_one::<A>(&variant, &dir, vec![out.to_owned()], &RunOptions::default(), &models, device, &mut prefixed)?;
-        ablations.push(report::ablation_row(name, what, changes, &dir, &rows, &results));
+        ablations.push(report::ablation_row(name, what, changes, &dir, &rows, &results, &main)?);
     }
-    report::publish(out, config, rows, results, ablations, started.elapsed().as_secs_f64())
+    report::publish(out, config, rows, main, ablations, started.elapsed().as_secs_f64())
 }
 
 /// An ablation's configuration, overrides and description. The variant trains and measures

@@ -124,7 +124,8 @@ pub(crate) fn draw(out: &Path, s: &Summary) -> Result<Vec<String>, String> {
         }
     }
 
-    // PubMedQA by year span and MeSH subset, one series per model and setting.
+    // PubMedQA by year span and MeSH subset, one series per model and setting, each bar with
+    // its 95% interval.
     for (file, title, by_year) in [
         ("pubmedqa_years.png", "PubMedQA accuracy by publication year", true),
         ("pubmedqa_mesh.png", "PubMedQA accuracy by MeSH subset", false),
@@ -132,15 +133,16 @@ pub(crate) fn draw(out: &Path, s: &Summary) -> Result<Vec<String>, String> {
         let Some(first) = s.pubmedqa.first() else { break };
         let groups = if by_year { &first.report.by_year } else { &first.report.by_mesh };
         let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-        let series: Vec<(String, Vec<f64>)> = s
+        let series: Vec<(String, Vec<Bar>)> = s
             .pubmedqa
             .iter()
             .map(|p| {
                 let gs = if by_year { &p.report.by_year } else { &p.report.by_mesh };
-                (
-                    format!("{} ({})", p.model, p.setting.as_str()),
-                    gs.iter().map(|g| 100.0 * g.metrics.accuracy).collect(),
-                )
+                let bar = |m: &kailin_eval::Metrics| Bar {
+                    value: 100.0 * m.accuracy,
+                    ci: m.accuracy_ci95.map(|[l, h]| [100.0 * l, 100.0 * h]),
+                };
+                (format!("{} ({})", p.model, p.setting.as_str()), gs.iter().map(|g| bar(&g.metrics)).collect())
             })
             .collect();
         written.extend(png(&dir, file, |p| grouped(p, title, &names, &series)));
@@ -230,7 +232,13 @@ fn lines(path: &Path, title: &str, x: &str, y: &str, series: &[(String, Vec<(f64
     Ok(())
 }
 
-fn grouped(path: &Path, title: &str, groups: &[String], series: &[(String, Vec<f64>)]) -> Draw {
+/// A bar and its 95% interval.
+struct Bar {
+    value: f64,
+    ci: Option<[f64; 2]>,
+}
+
+fn grouped(path: &Path, title: &str, groups: &[String], series: &[(String, Vec<Bar>)]) -> Draw {
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -251,12 +259,17 @@ fn grouped(path: &Path, title: &str, groups: &[String], series: &[(String, Vec<f
         let color = Palette99::pick(k).to_rgba();
         let w = 0.8 / n;
         chart
-            .draw_series(values.iter().enumerate().map(|(i, &v)| {
+            .draw_series(values.iter().enumerate().map(|(i, b)| {
                 let x0 = i as f64 - 0.4 + k as f64 * w;
-                Rectangle::new([(x0, 0.0), (x0 + w, v)], color.filled())
+                Rectangle::new([(x0, 0.0), (x0 + w, b.value)], color.filled())
             }))?
             .label(name.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        chart.draw_series(values.iter().enumerate().filter_map(|(i, b)| {
+            let [lo, hi] = b.ci?;
+            let x = i as f64 - 0.4 + (k as f64 + 0.5) * w;
+            Some(ErrorBar::new_vertical(x, lo, b.value, hi, BLACK.stroke_width(1), 6))
+        }))?;
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     root.present()?;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::StageRow;
 use crate::error::{Error, Result};
 use crate::stage::core_io;
-use crate::stages::Results;
+use crate::stages::{Evaluated, Results};
 use crate::summary::{RoleStats, StageSummary};
 
 /// The preference pairs a run's labels stage made.
@@ -35,18 +35,69 @@ fn served_totals(rows: &[StageRow]) -> Vec<RoleStats> {
     out
 }
 
-/// One PubMedQA measurement.
+/// One evaluation of one model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PubmedqaRow {
+pub struct EvalRow {
     /// `base`, `kailin` (the target trained on kailin's data) or `control` (same budget
     /// without it).
     pub model: String,
     /// Its directory or file.
     pub path: PathBuf,
+    /// `pubmedqa` or `bioasq`.
+    pub benchmark: String,
     /// The setting.
     pub setting: Setting,
     /// Everything measured.
     pub report: Report,
+    /// The evaluation's directory (its `metrics.json` is what `kailin eval compare` reads).
+    pub dir: PathBuf,
+}
+
+/// A paired comparison of two models' answers to the same items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonRow {
+    /// `pubmedqa` or `bioasq`.
+    pub benchmark: String,
+    /// The setting.
+    pub setting: Setting,
+    /// The first model (the difference is `b − a`).
+    pub a: String,
+    /// The second.
+    pub b: String,
+    /// The figures.
+    pub comparison: kailin_eval::Comparison,
+    /// In words.
+    pub words: String,
+}
+
+/// Every paired comparison of `b` against `a` among `evals` (by model name), on each
+/// benchmark and setting both were evaluated in.
+fn comparisons(a_evals: &[Evaluated], a: &str, b_evals: &[Evaluated], b: &str, as_b: &str) -> Result<Vec<ComparisonRow>> {
+    let mut out = Vec::new();
+    for x in a_evals.iter().filter(|e| e.model == a) {
+        let (xa, r) = (&x.evaluation, &x.evaluation.report);
+        let Some(y) = b_evals
+            .iter()
+            .find(|e| e.model == b && e.evaluation.benchmark == xa.benchmark && e.evaluation.report.setting == r.setting)
+        else {
+            continue;
+        };
+        let comparison = xa.compare(&y.evaluation).map_err(|e| Error::Stage {
+            stage: "report".into(),
+            input: format!("{} and {}", x.dir.display(), y.dir.display()),
+            fix: crate::engine::RERUN.into(),
+            source: Box::new(e),
+        })?;
+        out.push(ComparisonRow {
+            benchmark: xa.benchmark.clone(),
+            setting: r.setting,
+            a: a.to_owned(),
+            b: as_b.to_owned(),
+            words: comparison.describe(a, as_b),
+            comparison,
+        });
+    }
+    Ok(out)
 }
 
 /// One ablation: a variant of the main run and what it measured.
@@ -65,7 +116,11 @@ pub struct AblationRow {
     /// Its preference pairs.
     pub pairs: u64,
     /// Its kailin model on PubMedQA.
-    pub pubmedqa: Vec<PubmedqaRow>,
+    pub pubmedqa: Vec<EvalRow>,
+    /// Its kailin model on BioASQ yes/no.
+    pub bioasq: Vec<EvalRow>,
+    /// Its kailin model against the main run's, paired on the same items.
+    pub against_main: Vec<ComparisonRow>,
 }
 
 /// The row of an ablation from its run.
@@ -76,27 +131,33 @@ pub(crate) fn ablation_row(
     out: &Path,
     rows: &[StageRow],
     results: &Results,
-) -> AblationRow {
-    AblationRow {
+    main: &Results,
+) -> Result<AblationRow> {
+    Ok(AblationRow {
         name: name.to_owned(),
         what: what.to_owned(),
         overrides,
         out: out.to_owned(),
         stages_ran: rows.iter().filter(|r| !r.cached).map(|r| r.stage.clone()).collect(),
         pairs: pairs_of(rows),
-        pubmedqa: pubmedqa_rows(results),
-    }
+        pubmedqa: eval_rows(results, "pubmedqa"),
+        bioasq: eval_rows(results, "bioasq"),
+        against_main: comparisons(&main.evals, "kailin", &results.evals, "kailin", name)?,
+    })
 }
 
-fn pubmedqa_rows(results: &Results) -> Vec<PubmedqaRow> {
+fn eval_rows(results: &Results, benchmark: &str) -> Vec<EvalRow> {
     results
         .evals
         .iter()
-        .map(|(model, setting, report, path)| PubmedqaRow {
-            model: model.clone(),
-            path: path.clone(),
-            setting: *setting,
-            report: report.clone(),
+        .filter(|e| e.evaluation.benchmark == benchmark)
+        .map(|e| EvalRow {
+            model: e.model.clone(),
+            path: e.evaluation.model.clone(),
+            benchmark: benchmark.to_owned(),
+            setting: e.evaluation.report.setting,
+            report: e.evaluation.report.clone(),
+            dir: e.dir.clone(),
         })
         .collect()
 }
@@ -123,7 +184,14 @@ pub struct Summary {
     /// stage recorded them when it ran).
     pub served: Vec<RoleStats>,
     /// PubMedQA, per model and setting.
-    pub pubmedqa: Vec<PubmedqaRow>,
+    pub pubmedqa: Vec<EvalRow>,
+    /// BioASQ yes/no (the agents' held-out batches), per model.
+    pub bioasq: Vec<EvalRow>,
+    /// Paired comparisons of the models on the same items: kailin − control, kailin − base,
+    /// control − base.
+    pub comparisons: Vec<ComparisonRow>,
+    /// What each arm of the comparison trained on, in words.
+    pub arms: Vec<(String, String)>,
     /// The ablations (`run.ablations`), each a variant's kailin model.
     pub ablations: Vec<AblationRow>,
     /// The PNG plots under `plots/` (relative paths), or why there are none.
@@ -165,11 +233,18 @@ pub(crate) fn publish(
         copy(&from, &to)?;
         datasets.push((name.to_owned(), lines(&to)));
     }
-    if let Some((_, _, _, path)) = results.evals.iter().find(|(m, ..)| m == "kailin") {
-        copy(path, &out.join("predictions/pubmedqa.json"))?;
+    for e in results.evals.iter().filter(|e| e.model == "kailin") {
+        let file = format!("{}.json", e.evaluation.benchmark);
+        copy(&e.dir.join(&file), &out.join("predictions").join(&file))?;
     }
     kailin_core::write_atomic(out.join("config.toml"), config_toml.as_bytes()).map_err(core_io(out))?;
-    let pubmedqa = pubmedqa_rows(&results);
+    let pubmedqa = eval_rows(&results, "pubmedqa");
+    let bioasq = eval_rows(&results, "bioasq");
+    let arms = arms(config, &rows);
+    let mut compared = Vec::new();
+    for (a, b) in [("control", "kailin"), ("base", "kailin"), ("base", "control")] {
+        compared.extend(comparisons(&results.evals, a, &results.evals, b, b)?);
+    }
     let mut summary = Summary {
         out: out.to_owned(),
         config: config_toml,
@@ -180,6 +255,9 @@ pub(crate) fn publish(
         dpo_skipped: results.dpo.err(),
         generator: results.generator,
         pubmedqa,
+        bioasq,
+        comparisons: compared,
+        arms,
         ablations,
         plots: Ok(Vec::new()),
         seconds,
@@ -192,6 +270,54 @@ pub(crate) fn publish(
     let card = crate::card::dataset_card(config, &summary);
     kailin_core::write_atomic(out.join("datasets/README.md"), card.as_bytes()).map_err(core_io(out))?;
     Ok(summary)
+}
+
+/// What each arm trained on, from the configuration and the control's stage inputs.
+fn arms(config: &crate::Config, rows: &[StageRow]) -> Vec<(String, String)> {
+    let pqa = config.target.pubmedqa_train;
+    let mut out = vec![(
+        "kailin".to_owned(),
+        format!(
+            "CPT on kailin's CPT dataset (question + retrieved context), then SFT on kailin's SFT dataset (question, context, answer){}",
+            if pqa { " and PQA-L's training half" } else { "" }
+        ),
+    )];
+    if config.target.control {
+        let cpt = rows.iter().find(|r| r.stage == "control-cpt").map(|r| r.summary.describe());
+        out.push((
+            "control".to_owned(),
+            if pqa {
+                format!(
+                    "CPT on the corpus's raw abstracts, as many tokens as kailin's CPT and SFT records hold, then SFT on PQA-L's training half alone: the arms differ only in kailin's data against the raw material it was made from{}",
+                    cpt.map_or(String::new(), |d| format!(" (control CPT: {d})"))
+                )
+            } else {
+                "CPT on the corpus's raw abstracts (kailin's CPT tokens), then SFT on PQA-L's training half up to kailin's SFT tokens: the arms differ in kailin's data *and* in the answer format only the control sees (target.pubmedqa_train = false)".to_owned()
+            },
+        ));
+    }
+    if config.eval.base {
+        out.push(("base".to_owned(), "the base model, untrained".to_owned()));
+    }
+    out
+}
+
+fn bench_name(b: &str) -> &str {
+    match b {
+        "pubmedqa" => "PubMedQA",
+        "bioasq" => "BioASQ yes/no",
+        other => other,
+    }
+}
+
+/// `[low, high]` in points.
+fn ci_pct(c: Option<[f64; 2]>) -> String {
+    c.map_or_else(|| "[–]".to_owned(), |[l, h]| format!("[{:.1}, {:.1}]", 100.0 * l, 100.0 * h))
+}
+
+/// `[low, high]` to three places.
+fn ci(c: Option<[f64; 2]>) -> String {
+    c.map_or_else(|| "[–]".to_owned(), |[l, h]| format!("[{l:.3}, {h:.3}]"))
 }
 
 fn pct(x: f64) -> String {
@@ -281,32 +407,78 @@ fn markdown(s: &Summary) -> String {
         },
         s.generator
     );
-    let _ = writeln!(md, "\n## PubMedQA (PQA-L official test split)\n");
+    let _ = writeln!(md, "\n## What each arm trained on\n");
+    for (arm, what) in &s.arms {
+        let _ = writeln!(md, "- **{arm}**: {what}.");
+    }
     let _ = writeln!(
         md,
-        "| model | setting | items | accuracy | macro-F1 | majority class | predicted yes/no/maybe |\n|---|---|---|---|---|---|---|"
+        "\nEvery figure below carries its 95% interval (seeded bootstrap, {} resamples); a difference is called detectable only when its paired interval excludes zero and McNemar's exact p < 0.05.",
+        kailin_eval::RESAMPLES
     );
-    for p in &s.pubmedqa {
-        let r = &p.report;
-        let share = |d| r.predicted_share.get(&d).copied().unwrap_or(0.0);
+    if !s.comparisons.is_empty() {
+        let _ = writeln!(md, "\n## Comparisons (paired, same items)\n");
+        for c in &s.comparisons {
+            let _ = writeln!(md, "- {} ({}): {}.", bench_name(&c.benchmark), c.setting.as_str(), c.words);
+        }
+    }
+    for (title, rows) in [("PubMedQA (PQA-L official test split)", &s.pubmedqa), ("BioASQ yes/no (the agents' held-out batches)", &s.bioasq)] {
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "\n## {title}\n");
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.3} | {} | {} / {} / {} |",
-            p.model,
-            p.setting.as_str(),
-            r.overall.n,
-            pct(r.overall.accuracy),
-            r.overall.macro_f1,
-            pct(r.majority_accuracy),
-            pct(share(kailin_eval::Decision::Yes)),
-            pct(share(kailin_eval::Decision::No)),
-            pct(share(kailin_eval::Decision::Maybe))
+            "| model | setting | items | accuracy | macro-F1 | majority class | predicted yes/no/maybe |\n|---|---|---|---|---|---|---|"
         );
+        for p in rows.iter() {
+            let r = &p.report;
+            let share = |d| r.predicted_share.get(&d).copied().unwrap_or(0.0);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} {} | {:.3} {} | {} | {} / {} / {} |",
+                p.model,
+                p.setting.as_str(),
+                r.overall.n,
+                pct(r.overall.accuracy),
+                ci_pct(r.overall.accuracy_ci95),
+                r.overall.macro_f1,
+                ci(r.overall.macro_f1_ci95),
+                pct(r.majority_accuracy),
+                pct(share(kailin_eval::Decision::Yes)),
+                pct(share(kailin_eval::Decision::No)),
+                pct(share(kailin_eval::Decision::Maybe))
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nPast the label bias: the true answer's mean log-probability (renormalised over the answers), the Brier score, and accuracy after contextual calibration (the label prior measured with content-free prompts divided out).\n\n| model | setting | log p(true answer) | Brier | calibrated accuracy | calibrated macro-F1 | content-free prior yes/no/maybe |\n|---|---|---|---|---|---|---|"
+        );
+        for p in rows.iter() {
+            let sc = &p.report.scores;
+            let (acc, f1) = sc.calibrated.as_ref().map_or(("–".to_owned(), "–".to_owned()), |m| {
+                (format!("{} {}", pct(m.accuracy), ci_pct(m.accuracy_ci95)), format!("{:.3} {}", m.macro_f1, ci(m.macro_f1_ci95)))
+            });
+            let prior = sc.prior.as_ref().map_or("–".to_owned(), |q| {
+                let g = |d| q.get(&d).map_or("–".to_owned(), |x| format!("{x:.2}"));
+                format!("{} / {} / {}", g(kailin_eval::Decision::Yes), g(kailin_eval::Decision::No), g(kailin_eval::Decision::Maybe))
+            });
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.3} {} | {:.3} {} | {acc} | {f1} | {prior} |",
+                p.model,
+                p.setting.as_str(),
+                sc.gold_logprob,
+                ci(sc.gold_logprob_ci95),
+                sc.brier,
+                ci(sc.brier_ci95),
+            );
+        }
     }
     for (title, pick) in [("publication year", 0), ("MeSH subset", 1)] {
         let Some(first) = s.pubmedqa.first() else { break };
         let groups = if pick == 0 { &first.report.by_year } else { &first.report.by_mesh };
-        let _ = write!(md, "\nAccuracy by {title}:\n\n| model | setting |");
+        let _ = write!(md, "\nPubMedQA accuracy by {title} (95% intervals; most subsets are too small to tell models apart):\n\n| model | setting |");
         for g in groups {
             let _ = write!(md, " {} ({}) |", g.name, g.metrics.n);
         }
@@ -315,7 +487,12 @@ fn markdown(s: &Summary) -> String {
             let gs = if pick == 0 { &p.report.by_year } else { &p.report.by_mesh };
             let _ = write!(md, "| {} | {} |", p.model, p.setting.as_str());
             for g in gs {
-                let _ = write!(md, " {} |", if g.metrics.n == 0 { "–".into() } else { pct(g.metrics.accuracy) });
+                let cell = if g.metrics.n == 0 {
+                    "–".into()
+                } else {
+                    format!("{} {}", pct(g.metrics.accuracy), ci_pct(g.metrics.accuracy_ci95))
+                };
+                let _ = write!(md, " {cell} |");
             }
             let _ = writeln!(md);
         }
@@ -323,38 +500,41 @@ fn markdown(s: &Summary) -> String {
     if !s.ablations.is_empty() {
         let _ = writeln!(
             md,
-            "\n## Ablations\n\nEach row is a variant of this run (under `ablations/NAME/`, reusing this run's stages before the one it changes); the kailin model's PubMedQA figures.\n"
+            "\n## Ablations\n\nEach row is a variant of this run (under `ablations/NAME/`, reusing this run's stages before the one it changes); the kailin model's figures, and its paired difference from this run's kailin model.\n"
         );
         let _ = writeln!(
             md,
-            "| run | what changes | preference pairs | setting | accuracy | macro-F1 |\n|---|---|---|---|---|---|"
+            "| run | what changes | preference pairs | benchmark | setting | accuracy | macro-F1 | against this run |\n|---|---|---|---|---|---|---|---|"
         );
         let pairs = pairs_of(&s.stages);
-        for p in s.pubmedqa.iter().filter(|p| p.model != "base") {
-            let (run, what) = if p.model == "kailin" {
-                ("m-KAILIN (this run)", "—")
-            } else {
-                ("control", "same token budget without kailin's data (raw abstracts, PQA-L training half)")
-            };
-            let pairs = if p.model == "kailin" { pairs.to_string() } else { "—".into() };
+        for p in s.pubmedqa.iter().chain(&s.bioasq).filter(|p| p.model == "kailin") {
             let _ = writeln!(
                 md,
-                "| {run} | {what} | {pairs} | {} | {} | {:.3} |",
+                "| m-KAILIN (this run) | — | {pairs} | {} | {} | {} {} | {:.3} | — |",
+                bench_name(&p.benchmark),
                 p.setting.as_str(),
                 pct(p.report.overall.accuracy),
+                ci_pct(p.report.overall.accuracy_ci95),
                 p.report.overall.macro_f1
             );
         }
         for a in &s.ablations {
-            for p in &a.pubmedqa {
+            for p in a.pubmedqa.iter().chain(&a.bioasq) {
+                let against = a
+                    .against_main
+                    .iter()
+                    .find(|c| c.benchmark == p.benchmark && c.setting == p.setting)
+                    .map_or("–".to_owned(), |c| c.words.replace('|', "\\|"));
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {} | {:.3} |",
+                    "| {} | {} | {} | {} | {} | {} {} | {:.3} | {against} |",
                     a.name,
                     a.what,
                     a.pairs,
+                    bench_name(&p.benchmark),
                     p.setting.as_str(),
                     pct(p.report.overall.accuracy),
+                    ci_pct(p.report.overall.accuracy_ci95),
                     p.report.overall.macro_f1
                 );
             }
@@ -374,7 +554,7 @@ fn markdown(s: &Summary) -> String {
     }
     let _ = writeln!(
         md,
-        "\nEvery number above is in `metrics.json`; the datasets are in `datasets/`, the trained models in `models/`, the kailin model's predictions in the official shape in `predictions/pubmedqa.json`."
+        "\nEvery number above is in `metrics.json`; the datasets are in `datasets/`, the trained models in `models/`, the kailin model's predictions in the official shape in `predictions/pubmedqa.json` (and `predictions/bioasq.json`); `kailin eval compare --a DIR --b DIR` compares any two `stages/eval-…` directories."
     );
     md
 }

@@ -111,6 +111,31 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     assert_eq!(kailin.report.overall.accuracy, accuracy, "the saved predictions score what metrics.json says");
     let models: Vec<&str> = summary.pubmedqa.iter().map(|p| p.model.as_str()).collect();
     assert_eq!(models, ["base", "base", "kailin", "kailin", "control", "control"]);
+    // Every figure with its interval, the scores past the label bias, the calibration prior.
+    let o = &kailin.report.overall;
+    let [lo, hi] = o.accuracy_ci95.unwrap();
+    assert!(lo <= o.accuracy && o.accuracy <= hi && o.macro_f1_ci95.is_some());
+    assert!(kailin.report.scores.calibrated.is_some() && kailin.report.scores.gold_logprob <= 0.0);
+    // BioASQ yes/no on the held-out batch (2 of its 3 questions have a yes/no answer).
+    let models: Vec<&str> = summary.bioasq.iter().map(|p| p.model.as_str()).collect();
+    assert_eq!(models, ["base", "kailin", "control"]);
+    assert!(summary.bioasq.iter().all(|p| p.report.overall.n == 2));
+    assert!(json(&out.join("predictions/bioasq.json")).as_object().unwrap().len() == 2);
+    // Paired comparisons in both settings and on BioASQ, each in words; the stage directories
+    // are `kailin eval compare` inputs.
+    let pairs: Vec<(&str, &str)> = summary.comparisons.iter().map(|c| (c.a.as_str(), c.b.as_str())).collect();
+    assert_eq!(pairs.len(), 9, "{pairs:?}");
+    assert_eq!(pairs[..3], [("control", "kailin"), ("control", "kailin"), ("control", "kailin")]);
+    for c in &summary.comparisons {
+        assert_eq!(c.comparison.n, if c.benchmark == "bioasq" { 2 } else { 16 });
+        assert!(c.words.starts_with(&format!("{} − {}: ", c.b, c.a)) && c.words.contains("McNemar p = "), "{}", c.words);
+    }
+    let eval_dir = out.join("stages/eval-kailin-reasoning-required");
+    let again = kailin_eval::Evaluation::read(&eval_dir).unwrap();
+    assert_eq!(again.compare(&again).unwrap().mcnemar_p, 1.0);
+    let arms: Vec<&str> = summary.arms.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(arms, ["kailin", "control", "base"]);
+    assert!(summary.arms[1].1.contains("PQA-L's training half alone"), "{}", summary.arms[1].1);
 
     // Models: Hugging Face directories.
     for m in ["agent-general", "agent-domain", "dpo", "target-cpt", "target", "control"] {
@@ -126,8 +151,13 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
         "## Stages",
         "## Datasets",
         "## PubMedQA",
-        "Accuracy by publication year",
-        "Accuracy by MeSH subset",
+        "## BioASQ yes/no",
+        "## Comparisons (paired, same items)",
+        "## What each arm trained on",
+        "kailin − control: ",
+        "PubMedQA accuracy by publication year",
+        "PubMedQA accuracy by MeSH subset",
+        "calibrated accuracy",
         "Agents' overlap",
         "with MeSH headings) of 24 read",
     ] {
@@ -163,6 +193,8 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
         assert!(!a.stages_ran.iter().any(|s| s == "corpus" || s == "agent-general"), "{}: {:?}", a.name, a.stages_ran);
         assert!(a.stages_ran.iter().any(|s| s == "labels" || s == "candidates"), "{}: {:?}", a.name, a.stages_ran);
         assert_eq!(a.pubmedqa.len(), 2, "{}: the kailin model in both settings", a.name);
+        assert_eq!(a.bioasq.len(), 1, "{}: and on BioASQ", a.name);
+        assert_eq!(a.against_main.len(), 3, "{}: paired with the main run's kailin model", a.name);
         assert!(a.out.join("stages/cpt/cpt.jsonl").exists() || a.name == "no-mesh" || a.name == "same-agents");
     }
     assert!(report.contains("## Ablations") && report.contains("| bm25 |"));

@@ -250,7 +250,8 @@ pub struct TargetConfig {
     /// Characters of each record's context in the training texts (the question comes after
     /// the context, so a long context must not push it out of the window).
     pub context_chars: usize,
-    /// Add PQA-L's training half to the SFT data.
+    /// Add PQA-L's training half to the SFT data of both arms (the fair control: the arms
+    /// then differ only in kailin's data against as many tokens of raw abstracts).
     pub pubmedqa_train: bool,
     /// Also train the same-budget control (raw abstracts, PQA-L's training half).
     pub control: bool,
@@ -268,6 +269,9 @@ pub struct EvalConfig {
     pub batch_size: usize,
     /// Also evaluate the base model.
     pub base: bool,
+    /// Also evaluate every model on BioASQ yes/no: the agents' held-out batches
+    /// (`agents.held_out`), never trained on.
+    pub bioasq: bool,
 }
 
 /// The whole configuration.

@@ -14,8 +14,13 @@ use crate::error::{Error, Result};
 use crate::files::{fingerprint, write_records};
 use crate::stage;
 
-/// One PubMedQA measurement: `(model, setting, report, official predictions file)`.
-pub(crate) type Evaluated = (String, kailin_eval::Setting, kailin_eval::Report, PathBuf);
+/// One evaluation of one model (`base`, `kailin`, `control`), in its stage directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Evaluated {
+    pub(crate) model: String,
+    pub(crate) evaluation: kailin_eval::Evaluation,
+    pub(crate) dir: PathBuf,
+}
 
 fn write_texts(texts: Vec<TextExample>) -> impl FnOnce(&Path) -> Result<Prepared> {
     move |tmp| {
@@ -74,6 +79,8 @@ impl Run<'_> {
             kailin_eval::pubmedqa_train_chats(&data)
                 .map_err(|e| failed("target", data.display(), "point data.dir at the data directory")(boxed(e)))
         };
+        // kailin's own SFT records, before PQA-L's training half joins them.
+        let own_chats = chats.len();
         if t.pubmedqa_train {
             chats.extend(pqa_chats()?);
         }
@@ -110,18 +117,32 @@ impl Run<'_> {
         )?;
         let mut trained = vec![("kailin".to_owned(), target)];
         if t.control {
-            // The same token budget without kailin's data: raw abstracts for CPT, PQA-L's
-            // training half for SFT.
+            // The same token budget without kailin's data. With target.pubmedqa_train (the
+            // fair default) both arms' SFT holds PQA-L's training half, and the control's CPT
+            // holds as many tokens of raw abstracts as kailin's CPT and own SFT records hold:
+            // the only difference is kailin's data against the raw material it was made from.
+            // Without it, the control's SFT is PQA-L's training half up to kailin's SFT tokens
+            // (the arms then differ in format as well).
             let (_, _, tok) =
                 kailin_lm::load::<A::InnerBackend>(&models.base, self.config.models.max_positions, device).lib()?;
             let count = |s: &str| kailin_train::count_tokens(&tok, s);
-            let cpt_budget = texts.iter().map(|x| count(&x.text)).sum::<kailin_train::Result<usize>>().lib()?;
-            let sft_budget = chats.iter().map(|c| count(&chat_text(c))).sum::<kailin_train::Result<usize>>().lib()?;
+            let sum_chats = |cs: &[ChatExample]| {
+                cs.iter().map(|c| count(&chat_text(c))).sum::<kailin_train::Result<usize>>().lib()
+            };
+            let kailin_cpt = texts.iter().map(|x| count(&x.text)).sum::<kailin_train::Result<usize>>().lib()?;
+            let kailin_sft = sum_chats(&chats[..own_chats])?;
             let raw: Vec<TextExample> = docs.iter().map(TextExample::from_document).collect();
+            let (cpt_budget, control_chats) = if t.pubmedqa_train {
+                (kailin_cpt + kailin_sft, chats[own_chats..].to_vec())
+            } else {
+                let pool = pqa_chats()?;
+                (kailin_cpt, kailin_train::to_token_budget(&pool, sum_chats(&chats)?, |c| count(&chat_text(c))).lib()?)
+            };
             let control_texts = kailin_train::to_token_budget(&raw, cpt_budget, |x| count(&x.text)).lib()?;
-            let pool = pqa_chats()?;
-            let control_chats = kailin_train::to_token_budget(&pool, sft_budget, |c| count(&chat_text(c))).lib()?;
-            let budget = json!({ "cpt_tokens": cpt_budget, "sft_tokens": sft_budget });
+            let budget = json!({
+                "cpt_tokens": cpt_budget, "kailin_cpt_tokens": kailin_cpt, "kailin_sft_tokens": kailin_sft,
+                "pubmedqa_train": t.pubmedqa_train, "sft_records": control_chats.len(),
+            });
             let control_cpt = self.train::<A>(
                 "control-cpt",
                 &["corpus", "target-cpt"],
@@ -147,7 +168,8 @@ impl Run<'_> {
         Ok(trained)
     }
 
-    /// PubMedQA for every model and setting.
+    /// PubMedQA for every model and setting, and BioASQ yes/no on the agents' held-out
+    /// batches (`eval.bioasq`).
     pub(crate) fn evaluate<B: burn::prelude::Backend>(
         &mut self,
         models: &[(String, PathBuf)],
@@ -155,12 +177,43 @@ impl Run<'_> {
     ) -> Result<Vec<Evaluated>> {
         let e = self.config.eval.clone();
         let data = self.config.data.dir.clone();
-        let mut items = kailin_eval::load_test_set(&data)
-            .map_err(|err| failed("eval", data.display(), "point data.dir at the data directory")(boxed(err)))?;
+        let bad_data = |err| failed("eval", data.display(), "point data.dir at the data directory")(boxed(err));
+        let all = kailin_eval::load_test_set(&data).map_err(bad_data)?;
+        let mut items = all.clone();
         if e.limit > 0 {
             items.truncate(e.limit);
         }
+        let pubmedqa = kailin_eval::Benchmark {
+            name: "pubmedqa".into(),
+            split: "PQA-L official test".into(),
+            items_in_split: all.len(),
+        };
         let test = fingerprint(&data.join("pubmedqa/test_ground_truth.json"))?;
+        // (stage suffix, benchmark, items, options, key of the items)
+        let mut benches = Vec::new();
+        for &setting in &e.settings {
+            let options = kailin_eval::PredictOptions { setting, batch_size: e.batch_size, ..Default::default() };
+            benches.push((setting.as_str().to_owned(), pubmedqa.clone(), items.clone(), options, json!(test)));
+        }
+        if e.bioasq {
+            let dir = data.join(&self.config.data.bioasq);
+            let set = kailin_eval::load_bioasq_yesno(&dir, &self.config.agents.held_out).map_err(|err| {
+                failed("eval", dir.display(), "set eval.bioasq = false, or agents.held_out to batches with yes/no questions")(boxed(err))
+            })?;
+            let names: Vec<String> = set.files.iter().map(|f| f.display().to_string()).collect();
+            let key = set.files.iter().map(|f| fingerprint(f)).collect::<Result<Vec<_>>>()?;
+            let bench = kailin_eval::Benchmark {
+                name: "bioasq".into(),
+                split: format!("BioASQ yes/no: {}", self.config.agents.held_out.join(", ")),
+                items_in_split: set.items.len(),
+            };
+            let options = kailin_eval::PredictOptions {
+                batch_size: e.batch_size,
+                answers: kailin_eval::Answers::YesNo,
+                ..Default::default()
+            };
+            benches.push(("bioasq".to_owned(), bench, set.items, options, json!({ "files": names, "digests": key })));
+        }
         let mut out = Vec::new();
         for (name, model) in models {
             let after = match name.as_str() {
@@ -168,26 +221,30 @@ impl Run<'_> {
                 "control" => vec!["control"],
                 _ => vec![],
             };
-            for &setting in &e.settings {
-                let stage = format!("eval-{name}-{}", setting.as_str());
-                let inputs = json!({ "model": model, "setting": setting, "limit": e.limit, "batch": e.batch_size, "test": test });
+            for (suffix, bench, items, options, key) in &benches {
+                let stage = format!("eval-{name}-{suffix}");
+                let inputs = json!({
+                    "model": model, "benchmark": bench.name, "setting": options.setting, "answers": options.answers,
+                    "limit": e.limit, "batch": e.batch_size, "test": key, "scores": 2,
+                });
                 let dir = self.out.join("stages").join(&stage);
                 let max_positions = self.config.models.max_positions;
-                let (report, dir) = self.stage(&stage, dir, &after, inputs, |tmp, progress| {
+                let (_, dir) = self.stage(&stage, dir, &after, inputs, |tmp, progress| {
                     let (llama, _, tok) = kailin_lm::load::<B>(model, max_positions, device).lib()?;
-                    let options =
-                        kailin_eval::PredictOptions { setting, batch_size: e.batch_size, ..Default::default() };
                     let total = items.len() as u64;
-                    let predictions =
-                        kailin_eval::predict(&llama, &tok, &items, &options, |d, _| progress(d as u64, total, "items"))
-                            .lib()?;
-                    let report = kailin_eval::report(&items, &predictions, setting).lib()?;
-                    let official = serde_json::to_vec_pretty(&kailin_eval::official_predictions(&predictions)).lib()?;
-                    kailin_core::write_atomic(tmp.join("pubmedqa.json"), &official).map_err(stage::core_io(tmp))?;
-                    write_records(&tmp.join("predictions.jsonl"), &predictions)?;
-                    Ok(report)
+                    let evaluation = kailin_eval::evaluate(&llama, &tok, model, bench, items, options, |d, _| {
+                        progress(d as u64, total, "items")
+                    })
+                    .lib()?;
+                    let official = serde_json::to_vec_pretty(&kailin_eval::official_predictions(&evaluation.predictions)).lib()?;
+                    let file = tmp.join(format!("{}.json", bench.name));
+                    kailin_core::write_atomic(&file, &official).map_err(stage::core_io(tmp))?;
+                    write_records(&tmp.join("predictions.jsonl"), &evaluation.predictions)?;
+                    evaluation.write(tmp).lib()?;
+                    Ok(evaluation.report)
                 })?;
-                out.push((name.clone(), setting, report, dir.join("pubmedqa.json")));
+                let evaluation = kailin_eval::Evaluation::read(&dir).lib()?;
+                out.push(Evaluated { model: name.clone(), evaluation, dir });
             }
         }
         Ok(out)
