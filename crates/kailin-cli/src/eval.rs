@@ -186,9 +186,10 @@ fn evaluate_job<B: Backend>(job: Job<'_>, device: &B::Device) -> Result<()> {
     let (model, _, tokenizer) = kailin_lm::load::<B>(job.model, job.max_positions, device)
         .with_context(|| format!("loading {}", job.model.display()))?;
     let bar = crate::progress::bar(job.items.len() as u64, "items");
-    let evaluation = kailin_eval::evaluate(&model, &tokenizer, job.model, &job.benchmark, &job.items, &job.options, |d, _| {
-        bar.set_position(d as u64)
-    })?;
+    let evaluation =
+        kailin_eval::evaluate(&model, &tokenizer, job.model, &job.benchmark, &job.items, &job.options, |d, _| {
+            bar.set_position(d as u64)
+        })?;
     bar.finish_and_clear();
     let predictions_path = job.out.join("predictions").join(job.predictions_file);
     std::fs::create_dir_all(job.out.join("predictions"))

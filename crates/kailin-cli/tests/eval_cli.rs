@@ -100,3 +100,67 @@ fn pubmedqa_refuses_what_it_cannot_measure() {
     fail(&["eval", "pubmedqa", "--model", s(&model), "--data", s(&data), "--out", s(&out)], "\"probably\"");
     assert!(!out.exists(), "nothing written on failure");
 }
+
+#[test]
+fn bioasq_and_compare_measure_and_pair_evaluations() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    tiny_llama(&model);
+    let bioasq = fixture("data/bioasq");
+    let out = dir.path().join("bioasq");
+    let run = kailin_timed(
+        &["eval", "bioasq", "--model", s(&model), "--data", s(&bioasq), "--out", s(&out)],
+        b"",
+        Duration::from_secs(120),
+    );
+    let stdout = String::from_utf8_lossy(&run.output.stdout);
+    assert!(run.output.status.success(), "{}", String::from_utf8_lossy(&run.output.stderr));
+    assert!(
+        stdout.contains("BioASQ yes/no (reasoning-required; 9 items)") && stdout.contains("calibrated"),
+        "{stdout}"
+    );
+    let predictions = json(&out.join("predictions/bioasq.json"));
+    assert!(predictions.as_object().unwrap().values().all(|v| ["yes", "no"].contains(&v.as_str().unwrap())));
+    let metrics = json(&out.join("metrics.json"));
+    assert_eq!(metrics["benchmark"], "bioasq");
+    assert!(metrics["report"]["overall"]["accuracy_ci95"].as_array().is_some_and(|c| c.len() == 2));
+
+    // An evaluation compared with itself: no difference, p = 1, written where asked.
+    let file = dir.path().join("cmp.json");
+    let run = kailin_timed(
+        &["eval", "compare", "--a", s(&out), "--b", s(&out), "--out", s(&file)],
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(run.output.status.success(), "{}", String::from_utf8_lossy(&run.output.stderr));
+    let c = json(&file);
+    assert_eq!(
+        (c["n"].as_u64(), c["accuracy_diff"].as_f64(), c["mcnemar_p"].as_f64()),
+        (Some(9), Some(0.0), Some(1.0))
+    );
+    assert_eq!(c["discordant"], serde_json::json!([0, 0]));
+    assert!(String::from_utf8_lossy(&run.output.stdout).contains("no detectable difference"));
+
+    // Another benchmark's items: refused, naming the difference; no yes/no question: refused.
+    let pqa = dir.path().join("pqa");
+    let run = kailin_timed(
+        &["eval", "pubmedqa", "--model", s(&model), "--data", s(&fixture("data")), "--out", s(&pqa)],
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(run.output.status.success(), "{}", String::from_utf8_lossy(&run.output.stderr));
+    let run = kailin_timed(&["eval", "compare", "--a", s(&out), "--b", s(&pqa)], b"", Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&run.output.stderr);
+    assert!(!run.output.status.success() && err.contains("the benchmark differs: bioasq in a, pubmedqa in b"), "{err}");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("1_golden.json"), r#"{"questions": [{"id": "x", "body": "What?", "type": "factoid"}]}"#)
+        .unwrap();
+    let run = kailin_timed(
+        &["eval", "bioasq", "--model", s(&model), "--data", s(&empty), "--out", s(&dir.path().join("o2"))],
+        b"",
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&run.output.stderr);
+    assert!(!run.output.status.success() && err.contains("no yes/no question"), "{err}");
+}

@@ -105,11 +105,19 @@ mod tests {
     #[test]
     fn yes_no_questions_are_read_once_with_their_snippets() {
         let dir = tempfile::tempdir().unwrap();
-        batch(dir.path(), "1_golden.json", serde_json::json!([q("a", "yesno", "yes".into()), q("b", "factoid", "x".into())]));
+        batch(
+            dir.path(),
+            "1_golden.json",
+            serde_json::json!([q("a", "yesno", "yes".into()), q("b", "factoid", "x".into())]),
+        );
         batch(
             dir.path(),
             "2_golden.json",
-            serde_json::json!([q("a", "yesno", "yes".into()), q("c", "yesno", serde_json::json!(["No"])), q("d", "yesno", "maybe".into())]),
+            serde_json::json!([
+                q("a", "yesno", "yes".into()),
+                q("c", "yesno", serde_json::json!(["No"])),
+                q("d", "yesno", "maybe".into())
+            ]),
         );
         let set = load_bioasq_yesno(dir.path(), &[]).unwrap();
         let got: Vec<(&str, Decision)> = set.items.iter().map(|i| (i.pmid.as_str(), i.truth)).collect();

@@ -46,8 +46,10 @@ impl Evaluation {
     /// written before predictions carried their true answers included).
     pub fn read(dir: impl AsRef<Path>) -> Result<Evaluation> {
         let path = dir.as_ref().join(Self::FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::Data { path: path.clone(), message: format!("cannot read ({e}): is this the --out of `kailin eval`?") })?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Data {
+            path: path.clone(),
+            message: format!("cannot read ({e}): is this the --out of `kailin eval`?"),
+        })?;
         serde_json::from_str(&text).map_err(|e| Error::Data {
             path: path.clone(),
             message: format!(
@@ -72,9 +74,8 @@ impl Evaluation {
     /// same true answers).
     pub fn compare(&self, b: &Evaluation) -> Result<Comparison> {
         let a = self;
-        let differs = |what: &str, x: String, y: String| {
-            Err(Error::Incomparable(format!("{what} differs: {x} in a, {y} in b")))
-        };
+        let differs =
+            |what: &str, x: String, y: String| Err(Error::Incomparable(format!("{what} differs: {x} in a, {y} in b")));
         if a.benchmark != b.benchmark {
             return differs("the benchmark", a.benchmark.clone(), b.benchmark.clone());
         }
@@ -93,10 +94,18 @@ impl Evaluation {
         if a.predictions.len() != b.predictions.len() {
             return differs("the number of items", a.predictions.len().to_string(), b.predictions.len().to_string());
         }
-        if let Some((i, (x, y))) =
-            a.predictions.iter().zip(&b.predictions).enumerate().find(|(_, (x, y))| x.pmid != y.pmid || x.truth != y.truth)
+        if let Some((i, (x, y))) = a
+            .predictions
+            .iter()
+            .zip(&b.predictions)
+            .enumerate()
+            .find(|(_, (x, y))| x.pmid != y.pmid || x.truth != y.truth)
         {
-            return differs(&format!("item {}", i + 1), format!("{} ({})", x.pmid, x.truth.as_str()), format!("{} ({})", y.pmid, y.truth.as_str()));
+            return differs(
+                &format!("item {}", i + 1),
+                format!("{} ({})", x.pmid, x.truth.as_str()),
+                format!("{} ({})", y.pmid, y.truth.as_str()),
+            );
         }
         let pick = |e: &Evaluation| e.predictions.iter().map(|p| p.decision).collect::<Vec<Decision>>();
         let truth: Vec<Decision> = a.predictions.iter().map(|p| p.truth).collect();
@@ -179,7 +188,10 @@ mod tests {
                 pmid: i.pmid.clone(),
                 truth: i.truth,
                 decision: d,
-                logprobs: Decision::ALL.iter().map(|&x| (x, if x == d { -0.1 } else { -3.0 })).collect::<BTreeMap<_, _>>(),
+                logprobs: Decision::ALL
+                    .iter()
+                    .map(|&x| (x, if x == d { -0.1 } else { -3.0 }))
+                    .collect::<BTreeMap<_, _>>(),
                 truncated: false,
             })
             .collect();

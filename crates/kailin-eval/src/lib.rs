@@ -59,7 +59,10 @@ pub use crate::{
         Setting, TestItem, YEAR_SPANS, load_test_set, load_test_set_from, metrics, official_predictions,
         official_scores, predict, prompt, read_labels, report, span_name, user_turn,
     },
-    scores::{AnswerProbabilities, CONTENT_FREE, ProbabilityScores, calibrated, content_free, probabilities, probability_scores},
+    scores::{
+        AnswerProbabilities, CONTENT_FREE, ProbabilityScores, calibrated, content_free, probabilities,
+        probability_scores,
+    },
     stats::{BOOTSTRAP_SEED, Comparison, RESAMPLES, bootstrap_ci95, compare, mcnemar_exact, mean_ci95, quantile},
     train::{pubmedqa_train_chats, test_split_gate},
 };

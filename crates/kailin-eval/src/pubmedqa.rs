@@ -527,7 +527,13 @@ pub fn report(
     if let Some((i, p)) = items.iter().zip(predictions).find(|(i, p)| i.pmid != p.pmid || i.truth != p.truth) {
         return Err(Error::Data {
             path: PathBuf::from("predictions"),
-            message: format!("prediction for {} ({}) in the slot of item {} ({})", p.pmid, p.truth.as_str(), i.pmid, i.truth.as_str()),
+            message: format!(
+                "prediction for {} ({}) in the slot of item {} ({})",
+                p.pmid,
+                p.truth.as_str(),
+                i.pmid,
+                i.truth.as_str()
+            ),
         });
     }
     let group = |keep: &dyn Fn(&TestItem) -> bool| {
@@ -639,7 +645,10 @@ mod tests {
             "Context: First part.\nSecond part.\nQuestion: Does it work?\nAnswer the question with yes, no or maybe."
         );
         assert!(!user_turn(&item, Setting::QuestionOnly).contains("First"));
-        assert!(user_turn_cut(&item, Setting::ReasoningRequired, Answers::YesNoMaybe, Some(5)).starts_with("Context: First\nQuestion"));
+        assert!(
+            user_turn_cut(&item, Setting::ReasoningRequired, Answers::YesNoMaybe, Some(5))
+                .starts_with("Context: First\nQuestion")
+        );
     }
 
     #[test]

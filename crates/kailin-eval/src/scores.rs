@@ -98,7 +98,8 @@ pub fn probability_scores(predictions: &[Prediction], prior: Option<&AnswerProba
         brier.push(probs.iter().map(|(&d, &x)| (x - if d == p.truth { 1.0 } else { 0.0 }).powi(2)).sum::<f64>());
     }
     let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
-    let calibrated_answers: Option<Vec<Decision>> = prior.map(|q| predictions.iter().map(|p| calibrated(p, q)).collect());
+    let calibrated_answers: Option<Vec<Decision>> =
+        prior.map(|q| predictions.iter().map(|p| calibrated(p, q)).collect());
     let truth: Vec<Decision> = predictions.iter().map(|p| p.truth).collect();
     let n = predictions.len().max(1) as f64;
     ProbabilityScores {
@@ -108,9 +109,9 @@ pub fn probability_scores(predictions: &[Prediction], prior: Option<&AnswerProba
         brier_ci95: mean_ci95(&brier),
         prior: prior.cloned(),
         calibrated: calibrated_answers.as_ref().map(|c| metrics(&truth, c)),
-        calibrated_share: calibrated_answers.as_ref().map(|c| {
-            Decision::ALL.iter().map(|&d| (d, c.iter().filter(|&&x| x == d).count() as f64 / n)).collect()
-        }),
+        calibrated_share: calibrated_answers
+            .as_ref()
+            .map(|c| Decision::ALL.iter().map(|&d| (d, c.iter().filter(|&&x| x == d).count() as f64 / n)).collect()),
     }
 }
 

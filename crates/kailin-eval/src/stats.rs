@@ -87,15 +87,15 @@ pub(crate) fn scores_at(truth: &[Decision], pred: &[Decision], idx: &[usize]) ->
     }
     let correct: u32 = (0..3).map(|k| table[k][k]).sum();
     let (mut f1, mut present) = (0.0, 0);
-    for k in 0..3 {
-        let support: u32 = table[k].iter().sum();
-        let predicted: u32 = (0..3).map(|t| table[t][k]).sum();
+    for (k, row) in table.iter().enumerate() {
+        let support: u32 = row.iter().sum();
+        let predicted: u32 = table.iter().map(|r| r[k]).sum();
         if support + predicted == 0 {
             continue;
         }
         present += 1;
         // F1 = 2 tp / (support + predicted), 0 when tp is 0.
-        f1 += 2.0 * f64::from(table[k][k]) / f64::from(support + predicted);
+        f1 += 2.0 * f64::from(row[k]) / f64::from(support + predicted);
     }
     let n = idx.len().max(1) as f64;
     [f64::from(correct) / n, if present == 0 { 0.0 } else { f1 / f64::from(present) }]

@@ -72,14 +72,19 @@ pub struct ComparisonRow {
 
 /// Every paired comparison of `b` against `a` among `evals` (by model name), on each
 /// benchmark and setting both were evaluated in.
-fn comparisons(a_evals: &[Evaluated], a: &str, b_evals: &[Evaluated], b: &str, as_b: &str) -> Result<Vec<ComparisonRow>> {
+fn comparisons(
+    a_evals: &[Evaluated],
+    a: &str,
+    b_evals: &[Evaluated],
+    b: &str,
+    as_b: &str,
+) -> Result<Vec<ComparisonRow>> {
     let mut out = Vec::new();
     for x in a_evals.iter().filter(|e| e.model == a) {
         let (xa, r) = (&x.evaluation, &x.evaluation.report);
-        let Some(y) = b_evals
-            .iter()
-            .find(|e| e.model == b && e.evaluation.benchmark == xa.benchmark && e.evaluation.report.setting == r.setting)
-        else {
+        let Some(y) = b_evals.iter().find(|e| {
+            e.model == b && e.evaluation.benchmark == xa.benchmark && e.evaluation.report.setting == r.setting
+        }) else {
             continue;
         };
         let comparison = xa.compare(&y.evaluation).map_err(|e| Error::Stage {
@@ -422,7 +427,10 @@ fn markdown(s: &Summary) -> String {
             let _ = writeln!(md, "- {} ({}): {}.", bench_name(&c.benchmark), c.setting.as_str(), c.words);
         }
     }
-    for (title, rows) in [("PubMedQA (PQA-L official test split)", &s.pubmedqa), ("BioASQ yes/no (the agents' held-out batches)", &s.bioasq)] {
+    for (title, rows) in [
+        ("PubMedQA (PQA-L official test split)", &s.pubmedqa),
+        ("BioASQ yes/no (the agents' held-out batches)", &s.bioasq),
+    ] {
         if rows.is_empty() {
             continue;
         }
@@ -457,11 +465,19 @@ fn markdown(s: &Summary) -> String {
         for p in rows.iter() {
             let sc = &p.report.scores;
             let (acc, f1) = sc.calibrated.as_ref().map_or(("–".to_owned(), "–".to_owned()), |m| {
-                (format!("{} {}", pct(m.accuracy), ci_pct(m.accuracy_ci95)), format!("{:.3} {}", m.macro_f1, ci(m.macro_f1_ci95)))
+                (
+                    format!("{} {}", pct(m.accuracy), ci_pct(m.accuracy_ci95)),
+                    format!("{:.3} {}", m.macro_f1, ci(m.macro_f1_ci95)),
+                )
             });
             let prior = sc.prior.as_ref().map_or("–".to_owned(), |q| {
                 let g = |d| q.get(&d).map_or("–".to_owned(), |x| format!("{x:.2}"));
-                format!("{} / {} / {}", g(kailin_eval::Decision::Yes), g(kailin_eval::Decision::No), g(kailin_eval::Decision::Maybe))
+                format!(
+                    "{} / {} / {}",
+                    g(kailin_eval::Decision::Yes),
+                    g(kailin_eval::Decision::No),
+                    g(kailin_eval::Decision::Maybe)
+                )
             });
             let _ = writeln!(
                 md,
@@ -478,7 +494,10 @@ fn markdown(s: &Summary) -> String {
     for (title, pick) in [("publication year", 0), ("MeSH subset", 1)] {
         let Some(first) = s.pubmedqa.first() else { break };
         let groups = if pick == 0 { &first.report.by_year } else { &first.report.by_mesh };
-        let _ = write!(md, "\nPubMedQA accuracy by {title} (95% intervals; most subsets are too small to tell models apart):\n\n| model | setting |");
+        let _ = write!(
+            md,
+            "\nPubMedQA accuracy by {title} (95% intervals; most subsets are too small to tell models apart):\n\n| model | setting |"
+        );
         for g in groups {
             let _ = write!(md, " {} ({}) |", g.name, g.metrics.n);
         }

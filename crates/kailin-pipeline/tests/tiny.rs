@@ -128,7 +128,11 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     assert_eq!(pairs[..3], [("control", "kailin"), ("control", "kailin"), ("control", "kailin")]);
     for c in &summary.comparisons {
         assert_eq!(c.comparison.n, if c.benchmark == "bioasq" { 2 } else { 16 });
-        assert!(c.words.starts_with(&format!("{} − {}: ", c.b, c.a)) && c.words.contains("McNemar p = "), "{}", c.words);
+        assert!(
+            c.words.starts_with(&format!("{} − {}: ", c.b, c.a)) && c.words.contains("McNemar p = "),
+            "{}",
+            c.words
+        );
     }
     let eval_dir = out.join("stages/eval-kailin-reasoning-required");
     let again = kailin_eval::Evaluation::read(&eval_dir).unwrap();

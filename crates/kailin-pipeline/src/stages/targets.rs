@@ -126,9 +126,8 @@ impl Run<'_> {
             let (_, _, tok) =
                 kailin_lm::load::<A::InnerBackend>(&models.base, self.config.models.max_positions, device).lib()?;
             let count = |s: &str| kailin_train::count_tokens(&tok, s);
-            let sum_chats = |cs: &[ChatExample]| {
-                cs.iter().map(|c| count(&chat_text(c))).sum::<kailin_train::Result<usize>>().lib()
-            };
+            let sum_chats =
+                |cs: &[ChatExample]| cs.iter().map(|c| count(&chat_text(c))).sum::<kailin_train::Result<usize>>().lib();
             let kailin_cpt = texts.iter().map(|x| count(&x.text)).sum::<kailin_train::Result<usize>>().lib()?;
             let kailin_sft = sum_chats(&chats[..own_chats])?;
             let raw: Vec<TextExample> = docs.iter().map(TextExample::from_document).collect();
@@ -198,7 +197,11 @@ impl Run<'_> {
         if e.bioasq {
             let dir = data.join(&self.config.data.bioasq);
             let set = kailin_eval::load_bioasq_yesno(&dir, &self.config.agents.held_out).map_err(|err| {
-                failed("eval", dir.display(), "set eval.bioasq = false, or agents.held_out to batches with yes/no questions")(boxed(err))
+                failed(
+                    "eval",
+                    dir.display(),
+                    "set eval.bioasq = false, or agents.held_out to batches with yes/no questions",
+                )(boxed(err))
             })?;
             let names: Vec<String> = set.files.iter().map(|f| f.display().to_string()).collect();
             let key = set.files.iter().map(|f| fingerprint(f)).collect::<Result<Vec<_>>>()?;
@@ -236,7 +239,8 @@ impl Run<'_> {
                         progress(d as u64, total, "items")
                     })
                     .lib()?;
-                    let official = serde_json::to_vec_pretty(&kailin_eval::official_predictions(&evaluation.predictions)).lib()?;
+                    let official =
+                        serde_json::to_vec_pretty(&kailin_eval::official_predictions(&evaluation.predictions)).lib()?;
                     let file = tmp.join(format!("{}.json", bench.name));
                     kailin_core::write_atomic(&file, &official).map_err(stage::core_io(tmp))?;
                     write_records(&tmp.join("predictions.jsonl"), &evaluation.predictions)?;
