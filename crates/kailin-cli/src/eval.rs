@@ -57,6 +57,13 @@ pub(crate) struct PubmedqaArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// How every benchmark is run.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     device: Device,
@@ -70,11 +77,11 @@ pub(crate) struct PubmedqaArgs {
     /// with the answer) or `plain` (text ending "Answer:", the answer after a space).
     #[arg(long, value_enum, default_value = "chat")]
     style: StyleArg,
-    /// Only the first N items (in PMID order), for a quick look; the metrics say so.
+    /// Only the first N items (in file order), for a quick look; the metrics say so.
     #[arg(long, value_parser = crate::args::at_least_one)]
     limit: Option<usize>,
-    /// Write into an --out that is not empty and was not made by `kailin eval pubmedqa` (its
-    /// predictions and metrics.json are replaced).
+    /// Write into an --out that is not empty and was not made by the same `kailin eval`
+    /// command (its predictions and metrics.json are replaced).
     #[arg(long)]
     force: bool,
 }
@@ -94,24 +101,8 @@ pub(crate) struct BioasqArgs {
     /// Output directory.
     #[arg(long, default_value = "kailin-eval-bioasq")]
     out: PathBuf,
-    /// Compute device.
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: Device,
-    /// The model's window in tokens (longer prompts have their snippets cut to fit).
-    #[arg(long, default_value_t = 2048, value_parser = crate::args::positions)]
-    max_positions: usize,
-    /// Prompts per forward pass.
-    #[arg(long, default_value_t = 8, value_parser = crate::args::at_least_one)]
-    batch_size: usize,
-    /// Prompt layout.
-    #[arg(long, value_enum, default_value = "chat")]
-    style: StyleArg,
-    /// Only the first N questions, for a quick look; the metrics say so.
-    #[arg(long, value_parser = crate::args::at_least_one)]
-    limit: Option<usize>,
-    /// Write into an --out that is not empty and was not made by `kailin eval bioasq`.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -130,8 +121,8 @@ pub(crate) struct CompareArgs {
 
 pub(crate) fn run(cmd: EvalCmd) -> Result<()> {
     let device = match &cmd {
-        EvalCmd::Pubmedqa(a) => a.device,
-        EvalCmd::Bioasq(a) => a.device,
+        EvalCmd::Pubmedqa(a) => a.run.device,
+        EvalCmd::Bioasq(a) => a.run.device,
         EvalCmd::Compare(a) => return compare(a),
     };
     match device {
@@ -213,7 +204,7 @@ fn pubmedqa<B: Backend>(a: &PubmedqaArgs, device: &B::Device) -> Result<()> {
     let mut items = kailin_eval::load_test_set(&a.data)
         .with_context(|| format!("reading PubMedQA's test split under {}", a.data.display()))?;
     let total = items.len();
-    if let Some(n) = a.limit {
+    if let Some(n) = a.run.limit {
         items.truncate(n);
     }
     let setting = match a.setting {
@@ -224,15 +215,20 @@ fn pubmedqa<B: Backend>(a: &PubmedqaArgs, device: &B::Device) -> Result<()> {
         command: "kailin eval pubmedqa",
         model: &a.model,
         out: &a.out,
-        force: a.force,
-        max_positions: a.max_positions,
+        force: a.run.force,
+        max_positions: a.run.max_positions,
         benchmark: kailin_eval::Benchmark {
             name: "pubmedqa".into(),
             split: "PQA-L official test".into(),
             items_in_split: total,
         },
         items,
-        options: PredictOptions { setting, batch_size: a.batch_size, style: style_of(a.style), ..Default::default() },
+        options: PredictOptions {
+            setting,
+            batch_size: a.run.batch_size,
+            style: style_of(a.run.style),
+            ..Default::default()
+        },
         predictions_file: "pubmedqa.json",
     };
     evaluate_job::<B>(job, device)
@@ -249,15 +245,15 @@ fn bioasq<B: Backend>(a: &BioasqArgs, device: &B::Device) -> Result<()> {
         set.files.iter().map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
     let total = set.items.len();
     let mut items = set.items;
-    if let Some(n) = a.limit {
+    if let Some(n) = a.run.limit {
         items.truncate(n);
     }
     let job = Job {
         command: "kailin eval bioasq",
         model: &a.model,
         out: &a.out,
-        force: a.force,
-        max_positions: a.max_positions,
+        force: a.run.force,
+        max_positions: a.run.max_positions,
         benchmark: kailin_eval::Benchmark {
             name: "bioasq".into(),
             split: format!("BioASQ yes/no: {}", names.join(", ")),
@@ -266,8 +262,8 @@ fn bioasq<B: Backend>(a: &BioasqArgs, device: &B::Device) -> Result<()> {
         items,
         options: PredictOptions {
             setting: Setting::ReasoningRequired,
-            batch_size: a.batch_size,
-            style: style_of(a.style),
+            batch_size: a.run.batch_size,
+            style: style_of(a.run.style),
             answers: kailin_eval::Answers::YesNo,
         },
         predictions_file: "bioasq.json",
@@ -276,7 +272,8 @@ fn bioasq<B: Backend>(a: &BioasqArgs, device: &B::Device) -> Result<()> {
 }
 
 fn interval(ci: Option<[f64; 2]>, scale: f64) -> String {
-    ci.map_or_else(|| "[–]".to_owned(), |[l, h]| format!("[{:.1}, {:.1}]", scale * l, scale * h))
+    let places = if scale == 1.0 { 3 } else { 1 };
+    ci.map_or_else(|| "[–]".to_owned(), |[l, h]| format!("[{:.places$}, {:.places$}]", scale * l, scale * h))
 }
 
 #[allow(clippy::print_stdout)]

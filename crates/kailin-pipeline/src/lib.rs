@@ -43,6 +43,7 @@ mod config;
 mod engine;
 mod error;
 mod files;
+mod markdown;
 mod models;
 mod plots;
 mod report;
