@@ -28,3 +28,16 @@ fn the_official_test_split_has_500_items_with_their_answers_years_and_headings()
     let female = items.iter().filter(|i| i.meshes.iter().any(|m| m == MESH_SUBSETS[0])).count();
     assert_eq!(female, 385);
 }
+
+#[test]
+#[ignore = "needs ../shared/data (BioASQ golden batches)"]
+fn the_agents_held_out_bioasq_batches_hold_34_yes_no_questions() {
+    let only = ["10B5_golden.json".to_owned(), "10B6_golden.json".to_owned()];
+    let set = kailin_eval::load_bioasq_yesno(data().join("bioasq"), &only).unwrap();
+    assert_eq!(set.items.len(), 34);
+    assert_eq!(set.items.iter().filter(|i| i.truth == Decision::Yes).count(), 18);
+    assert!(set.items.iter().all(|i| !i.contexts.is_empty()));
+    // Every batch: each yes/no question once.
+    let all = kailin_eval::load_bioasq_yesno(data().join("bioasq"), &[]).unwrap();
+    assert!(all.items.len() > 34 && all.files.len() == 21, "{} items, {} files", all.items.len(), all.files.len());
+}
