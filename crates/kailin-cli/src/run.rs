@@ -194,16 +194,22 @@ pub fn run_pipeline(a: &RunArgs) -> Result<()> {
             r.role, t.requests, t.retries, t.cached, t.prompt_tokens, t.completion_tokens
         )?;
     }
-    writeln!(stdout, "PubMedQA:")?;
-    for p in &summary.pubmedqa {
+    writeln!(stdout, "PubMedQA and BioASQ yes/no (95% intervals):")?;
+    for p in summary.pubmedqa.iter().chain(&summary.bioasq) {
+        let o = &p.report.overall;
+        let ci = o.accuracy_ci95.map_or_else(String::new, |[l, h]| format!(" [{:.1}, {:.1}]", 100.0 * l, 100.0 * h));
         writeln!(
             stdout,
-            "  {:<8} {:<19} accuracy {:.1}%  macro-F1 {:.3}",
+            "  {:<8} {:<8} {:<19} accuracy {:.1}%{ci}  macro-F1 {:.3}",
             p.model,
+            p.benchmark,
             p.setting.as_str(),
-            100.0 * p.report.overall.accuracy,
-            p.report.overall.macro_f1
+            100.0 * o.accuracy,
+            o.macro_f1
         )?;
+    }
+    for c in &summary.comparisons {
+        writeln!(stdout, "  {} ({}): {}", c.benchmark, c.setting.as_str(), c.words)?;
     }
     writeln!(
         stdout,

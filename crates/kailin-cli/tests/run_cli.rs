@@ -58,7 +58,12 @@ fn kailin_run_tiny_writes_every_output_and_plans_exactly_what_reruns() {
     let out = dir.path().join("run");
     let (ok, stdout, stderr) = kailin_run(&out, &[]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("report:") && stdout.contains("PubMedQA:"), "{stdout}");
+    assert!(
+        stdout.contains("report:")
+            && stdout.contains("PubMedQA and BioASQ yes/no (95% intervals):")
+            && stdout.contains("kailin − control: "),
+        "{stdout}"
+    );
     for f in ["report.md", "metrics.json", "config.toml", "datasets/README.md", "predictions/pubmedqa.json"] {
         assert!(out.join(f).is_file(), "{f}");
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// The presets, by name: `tiny` (tiny random models and the repository's fixtures; seconds),
 /// `cpu-small` (the default: SmolLM2-135M-Instruct and all-MiniLM-L6-v2 on a small real
-/// slice; within 45 minutes on a 2-core CPU), `gpu-paper` (all data, CUDA, the paper's
+/// slice; about 1.5 hours on a 2-core CPU, estimated), `gpu-paper` (all data, CUDA, the paper's
 /// settings).
 pub const PRESETS: [(&str, &str); 3] = [
     ("tiny", include_str!("../../presets/tiny.toml")),
