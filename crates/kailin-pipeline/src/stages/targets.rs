@@ -247,6 +247,10 @@ impl Run<'_> {
                     evaluation.write(tmp).lib()?;
                     Ok(evaluation.report)
                 })?;
+                if self.plan.is_some() {
+                    // A plan reads no outputs: the stage stood in for itself (its key is known).
+                    continue;
+                }
                 let evaluation = kailin_eval::Evaluation::read(&dir).lib()?;
                 out.push(Evaluated { model: name.clone(), evaluation, dir });
             }
