@@ -143,6 +143,7 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
     let store = w.path("store");
     let (llama, bert) = (models.llama.as_str(), models.bert.as_str());
     let pqa = fixture("data").display().to_string();
+    let fixture_bioasq = fixture("data/bioasq").display().to_string();
     let cands = w.path("ok-cands.jsonl");
     std::fs::write(&cands, "{\"doc_id\": \"1\", \"questions\": [\"aspirin\", \"cox\"]}\n").unwrap();
     let labels = w.path("ok-labels.jsonl");
@@ -263,6 +264,9 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
         (s(&["answer", "--input", &cpt, "--out", &w.path("sft.jsonl"), "--model", "{IN}"]), false),
         (s(&["eval", "pubmedqa", "--model", "{IN}", "--data", &pqa, "--out", &w.path("eval")]), false),
         (s(&["eval", "pubmedqa", "--model", llama, "--data", "{IN}", "--out", &w.path("eval")]), false),
+        (s(&["eval", "bioasq", "--model", "{IN}", "--data", &fixture_bioasq, "--out", &w.path("eval-b")]), false),
+        (s(&["eval", "bioasq", "--model", llama, "--data", "{IN}", "--out", &w.path("eval-b")]), false),
+        (s(&["eval", "compare", "--a", "{IN}", "--b", "{IN}"]), false),
         (s(&["mesh", "info", "--mesh", "{IN}"]), false),
         (s(&["mesh", "sim", "--mesh", &mesh, "--pairs", "{IN}"]), false),
         (s(&["mesh", "sim", "--mesh", "{IN}", "--pairs", &pairs]), false),
@@ -492,6 +496,8 @@ fn options_out_of_range_are_refused_with_their_range() {
         s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--max-positions", "1"]),
         s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--setting", "reasoning-free"]),
         s(&["eval", "pubmedqa", "--model", &m, "--out", &out, "--style", "fancy"]),
+        s(&["eval", "bioasq", "--model", &m, "--data", &out, "--out", &out, "--limit", "0"]),
+        s(&["eval", "bioasq", "--model", &m, "--data", &out, "--out", &out, "--batch-size", "0"]),
     ];
     let mut failures = Vec::new();
     for args in cases {
@@ -718,6 +724,10 @@ fn no_output_replaces_an_input_or_a_strangers_files() {
         ),
         (
             s(&["eval", "pubmedqa", "--model", &llama, "--data", &pqa, "--out", &llama]),
+            "same file as the input --model",
+        ),
+        (
+            s(&["eval", "bioasq", "--model", &llama, "--data", &bioasq, "--out", &llama]),
             "same file as the input --model",
         ),
         (train(&sft), "same file as the input --data"),

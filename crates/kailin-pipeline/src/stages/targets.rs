@@ -243,7 +243,6 @@ impl Run<'_> {
                         serde_json::to_vec_pretty(&kailin_eval::official_predictions(&evaluation.predictions)).lib()?;
                     let file = tmp.join(format!("{}.json", bench.name));
                     kailin_core::write_atomic(&file, &official).map_err(stage::core_io(tmp))?;
-                    write_records(&tmp.join("predictions.jsonl"), &evaluation.predictions)?;
                     evaluation.write(tmp).lib()?;
                     Ok(evaluation.report)
                 })?;
