@@ -64,19 +64,8 @@ pub(crate) fn pqal_corpus(data: &Path) -> Result<(Vec<(Document, String)>, Corpu
     let docs: Vec<(Document, String)> = records.iter().map(|r| (r.document(), r.question.clone())).collect();
     let (_, questions) = crate::retrieval::bioasq_questions(data)?;
     let mut corpus = Corpus::new(docs.iter().map(|(d, _)| d.clone()))?;
-    let mut seen = std::collections::HashSet::new();
-    for q in &questions {
-        for s in &q.snippets {
-            let text = s.text.trim();
-            if !text.is_empty() && seen.insert(text.to_owned()) {
-                corpus.push(Document {
-                    id: format!("bioasq-snippet-{}", seen.len()),
-                    text: text.to_owned(),
-                    source: "bioasq".into(),
-                    ..Default::default()
-                })?;
-            }
-        }
+    for s in kailin_corpus::unique_snippets(&questions) {
+        corpus.push(s.document())?;
     }
     Ok((docs, corpus))
 }

@@ -60,6 +60,13 @@ pub(crate) struct GenerateArgs {
     /// Cut each document's text to this many characters.
     #[arg(long, default_value_t = 4000, value_parser = crate::args::at_least_one)]
     max_document_chars: usize,
+    /// Sample a filtered generation (empty, not a question, a copy) again with the next
+    /// derived seed up to this many times (not when greedy).
+    #[arg(long, default_value_t = 3)]
+    resample: usize,
+    /// The temperature of those resamples (0: none).
+    #[arg(long, default_value_t = 0.7)]
+    resample_temperature: f32,
     /// The prompt template (Jinja; sees `title`, `text`, `id`, `mesh`); default: the built-in
     /// `question.jinja`.
     #[arg(long)]
@@ -169,6 +176,8 @@ fn generate<B: Backend>(a: GenerateArgs, device: &B::Device) -> Result<()> {
         seed: a.seed,
         batch_size: a.batch_size,
         max_document_chars: a.max_document_chars,
+        resample: a.resample,
+        resample_temperature: a.resample_temperature,
     };
     let generator = LocalGenerator::new(model, tokenizer, a.model.display().to_string(), options)?
         .with_template(template(a.prompt.as_deref())?)

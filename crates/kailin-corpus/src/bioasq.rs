@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use kailin_core::Question;
+use kailin_core::{Document, Question};
 use serde::Deserialize;
 
 use crate::error::{Error, Result, Skipped};
@@ -14,6 +14,32 @@ pub struct Snippet {
     pub text: String,
     /// PMID of its document.
     pub pmid: String,
+}
+
+impl Snippet {
+    /// The snippet as a retrievable document: its trimmed text, id `bioasq-snippet-` and the
+    /// text's stable hash (the same text has the same id in every batch), source `bioasq`, no
+    /// headings (a MeSH-guided consumer extracts its terms).
+    pub fn document(&self) -> Document {
+        let text = self.text.trim();
+        Document {
+            id: format!("bioasq-snippet-{}", kailin_core::Fnv64::new().bytes(text.as_bytes()).hex()),
+            text: text.to_owned(),
+            source: "bioasq".into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Every distinct snippet of `questions` (by trimmed text, the first occurrence kept; empty
+/// ones left out), in order.
+pub fn unique_snippets(questions: &[BioasqQuestion]) -> Vec<&Snippet> {
+    let mut seen = std::collections::HashSet::new();
+    questions
+        .iter()
+        .flat_map(|q| &q.snippets)
+        .filter(|s| !s.text.trim().is_empty() && seen.insert(s.text.trim()))
+        .collect()
 }
 
 /// One BioASQ question.
@@ -133,4 +159,32 @@ pub fn read_bioasq_from(
         });
     }
     Ok((out, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(snippets: &[&str]) -> BioasqQuestion {
+        BioasqQuestion {
+            id: "q".into(),
+            body: "Is it?".into(),
+            kind: "yesno".into(),
+            documents: vec![],
+            snippets: snippets.iter().map(|t| Snippet { text: (*t).into(), pmid: "1".into() }).collect(),
+            ideal_answer: vec![],
+            exact_answer: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn snippets_are_kept_once_by_trimmed_text_with_stable_ids() {
+        let qs = [question(&["A b.", " ", "C d."]), question(&["A b. ", "E f."])];
+        let unique: Vec<&str> = unique_snippets(&qs).iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(unique, ["A b.", "C d.", "E f."]);
+        let (a, b) = (qs[0].snippets[0].document(), qs[1].snippets[0].document());
+        assert_eq!((a.id.clone(), a.text.as_str(), a.source.as_str()), (b.id, "A b.", "bioasq"));
+        assert!(a.id.starts_with("bioasq-snippet-") && a.mesh.is_empty());
+        assert_ne!(a.id, qs[0].snippets[2].document().id);
+    }
 }

@@ -49,7 +49,7 @@ mod shard;
 mod source;
 
 pub use crate::{
-    bioasq::{BioasqQuestion, Snippet, pmid_of, read_bioasq, read_bioasq_from},
+    bioasq::{BioasqQuestion, Snippet, pmid_of, read_bioasq, read_bioasq_from, unique_snippets},
     decontaminate::{Contamination, Decontaminator},
     dedup::Deduplicator,
     error::{Error, Result, Skipped},

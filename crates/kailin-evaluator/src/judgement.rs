@@ -104,6 +104,17 @@ impl Judgement {
         }
     }
 
+    /// Whether both candidates retrieved the same set of contexts (in any order): then no
+    /// evaluator can tell their contexts apart, and a preference says little.
+    pub fn same_contexts(&self) -> bool {
+        fn ids(c: &[ContextDoc]) -> Vec<&str> {
+            let mut v: Vec<&str> = c.iter().map(|d| d.doc_id.as_str()).collect();
+            v.sort_unstable();
+            v
+        }
+        !self.contexts[0].is_empty() && ids(&self.contexts[0]) == ids(&self.contexts[1])
+    }
+
     /// The score margin `|s0 − s1|`, when both scores exist.
     pub fn margin(&self) -> Option<f64> {
         match self.scores {

@@ -34,3 +34,27 @@ pub(crate) fn need(path: &Path, what: &str, fix: &str) -> Result<()> {
         Err(Error::Missing { what: what.into(), path: path.to_owned(), fix: fix.into() })
     }
 }
+
+/// A file's or directory's files with their sizes and modification times, as a fingerprint
+/// (a file added, removed or rewritten reruns the stage that read them).
+pub(crate) fn listing(path: &Path) -> String {
+    let mut h = kailin_core::Fnv64::new();
+    let mut stack = vec![path.to_owned()];
+    let mut files = Vec::new();
+    while let Some(p) = stack.pop() {
+        match std::fs::read_dir(&p) {
+            Ok(entries) => stack.extend(entries.flatten().map(|e| e.path())),
+            Err(_) => files.push(p),
+        }
+    }
+    files.sort();
+    for f in &files {
+        let meta = std::fs::metadata(f).ok();
+        let modified =
+            meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        h.bytes(f.to_string_lossy().as_bytes())
+            .bytes(&meta.map_or(0, |m| m.len()).to_le_bytes())
+            .bytes(&modified.map_or(0, |d| d.as_nanos() as u64).to_le_bytes());
+    }
+    format!("{} files, {}", files.len(), h.hex())
+}

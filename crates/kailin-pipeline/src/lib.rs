@@ -68,15 +68,16 @@ pub use crate::{
     report::{AblationRow, ComparisonRow, EvalRow, Summary},
     stage::STAGE_FILE,
     summary::{
-        CandidatesSummary, CorpusSummary, CptSummary, LabelSummary, RoleStats, SftSummary, StageSummary, StoreSummary,
-        TrainSummary,
+        CandidatesSummary, CorpusSummary, CptSummary, LabelSummary, RetrievalCorpusSummary, RoleStats, SftSummary,
+        StageSummary, StoreSummary, TrainSummary,
     },
     tiny::{TINY_WORDS, tiny_bert_vocab, write_tiny_bert, write_tiny_llama},
 };
 
 /// The stages, in order (`eval-MODEL-SETTING` stages follow them).
-pub const STAGES: [&str; 15] = [
+pub const STAGES: [&str; 16] = [
     "corpus",
+    "retrieval-corpus",
     "agent-general",
     "agent-domain-cpt",
     "agent-domain",
@@ -138,7 +139,7 @@ pub fn eval_stages(config: &Config) -> Vec<String> {
 /// agent is local: whether a pair is labelled is known only when the labels exist).
 pub fn planned_stages(config: &Config) -> Vec<String> {
     let (a, b) = (&config.agents, &config.backends);
-    let mut out = vec!["corpus"];
+    let mut out = vec!["corpus", "retrieval-corpus"];
     if a.prepare && !b.question_general.served() {
         out.push("agent-general");
     }

@@ -58,24 +58,18 @@ pub(crate) fn markdown(s: &Summary) -> String {
                 );
             }
             StageSummary::Corpus(c) => {
-                let Some(i) = &c.ingest else { continue };
-                for (file, why) in i
-                    .failed
-                    .iter()
-                    .map(|(f, w)| (f, format!("skipped: {w}")))
-                    .chain(i.unread.iter().map(|(f, w)| (f, format!("not read: {w}"))))
-                {
-                    let _ = writeln!(md, "\nCorpus file `{}` {why}.", file.display());
+                if let Some(i) = &c.ingest {
+                    ingest_notes(&mut md, "Corpus file", i);
                 }
             }
-            StageSummary::Labels(l) => {
-                let m = &l.margins;
-                let mean = if m.is_empty() { f64::NAN } else { m.iter().sum::<f64>() / m.len() as f64 };
-                let _ = writeln!(
-                    md,
-                    "Evaluator: {} (mean score margin of the preference pairs {mean:.3}).",
-                    r.summary.describe()
-                );
+            StageSummary::RetrievalCorpus(c) => {
+                let _ = writeln!(md, "\nContexts: {}.", r.summary.describe());
+                for (entry, i) in &c.ingest {
+                    ingest_notes(&mut md, &format!("Retrieval-corpus file ({entry})"), i);
+                }
+            }
+            StageSummary::Labels(_) => {
+                let _ = writeln!(md, "\nEvaluator: {}.", r.summary.describe());
             }
             _ => {}
         }
@@ -274,4 +268,12 @@ pub(crate) fn markdown(s: &Summary) -> String {
         "\nEvery number above is in `metrics.json`; the datasets are in `datasets/`, the trained models in `models/`, the kailin model's predictions in the official shape in `predictions/pubmedqa.json` (and `predictions/bioasq.json`); `kailin eval compare --a DIR --b DIR` compares any two `stages/eval-…` directories."
     );
     md
+}
+
+/// One line per file an ingest skipped or did not read, with why.
+fn ingest_notes(md: &mut String, what: &str, i: &kailin_corpus::IngestReport) {
+    let failed = i.failed.iter().map(|(f, w)| (f, format!("skipped: {w}")));
+    for (file, why) in failed.chain(i.unread.iter().map(|(f, w)| (f, format!("not read: {w}")))) {
+        let _ = writeln!(md, "\n{what} `{}` {why}.", file.display());
+    }
 }

@@ -293,7 +293,7 @@ fn arms(config: &crate::Config, rows: &[StageRow]) -> Vec<(String, String)> {
             "control".to_owned(),
             if pqa {
                 format!(
-                    "CPT on the corpus's raw abstracts, as many tokens as kailin's CPT and SFT records hold, then SFT on PQA-L's training half alone: the arms differ only in kailin's data against the raw material it was made from{}",
+                    "CPT on the raw abstracts kailin's records were made from (the corpus documents, then the documents their contexts came from), as many tokens as kailin's CPT and SFT records hold, then SFT on PQA-L's training half alone: the arms differ only in kailin's data against the raw material it was made from{}",
                     cpt.map_or(String::new(), |d| format!(" (control CPT: {d})"))
                 )
             } else {

@@ -42,6 +42,32 @@ pub struct CorpusSummary {
     pub ingest: Option<kailin_corpus::IngestReport>,
 }
 
+/// The retrieval-corpus stage: what contexts are retrieved from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RetrievalCorpusSummary {
+    /// Documents read from every source.
+    pub read: usize,
+    /// Kept.
+    pub documents: usize,
+    /// Kept, by the `retrieval.corpus` entry they came from (a document two entries hold
+    /// counts under the first).
+    pub by_source: BTreeMap<String, usize>,
+    /// Left out: in the PubMedQA test split (by PMID).
+    pub test_split: usize,
+    /// Left out: sharing a word n-gram with the test split.
+    pub overlapping_test_text: usize,
+    /// Left out: a document, snippet or text of the held-out BioASQ batches (the BioASQ
+    /// benchmark's questions and contexts).
+    pub held_out_bioasq: usize,
+    /// Left out: an id already kept.
+    pub duplicate_ids: usize,
+    /// Left out: no text.
+    pub empty: usize,
+    /// Each path entry's ingest: files, versions, files skipped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ingest: BTreeMap<String, kailin_corpus::IngestReport>,
+}
+
 /// A training stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSummary {
@@ -117,6 +143,9 @@ pub struct LabelSummary {
     pub pairs: usize,
     /// Score gap of every preference pair.
     pub margins: Vec<f64>,
+    /// Pairs whose two questions retrieved the same contexts (in any order).
+    #[serde(default)]
+    pub same_contexts: usize,
     /// Which evaluator.
     pub evaluator: String,
     /// A served judge's work.
@@ -152,6 +181,8 @@ pub struct SftSummary {
 pub enum StageSummary {
     /// `corpus`.
     Corpus(CorpusSummary),
+    /// `retrieval-corpus`.
+    RetrievalCorpus(RetrievalCorpusSummary),
     /// A model trained.
     Train(TrainSummary),
     /// `candidates`.
@@ -180,6 +211,7 @@ macro_rules! into_summary {
 
 into_summary!(
     CorpusSummary => Corpus,
+    RetrievalCorpusSummary => RetrievalCorpus,
     TrainSummary => Train,
     CandidatesSummary => Candidates,
     StoreSummary => Store,
@@ -217,6 +249,23 @@ impl StageSummary {
                 }
                 s
             }
+            StageSummary::RetrievalCorpus(r) => {
+                let sources: Vec<String> = r.by_source.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let skipped: usize = r.ingest.values().map(|i| i.failed.len() + i.unread.len()).sum();
+                format!(
+                    "{} documents to retrieve from ({}) of {} read; left out: {} in the test split, {} sharing test \
+                     text, {} of the held-out BioASQ batches, {} duplicate ids, {} without text{}",
+                    r.documents,
+                    sources.join(", "),
+                    r.read,
+                    r.test_split,
+                    r.overlapping_test_text,
+                    r.held_out_bioasq,
+                    r.duplicate_ids,
+                    r.empty,
+                    if skipped > 0 { format!("; {skipped} files skipped or not read") } else { String::new() }
+                )
+            }
             StageSummary::Train(t) => format!(
                 "{} records, {} steps, loss {} → {}{}",
                 t.records,
@@ -225,19 +274,33 @@ impl StageSummary {
                 loss(t.loss_last),
                 t.eval_loss.map_or_else(String::new, |e| format!(", held-out loss {e:.3}"))
             ),
-            StageSummary::Candidates(c) => format!(
-                "general kept {} of {}, domain kept {} of {}; first questions identical on {} of {} documents",
-                c.general.kept, c.general.generated, c.domain.kept, c.domain.generated, c.identical_first, c.both_kept
-            ),
+            StageSummary::Candidates(c) => {
+                let agent = |t: &kailin_question::Tally| {
+                    format!(
+                        "kept {} of {} ({} resampled; {} documents without a question)",
+                        t.kept, t.generated, t.resampled, t.without_question
+                    )
+                };
+                format!(
+                    "general {}, domain {}; first questions identical on {} of {} documents",
+                    agent(&c.general),
+                    agent(&c.domain),
+                    c.identical_first,
+                    c.both_kept
+                )
+            }
             StageSummary::Store(s) => format!("{} documents embedded ({} dimensions)", s.documents, s.dim),
             StageSummary::Labels(l) => {
                 let outcomes: Vec<String> = l.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
+                let mean = |m: &[f64]| m.iter().sum::<f64>() / m.len().max(1) as f64;
                 format!(
-                    "{}: {} pairs judged ({}), {} preference pairs",
+                    "{}: {} pairs judged ({}; {} with the same contexts), {} preference pairs (mean margin {:.3})",
                     l.evaluator,
                     l.items,
                     outcomes.join(", "),
-                    l.pairs
+                    l.same_contexts,
+                    l.pairs,
+                    mean(&l.margins)
                 )
             }
             StageSummary::Cpt(c) => {

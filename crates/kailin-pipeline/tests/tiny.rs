@@ -66,6 +66,24 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     let test = kailin_eval::read_labels(repo().join("fixtures/data/pubmedqa/test_ground_truth.json")).unwrap();
     assert!(docs.iter().all(|d| !test.contains_key(&d.id)), "no test document in the corpus");
 
+    // The retrieval corpus: the corpus, PQA-L outside the test split (the same 8 again) and
+    // the two corpus files (a PubTator record without text is skipped, an XML citation
+    // without an abstract left out).
+    let rc = summary.stages.iter().find(|s| s.stage == "retrieval-corpus").unwrap();
+    let kailin_pipeline::StageSummary::RetrievalCorpus(rc) = &rc.summary else { panic!("retrieval corpus") };
+    let sources: Vec<(&str, usize)> = rc.by_source.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(sources, [("../corpus/articles.xml", 1), ("../corpus/docs.pubtator", 2), ("generation", 8)], "{rc:?}");
+    assert_eq!((rc.documents, rc.duplicate_ids, rc.test_split, rc.empty), (11, 8, 16, 1), "{rc:?}");
+    let contexts: Vec<kailin_core::Document> = records(&out.join("stages/retrieval-corpus/documents.jsonl"));
+    assert_eq!(contexts.len(), rc.documents);
+    assert!(contexts.iter().all(|d| !test.contains_key(&d.id)), "no test document among the contexts");
+    let kailin_pipeline::StageSummary::Store(store) =
+        &summary.stages.iter().find(|s| s.stage == "store").unwrap().summary
+    else {
+        panic!("store")
+    };
+    assert_eq!(store.documents as usize, contexts.len(), "the store embeds the retrieval corpus");
+
     // Datasets: shapes and counts as metrics.json reports them.
     let metrics = json(&out.join("metrics.json"));
     let counts: std::collections::BTreeMap<String, u64> = metrics["datasets"]
@@ -90,7 +108,7 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
         assert_eq!((&c.id, &c.question), (&s.id, &s.question));
         assert!(c.question.ends_with('?'));
         assert!(!c.context.doc_ids.is_empty() && c.context.doc_ids.len() <= 2, "top-k = 2 contexts");
-        assert!(c.context.doc_ids.iter().all(|id| docs.iter().any(|d| &d.id == id)));
+        assert!(c.context.doc_ids.iter().all(|id| contexts.iter().any(|d| &d.id == id)));
     }
 
     // Predictions: the official shape, every test PMID.
@@ -369,7 +387,7 @@ fn bad_configuration_and_missing_data_are_named_with_the_fix() {
     let config = tiny(&["agents.held_out=[\"9B9_golden.json\"]"]);
     let out = dir.path().join("c");
     let e = run(&config, &out).unwrap_err().to_string();
-    assert!(e.contains("agent-general") && e.contains("9B9_golden.json"), "{e}");
+    assert!(e.contains("retrieval-corpus") && e.contains("9B9_golden.json"), "{e}");
     assert!(out.join("stages/corpus").join(kailin_pipeline::STAGE_FILE).exists());
 }
 
@@ -412,4 +430,29 @@ fn a_run_directory_is_refused_when_it_is_a_strangers_in_use_or_names_no_stage() 
     let until = kailin_pipeline::RunOptions { until: Some("eval-garbage".into()), ..Default::default() };
     let e = run(&dir.path().join("new"), &until).unwrap_err();
     assert!(matches!(&e, Error::Config { .. }) && e.to_string().contains("eval-kailin-reasoning-required"), "{e}");
+}
+
+#[test]
+fn bioasq_snippets_join_the_retrieval_corpus_without_the_held_out_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let config = tiny(&["retrieval.corpus=[\"pubmedqa\", \"bioasq\"]"]);
+    let options = kailin_pipeline::RunOptions { until: Some("agent-general".into()), ..Default::default() };
+    let stopped =
+        kailin_pipeline::run_with::<Autodiff<Flex>>(&config, &out, &options, &Default::default(), &mut |_| ());
+    assert!(matches!(stopped, Err(Error::Stopped { .. })), "{stopped:?}");
+    let contexts: Vec<kailin_core::Document> = records(&out.join("stages/retrieval-corpus/documents.jsonl"));
+    let snippets = |file: &str| {
+        let (qs, _) = kailin_corpus::read_bioasq(repo().join("fixtures/data/bioasq/Task1").join(file), false).unwrap();
+        kailin_corpus::unique_snippets(&qs).iter().map(|s| s.document().id).collect::<Vec<_>>()
+    };
+    let (train, held) = (snippets("1B1_golden.json"), snippets("1B2_golden.json"));
+    let ids: Vec<&str> = contexts.iter().map(|d| d.id.as_str()).collect();
+    assert!(train.iter().all(|id| ids.contains(&id.as_str())), "every training-batch snippet is retrievable");
+    assert!(held.iter().all(|id| !ids.contains(&id.as_str())), "no held-out snippet among the contexts");
+    assert_eq!(contexts.iter().filter(|d| d.source == "bioasq").count(), train.len());
+    // An entry that is neither a source nor a path is named.
+    let config = tiny(&["retrieval.corpus=[\"pubmedqa\", \"no-such-dir\"]"]);
+    let e = run(&config, &dir.path().join("other")).unwrap_err().to_string();
+    assert!(e.contains("retrieval.corpus entry \"no-such-dir\"") && e.contains("\"generation\""), "{e}");
 }

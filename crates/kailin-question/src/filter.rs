@@ -37,6 +37,13 @@ pub struct Tally {
     pub copies_document: u64,
     /// Filtered: a duplicate of a kept question.
     pub duplicates: u64,
+    /// Generations made again, with the next derived seed, after one was filtered (counted
+    /// in `generated` too).
+    #[serde(default)]
+    pub resampled: u64,
+    /// Documents with text left without any kept question after every resample.
+    #[serde(default)]
+    pub without_question: u64,
 }
 
 impl Tally {
@@ -60,6 +67,8 @@ impl Tally {
         self.not_a_question += other.not_a_question;
         self.copies_document += other.copies_document;
         self.duplicates += other.duplicates;
+        self.resampled += other.resampled;
+        self.without_question += other.without_question;
     }
 
     /// The share of generations that were well-formed questions (kept or duplicates of a

@@ -89,6 +89,12 @@ pub struct GenerationOptions {
     pub batch_size: usize,
     /// The document text is cut to this many characters.
     pub max_document_chars: usize,
+    /// A filtered generation (empty, not a question, a copy, a duplicate) is sampled again
+    /// with the next derived seed up to this many times.
+    pub resample: usize,
+    /// The temperature of those resamples (a greedy generator's too: the same seed greedy
+    /// would repeat itself); 0: no resampling.
+    pub resample_temperature: f32,
 }
 
 impl Default for GenerationOptions {
@@ -101,6 +107,8 @@ impl Default for GenerationOptions {
             seed: 0,
             batch_size: 16,
             max_document_chars: 4000,
+            resample: 3,
+            resample_temperature: 0.7,
         }
     }
 }
@@ -110,6 +118,9 @@ impl GenerationOptions {
         let bad = |what: &str| Err(Error::Options(what.to_owned()));
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
             return bad("temperature must be a finite number ≥ 0");
+        }
+        if !(self.resample_temperature.is_finite() && self.resample_temperature >= 0.0) {
+            return bad("resample_temperature must be a finite number ≥ 0");
         }
         if self.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
             return bad("top_p must be in (0, 1]");
@@ -129,6 +140,9 @@ impl GenerationOptions {
         }
         if let Some(k) = self.top_k {
             detail.push_str(&format!(" top_k={k}"));
+        }
+        if self.resample > 0 && self.resample_temperature > 0.0 {
+            detail.push_str(&format!(" resample={} resample_temperature={}", self.resample, self.resample_temperature));
         }
         detail
     }
@@ -209,51 +223,85 @@ impl<B: Backend> QuestionGenerator for LocalGenerator<B> {
 
     fn generate(&self, documents: &[Document], n: usize) -> Result<Generated> {
         let o = &self.options;
-        let mut tally = Tally { documents: documents.len() as u64, ..Default::default() };
-        // (document, sample) pairs to generate, with their prompts.
-        let mut jobs = Vec::new();
-        for (d, doc) in documents.iter().enumerate() {
-            if is_blank(doc) {
-                tally.empty_documents += 1;
-                continue;
+        let prompts = documents
+            .iter()
+            .map(|d| if is_blank(d) { Ok(None) } else { self.prompt(d).map(Some) })
+            .collect::<Result<Vec<_>>>()?;
+        let sample = |jobs: &[(usize, usize)], temperature: f32| -> Result<Vec<String>> {
+            let completion = CompletionOptions {
+                max_new: o.max_new,
+                temperature,
+                top_k: o.top_k,
+                top_p: o.top_p,
+                seed: o.seed,
+                stop: vec!["\n".into(), "?".into()],
+            };
+            let mut raw = Vec::with_capacity(jobs.len());
+            for batch in jobs.chunks(o.batch_size) {
+                let prompts: Vec<String> = batch.iter().map(|&(d, _)| prompts[d].clone().unwrap_or_default()).collect();
+                let mut samplers: Vec<Sampler> =
+                    batch.iter().map(|&(d, j)| completion.sampler_seeded(o.sample_seed(&documents[d].id, j))).collect();
+                let out = kailin_lm::complete_with(&self.model, &self.tokenizer, &prompts, &completion, &mut samplers)?;
+                // The generated tokens, stop string included: cleaning cuts at the first `?`.
+                for c in out {
+                    raw.push(self.tokenizer.decode(&c.tokens, true)?);
+                }
             }
-            let prompt = self.prompt(doc)?;
-            jobs.extend((0..n).map(|j| (d, j, prompt.clone())));
-        }
-        let completion = CompletionOptions {
-            max_new: o.max_new,
-            temperature: o.temperature,
-            top_k: o.top_k,
-            top_p: o.top_p,
-            seed: o.seed,
-            stop: vec!["\n".into(), "?".into()],
+            Ok(raw)
         };
-        let mut raw: Vec<String> = Vec::with_capacity(jobs.len());
-        for batch in jobs.chunks(o.batch_size) {
-            let prompts: Vec<String> = batch.iter().map(|(_, _, p)| p.clone()).collect();
-            let mut samplers: Vec<Sampler> =
-                batch.iter().map(|&(d, j, _)| completion.sampler_seeded(o.sample_seed(&documents[d].id, j))).collect();
-            let out = kailin_lm::complete_with(&self.model, &self.tokenizer, &prompts, &completion, &mut samplers)?;
-            // The generated tokens, stop string included: cleaning cuts at the first `?`.
-            for c in out {
-                raw.push(self.tokenizer.decode(&c.tokens, true)?);
-            }
-        }
-        let mut questions = Vec::new();
-        let mut seen = HashSet::new();
-        let mut current = None;
-        for ((d, j, _), text) in jobs.iter().zip(raw) {
-            if current != Some(*d) {
-                (current, seen) = (Some(*d), HashSet::new());
-            }
-            let doc = &documents[*d];
-            if let Some(text) = screen(doc, &text, &mut seen, &mut tally) {
-                let provenance = Some(self.provenance(o.sample_seed(&doc.id, *j)));
-                questions.push(question(doc, &self.agent, *j, text, provenance));
-            }
-        }
-        Ok(Generated { questions, tally })
+        let record = |doc: &Document, j: usize, text: String| {
+            question(doc, &self.agent, j, text, Some(self.provenance(o.sample_seed(&doc.id, j))))
+        };
+        generate_rounds(documents, n, o, sample, record)
     }
+}
+
+/// Samples `n` questions of every document with text through `sample` (one raw text per
+/// `(document, sample)` job at the given temperature, seeded by the job alone), screens them,
+/// and samples a filtered job again as `j + n`, `j + 2n`, … up to `options.resample` times at
+/// `options.resample_temperature`; the kept questions in document order, then sample order.
+pub(crate) fn generate_rounds(
+    documents: &[Document],
+    n: usize,
+    options: &GenerationOptions,
+    mut sample: impl FnMut(&[(usize, usize)], f32) -> Result<Vec<String>>,
+    record: impl Fn(&Document, usize, String) -> Question,
+) -> Result<Generated> {
+    let mut tally = Tally { documents: documents.len() as u64, ..Default::default() };
+    let mut pending = Vec::new();
+    for (d, doc) in documents.iter().enumerate() {
+        if is_blank(doc) {
+            tally.empty_documents += 1;
+        } else {
+            pending.extend((0..n).map(|j| (d, j)));
+        }
+    }
+    let with_text = pending.iter().map(|&(d, _)| d).collect::<HashSet<_>>();
+    let mut seen = vec![HashSet::new(); documents.len()];
+    let mut kept: Vec<(usize, usize, Question)> = Vec::new();
+    let rounds = if options.resample_temperature > 0.0 { options.resample } else { 0 };
+    for round in 0..=rounds {
+        if pending.is_empty() {
+            break;
+        }
+        if round > 0 {
+            tally.resampled += pending.len() as u64;
+        }
+        let raw = sample(&pending, if round == 0 { options.temperature } else { options.resample_temperature })?;
+        let mut next = Vec::new();
+        for (&(d, j), text) in pending.iter().zip(raw) {
+            let doc = &documents[d];
+            match screen(doc, &text, &mut seen[d], &mut tally) {
+                Some(q) => kept.push((d, j, record(doc, j, q))),
+                None => next.push((d, j + n)),
+            }
+        }
+        pending = next;
+    }
+    kept.sort_by_key(|&(d, j, _)| (d, j));
+    let with_question = kept.iter().map(|&(d, ..)| d).collect::<HashSet<_>>();
+    tally.without_question = with_text.difference(&with_question).count() as u64;
+    Ok(Generated { questions: kept.into_iter().map(|(.., q)| q).collect(), tally })
 }
 
 /// An in-memory generator for tests and replays: each document's questions are given
@@ -366,5 +414,35 @@ mod tests {
         assert_ne!(o.sample_seed("a", 1), o.sample_seed("b", 1));
         assert!(GenerationOptions { top_p: Some(0.0), ..o.clone() }.check().is_err());
         assert!(GenerationOptions { temperature: f32::NAN, ..o }.check().is_err());
+    }
+
+    #[test]
+    fn a_filtered_sample_is_drawn_again_with_the_next_seed_a_bounded_number_of_times() {
+        let doc = |id: &str, text: &str| Document { id: id.into(), text: text.into(), ..Default::default() };
+        let docs = [doc("a", "Aspirin inhibits COX."), doc("b", ""), doc("c", "Statins lower LDL.")];
+        let o = GenerationOptions { resample: 2, ..Default::default() };
+        let mut calls = Vec::new();
+        // Document a answers from its third sample on (j = 0 + 2n); c never does.
+        let sample = |jobs: &[(usize, usize)], t: f32| {
+            calls.push((jobs.to_vec(), t));
+            Ok(jobs
+                .iter()
+                .map(|&(d, j)| if d == 0 && j >= 2 { format!("What does it do {j}?") } else { String::new() })
+                .collect())
+        };
+        let record = |d: &Document, j: usize, text: String| question(d, "g", j, text, None);
+        let o = GenerationOptions { temperature: 0.0, resample_temperature: 0.5, ..o };
+        let g = generate_rounds(&docs, 1, &o, sample, record).unwrap();
+        // A greedy first round; the resamples at their own temperature.
+        let rounds = [(vec![(0, 0), (2, 0)], 0.0), (vec![(0, 1), (2, 1)], 0.5), (vec![(0, 2), (2, 2)], 0.5)];
+        assert_eq!(calls, rounds);
+        assert_eq!(g.questions.iter().map(|q| q.id.as_str()).collect::<Vec<_>>(), ["a/g/2"]);
+        let t = g.tally;
+        assert_eq!((t.generated, t.kept, t.empty, t.resampled), (6, 1, 5, 4));
+        assert_eq!((t.empty_documents, t.without_question), (1, 1));
+        // No resample temperature: nothing is drawn again.
+        let off = GenerationOptions { resample_temperature: 0.0, ..o };
+        let g = generate_rounds(&docs, 1, &off, |jobs, _| Ok(vec![String::new(); jobs.len()]), record).unwrap();
+        assert_eq!((g.tally.generated, g.tally.resampled, g.tally.without_question), (2, 0, 2));
     }
 }

@@ -1,15 +1,13 @@
 //! The question generator on a served model (any OpenAI-compatible server): the same
 //! prompt, seeds, cleaning and filtering as [`LocalGenerator`](crate::LocalGenerator).
 
-use std::collections::HashSet;
-
 use kailin_core::{Document, Provenance};
 use kailin_lm::{ChatMessage, ChatRequest, PromptTemplate, ServedModel};
 
 use crate::error::Result;
-use crate::filter::Tally;
 use crate::generator::{
-    Generated, GenerationOptions, QuestionGenerator, default_template, is_blank, question, render_prompt, screen,
+    Generated, GenerationOptions, QuestionGenerator, default_template, generate_rounds, is_blank, question,
+    render_prompt,
 };
 
 /// A question agent on a [`ServedModel`]: one chat request per document and sample, each
@@ -68,40 +66,33 @@ impl QuestionGenerator for ServedGenerator {
 
     fn generate(&self, documents: &[Document], n: usize) -> Result<Generated> {
         let o = &self.options;
-        let mut tally = Tally { documents: documents.len() as u64, ..Default::default() };
-        let mut jobs = Vec::new();
-        let mut requests = Vec::new();
-        for (d, doc) in documents.iter().enumerate() {
-            if is_blank(doc) {
-                tally.empty_documents += 1;
-                continue;
-            }
-            let user = render_prompt(&self.template, doc, o.max_document_chars)?;
-            for j in 0..n {
-                let mut r = ChatRequest::new(vec![ChatMessage::user(user.clone())], o.max_new);
-                r.temperature = o.temperature;
-                r.top_p = o.top_p;
-                r.seed = Some(o.sample_seed(&doc.id, j));
-                requests.push(r);
-                jobs.push((d, j));
-            }
-        }
-        let replies = self.served.chat_all(&requests);
-        let mut questions = Vec::new();
-        let mut seen = HashSet::new();
-        let mut current = None;
-        for (&(d, j), reply) in jobs.iter().zip(replies) {
-            let reply = reply?;
-            if current != Some(d) {
-                (current, seen) = (Some(d), HashSet::new());
-            }
-            let doc = &documents[d];
-            let first_line = reply.text.trim_start().lines().next().unwrap_or("");
-            if let Some(text) = screen(doc, first_line, &mut seen, &mut tally) {
-                let provenance = Some(self.provenance(o.sample_seed(&doc.id, j)));
-                questions.push(question(doc, &self.agent, j, text, provenance));
-            }
-        }
-        Ok(Generated { questions, tally })
+        let users =
+            documents
+                .iter()
+                .map(|d| {
+                    if is_blank(d) { Ok(String::new()) } else { render_prompt(&self.template, d, o.max_document_chars) }
+                })
+                .collect::<Result<Vec<_>>>()?;
+        let sample = |jobs: &[(usize, usize)], temperature: f32| -> Result<Vec<String>> {
+            let requests: Vec<ChatRequest> = jobs
+                .iter()
+                .map(|&(d, j)| {
+                    let mut r = ChatRequest::new(vec![ChatMessage::user(users[d].clone())], o.max_new);
+                    r.temperature = temperature;
+                    r.top_p = o.top_p;
+                    r.seed = Some(o.sample_seed(&documents[d].id, j));
+                    r
+                })
+                .collect();
+            self.served
+                .chat_all(&requests)
+                .into_iter()
+                .map(|reply| Ok(reply?.text.trim_start().lines().next().unwrap_or("").to_owned()))
+                .collect()
+        };
+        let record = |doc: &Document, j: usize, text: String| {
+            question(doc, &self.agent, j, text, Some(self.provenance(o.sample_seed(&doc.id, j))))
+        };
+        generate_rounds(documents, n, o, sample, record)
     }
 }

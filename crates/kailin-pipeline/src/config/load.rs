@@ -112,6 +112,14 @@ impl Config {
         if self.data.corpus == "none" && self.data.extra_corpus.is_empty() {
             return bad("data.extra_corpus", "with data.corpus = \"none\", name at least one Document JSONL file");
         }
+        if self.retrieval.corpus.is_empty() || self.retrieval.corpus.iter().any(|e| e.trim().is_empty()) {
+            return bad(
+                "retrieval.corpus",
+                "name at least one source of contexts, none empty: \"generation\" (the documents questions are \
+                 written for), \"pubmedqa\" (PQA-L outside the test split), \"bioasq\" (the golden batches' \
+                 snippets, less agents.held_out), or a file or directory (relative to data.dir, or absolute)",
+            );
+        }
         if let Some(a) = self.run.ablations.iter().find(|a| !ABLATIONS.iter().any(|(n, ..)| n == a)) {
             return bad(
                 "run.ablations",
@@ -298,6 +306,8 @@ mod tests {
         assert!(err("retrieval.k=0").contains("retrieval.k: must be at least 1"));
         assert!(err("dpo.beta=-1").contains("dpo.beta"));
         assert!(err("eval.settings=[\"reasoning-free\"]").contains("reasoning-free"));
+        assert!(err("retrieval.corpus=[]").contains("retrieval.corpus: name at least one source"));
+        assert!(err("retrieval.corpus=[\"pubmedqa\", \" \"]").contains("none empty"));
         assert!(Config::load(Some("huge"), None, &[]).unwrap_err().to_string().contains("tiny, cpu-small, gpu-paper"));
 
         let served = Config::load(

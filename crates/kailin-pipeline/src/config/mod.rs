@@ -141,6 +141,10 @@ pub struct QuestionsConfig {
     pub batch_size: usize,
     /// Characters of the document in the prompt.
     pub max_document_chars: usize,
+    /// A filtered question (a candidate, or a final greedy one) is sampled again at
+    /// `temperature` with the next derived seed up to this many times, so that every
+    /// document yields its questions (0: never).
+    pub resample: usize,
 }
 
 /// Which retriever.
@@ -165,6 +169,13 @@ pub struct RetrievalConfig {
     pub exclude_source: bool,
     /// Texts per encoder batch.
     pub batch_size: usize,
+    /// What contexts are retrieved from, apart from the documents questions are written for:
+    /// `generation` (those documents), `pubmedqa` (every PQA-L abstract outside the test
+    /// split), `bioasq` (the distinct snippets of the golden batches, less
+    /// `agents.held_out`), or a file or directory as `data.corpus` takes (relative to
+    /// `data.dir`, or absolute); decontaminated against the test split and the held-out
+    /// batches, each id once.
+    pub corpus: Vec<String>,
 }
 
 /// Which evaluator labels the pairs.

@@ -205,6 +205,9 @@ pub(crate) fn generator<B: burn::prelude::Backend>(
         seed: config.run.seed.wrapping_add(n_seed),
         batch_size: q.batch_size,
         max_document_chars: q.max_document_chars,
+        resample: q.resample,
+        // The final (greedy) questions are resampled at the candidates' temperature.
+        resample_temperature: q.temperature,
     };
     Ok(match agent {
         Agent::Local(model) => {

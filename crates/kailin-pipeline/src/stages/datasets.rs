@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::Models;
 use super::agents::{Agent, generator};
+use super::retrieval::Retrieval;
 use crate::engine::{Lib, Run};
 use crate::error::Result;
 use crate::files::{read_records, write_records};
@@ -19,7 +20,7 @@ impl Run<'_> {
     pub(crate) fn cpt_dataset<B: burn::prelude::Backend>(
         &mut self,
         models: &Models,
-        store: Option<&Path>,
+        retrieval: &Retrieval,
         writer: &Agent,
         docs: &[Document],
         device: &B::Device,
@@ -28,9 +29,9 @@ impl Run<'_> {
         let config = self.config.clone();
         let inputs = json!({ "generator": writer.identity(&config), "questions": config.questions, "retrieval": r });
         let dir = self.out.join("stages/cpt");
-        let retriever = self.retriever::<B>(models, store, docs, device)?;
+        let retriever = self.retriever::<B>(models, retrieval, device)?;
         let out_dir = self.out.clone();
-        let after = ["corpus", "dpo", "store"];
+        let after = ["corpus", "dpo", "retrieval-corpus", "store"];
         let (_, dir) = self.per_document("cpt", dir, &after, inputs, docs.len(), |tmp, range, progress| {
             let g = generator::<B>(&config, &out_dir, writer, "question-generator/optimised", 7, true, device)?;
             let part = &docs[range];
@@ -44,7 +45,7 @@ impl Run<'_> {
                 progress(tally.documents, total, "documents");
             }
             write_records(&tmp.join("questions.jsonl"), &questions)?;
-            let corpus = Corpus::new(docs.iter().cloned()).lib()?;
+            let corpus = Corpus::new(retrieval.docs.iter().cloned()).lib()?;
             let made = kailin_evaluator::cpt_records(&retriever, &corpus, &questions, r.k, r.exclude_source).lib()?;
             write_records(&tmp.join("cpt.jsonl"), &made.records)?;
             Ok(CptSummary { questions: tally, records: made.records.len(), served: g.served_stats() })

@@ -1,21 +1,20 @@
-//! Candidates from both agents, the shared encoder's store, and the evaluator's labels with
-//! the preference dataset.
+//! Candidates from both agents, and the evaluator's labels with the preference dataset.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kailin_core::{Document, DpoExample, Provenance, Question};
 use kailin_evaluator::{Corpus, Evaluator, Item, Label};
-use kailin_retrieval::{AnyRetriever, DenseRetriever};
 use serde_json::json;
 
 use super::Models;
 use super::agents::{Agent, generator};
-use crate::config::{AggregateKind, EvaluatorKind, RetrieverKind};
+use super::retrieval::Retrieval;
+use crate::config::{AggregateKind, EvaluatorKind};
 use crate::engine::{Lib, Progress, Run};
 use crate::error::{Error, Result};
 use crate::files::{fingerprint, need, read_records, write_records};
-use crate::summary::{CandidatesSummary, LabelSummary, StoreSummary};
+use crate::summary::{CandidatesSummary, LabelSummary};
 
 /// Each document's questions, by document id.
 fn by_doc(qs: &[Question]) -> BTreeMap<&str, Vec<&str>> {
@@ -83,66 +82,12 @@ impl Run<'_> {
         Ok((read_records(&dir.join("general.jsonl"))?, read_records(&dir.join("domain.jsonl"))?))
     }
 
-    /// The dense store of the corpus (the retriever of the evaluator and of the contexts).
-    pub(crate) fn store<B: burn::prelude::Backend>(
-        &mut self,
-        models: &Models,
-        docs: &[Document],
-        device: &B::Device,
-    ) -> Result<Option<PathBuf>> {
-        if self.config.retrieval.kind != RetrieverKind::Dense {
-            return Ok(None);
-        }
-        let inputs = json!({ "encoder": models.encoder, "batch": self.config.retrieval.batch_size });
-        let dir = self.out.join("stages/store");
-        let batch = self.config.retrieval.batch_size;
-        let encoder_path = models.encoder.clone();
-        let (_, dir) = self.stage("store", dir, &["corpus"], inputs, |tmp, progress| {
-            let encoder =
-                kailin_retrieval::EncoderBuilder::new(&encoder_path).batch_size(batch).build::<B>(device).lib()?;
-            let texts = docs.iter().map(|d| Ok::<_, std::io::Error>((d.id.clone(), d.retrieval_text())));
-            let total = docs.len() as u64;
-            let store = kailin_retrieval::build_store(
-                &encoder,
-                kailin_retrieval::StoreBuilder::new(tmp.join("store"), encoder.dim()),
-                texts,
-                |n| progress(n, total, "documents"),
-            )
-            .lib()?;
-            Ok(StoreSummary { documents: store.len(), dim: encoder.dim() })
-        })?;
-        Ok(Some(dir.join("store")))
-    }
-
-    /// The configured retriever over `docs` (the store's, when dense).
-    pub(crate) fn retriever<B: burn::prelude::Backend>(
-        &self,
-        models: &Models,
-        store: Option<&Path>,
-        docs: &[Document],
-        device: &B::Device,
-    ) -> Result<AnyRetriever<B>> {
-        Ok(match store {
-            Some(dir) => {
-                let encoder = kailin_retrieval::EncoderBuilder::new(&models.encoder)
-                    .batch_size(self.config.retrieval.batch_size)
-                    .build::<B>(device)
-                    .lib()?;
-                let store = kailin_retrieval::Store::open(dir).lib()?;
-                AnyRetriever::Dense(Box::new(
-                    DenseRetriever::new(encoder, store, kailin_retrieval::ExactSearch::new(0).lib()?).lib()?,
-                ))
-            }
-            None => AnyRetriever::bm25(docs.iter().map(|d| (d.id.as_str(), d.retrieval_text()))).lib()?,
-        })
-    }
-
     /// Pairs the agents' candidates per document (i-th with i-th), labels them, and makes the
     /// preference dataset; returns the stage's summary and directory.
     pub(crate) fn labels<B: burn::prelude::Backend>(
         &mut self,
         models: &Models,
-        store: Option<&Path>,
+        retrieval: &Retrieval,
         docs: &[Document],
         candidates: &(Vec<Question>, Vec<Question>),
         device: &B::Device,
@@ -159,13 +104,13 @@ impl Run<'_> {
         };
         let inputs = json!({ "evaluator": e, "retrieval": r, "mesh": fingerprint(&mesh_path)?, "judge": judge });
         let dir = self.out.join("stages/labels");
-        let after = ["corpus", "candidates", "store"];
-        let retriever = self.retriever::<B>(models, store, docs, device)?;
+        let after = ["corpus", "candidates", "retrieval-corpus", "store"];
+        let retriever = self.retriever::<B>(models, retrieval, device)?;
         let base = models.base.clone();
         let max_positions = self.config.models.max_positions;
         let out_dir = self.out.clone();
         self.per_document("labels", dir, &after, inputs, docs.len(), |tmp, range, progress| {
-            let corpus = Corpus::new(docs.iter().cloned()).lib()?;
+            let corpus = Corpus::new(retrieval.docs.iter().cloned()).lib()?;
             let (g, d) = (by_doc(&candidates.0), by_doc(&candidates.1));
             let mut pairs: Vec<(&Document, [String; 2])> = Vec::new();
             for doc in &docs[range] {
@@ -221,7 +166,9 @@ impl Run<'_> {
             let mut dpo = Vec::new();
             let mut prefs = Vec::new();
             let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+            let mut same_contexts = 0;
             for ((doc, q), j) in pairs.iter().zip(judgements) {
+                same_contexts += usize::from(j.same_contexts());
                 *outcomes.entry(j.outcome.as_str().to_owned()).or_default() += 1;
                 let label = Label { doc_id: doc.id.clone(), questions: q.clone(), judgement: j };
                 if let Some(pair) = kailin_evaluator::preference_pair(&label, &corpus, &provenance).lib()? {
@@ -238,6 +185,7 @@ impl Run<'_> {
                 outcomes,
                 pairs: prefs.len(),
                 margins: prefs.iter().map(|p| p.score_chosen - p.score_rejected).collect(),
+                same_contexts,
                 evaluator,
                 served,
             })

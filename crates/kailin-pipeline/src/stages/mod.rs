@@ -1,11 +1,12 @@
 //! The stages of m-KAILIN in order, each a call into the library that owns the step:
-//! corpus → agents → candidates → store → labels → DPO → CPT dataset → SFT dataset → target
+//! corpus → retrieval corpus → agents → candidates → store → labels → DPO → CPT dataset → SFT dataset → target
 //! and control → PubMedQA.
 
 mod agents;
 mod corpus;
 mod datasets;
 mod labels;
+mod retrieval;
 mod targets;
 
 use std::path::PathBuf;
@@ -50,10 +51,11 @@ pub(crate) fn run_all<A: AutodiffBackend>(run: &mut Run<'_>, models: &Models, de
         });
     }
     let docs = run.corpus()?;
+    let contexts = run.retrieval_corpus(&docs)?;
     let agents = run.agents::<A>(&models.base, &docs, device)?;
     let candidates = run.candidates::<B<A>>(&agents, &docs, device)?;
-    let store = run.store::<B<A>>(models, &docs, device)?;
-    let (labels, labels_dir) = run.labels::<B<A>>(models, store.as_deref(), &docs, &candidates, device)?;
+    let retrieval = run.store::<B<A>>(models, contexts, device)?;
+    let (labels, labels_dir) = run.labels::<B<A>>(models, &retrieval, &docs, &candidates, device)?;
     let d = run.config.dpo.clone();
     let dpo = match (d.enabled, labels.pairs, agents.0.local()) {
         (false, ..) => Err("disabled (dpo.enabled = false)".to_owned()),
@@ -93,9 +95,9 @@ pub(crate) fn run_all<A: AutodiffBackend>(run: &mut Run<'_>, models: &Models, de
             run.config.backends.role(role).map_or_else(String::new, |b| format!("{} ({role})", b.model))
         }
     };
-    let (cpt, cpt_dir) = run.cpt_dataset::<B<A>>(models, store.as_deref(), &writer, &docs, device)?;
+    let (cpt, cpt_dir) = run.cpt_dataset::<B<A>>(models, &retrieval, &writer, &docs, device)?;
     let (sft, sft_dir) = run.sft_dataset::<B<A>>(&models.base, &cpt, device)?;
-    let mut evaluated = run.targets::<A>(models, &docs, &cpt, &sft, device)?;
+    let mut evaluated = run.targets::<A>(models, &docs, &retrieval.docs, &cpt, &sft, device)?;
     if run.config.eval.base {
         evaluated.insert(0, ("base".into(), models.base.clone()));
     }

@@ -1,6 +1,7 @@
 //! The target model (CPT on the CPT dataset, then SFT on the SFT dataset), the same-budget
 //! control, and PubMedQA for every model and setting.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::AutodiffBackend;
@@ -38,6 +39,24 @@ fn write_chats(chats: Vec<ChatExample>) -> impl FnOnce(&Path) -> Result<Prepared
     }
 }
 
+/// What kailin's CPT records were made from, each document once: the corpus documents
+/// questions were written for, then the retrieval-corpus documents of the records' contexts
+/// in record order.
+fn raw_material<'a>(
+    docs: &'a [Document],
+    contexts: &'a [Document],
+    cpt: &'a [CptRecord],
+) -> impl Iterator<Item = &'a Document> {
+    let mut seen: HashSet<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+    let by_id: HashMap<&str, &Document> = contexts.iter().map(|d| (d.id.as_str(), d)).collect();
+    let used = cpt
+        .iter()
+        .flat_map(|r| &r.context.doc_ids)
+        .filter(move |id| seen.insert(id.as_str()))
+        .filter_map(move |id| by_id.get(id.as_str()).copied());
+    docs.iter().chain(used)
+}
+
 fn chat_text(c: &ChatExample) -> String {
     c.messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join(" ")
 }
@@ -48,6 +67,7 @@ impl Run<'_> {
         &mut self,
         models: &Models,
         docs: &[Document],
+        contexts: &[Document],
         cpt: &[CptRecord],
         sft: &[SftRecord],
         device: &A::Device,
@@ -120,7 +140,8 @@ impl Run<'_> {
             // The same token budget without kailin's data. With target.pubmedqa_train (the
             // fair default) both arms' SFT holds PQA-L's training half, and the control's CPT
             // holds as many tokens of raw abstracts as kailin's CPT and own SFT records hold:
-            // the only difference is kailin's data against the raw material it was made from.
+            // the only difference is kailin's data against the raw material it was made from
+            // (the corpus documents, then the documents its contexts came from).
             // Without it, the control's SFT is PQA-L's training half up to kailin's SFT tokens
             // (the arms then differ in format as well).
             let (_, _, tok) =
@@ -130,7 +151,7 @@ impl Run<'_> {
                 |cs: &[ChatExample]| cs.iter().map(|c| count(&chat_text(c))).sum::<kailin_train::Result<usize>>().lib();
             let kailin_cpt = texts.iter().map(|x| count(&x.text)).sum::<kailin_train::Result<usize>>().lib()?;
             let kailin_sft = sum_chats(&chats[..own_chats])?;
-            let raw: Vec<TextExample> = docs.iter().map(TextExample::from_document).collect();
+            let raw: Vec<TextExample> = raw_material(docs, contexts, cpt).map(TextExample::from_document).collect();
             let (cpt_budget, control_chats) = if t.pubmedqa_train {
                 (kailin_cpt + kailin_sft, chats[own_chats..].to_vec())
             } else {
