@@ -58,3 +58,25 @@ pub(crate) fn listing(path: &Path) -> String {
     }
     format!("{} files, {}", files.len(), h.hex())
 }
+
+/// Reads the corpus at `path` through `kailin_corpus::ingest`, handing each document to `emit`
+/// (which returns whether to go on); an error of `emit` is returned as it is, one of the
+/// corpus as [`Error::Config`] on `key`, naming `what`.
+pub(crate) fn ingest_with(
+    path: &Path,
+    strict: bool,
+    key: &str,
+    what: &str,
+    mut emit: impl FnMut(kailin_core::Document) -> Result<bool>,
+) -> Result<kailin_corpus::IngestReport> {
+    let mut inner = Ok(());
+    let result = kailin_corpus::ingest(path, &kailin_corpus::IngestOptions { strict }, |d| match emit(d) {
+        Ok(go) => Ok(go),
+        Err(e) => {
+            inner = Err(e);
+            Ok(false)
+        }
+    });
+    inner?;
+    result.map_err(|e| Error::Config { key: key.into(), message: format!("{what}: {e}") })
+}

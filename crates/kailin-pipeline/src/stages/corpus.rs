@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::engine::{Lib, Run};
 use crate::error::{Error, Result};
-use crate::files::{fingerprint, listing, need, read_records};
+use crate::files::{fingerprint, ingest_with, listing, need, read_records};
 use crate::summary::CorpusSummary;
 
 impl Run<'_> {
@@ -87,20 +87,8 @@ impl Run<'_> {
                 }
             }
             if let (Some(path), true) = (&user, more) {
-                let options = kailin_corpus::IngestOptions { strict: c.strict };
-                let mut inner = Ok(());
-                let result = kailin_corpus::ingest(path, &options, |d| match keep(d, &mut s) {
-                    Ok(go) => Ok(go),
-                    Err(e) => {
-                        inner = Err(e);
-                        Ok(false)
-                    }
-                });
-                inner?;
-                let report = result.map_err(|e| Error::Config {
-                    key: "data.corpus".into(),
-                    message: format!("{}: {e}", path.display()),
-                })?;
+                let what = path.display().to_string();
+                let report = ingest_with(path, c.strict, "data.corpus", &what, |d| keep(d, &mut s))?;
                 more = s.documents < limit;
                 s.ingest = Some(report);
             }

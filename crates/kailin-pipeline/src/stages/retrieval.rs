@@ -14,7 +14,7 @@ use super::Models;
 use crate::config::RetrieverKind;
 use crate::engine::{Lib, Progress, Run};
 use crate::error::{Error, Result};
-use crate::files::{fingerprint, listing, need, read_records};
+use crate::files::{fingerprint, ingest_with, listing, need, read_records};
 use crate::summary::{RetrievalCorpusSummary, StoreSummary};
 
 /// The documents contexts come from, and their dense store (none with BM25).
@@ -121,19 +121,9 @@ impl Run<'_> {
                         }
                     }
                     Entry::Path(p) => {
-                        let options = kailin_corpus::IngestOptions { strict: c.strict };
-                        let mut inner = Ok(());
-                        let result = kailin_corpus::ingest(p, &options, |d| match admit.one(name, d, &[]) {
-                            Ok(()) => Ok(true),
-                            Err(e) => {
-                                inner = Err(e);
-                                Ok(false)
-                            }
-                        });
-                        inner?;
-                        let report = result.map_err(|e| Error::Config {
-                            key: "retrieval.corpus".into(),
-                            message: format!("{name:?} ({}): {e}", p.display()),
+                        let what = format!("{name:?} ({})", p.display());
+                        let report = ingest_with(p, c.strict, "retrieval.corpus", &what, |d| {
+                            admit.one(name, d, &[]).map(|()| true)
                         })?;
                         admit.summary.ingest.insert(name.clone(), report);
                     }
