@@ -61,11 +61,11 @@ pub(crate) struct GenerateArgs {
     #[arg(long, default_value_t = 4000, value_parser = crate::args::at_least_one)]
     max_document_chars: usize,
     /// Sample a filtered generation (empty, not a question, a copy) again with the next
-    /// derived seed up to this many times (not when greedy).
-    #[arg(long, default_value_t = 3)]
+    /// derived seed up to this many times (0 to 100), at `--resample-temperature`.
+    #[arg(long, default_value_t = 3, value_parser = crate::args::retries)]
     resample: usize,
-    /// The temperature of those resamples (0: none).
-    #[arg(long, default_value_t = 0.7)]
+    /// The temperature of those resamples, a greedy generator's too (0: none).
+    #[arg(long, default_value_t = 0.7, value_parser = crate::args::non_negative_f32)]
     resample_temperature: f32,
     /// The prompt template (Jinja; sees `title`, `text`, `id`, `mesh`); default: the built-in
     /// `question.jinja`.

@@ -480,6 +480,8 @@ fn options_out_of_range_are_refused_with_their_range() {
         question(&["generate", "--max-new", "0"]),
         question(&["generate", "--batch-size", "0"]),
         question(&["generate", "--max-document-chars", "0"]),
+        question(&["generate", "--resample", "1000"]),
+        question(&["generate", "--resample-temperature", "-1"]),
         s(&["question", "train", "--base", &m, "--out", &out, "--limit", "0"]),
         s(&["question", "train", "--base", &m, "--out", &out, "--eval-limit", "0"]),
         s(&["question", "train", "--base", &m, "--out", &out, "--cpt-epochs", "0"]),

@@ -33,10 +33,10 @@ impl Snippet {
 
 /// Every distinct snippet of `questions` (by trimmed text, the first occurrence kept; empty
 /// ones left out), in order.
-pub fn unique_snippets(questions: &[BioasqQuestion]) -> Vec<&Snippet> {
+pub fn unique_snippets<'a>(questions: impl IntoIterator<Item = &'a BioasqQuestion>) -> Vec<&'a Snippet> {
     let mut seen = std::collections::HashSet::new();
     questions
-        .iter()
+        .into_iter()
         .flat_map(|q| &q.snippets)
         .filter(|s| !s.text.trim().is_empty() && seen.insert(s.text.trim()))
         .collect()

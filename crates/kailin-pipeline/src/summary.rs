@@ -292,15 +292,18 @@ impl StageSummary {
             StageSummary::Store(s) => format!("{} documents embedded ({} dimensions)", s.documents, s.dim),
             StageSummary::Labels(l) => {
                 let outcomes: Vec<String> = l.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
-                let mean = |m: &[f64]| m.iter().sum::<f64>() / m.len().max(1) as f64;
+                let mean = match l.margins.len() {
+                    0 => "–".to_owned(),
+                    n => format!("{:.3}", l.margins.iter().sum::<f64>() / n as f64),
+                };
                 format!(
-                    "{}: {} pairs judged ({}; {} with the same contexts), {} preference pairs (mean margin {:.3})",
+                    "{}: {} pairs judged ({}; {} with the same contexts), {} preference pairs (mean margin {})",
                     l.evaluator,
                     l.items,
                     outcomes.join(", "),
                     l.same_contexts,
                     l.pairs,
-                    mean(&l.margins)
+                    mean
                 )
             }
             StageSummary::Cpt(c) => {

@@ -122,6 +122,9 @@ impl GenerationOptions {
         if !(self.resample_temperature.is_finite() && self.resample_temperature >= 0.0) {
             return bad("resample_temperature must be a finite number ≥ 0");
         }
+        if self.resample > 100 {
+            return bad("resample must be at most 100");
+        }
         if self.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
             return bad("top_p must be in (0, 1]");
         }

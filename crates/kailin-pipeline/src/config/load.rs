@@ -112,6 +112,9 @@ impl Config {
         if self.data.corpus == "none" && self.data.extra_corpus.is_empty() {
             return bad("data.extra_corpus", "with data.corpus = \"none\", name at least one Document JSONL file");
         }
+        if self.questions.resample > 100 {
+            return bad("questions.resample", "must be from 0 (never) to 100");
+        }
         if self.retrieval.corpus.is_empty() || self.retrieval.corpus.iter().any(|e| e.trim().is_empty()) {
             return bad(
                 "retrieval.corpus",
@@ -306,6 +309,7 @@ mod tests {
         assert!(err("retrieval.k=0").contains("retrieval.k: must be at least 1"));
         assert!(err("dpo.beta=-1").contains("dpo.beta"));
         assert!(err("eval.settings=[\"reasoning-free\"]").contains("reasoning-free"));
+        assert!(err("questions.resample=1000").contains("questions.resample: must be from 0"));
         assert!(err("retrieval.corpus=[]").contains("retrieval.corpus: name at least one source"));
         assert!(err("retrieval.corpus=[\"pubmedqa\", \" \"]").contains("none empty"));
         assert!(Config::load(Some("huge"), None, &[]).unwrap_err().to_string().contains("tiny, cpu-small, gpu-paper"));

@@ -67,7 +67,8 @@ impl Run<'_> {
         }
         // The held-out batches are read whatever the entries: a path may hold their abstracts.
         let held_batches = !held.is_empty() && bioasq_dir.is_dir();
-        if held_batches {
+        let read_batches = held_batches || entries.iter().any(|e| matches!(e, Entry::Bioasq));
+        if read_batches {
             files.push(listing(&bioasq_dir));
         }
         let inputs = json!({
@@ -76,7 +77,7 @@ impl Run<'_> {
         let dir = self.out.join("stages/retrieval-corpus");
         let (_, dir) = self.stage("retrieval-corpus", dir, &["corpus"], inputs, |tmp, progress| {
             let items = kailin_eval::load_test_set(&c.dir).lib()?;
-            let batches = if held_batches || entries.iter().any(|e| matches!(e, Entry::Bioasq)) {
+            let batches = if read_batches {
                 kailin_question::read_bioasq_batches(&bioasq_dir).map_err(|e| Error::Config {
                     key: "data.bioasq".into(),
                     message: format!("{}: {e}", bioasq_dir.display()),
@@ -114,9 +115,7 @@ impl Run<'_> {
                         }
                     }
                     Entry::Bioasq => {
-                        let qs: Vec<kailin_corpus::BioasqQuestion> =
-                            train_qs.iter().flat_map(|(_, qs)| qs.iter().cloned()).collect();
-                        for s in kailin_corpus::unique_snippets(&qs) {
+                        for s in kailin_corpus::unique_snippets(train_qs.iter().flat_map(|(_, qs)| qs)) {
                             admit.one(name, s.document(), &[&s.pmid])?;
                         }
                     }
