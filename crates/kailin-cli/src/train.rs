@@ -292,7 +292,9 @@ fn summary(report: &TrainReport, place: &Path, what: &str) {
         println!("steps {}..{}: loss {:.4} -> {:.4}", f.step, l.step, f.loss, l.loss);
     }
     if let Some((step, loss)) = report.evals.last() {
-        println!("eval loss {loss:.4} at step {step}");
+        let metrics = report.eval_metrics.last().filter(|(s, _)| s == step).map(|(_, m)| m.as_slice()).unwrap_or(&[]);
+        let metrics: String = metrics.iter().map(|(name, v)| format!(", {name} {v:.4}")).collect();
+        println!("eval loss {loss:.4}{metrics} at step {step}");
     }
     println!(
         "{:.0} training tokens/s over {:.1} s; {what} {}",

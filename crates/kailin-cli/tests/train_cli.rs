@@ -107,6 +107,27 @@ fn dpo_with_lora_stops_resumes_and_exports() {
     assert!(l[5] < l[0], "{l:?}");
     assert!(out.join("model.safetensors").is_file() && out.join("reference_logprobs.json").is_file());
     Llama::<Flex>::from_hf_dir(&out, 64, &Default::default()).unwrap();
+
+    // Held-out pairs: their loss and DPO's implicit-reward metrics.
+    let evaluated = tmp.path().join("evaluated");
+    let stdout = ok(&kailin(&[
+        "train",
+        "dpo",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--eval",
+        data.to_str().unwrap(),
+        "--out",
+        evaluated.to_str().unwrap(),
+        "--epochs",
+        "2",
+    ]));
+    assert!(stdout.contains("eval loss ") && stdout.contains(", preference_accuracy "), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(evaluated.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["eval_metrics"].as_array().map(Vec::len), report["evals"].as_array().map(Vec::len));
 }
 
 #[test]

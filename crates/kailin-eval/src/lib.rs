@@ -63,6 +63,8 @@ pub use crate::{
         AnswerProbabilities, CONTENT_FREE, ProbabilityScores, calibrated, content_free, probabilities,
         probability_scores,
     },
-    stats::{BOOTSTRAP_SEED, Comparison, RESAMPLES, bootstrap_ci95, compare, mcnemar_exact, mean_ci95, quantile},
+    stats::{
+        BOOTSTRAP_SEED, Comparison, PairedMeans, RESAMPLES, bootstrap_ci95, compare, mcnemar_exact, mean_ci95, quantile,
+    },
     train::{pubmedqa_train_chats, test_split_gate},
 };

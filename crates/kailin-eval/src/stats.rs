@@ -213,6 +213,91 @@ impl Comparison {
     }
 }
 
+/// A paired comparison of two scores of the same items (`a`, then `b`): a reward before and
+/// after training, on the same documents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedMeans {
+    /// Items.
+    pub n: usize,
+    /// Mean of `a`.
+    pub mean_a: f64,
+    /// Mean of `b`.
+    pub mean_b: f64,
+    /// `mean_b − mean_a`.
+    pub diff: f64,
+    /// Its 95% paired-bootstrap interval ([`RESAMPLES`], [`BOOTSTRAP_SEED`]).
+    pub diff_ci95: [f64; 2],
+    /// Items where `b` scored above `a`.
+    pub wins: usize,
+    /// Items where `b` scored below `a`.
+    pub losses: usize,
+    /// Items where they scored the same.
+    pub ties: usize,
+}
+
+impl PairedMeans {
+    /// Compares `b` with `a`, scores of the same items (parallel slices, cut to the
+    /// shortest); `None` for no items.
+    ///
+    /// ```
+    /// let before = [0.2, 0.4, 0.1, 0.5];
+    /// let after = [0.3, 0.4, 0.3, 0.6];
+    /// let p = kailin_eval::PairedMeans::of(&before, &after).unwrap();
+    /// assert_eq!((p.n, p.wins, p.losses, p.ties), (4, 3, 0, 1));
+    /// assert!((p.diff - 0.1).abs() < 1e-12 && p.diff_ci95[0] >= 0.0);
+    /// ```
+    pub fn of(a: &[f64], b: &[f64]) -> Option<Self> {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| y - x).collect();
+        let diff_ci95 = mean_ci95(&diffs)?;
+        let all: Vec<usize> = (0..n).collect();
+        let count = |f: fn(&f64) -> bool| diffs.iter().filter(|d| f(d)).count();
+        Some(PairedMeans {
+            n,
+            mean_a: mean_at(a, &all),
+            mean_b: mean_at(b, &all),
+            diff: mean_at(&diffs, &all),
+            diff_ci95,
+            wins: count(|d| *d > 0.0),
+            losses: count(|d| *d < 0.0),
+            ties: count(|d| *d == 0.0),
+        })
+    }
+
+    /// The share of items `b` won, of those not tied (`None` when every item tied).
+    pub fn win_rate(&self) -> Option<f64> {
+        let decided = self.wins + self.losses;
+        (decided > 0).then(|| self.wins as f64 / decided as f64)
+    }
+
+    /// Whether the interval of the difference excludes zero.
+    pub fn detectable(&self) -> bool {
+        self.diff_ci95[0] > 0.0 || self.diff_ci95[1] < 0.0
+    }
+
+    /// In words, `b` against `a` by name: "after − before: +0.012 [−0.004, +0.029] (n = 40;
+    /// 14 wins, 9 losses, 17 ties): no detectable difference".
+    pub fn describe(&self, a: &str, b: &str) -> String {
+        let v = |x: f64| format!("{x:+.3}").replace('-', "−");
+        let verdict = match (self.detectable(), self.diff > 0.0) {
+            (false, _) => "no detectable difference".to_owned(),
+            (true, true) => format!("{b} higher"),
+            (true, false) => format!("{a} higher"),
+        };
+        format!(
+            "{b} − {a}: {} [{}, {}] (n = {}; {} wins, {} losses, {} ties): {verdict}",
+            v(self.diff),
+            v(self.diff_ci95[0]),
+            v(self.diff_ci95[1]),
+            self.n,
+            self.wins,
+            self.losses,
+            self.ties
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -68,14 +68,14 @@ pub use crate::{
     report::{AblationRow, ComparisonRow, EvalRow, Summary},
     stage::STAGE_FILE,
     summary::{
-        CandidatesSummary, CorpusSummary, CptSummary, LabelSummary, RetrievalCorpusSummary, RoleStats, SftSummary,
-        StageSummary, StoreSummary, TrainSummary,
+        CandidatesSummary, CorpusSummary, CptSummary, DpoCheckSummary, LabelSummary, RetrievalCorpusSummary, RoleStats,
+        SftSummary, StageSummary, StoreSummary, TrainSummary,
     },
     tiny::{TINY_WORDS, tiny_bert_vocab, write_tiny_bert, write_tiny_llama},
 };
 
 /// The stages, in order (`eval-MODEL-SETTING` stages follow them).
-pub const STAGES: [&str; 16] = [
+pub const STAGES: [&str; 17] = [
     "corpus",
     "retrieval-corpus",
     "agent-general",
@@ -85,6 +85,7 @@ pub const STAGES: [&str; 16] = [
     "store",
     "labels",
     "dpo",
+    "dpo-check",
     "cpt",
     "sft",
     "target-cpt",
@@ -136,7 +137,8 @@ pub fn eval_stages(config: &Config) -> Vec<String> {
 }
 
 /// The stages `config` would run, in order (`dpo` whenever it is enabled and the general
-/// agent is local: whether a pair is labelled is known only when the labels exist).
+/// agent is local, and `dpo-check` after it when `dpo.check_docs` > 0: whether a pair is
+/// labelled is known only when the labels exist).
 pub fn planned_stages(config: &Config) -> Vec<String> {
     let (a, b) = (&config.agents, &config.backends);
     let mut out = vec!["corpus", "retrieval-corpus"];
@@ -153,6 +155,9 @@ pub fn planned_stages(config: &Config) -> Vec<String> {
     out.push("labels");
     if config.dpo.enabled && !b.question_general.served() {
         out.push("dpo");
+        if config.dpo.check_docs > 0 {
+            out.push("dpo-check");
+        }
     }
     out.extend(["cpt", "sft", "target-cpt", "target"]);
     if config.target.control {

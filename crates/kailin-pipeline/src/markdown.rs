@@ -104,6 +104,24 @@ pub(crate) fn markdown(s: &Summary) -> String {
         },
         s.generator
     );
+    for row in &s.stages {
+        match (row.stage.as_str(), &row.summary) {
+            ("dpo", StageSummary::Train(t)) => {
+                if let Some(words) = t.held_out_accuracy().or_else(|| t.note.clone()) {
+                    let _ = writeln!(md, "\n- DPO's implicit reward (chosen above rejected): {words}.");
+                }
+            }
+            ("dpo-check", StageSummary::DpoCheck(c)) => {
+                let _ = writeln!(
+                    md,
+                    "- What DPO is for — the general agent's questions on held-out documents, before and after DPO \
+                     (greedy, same seeds), each scored with the MeSH rule (Eq. 4) against its document: {}.",
+                    c.words()
+                );
+            }
+            _ => {}
+        }
+    }
     let _ = writeln!(md, "\n## What each arm trained on\n");
     for (arm, what) in &s.arms {
         let _ = writeln!(md, "- **{arm}**: {what}.");

@@ -87,22 +87,51 @@ pub struct TrainSummary {
     pub seconds: f64,
     /// `(step, loss, DPO reward margin)` of every step, for the plots.
     pub curve: Vec<(u64, f64, Option<f64>)>,
+    /// Held-out records (never trained on).
+    #[serde(default)]
+    pub eval_records: usize,
+    /// `(step, held-out loss, held-out DPO preference accuracy)` of every evaluation.
+    #[serde(default)]
+    pub eval_curve: Vec<(u64, f64, Option<f64>)>,
+    /// What there is to say about the held-out data (e.g. why there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn metric(metrics: &[(String, f64)], name: &str) -> Option<f64> {
+    metrics.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
 }
 
 impl TrainSummary {
-    /// The summary of a trainer's report over `records` records.
-    pub(crate) fn of(records: usize, r: &kailin_train::TrainReport) -> Self {
-        let margin = |s: &kailin_train::StepLog| s.metrics.iter().find(|(k, _)| k.contains("margin")).map(|(_, v)| *v);
+    /// The summary of a trainer's report on the `prepared` data.
+    pub(crate) fn of(prepared: &crate::stages::Prepared, r: &kailin_train::TrainReport) -> Self {
+        let accuracy = |step: u64| {
+            r.eval_metrics.iter().find(|(s, _)| *s == step).and_then(|(_, m)| metric(m, "preference_accuracy"))
+        };
         TrainSummary {
-            records,
+            records: prepared.records,
             steps: r.steps.len(),
             loss_first: r.steps.first().map(|s| s.loss),
             loss_last: r.steps.last().map(|s| s.loss),
             eval_loss: r.evals.last().map(|e| e.1),
             tokens: r.tokens,
             seconds: r.seconds,
-            curve: r.steps.iter().map(|s| (s.step, s.loss, margin(s))).collect(),
+            curve: r.steps.iter().map(|s| (s.step, s.loss, metric(&s.metrics, "reward_margin"))).collect(),
+            eval_records: prepared.eval_records,
+            eval_curve: r.evals.iter().map(|&(step, loss)| (step, loss, accuracy(step))).collect(),
+            note: prepared.note.clone(),
         }
+    }
+
+    /// The held-out preference accuracy over steps, in words (`None` without one).
+    pub fn held_out_accuracy(&self) -> Option<String> {
+        let points: Vec<String> = self
+            .eval_curve
+            .iter()
+            .filter_map(|&(step, _, a)| Some(format!("{:.0}% at step {step}", 100.0 * a?)))
+            .collect();
+        (!points.is_empty())
+            .then(|| format!("held-out preference accuracy on {} pairs: {}", self.eval_records, points.join(", ")))
     }
 }
 
@@ -153,6 +182,51 @@ pub struct LabelSummary {
     pub served: Vec<RoleStats>,
 }
 
+/// The `dpo-check` stage: the general agent's questions on held-out documents before and
+/// after DPO, each scored with the MeSH rule against its document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DpoCheckSummary {
+    /// Held-out documents checked.
+    pub documents: usize,
+    /// Documents they were drawn from (retrieval corpus, outside the generation corpus, with
+    /// MeSH terms).
+    pub eligible: usize,
+    /// The general agent's counts before DPO.
+    pub before: kailin_question::Tally,
+    /// And after.
+    pub after: kailin_question::Tally,
+    /// Documents whose two questions were both scored.
+    pub scored: usize,
+    /// The others, by why (`without_question`, or the rule's outcome: `no_terms`…).
+    pub unscored: BTreeMap<String, usize>,
+    /// Mean reward before (`a`) and after (`b`), paired, with the interval of the difference.
+    pub reward: Option<kailin_eval::PairedMeans>,
+}
+
+impl DpoCheckSummary {
+    /// The check in words.
+    pub fn words(&self) -> String {
+        let unscored: Vec<String> = self.unscored.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let unscored = if unscored.is_empty() { String::new() } else { format!(" ({})", unscored.join(", ")) };
+        let reward = self.reward.as_ref().map_or_else(
+            || "no document scored both ways".to_owned(),
+            |r| {
+                format!(
+                    "mean reward {:.3} before, {:.3} after; {}; win rate {}",
+                    r.mean_a,
+                    r.mean_b,
+                    r.describe("before", "after"),
+                    r.win_rate().map_or_else(|| "–".to_owned(), |w| format!("{:.0}%", 100.0 * w))
+                )
+            },
+        );
+        format!(
+            "{} held-out documents (of {} eligible), {} scored before and after{unscored}: {reward}",
+            self.documents, self.eligible, self.scored
+        )
+    }
+}
+
 /// The CPT-dataset stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CptSummary {
@@ -191,6 +265,8 @@ pub enum StageSummary {
     Store(StoreSummary),
     /// `labels`.
     Labels(LabelSummary),
+    /// `dpo-check`.
+    DpoCheck(DpoCheckSummary),
     /// `cpt`.
     Cpt(CptSummary),
     /// `sft`.
@@ -216,6 +292,7 @@ into_summary!(
     CandidatesSummary => Candidates,
     StoreSummary => Store,
     LabelSummary => Labels,
+    DpoCheckSummary => DpoCheck,
     CptSummary => Cpt,
     SftSummary => Sft,
     kailin_eval::Report => Eval,
@@ -266,14 +343,21 @@ impl StageSummary {
                     if skipped > 0 { format!("; {skipped} files skipped or not read") } else { String::new() }
                 )
             }
-            StageSummary::Train(t) => format!(
-                "{} records, {} steps, loss {} → {}{}",
-                t.records,
-                t.steps,
-                loss(t.loss_first),
-                loss(t.loss_last),
-                t.eval_loss.map_or_else(String::new, |e| format!(", held-out loss {e:.3}"))
-            ),
+            StageSummary::Train(t) => {
+                let mut s = format!(
+                    "{} records, {} steps, loss {} → {}{}",
+                    t.records,
+                    t.steps,
+                    loss(t.loss_first),
+                    loss(t.loss_last),
+                    t.eval_loss.map_or_else(String::new, |e| format!(", held-out loss {e:.3}"))
+                );
+                for extra in [t.held_out_accuracy(), t.note.clone()].into_iter().flatten() {
+                    s.push_str("; ");
+                    s.push_str(&extra);
+                }
+                s
+            }
             StageSummary::Candidates(c) => {
                 let agent = |t: &kailin_question::Tally| {
                     format!(
@@ -306,6 +390,7 @@ impl StageSummary {
                     mean
                 )
             }
+            StageSummary::DpoCheck(c) => c.words(),
             StageSummary::Cpt(c) => {
                 format!(
                     "{} records; generator kept {} of {} questions",

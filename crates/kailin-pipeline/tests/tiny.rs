@@ -103,6 +103,25 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     assert_eq!(labels.pairs, pref.len());
     assert!(!pref.is_empty() && !cpt.is_empty(), "the tiny agents keep questions and the rule labels pairs");
     assert!(pref.iter().all(|p| p.chosen != p.rejected && p.prompt.ends_with("ending with \"?\".")));
+
+    // DPO holds whole documents' pairs out and measures its implicit reward on them over the
+    // steps; its check scores the general agent's questions on held-out documents before and
+    // after DPO.
+    let dpo = summary.stages.iter().find(|s| s.stage == "dpo").unwrap();
+    let kailin_pipeline::StageSummary::Train(dpo) = &dpo.summary else { panic!("dpo") };
+    assert_eq!(dpo.records + dpo.eval_records, pref.len(), "every pair trains or is held out");
+    assert!(dpo.eval_records >= 2 && dpo.note.is_none(), "dpo.eval_pairs = 2: {dpo:?}");
+    assert!(dpo.eval_curve.len() >= 2 && dpo.eval_curve.iter().all(|e| e.2.is_some_and(|a| (0.0..=1.0).contains(&a))));
+    assert_eq!(dpo.eval_curve.last().map(|e| e.0), Some(dpo.steps as u64), "evaluated after the last step");
+    let check = summary.stages.iter().find(|s| s.stage == "dpo-check").unwrap();
+    let kailin_pipeline::StageSummary::DpoCheck(check) = &check.summary else { panic!("dpo-check") };
+    // The three retrieval-corpus documents outside the generation corpus (both corpus files').
+    assert_eq!((check.documents, check.eligible), (3, 3), "{check:?}");
+    assert_eq!(check.scored + check.unscored.values().sum::<usize>(), check.documents);
+    assert_eq!(check.reward.as_ref().map(|r| r.n), Some(check.scored));
+    let rows: Vec<serde_json::Value> = records(&out.join("stages/dpo-check/check.jsonl"));
+    assert_eq!(rows.len(), check.documents);
+    assert!(rows.iter().all(|r| docs.iter().all(|d| d.id != r["doc_id"].as_str().unwrap())), "held-out documents");
     assert_eq!(sft.len(), cpt.len(), "one answer per CPT record");
     for (c, s) in cpt.iter().zip(&sft) {
         assert_eq!((&c.id, &c.question), (&s.id, &s.question));
@@ -176,6 +195,8 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
         "## BioASQ yes/no",
         "## Comparisons (paired, same items)",
         "## What each arm trained on",
+        "DPO's implicit reward (chosen above rejected): held-out preference accuracy on ",
+        "held-out documents (of 3 eligible), ",
         "kailin − control: ",
         "PubMedQA accuracy by publication year",
         "PubMedQA accuracy by MeSH subset",

@@ -128,6 +128,10 @@ pub struct TrainReport {
     pub steps: Vec<StepLog>,
     /// `(step, loss)` on the evaluation set.
     pub evals: Vec<(u64, f64)>,
+    /// The objective's own metrics on the evaluation set (DPO: rewards, margin, preference
+    /// accuracy), means over its items, at the steps of `evals` (one entry each, same order).
+    #[serde(default)]
+    pub eval_metrics: Vec<(u64, Vec<(String, f64)>)>,
     /// Wall-clock seconds of the loop.
     pub seconds: f64,
     /// Tokens read by the training forward passes.
@@ -234,20 +238,38 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
     t.into_scalar().elem::<f64>()
 }
 
-/// Mean loss of `items` without gradients, in micro-batches of `batch_size`.
+/// Adds a micro-batch's metric sums into `sums` (by name, first-seen order).
+fn add_metrics(sums: &mut Vec<(&'static str, f64)>, metrics: Vec<(&'static str, f64)>) {
+    for (name, v) in metrics {
+        match sums.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 += v,
+            None => sums.push((name, v)),
+        }
+    }
+}
+
+/// Metric sums as means over `items` items.
+fn means(sums: Vec<(&'static str, f64)>, items: usize) -> Vec<(String, f64)> {
+    sums.into_iter().map(|(n, v)| (n.to_owned(), v / items.max(1) as f64)).collect()
+}
+
+/// Mean loss of `items` without gradients, in micro-batches of `batch_size`, and the
+/// objective's metrics as means over the items.
 pub(crate) fn evaluate<B: Backend, O: Objective>(
     model: &Llama<B>,
     objective: &O,
     items: &[O::Item],
     batch_size: usize,
-) -> Result<f64> {
+) -> Result<(f64, Vec<(String, f64)>)> {
     let normaliser: f64 = items.iter().map(|i| objective.weight(i)).sum();
-    let mut total = 0.0;
+    let (mut total, mut sums) = (0.0, Vec::new());
     for chunk in items.chunks(batch_size.max(1)) {
         let refs: Vec<&O::Item> = chunk.iter().collect();
-        total += scalar(objective.loss(model, &refs, normaliser)?.loss);
+        let out = objective.loss(model, &refs, normaliser)?;
+        total += scalar(out.loss);
+        add_metrics(&mut sums, out.metrics);
     }
-    Ok(total)
+    Ok((total, means(sums, items.len())))
 }
 
 /// What the loop tells its caller after every optimiser step (a binary draws its progress
@@ -357,12 +379,7 @@ impl<'a, B: AutodiffBackend, O: Objective> Run<'a, B, O> {
             }
             loss += value;
             tokens += out.tokens;
-            for (name, v) in out.metrics {
-                match sums.iter_mut().find(|(n, _)| *n == name) {
-                    Some(slot) => slot.1 += v,
-                    None => sums.push((name, v)),
-                }
-            }
+            add_metrics(&mut sums, out.metrics);
             accumulator.accumulate(&model, GradientsParams::from_grads(out.loss.backward(), &model));
         }
         let grads = accumulator.grads();
@@ -372,7 +389,7 @@ impl<'a, B: AutodiffBackend, O: Objective> Run<'a, B, O> {
         }
         let lr = learning_rate(step - 1, self.total, opts.warmup_steps, opts.lr, opts.min_lr_ratio);
         model = self.optim.step(model, grads, lr, clip_scale(norm, opts.max_grad_norm));
-        let metrics = sums.into_iter().map(|(n, v)| (n.to_owned(), v / items.len() as f64)).collect();
+        let metrics = means(sums, items.len());
         tracing::debug!(step, loss, grad_norm = norm, lr, "step");
         let seconds = step_started.elapsed().as_secs_f64();
         self.report.tokens += tokens;
@@ -387,9 +404,10 @@ impl<'a, B: AutodiffBackend, O: Objective> Run<'a, B, O> {
         if !due || eval.is_empty() {
             return Ok(None);
         }
-        let value = evaluate(&model.valid(), self.objective, eval, self.opts.batch_size)?;
-        tracing::info!(step, eval_loss = value, "evaluation");
+        let (value, metrics) = evaluate(&model.valid(), self.objective, eval, self.opts.batch_size)?;
+        tracing::info!(step, eval_loss = value, ?metrics, "evaluation");
         self.report.evals.push((step, value));
+        self.report.eval_metrics.push((step, metrics));
         Ok(Some(value))
     }
 

@@ -158,6 +158,22 @@ fn dpo_starts_at_ln_2_and_raises_the_margin() {
         dpo::train(model(4), &enc, &[], &o, &DpoOptions { beta: -1.0, ..Default::default() }, |_| ()),
         Err(Error::Options(_))
     ));
+
+    // Evaluation pairs get the objective's metrics as means over the pairs, at every
+    // evaluation: here the training pairs themselves, so the last evaluation prefers each
+    // chosen question (accuracy 1), and the first (after one step) is a fraction of 4 pairs.
+    let o = TrainOptions { eval_every: Some(3), ..o };
+    let dpo_opts = DpoOptions { reference_cache: None, ..dpo_opts };
+    let (_, evaluated) = dpo::train(model(4), &enc, &enc.items, &o, &dpo_opts, |_| ()).unwrap();
+    let steps: Vec<u64> = evaluated.evals.iter().map(|e| e.0).collect();
+    assert_eq!(steps, evaluated.eval_metrics.iter().map(|e| e.0).collect::<Vec<_>>());
+    assert_eq!(steps.last(), Some(&(evaluated.steps.len() as u64)));
+    let accuracy = |m: &[(String, f64)]| m.iter().find(|(n, _)| n == "preference_accuracy").unwrap().1;
+    for (_, m) in &evaluated.eval_metrics {
+        let a = accuracy(m);
+        assert!((0.0..=1.0).contains(&a) && (a * 4.0).fract() == 0.0, "a mean over 4 pairs: {a}");
+    }
+    assert_eq!(accuracy(&evaluated.eval_metrics.last().unwrap().1), 1.0);
 }
 
 #[test]

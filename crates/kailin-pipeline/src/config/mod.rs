@@ -228,6 +228,15 @@ pub struct DpoConfig {
     pub batch_size: usize,
     /// Longest prompt plus answer in tokens.
     pub max_len: usize,
+    /// Preference pairs held out of DPO's training (whole documents, seeded): its implicit-
+    /// reward accuracy on them is measured over the steps (0: none held out).
+    #[serde(default)]
+    pub eval_pairs: usize,
+    /// Held-out documents (from the retrieval corpus, outside the generation corpus, with
+    /// MeSH terms) on which the general agent writes a question before and after DPO, each
+    /// scored with the MeSH rule (Eq. 4) against its document (0: no check).
+    #[serde(default)]
+    pub check_docs: usize,
 }
 
 /// `[answers]`.

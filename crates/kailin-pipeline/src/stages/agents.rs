@@ -43,9 +43,29 @@ impl Agent {
     }
 }
 
-/// The data a training stage writes into its directory before training: the training file,
-/// an optional held-out file, and the number of records.
-pub(crate) type Prepared = (PathBuf, Option<PathBuf>, usize);
+/// The data a training stage writes into its directory before training.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Prepared {
+    /// The training file.
+    pub(crate) data: PathBuf,
+    /// The held-out file, if any.
+    pub(crate) eval: Option<PathBuf>,
+    /// Training records.
+    pub(crate) records: usize,
+    /// Held-out records.
+    pub(crate) eval_records: usize,
+    /// Evaluate about this many times over the run (0: after the last step only).
+    pub(crate) evaluations: u64,
+    /// What the report should say about the held-out data (e.g. why there is none).
+    pub(crate) note: Option<String>,
+}
+
+impl Prepared {
+    /// Training data alone.
+    pub(crate) fn data(data: PathBuf, records: usize) -> Self {
+        Prepared { data, records, ..Default::default() }
+    }
+}
 
 impl Run<'_> {
     /// A training stage: `data` (written by `prepare` into the stage's directory) from
@@ -68,12 +88,14 @@ impl Run<'_> {
             json!({ "inputs": inputs, "model": model, "settings": settings, "objective": objective, "seed": seed });
         let model = model.to_owned();
         let (_, dir) = self.stage(name, dir, after, inputs, |tmp, progress| {
-            let (data, eval, records) = prepare(tmp)?;
+            let prepared = prepare(tmp)?;
+            let steps = (prepared.records.div_ceil(settings.batch_size.max(1)) * settings.epochs) as u64;
+            let eval_every = (prepared.evaluations > 0).then(|| steps.div_ceil(prepared.evaluations).max(1));
             let job = kailin_train::Job {
                 objective,
                 model,
-                data,
-                eval,
+                data: prepared.data.clone(),
+                eval: prepared.eval.clone(),
                 out: tmp.to_owned(),
                 lora: (settings.lora_rank > 0).then(|| kailin_lm::LoraConfig::new(settings.lora_rank)),
                 max_len: settings.max_len,
@@ -84,11 +106,12 @@ impl Run<'_> {
                     batch_size: settings.batch_size,
                     seed,
                     max_grad_norm: Some(1.0),
+                    eval_every,
                     ..Default::default()
                 },
             };
             let outcome = kailin_train::run_job::<A>(&job, device, |p| progress(p.log.step, p.last, "steps")).lib()?;
-            Ok(TrainSummary::of(records, &outcome.report))
+            Ok(TrainSummary::of(&prepared, &outcome.report))
         })?;
         Ok(dir)
     }
@@ -133,7 +156,11 @@ impl Run<'_> {
                     .map_err(|source| Error::Io { path: tmp.join("data"), source })?;
                 write_records(&t, &train)?;
                 write_records(&e, &eval)?;
-                Ok((t, (!eval.is_empty()).then_some(e), train.len()))
+                Ok(Prepared {
+                    eval: (!eval.is_empty()).then_some(e),
+                    eval_records: eval.len(),
+                    ..Prepared::data(t, train.len())
+                })
             }
         };
         let general = match sg {
@@ -167,7 +194,7 @@ impl Run<'_> {
             |tmp| {
                 let t = tmp.join("cpt.jsonl");
                 write_records(&t, &texts)?;
-                Ok((t, None, texts.len()))
+                Ok(Prepared::data(t, texts.len()))
             },
             device,
         )?;

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::Models;
 use super::agents::{Agent, generator};
 use super::retrieval::Retrieval;
-use crate::config::{AggregateKind, EvaluatorKind};
+use crate::config::{AggregateKind, Config, EvaluatorKind};
 use crate::engine::{Lib, Progress, Run};
 use crate::error::{Error, Result};
 use crate::files::{fingerprint, need, read_records, write_records};
@@ -109,6 +109,7 @@ impl Run<'_> {
         let base = models.base.clone();
         let max_positions = self.config.models.max_positions;
         let out_dir = self.out.clone();
+        let config = self.config.clone();
         self.per_document("labels", dir, &after, inputs, docs.len(), |tmp, range, progress| {
             let corpus = Corpus::new(retrieval.docs.iter().cloned()).lib()?;
             let (g, d) = (by_doc(&candidates.0), by_doc(&candidates.1));
@@ -130,17 +131,8 @@ impl Run<'_> {
             let (judgements, evaluator) = match e.kind {
                 EvaluatorKind::Rule => {
                     let mesh = kailin_mesh::Mesh::load(&mesh_path).lib()?;
-                    let options = kailin_evaluator::RuleOptions {
-                        k: r.k,
-                        exclude_source: r.exclude_source,
-                        aggregate: match e.aggregate {
-                            AggregateKind::Mean => kailin_mesh::Aggregate::Mean,
-                            AggregateKind::Bma => kailin_mesh::Aggregate::BestMatch,
-                        },
-                        margin: e.margin,
-                        ..Default::default()
-                    };
-                    let rule = kailin_evaluator::RuleEvaluator::new(&mesh, &corpus, &retriever, options).lib()?;
+                    let rule = kailin_evaluator::RuleEvaluator::new(&mesh, &corpus, &retriever, rule_options(&config))
+                        .lib()?;
                     (judge_all(&rule, &items, progress)?, "rule (MeSH)".to_owned())
                 }
                 EvaluatorKind::LlmJudge if judge_backend.served() => {
@@ -193,8 +185,23 @@ impl Run<'_> {
     }
 }
 
+/// The MeSH rule's options as the configuration sets them.
+pub(super) fn rule_options(config: &Config) -> kailin_evaluator::RuleOptions {
+    let (r, e) = (&config.retrieval, &config.evaluator);
+    kailin_evaluator::RuleOptions {
+        k: r.k,
+        exclude_source: r.exclude_source,
+        aggregate: match e.aggregate {
+            AggregateKind::Mean => kailin_mesh::Aggregate::Mean,
+            AggregateKind::Bma => kailin_mesh::Aggregate::BestMatch,
+        },
+        margin: e.margin,
+        ..Default::default()
+    }
+}
+
 /// Judges `items` in chunks of 64, reporting progress.
-fn judge_all<E: Evaluator>(
+pub(super) fn judge_all<E: Evaluator>(
     evaluator: &E,
     items: &[Item<'_>],
     progress: Progress<'_>,

@@ -1,10 +1,11 @@
 //! The stages of m-KAILIN in order, each a call into the library that owns the step:
-//! corpus → retrieval corpus → agents → candidates → store → labels → DPO → CPT dataset → SFT dataset → target
+//! corpus → retrieval corpus → agents → candidates → store → labels → DPO (and its check) → CPT dataset → SFT dataset → target
 //! and control → PubMedQA.
 
 mod agents;
 mod corpus;
 mod datasets;
+mod dpo;
 mod labels;
 mod retrieval;
 mod targets;
@@ -12,9 +13,8 @@ mod targets;
 use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
-use serde_json::json;
 
-pub(crate) use self::agents::Agent;
+pub(crate) use self::agents::{Agent, Prepared};
 pub(crate) use self::targets::Evaluated;
 use crate::engine::Run;
 use crate::error::{Error, Result};
@@ -56,30 +56,10 @@ pub(crate) fn run_all<A: AutodiffBackend>(run: &mut Run<'_>, models: &Models, de
     let candidates = run.candidates::<B<A>>(&agents, &docs, device)?;
     let retrieval = run.store::<B<A>>(models, contexts, device)?;
     let (labels, labels_dir) = run.labels::<B<A>>(models, &retrieval, &docs, &candidates, device)?;
-    let d = run.config.dpo.clone();
-    let dpo = match (d.enabled, labels.pairs, agents.0.local()) {
-        (false, ..) => Err("disabled (dpo.enabled = false)".to_owned()),
-        (_, _, None) => Err("the general agent is served: DPO needs its local weights".to_owned()),
-        (_, 0, _) => Err("no preference pair was labelled".to_owned()),
-        (true, pairs, Some(general)) => {
-            let preference = labels_dir.join("preference.jsonl");
-            let general = general.to_owned();
-            Ok(run.train::<A>(
-                "dpo",
-                &["labels", "agent-general"],
-                json!({ "beta": d.beta }),
-                kailin_train::Objective::Dpo { beta: d.beta },
-                &general,
-                d.settings(),
-                |tmp| {
-                    let p = tmp.join("preference.jsonl");
-                    std::fs::copy(&preference, &p).map_err(|source| Error::Io { path: preference.clone(), source })?;
-                    Ok((p, None, pairs))
-                },
-                device,
-            )?)
-        }
-    };
+    let dpo = run.dpo::<A>(&labels, &labels_dir, &agents.0, device)?;
+    if let (Ok(after), Some(before)) = (&dpo, agents.0.local()) {
+        run.dpo_check::<B<A>>(models, &retrieval, &docs, before, after, device)?;
+    }
     let writer = match (&dpo, run.config.backends.question_final.served()) {
         (_, true) => Agent::Served("question-final"),
         (Ok(dir), false) => Agent::Local(dir.clone()),

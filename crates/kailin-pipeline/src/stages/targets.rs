@@ -27,7 +27,7 @@ fn write_texts(texts: Vec<TextExample>) -> impl FnOnce(&Path) -> Result<Prepared
     move |tmp| {
         let p = tmp.join("cpt.jsonl");
         write_records(&p, &texts)?;
-        Ok((p, None, texts.len()))
+        Ok(Prepared::data(p, texts.len()))
     }
 }
 
@@ -35,7 +35,7 @@ fn write_chats(chats: Vec<ChatExample>) -> impl FnOnce(&Path) -> Result<Prepared
     move |tmp| {
         let p = tmp.join("sft.jsonl");
         write_records(&p, &chats)?;
-        Ok((p, None, chats.len()))
+        Ok(Prepared::data(p, chats.len()))
     }
 }
 
