@@ -9,7 +9,7 @@
 //! (the CPT dataset) → answers (the SFT dataset) → the target model trained CPT then SFT, and
 //! the same-budget control → PubMedQA → `report.md` and `metrics.json`.
 //!
-//! - [`Config`]: one TOML file; three embedded [`PRESETS`] (`tiny`, `cpu-small`,
+//! - [`Config`]: one TOML file; four embedded [`PRESETS`] (`tiny`, `cpu-small`, `cpu-medium`,
 //!   `gpu-paper`); every key overridable as `section.key=value`.
 //! - Each stage's output is keyed by a hash of its inputs and configuration (and its upstream
 //!   stages' keys): a rerun reuses every finished stage; a stage is written to a temporary

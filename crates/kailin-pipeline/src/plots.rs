@@ -1,6 +1,6 @@
 //! `report.md`'s PNG plots (plotters): records per stage, preference-score margins, the DPO
-//! reward margin and every training loss over steps, PubMedQA accuracy per year span and per
-//! MeSH subset. Text needs a TrueType font: `$KAILIN_FONT`, else a common system path; without
+//! reward margin and held-out preference accuracy and every training loss over steps, PubMedQA
+//! accuracy per year span and per MeSH subset. Text needs a TrueType font: `$KAILIN_FONT`, else a common system path; without
 //! one the plots are skipped (and the report says so), never the run.
 
 use std::path::{Path, PathBuf};
@@ -120,6 +120,14 @@ pub(crate) fn draw(out: &Path, s: &Summary) -> Result<Vec<String>, String> {
             let series = vec![("reward margin".to_owned(), pts)];
             written.extend(png(&dir, "dpo_reward_margin.png", |p| {
                 lines(p, "DPO reward margin", "step", "margin", &series)
+            }));
+        }
+        let held: Vec<(f64, f64)> =
+            t.eval_curve.iter().filter_map(|(step, _, a)| Some((*step as f64, (*a)?))).collect();
+        if !held.is_empty() {
+            let series = vec![(format!("{} held-out pairs", t.eval_records), held)];
+            written.extend(png(&dir, "dpo_heldout_accuracy.png", |p| {
+                lines(p, "DPO preference accuracy on held-out pairs", "step", "accuracy", &series)
             }));
         }
     }

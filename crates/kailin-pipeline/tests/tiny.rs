@@ -218,8 +218,15 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     // The plots (where a font exists to draw their text).
     match &summary.plots {
         Ok(plots) => {
-            for name in ["records", "margins", "training_loss", "dpo_reward_margin", "pubmedqa_years", "pubmedqa_mesh"]
-            {
+            for name in [
+                "records",
+                "margins",
+                "training_loss",
+                "dpo_reward_margin",
+                "dpo_heldout_accuracy",
+                "pubmedqa_years",
+                "pubmedqa_mesh",
+            ] {
                 let rel = format!("plots/{name}.png");
                 assert!(plots.contains(&rel), "{rel} in {plots:?}");
                 assert!(std::fs::read(out.join(&rel)).unwrap().starts_with(b"\x89PNG"), "{rel} is a PNG");

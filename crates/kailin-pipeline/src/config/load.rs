@@ -312,7 +312,12 @@ mod tests {
         assert!(err("questions.resample=1000").contains("questions.resample: must be from 0"));
         assert!(err("retrieval.corpus=[]").contains("retrieval.corpus: name at least one source"));
         assert!(err("retrieval.corpus=[\"pubmedqa\", \" \"]").contains("none empty"));
-        assert!(Config::load(Some("huge"), None, &[]).unwrap_err().to_string().contains("tiny, cpu-small, gpu-paper"));
+        assert!(
+            Config::load(Some("huge"), None, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("tiny, cpu-small, cpu-medium, gpu-paper")
+        );
 
         let served = Config::load(
             Some("tiny"),

@@ -57,8 +57,8 @@ fn hold_out(
 }
 
 /// The held-out documents of the check: retrieval-corpus documents outside the generation
-/// corpus, with MeSH terms, from the generation corpus's sources where there are enough;
-/// seeded, at most `n`. Returns them and how many were eligible.
+/// corpus, with MeSH terms, seeded, at most `n` — those of the generation corpus's sources
+/// first, then others. Returns them and how many were eligible.
 fn check_documents<'a>(
     retrieval: &'a [Document],
     generation: &[Document],
@@ -67,14 +67,16 @@ fn check_documents<'a>(
 ) -> (Vec<&'a Document>, usize) {
     let ids: BTreeSet<&str> = generation.iter().map(|d| d.id.as_str()).collect();
     let sources: BTreeSet<&str> = generation.iter().map(|d| d.source.as_str()).collect();
-    let outside: Vec<&Document> =
-        retrieval.iter().filter(|d| !ids.contains(d.id.as_str()) && !d.mesh.is_empty()).collect();
-    let alike: Vec<&Document> = outside.iter().copied().filter(|d| sources.contains(d.source.as_str())).collect();
-    let mut pool = if alike.len() >= n { alike } else { outside };
-    let eligible = pool.len();
-    kailin_core::SplitMix64::new(seed ^ 0x6470_6f2d_6368_6563).shuffle(&mut pool);
-    pool.truncate(n);
-    (pool, eligible)
+    let outside = retrieval.iter().filter(|d| !ids.contains(d.id.as_str()) && !d.mesh.is_empty());
+    let (mut alike, mut other): (Vec<&Document>, Vec<&Document>) =
+        outside.partition(|d| sources.contains(d.source.as_str()));
+    let eligible = alike.len() + other.len();
+    let mut rng = kailin_core::SplitMix64::new(seed ^ 0x6470_6f2d_6368_6563);
+    rng.shuffle(&mut alike);
+    rng.shuffle(&mut other);
+    alike.extend(other);
+    alike.truncate(n);
+    (alike, eligible)
 }
 
 /// One row of `check.jsonl`.
@@ -293,11 +295,10 @@ mod tests {
             doc("b1", "bc5cdr", true),
         ];
         let (picked, eligible) = check_documents(&retrieval, &generation, 1, 3);
-        assert_eq!((picked.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), eligible), (vec!["p1"], 1));
-        // Not enough of the generation corpus's source: any source.
+        assert_eq!((picked.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), eligible), (vec!["p1"], 2));
+        // The generation corpus's source first, then the others.
         let (picked, eligible) = check_documents(&retrieval, &generation, 5, 3);
-        let mut ids: Vec<&str> = picked.iter().map(|d| d.id.as_str()).collect();
-        ids.sort_unstable();
-        assert_eq!((ids, eligible), (vec!["b1", "p1"], 2));
+        let ids: Vec<&str> = picked.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!((ids, eligible), (vec!["p1", "b1"], 2));
     }
 }
