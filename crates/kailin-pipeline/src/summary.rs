@@ -123,15 +123,27 @@ impl TrainSummary {
         }
     }
 
-    /// The held-out preference accuracy over steps, in words (`None` without one).
+    /// The held-out preference accuracy over steps, in words, the last with its 95% interval
+    /// (`None` without one).
     pub fn held_out_accuracy(&self) -> Option<String> {
         let points: Vec<String> = self
             .eval_curve
             .iter()
             .filter_map(|&(step, _, a)| Some(format!("{:.0}% at step {step}", 100.0 * a?)))
             .collect();
-        (!points.is_empty())
-            .then(|| format!("held-out preference accuracy on {} pairs: {}", self.eval_records, points.join(", ")))
+        let last = self.eval_curve.last().and_then(|e| e.2)?;
+        // The interval of a share of 0/1 outcomes depends only on its count.
+        let right = (last * self.eval_records as f64).round() as usize;
+        let outcomes: Vec<f64> = (0..self.eval_records).map(|i| f64::from(u8::from(i < right))).collect();
+        let ci = kailin_eval::mean_ci95(&outcomes)
+            .map_or_else(String::new, |[lo, hi]| format!(" [{:.0}, {:.0}]", 100.0 * lo, 100.0 * hi));
+        Some(format!(
+            "held-out preference accuracy on {} pairs: {} (last: {:.0}%{ci}, n = {})",
+            self.eval_records,
+            points.join(", "),
+            100.0 * last,
+            self.eval_records
+        ))
     }
 }
 
