@@ -19,8 +19,9 @@ use crate::error::{Error, Result};
 use crate::files::{fingerprint, need, read_records, write_records};
 use crate::summary::{DpoCheckSummary, LabelSummary};
 
-/// Evaluations over a DPO run with held-out pairs.
-const EVALUATIONS: u64 = 8;
+/// Evaluations over a DPO run with held-out pairs (each costs about half a training pass over
+/// them).
+const EVALUATIONS: u64 = 6;
 
 /// Splits the preference pairs into training and held-out pairs by whole documents (the
 /// prompt names the document), seeded: documents are drawn until `eval_pairs` pairs are held
@@ -112,7 +113,7 @@ impl Run<'_> {
         let dir = self.train::<A>(
             "dpo",
             &["labels", "agent-general"],
-            json!({ "beta": d.beta, "eval_pairs": d.eval_pairs }),
+            json!({ "beta": d.beta, "eval_pairs": d.eval_pairs, "evaluations": EVALUATIONS }),
             kailin_train::Objective::Dpo { beta: d.beta },
             &general,
             d.settings(),
