@@ -110,20 +110,9 @@ fn dpo_with_lora_stops_resumes_and_exports() {
 
     // Held-out pairs: their loss and DPO's implicit-reward metrics.
     let evaluated = tmp.path().join("evaluated");
-    let stdout = ok(&kailin(&[
-        "train",
-        "dpo",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--eval",
-        data.to_str().unwrap(),
-        "--out",
-        evaluated.to_str().unwrap(),
-        "--epochs",
-        "2",
-    ]));
+    let mut args = base.to_vec();
+    args[7] = evaluated.to_str().unwrap();
+    let stdout = ok(&kailin(&[&args[..], &["--eval", data.to_str().unwrap()]].concat()));
     assert!(stdout.contains("eval loss ") && stdout.contains(", preference_accuracy "), "{stdout}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(evaluated.join("report.json")).unwrap()).unwrap();
