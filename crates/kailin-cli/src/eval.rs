@@ -310,6 +310,15 @@ fn print_evaluation(e: &kailin_eval::Evaluation) {
             interval(c.macro_f1_ci95, 1.0)
         );
     }
+    if let Some(c) = &s.mean_calibrated {
+        println!(
+            "  calibrated (the items' mean prediction as prior): accuracy {:.1}% {}, macro-F1 {:.3} {}",
+            100.0 * c.accuracy,
+            interval(c.accuracy_ci95, 100.0),
+            c.macro_f1,
+            interval(c.macro_f1_ci95, 1.0)
+        );
+    }
     if e.benchmark == "pubmedqa" {
         for g in r.by_year.iter().chain(&r.by_mesh) {
             println!(

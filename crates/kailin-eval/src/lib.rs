@@ -60,7 +60,7 @@ pub use crate::{
         official_scores, predict, prompt, read_labels, report, span_name, user_turn,
     },
     scores::{
-        AnswerProbabilities, CONTENT_FREE, ProbabilityScores, calibrated, content_free, probabilities,
+        AnswerProbabilities, CONTENT_FREE, ProbabilityScores, calibrated, content_free, mean_prediction, probabilities,
         probability_scores,
     },
     stats::{

@@ -1,5 +1,6 @@
 //! Scores that see past a model's label bias: the log-probability and Brier score of the true
-//! answer, and accuracy after contextual calibration (Zhao et al., 2021).
+//! answer, and accuracy after calibration of the label prior: contextual calibration's
+//! content-free prior (Zhao et al., 2021), and the mean prediction over the evaluated items.
 
 use std::collections::BTreeMap;
 
@@ -66,6 +67,22 @@ pub fn calibrated(p: &Prediction, prior: &AnswerProbabilities) -> Decision {
     decisions[argmax(&scores)]
 }
 
+/// The mean of `predictions`' renormalised probabilities: the label prior as the evaluated
+/// inputs themselves show it, no label used (as batch calibration estimates it, Zhou et al.,
+/// 2024). `None` for no predictions.
+pub fn mean_prediction(predictions: &[Prediction]) -> Option<AnswerProbabilities> {
+    if predictions.is_empty() {
+        return None;
+    }
+    let mut prior = AnswerProbabilities::new();
+    for p in predictions {
+        for (d, x) in probabilities(p) {
+            *prior.entry(d).or_default() += x / predictions.len() as f64;
+        }
+    }
+    Some(prior)
+}
+
 /// Probability scores of a set of predictions, each with a 95% bootstrap interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbabilityScores {
@@ -85,6 +102,14 @@ pub struct ProbabilityScores {
     pub calibrated: Option<Metrics>,
     /// The calibrated answers' share of each answer.
     pub calibrated_share: Option<AnswerProbabilities>,
+    /// The mean prediction over the evaluated items ([`mean_prediction`]; no label used).
+    #[serde(default)]
+    pub mean_prior: Option<AnswerProbabilities>,
+    /// Accuracy and macro-F1 after dividing by `mean_prior`, with their intervals: the bias
+    /// the model shows on these very inputs taken out, so an answer reflects how the item
+    /// moves the model, not which label it leans to.
+    #[serde(default)]
+    pub mean_calibrated: Option<Metrics>,
 }
 
 /// [`ProbabilityScores`] of `predictions`, calibrated with `prior` when given.
@@ -102,6 +127,11 @@ pub fn probability_scores(predictions: &[Prediction], prior: Option<&AnswerProba
         prior.map(|q| predictions.iter().map(|p| calibrated(p, q)).collect());
     let truth: Vec<Decision> = predictions.iter().map(|p| p.truth).collect();
     let n = predictions.len().max(1) as f64;
+    let mean_prior = mean_prediction(predictions);
+    let mean_calibrated = mean_prior.as_ref().map(|q| {
+        let answers: Vec<Decision> = predictions.iter().map(|p| calibrated(p, q)).collect();
+        metrics(&truth, &answers)
+    });
     ProbabilityScores {
         gold_logprob: mean(&gold),
         gold_logprob_ci95: mean_ci95(&gold),
@@ -112,6 +142,8 @@ pub fn probability_scores(predictions: &[Prediction], prior: Option<&AnswerProba
         calibrated_share: calibrated_answers
             .as_ref()
             .map(|c| Decision::ALL.iter().map(|&d| (d, c.iter().filter(|&&x| x == d).count() as f64 / n)).collect()),
+        mean_prior,
+        mean_calibrated,
     }
 }
 
@@ -143,6 +175,19 @@ mod tests {
         assert_eq!(calibrated(&p, &prior), No);
         let s = probability_scores(&[p], Some(&prior));
         assert_eq!(s.calibrated.map(|m| m.accuracy), Some(1.0));
+    }
+
+    #[test]
+    fn the_mean_prediction_takes_out_a_bias_every_item_shares() {
+        // Every item leans to "no"; the truly-yes items lean a little less.
+        let lean = |truth, yes: f64| prediction(truth, &[(Yes, yes.ln()), (No, (1.0 - yes).ln())]);
+        let predictions = [lean(Yes, 0.40), lean(Yes, 0.35), lean(No, 0.20), lean(No, 0.25)];
+        let s = probability_scores(&predictions, None);
+        let prior = s.mean_prior.unwrap();
+        assert!((prior[&Yes] - 0.30).abs() < 1e-12 && (prior[&No] - 0.70).abs() < 1e-12);
+        assert_eq!(metrics(&[Yes, Yes, No, No], &[No; 4]).accuracy, 0.5, "raw: always no");
+        assert_eq!(s.mean_calibrated.unwrap().accuracy, 1.0);
+        assert!(mean_prediction(&[]).is_none());
     }
 
     #[test]

@@ -170,7 +170,7 @@ pub(crate) fn markdown(s: &Summary) -> String {
         }
         let _ = writeln!(
             md,
-            "\nPast the label bias: the true answer's mean log-probability (renormalised over the answers), the Brier score, and accuracy after contextual calibration (the label prior measured with content-free prompts divided out).\n\n| model | setting | log p(true answer) | Brier | calibrated accuracy | calibrated macro-F1 | content-free prior yes/no/maybe |\n|---|---|---|---|---|---|---|"
+            "\nPast the label bias: the true answer's mean log-probability (renormalised over the answers), the Brier score, and accuracy after contextual calibration (the label prior measured with content-free prompts divided out) and after dividing out the items' own mean prediction (no label used).\n\n| model | setting | log p(true answer) | Brier | calibrated accuracy | calibrated macro-F1 | content-free prior yes/no/maybe | mean-prediction calibrated accuracy |\n|---|---|---|---|---|---|---|---|"
         );
         for p in rows.iter() {
             let sc = &p.report.scores;
@@ -189,9 +189,13 @@ pub(crate) fn markdown(s: &Summary) -> String {
                     g(kailin_eval::Decision::Maybe)
                 )
             });
+            let mean = sc
+                .mean_calibrated
+                .as_ref()
+                .map_or("–".to_owned(), |m| format!("{} {}", pct(m.accuracy), ci_pct(m.accuracy_ci95)));
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.3} {} | {:.3} {} | {acc} | {f1} | {prior} |",
+                "| {} | {} | {:.3} {} | {:.3} {} | {acc} | {f1} | {prior} | {mean} |",
                 p.model,
                 p.setting.as_str(),
                 sc.gold_logprob,

@@ -153,6 +153,7 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     let [lo, hi] = o.accuracy_ci95.unwrap();
     assert!(lo <= o.accuracy && o.accuracy <= hi && o.macro_f1_ci95.is_some());
     assert!(kailin.report.scores.calibrated.is_some() && kailin.report.scores.gold_logprob <= 0.0);
+    assert!(kailin.report.scores.mean_calibrated.is_some() && kailin.report.scores.mean_prior.is_some());
     // BioASQ yes/no on the held-out batch (2 of its 3 questions have a yes/no answer).
     let models: Vec<&str> = summary.bioasq.iter().map(|p| p.model.as_str()).collect();
     assert_eq!(models, ["base", "kailin", "control"]);
@@ -201,6 +202,7 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
         "PubMedQA accuracy by publication year",
         "PubMedQA accuracy by MeSH subset",
         "calibrated accuracy",
+        "mean-prediction calibrated accuracy",
         "Agents' overlap",
         "with MeSH headings) of 24 read",
     ] {
