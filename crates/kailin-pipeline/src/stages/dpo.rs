@@ -113,7 +113,9 @@ impl Run<'_> {
         let dir = self.train::<A>(
             "dpo",
             &["labels", "agent-general"],
-            json!({ "beta": d.beta, "eval_pairs": d.eval_pairs, "evaluations": EVALUATIONS }),
+            // The evaluation schedule is not part of the key: evaluating never changes the trained
+            // model (no gradient, no draw from the seeded generator), only the held-out curve.
+            json!({ "beta": d.beta, "eval_pairs": d.eval_pairs }),
             kailin_train::Objective::Dpo { beta: d.beta },
             &general,
             d.settings(),
