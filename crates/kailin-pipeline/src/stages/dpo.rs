@@ -144,7 +144,7 @@ impl Run<'_> {
     /// and the DPO-trained one `after` each write one question (greedy, the same seeds, as the
     /// final questions are written), and the MeSH rule scores each question's retrieved
     /// contexts against its document (Eq. 4) — whatever `evaluator.kind` is, since this is the
-    /// reward DPO is meant to raise. `None` when there are no documents to check.
+    /// reward DPO is meant to raise. `None` when `dpo.check_docs` is 0.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn dpo_check<B: burn::prelude::Backend>(
         &mut self,
