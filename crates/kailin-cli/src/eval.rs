@@ -301,18 +301,12 @@ fn print_evaluation(e: &kailin_eval::Evaluation) {
         s.brier,
         interval(s.brier_ci95, 1.0)
     );
-    if let Some(c) = &s.calibrated {
+    for (what, c) in
+        [("content-free prior", &s.calibrated), ("the items' mean prediction as prior", &s.mean_calibrated)]
+    {
+        let Some(c) = c else { continue };
         println!(
-            "  calibrated (content-free prior): accuracy {:.1}% {}, macro-F1 {:.3} {}",
-            100.0 * c.accuracy,
-            interval(c.accuracy_ci95, 100.0),
-            c.macro_f1,
-            interval(c.macro_f1_ci95, 1.0)
-        );
-    }
-    if let Some(c) = &s.mean_calibrated {
-        println!(
-            "  calibrated (the items' mean prediction as prior): accuracy {:.1}% {}, macro-F1 {:.3} {}",
+            "  calibrated ({what}): accuracy {:.1}% {}, macro-F1 {:.3} {}",
             100.0 * c.accuracy,
             interval(c.accuracy_ci95, 100.0),
             c.macro_f1,
