@@ -48,13 +48,7 @@ pub fn content_free<B: Backend>(
         })
         .collect();
     let predictions = predict(model, tokenizer, &items, options, |_, _| {})?;
-    let mut prior = AnswerProbabilities::new();
-    for p in &predictions {
-        for (d, x) in probabilities(p) {
-            *prior.entry(d).or_default() += x / predictions.len() as f64;
-        }
-    }
-    Ok(prior)
+    Ok(mean_prediction(&predictions).unwrap_or_default())
 }
 
 /// The answer after dividing the probabilities by `prior` (and renormalising): the label bias
