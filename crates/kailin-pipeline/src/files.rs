@@ -35,9 +35,11 @@ pub(crate) fn need(path: &Path, what: &str, fix: &str) -> Result<()> {
     }
 }
 
-/// A file's or directory's files with their sizes and modification times, as a fingerprint
-/// (a file added, removed or rewritten reruns the stage that read them).
-pub(crate) fn listing(path: &Path) -> String {
+/// A file's or directory's files by their names under `path` and their contents
+/// ([`kailin_core::digest_file`]), as a fingerprint: a file added, removed or changed reruns
+/// the stage that read them, while a copy of the same bytes (new modification times, as a
+/// fresh checkout or a re-mounted data directory has) keeps a run's finished stages.
+pub(crate) fn listing(path: &Path) -> Result<String> {
     let mut h = kailin_core::Fnv64::new();
     let mut stack = vec![path.to_owned()];
     let mut files = Vec::new();
@@ -49,14 +51,10 @@ pub(crate) fn listing(path: &Path) -> String {
     }
     files.sort();
     for f in &files {
-        let meta = std::fs::metadata(f).ok();
-        let modified =
-            meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-        h.bytes(f.to_string_lossy().as_bytes())
-            .bytes(&meta.map_or(0, |m| m.len()).to_le_bytes())
-            .bytes(&modified.map_or(0, |d| d.as_nanos() as u64).to_le_bytes());
+        let name = f.strip_prefix(path).unwrap_or(f);
+        h.bytes(name.to_string_lossy().as_bytes()).bytes(&[0]).bytes(fingerprint(f)?.as_bytes()).bytes(&[0]);
     }
-    format!("{} files, {}", files.len(), h.hex())
+    Ok(format!("{} files, {}", files.len(), h.hex()))
 }
 
 /// Reads the corpus at `path` through `kailin_corpus::ingest`, handing each document to `emit`
@@ -79,4 +77,31 @@ pub(crate) fn ingest_with(
     });
     inner?;
     result.map_err(|e| Error::Config { key: key.into(), message: format!("{what}: {e}") })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_listing_follows_the_bytes_not_the_place_or_the_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        for root in [&a, &b] {
+            std::fs::create_dir_all(root.join("sub")).unwrap();
+            std::fs::write(root.join("x.json"), "one").unwrap();
+            std::fs::write(root.join("sub/y.json"), "two").unwrap();
+        }
+        // The copy is written later (other modification times) at another path.
+        assert_eq!(listing(&a).unwrap(), listing(&b).unwrap());
+        assert!(listing(&a).unwrap().starts_with("2 files, "));
+        std::fs::write(b.join("sub/y.json"), "twO").unwrap();
+        assert_ne!(listing(&a).unwrap(), listing(&b).unwrap(), "a changed byte");
+        std::fs::write(b.join("sub/y.json"), "two").unwrap();
+        std::fs::rename(b.join("sub/y.json"), b.join("sub/z.json")).unwrap();
+        assert_ne!(listing(&a).unwrap(), listing(&b).unwrap(), "a renamed file");
+        let file = a.join("x.json");
+        assert_eq!(listing(&file).unwrap(), listing(&file).unwrap());
+    }
 }

@@ -33,8 +33,8 @@ impl Run<'_> {
         let user = self.corpus_path();
         if let Some(path) = &user {
             need(path, "the corpus (data.corpus)", "give a file or directory, relative to data.dir or absolute")?;
-            // A directory's files by name, size and time (its bytes are read by the stage).
-            fingerprints.push(listing(path));
+            // A directory's files by name and content.
+            fingerprints.push(listing(path)?);
         }
         for p in &c.extra_corpus {
             need(p, "an extra corpus file", "fix data.extra_corpus")?;

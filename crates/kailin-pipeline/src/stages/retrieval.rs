@@ -60,7 +60,7 @@ impl Run<'_> {
                 path => {
                     let p = c.dir.join(path);
                     need(&p, &format!("retrieval.corpus entry {path:?}"), &format!("allowed: {ALLOWED}"))?;
-                    files.push(listing(&p));
+                    files.push(listing(&p)?);
                     Entry::Path(p)
                 }
             });
@@ -69,7 +69,7 @@ impl Run<'_> {
         let held_batches = !held.is_empty() && bioasq_dir.is_dir();
         let read_batches = held_batches || entries.iter().any(|e| matches!(e, Entry::Bioasq));
         if read_batches {
-            files.push(listing(&bioasq_dir));
+            files.push(listing(&bioasq_dir)?);
         }
         let inputs = json!({
             "corpus": names, "held_out": held, "ngram": c.decontaminate_ngram, "strict": c.strict, "files": files,
