@@ -128,6 +128,18 @@ pub(crate) const RERUN: &str = "Fix it and rerun the same command: finished stag
 pub(crate) type Progress<'p> = &'p mut dyn FnMut(u64, u64, &str);
 
 impl<'e> Run<'e> {
+    /// How a stage key names the model at `path`: relative to its run when it is one of this
+    /// run's or of a run it reuses (`run:models/dpo`: the upstream stage's key already says
+    /// which weights it holds, so a moved or copied run keeps its finished stages), else as
+    /// given.
+    pub(crate) fn key_path(&self, path: &Path) -> serde_json::Value {
+        let inside = std::iter::once(&self.out).chain(&self.reuse).find_map(|root| path.strip_prefix(root).ok());
+        match inside {
+            Some(rel) => serde_json::Value::from(format!("run:{}", rel.display())),
+            None => serde_json::Value::from(path.display().to_string()),
+        }
+    }
+
     pub(crate) fn new(
         config: Config,
         out: PathBuf,

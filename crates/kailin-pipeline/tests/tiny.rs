@@ -261,6 +261,14 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     );
     assert_eq!(published(&out), before);
 
+    // A moved run directory keeps its finished stages (keys name the run's models relatively).
+    let moved = out.with_file_name("moved");
+    std::fs::rename(&out, &moved).unwrap();
+    let out = moved;
+    let again = run(&tiny(&[]), &out).unwrap();
+    let reran: Vec<&String> = again.stages.iter().filter(|s| !s.cached).map(|s| &s.stage).collect();
+    assert!(reran.is_empty(), "after a move: {reran:?}");
+
     // A changed setting reruns its stage and those after it, not those before.
     let changed = run(&tiny(&["retrieval.k=1"]), &out).unwrap();
     let cached = |name: &str| changed.stages.iter().find(|s| s.stage == name).unwrap().cached;

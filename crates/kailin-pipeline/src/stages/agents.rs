@@ -24,10 +24,10 @@ pub(crate) enum Agent {
 }
 
 impl Agent {
-    /// What stage keys hold of it: the path, or the served identity.
-    pub(crate) fn identity(&self, config: &Config) -> serde_json::Value {
+    /// What stage keys hold of it: the path (as [`Run::key_path`] names it), or the served identity.
+    pub(crate) fn identity(&self, run: &Run<'_>, config: &Config) -> serde_json::Value {
         match self {
-            Agent::Local(p) => json!(p),
+            Agent::Local(p) => run.key_path(p),
             Agent::Served(role) => {
                 config.backends.role(role).map_or(json!(role), |b| crate::backends::identity(role, b))
             }
@@ -84,8 +84,7 @@ impl Run<'_> {
     ) -> Result<PathBuf> {
         let seed = self.config.run.seed;
         let dir = self.out.join("models").join(name);
-        let inputs =
-            json!({ "inputs": inputs, "model": model, "settings": settings, "objective": objective, "seed": seed });
+        let inputs = json!({ "inputs": inputs, "model": self.key_path(model), "settings": settings, "objective": objective, "seed": seed });
         let model = model.to_owned();
         let (_, dir) = self.stage(name, dir, after, inputs, |tmp, progress| {
             let prepared = prepare(tmp)?;

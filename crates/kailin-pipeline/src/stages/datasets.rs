@@ -27,7 +27,8 @@ impl Run<'_> {
     ) -> Result<(Vec<CptRecord>, PathBuf)> {
         let r = self.config.retrieval.clone();
         let config = self.config.clone();
-        let inputs = json!({ "generator": writer.identity(&config), "questions": config.questions, "retrieval": r });
+        let inputs =
+            json!({ "generator": writer.identity(self, &config), "questions": config.questions, "retrieval": r });
         let dir = self.out.join("stages/cpt");
         let retriever = self.retriever::<B>(models, retrieval, device)?;
         let out_dir = self.out.clone();
@@ -63,7 +64,7 @@ impl Run<'_> {
     ) -> Result<(Vec<SftRecord>, PathBuf)> {
         let a = self.config.answers.clone();
         let backend = self.config.backends.answer.clone();
-        let model = if backend.served() { crate::backends::identity("answer", &backend) } else { json!(base) };
+        let model = if backend.served() { crate::backends::identity("answer", &backend) } else { self.key_path(base) };
         let inputs = json!({ "answers": a, "model": model, "seed": self.config.run.seed });
         let dir = self.out.join("stages/sft");
         let base = base.to_owned();

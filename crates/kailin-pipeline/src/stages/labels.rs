@@ -37,7 +37,7 @@ impl Run<'_> {
     ) -> Result<(Vec<Question>, Vec<Question>)> {
         let config = self.config.clone();
         let q = config.questions.clone();
-        let ids = [agents.0.identity(&config), agents.1.identity(&config)];
+        let ids = [agents.0.identity(self, &config), agents.1.identity(self, &config)];
         let inputs = json!({ "questions": q, "agents": ids, "seed": config.run.seed });
         let after = ["corpus", "agent-general", "agent-domain"];
         let dir = self.out.join("stages/candidates");

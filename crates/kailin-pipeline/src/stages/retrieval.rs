@@ -151,7 +151,7 @@ impl Run<'_> {
         if self.config.retrieval.kind != RetrieverKind::Dense {
             return Ok(Retrieval { docs, store: None });
         }
-        let inputs = json!({ "encoder": models.encoder, "batch": self.config.retrieval.batch_size });
+        let inputs = json!({ "encoder": self.key_path(&models.encoder), "batch": self.config.retrieval.batch_size });
         let dir = self.out.join("stages/store");
         let batch = self.config.retrieval.batch_size;
         let encoder_path = models.encoder.clone();

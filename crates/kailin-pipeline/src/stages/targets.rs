@@ -248,7 +248,7 @@ impl Run<'_> {
             for (suffix, bench, items, options, key) in &benches {
                 let stage = format!("eval-{name}-{suffix}");
                 let inputs = json!({
-                    "model": model, "benchmark": bench.name, "setting": options.setting, "answers": options.answers,
+                    "model": self.key_path(model), "benchmark": bench.name, "setting": options.setting, "answers": options.answers,
                     "limit": e.limit, "batch": e.batch_size, "test": key, "scores": 2,
                 });
                 let dir = self.out.join("stages").join(&stage);
