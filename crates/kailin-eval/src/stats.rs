@@ -193,10 +193,14 @@ impl Comparison {
     }
 
     /// In words, `b` against `a` by name: "kailin − control: +1.2 points [−3.1, +5.5],
-    /// McNemar p = 0.61 (n = 500): no detectable difference".
+    /// McNemar p = 0.61 (n = 500): no detectable difference; macro-F1 +0.004 [−0.030, +0.038]"
+    /// (the verdict is the accuracy's; macro-F1 follows with its paired interval, since a model
+    /// that answers the majority class wins on accuracy and loses on macro-F1).
     pub fn describe(&self, a: &str, b: &str) -> String {
         let pts = |x: f64| format!("{:+.1}", 100.0 * x).replace('-', "−");
+        let f1 = |x: f64| format!("{x:+.3}").replace('-', "−");
         let ci = self.accuracy_diff_ci95.map_or_else(|| "[–]".to_owned(), |[l, h]| format!("[{}, {}]", pts(l), pts(h)));
+        let f1_ci = self.macro_f1_diff_ci95.map_or_else(|| "[–]".to_owned(), |[l, h]| format!("[{}, {}]", f1(l), f1(h)));
         let verdict = if !self.detectable() {
             "no detectable difference".to_owned()
         } else if self.accuracy_diff > 0.0 {
@@ -205,10 +209,11 @@ impl Comparison {
             format!("{a} ahead")
         };
         format!(
-            "{b} − {a}: {} points {ci}, McNemar p = {:.2} (n = {}): {verdict}",
+            "{b} − {a}: {} points {ci}, McNemar p = {:.2} (n = {}): {verdict}; macro-F1 {} {f1_ci}",
             pts(self.accuracy_diff),
             self.mcnemar_p,
-            self.n
+            self.n,
+            f1(self.macro_f1_diff)
         )
     }
 }
@@ -383,7 +388,8 @@ mod tests {
         assert!(!c.detectable());
         assert_eq!(
             c.describe("control", "kailin"),
-            "kailin − control: +0.0 points [+0.0, +0.0], McNemar p = 1.00 (n = 4): no detectable difference"
+            "kailin − control: +0.0 points [+0.0, +0.0], McNemar p = 1.00 (n = 4): no detectable difference; \
+             macro-F1 +0.000 [+0.000, +0.000]"
         );
         let b = [Yes, No, Maybe, Yes];
         let d = compare(&truth, &a, &b);
