@@ -113,13 +113,19 @@ pub(crate) struct DpoArgs {
     /// DPO's beta.
     #[arg(long, default_value_t = 0.1, value_parser = crate::args::positive)]
     beta: f64,
+    /// Weight of the chosen completions' per-token negative log-likelihood added to the DPO
+    /// loss (RPO): keeps the policy on the chosen completions' form (0: plain DPO).
+    #[arg(long, default_value_t = 0.0, value_parser = crate::args::non_negative)]
+    nll: f64,
 }
 
 pub(crate) fn run(cmd: TrainCmd) -> Result<()> {
     let (objective, data, common, command) = match &cmd {
         TrainCmd::Cpt(a) => (Objective::Cpt, &a.data, &a.common, "kailin train cpt"),
         TrainCmd::Sft(a) => (Objective::Sft, &a.data, &a.common, "kailin train sft"),
-        TrainCmd::Dpo(d) => (Objective::Dpo { beta: d.beta }, &d.data.data, &d.data.common, "kailin train dpo"),
+        TrainCmd::Dpo(d) => {
+            (Objective::Dpo { beta: d.beta, nll: d.nll }, &d.data.data, &d.data.common, "kailin train dpo")
+        }
     };
     let mut inputs: Vec<(&str, &Path)> = vec![("--data", data), ("--model", &common.model)];
     if let Some(e) = &common.eval {

@@ -200,7 +200,8 @@ impl Comparison {
         let pts = |x: f64| format!("{:+.1}", 100.0 * x).replace('-', "−");
         let f1 = |x: f64| format!("{x:+.3}").replace('-', "−");
         let ci = self.accuracy_diff_ci95.map_or_else(|| "[–]".to_owned(), |[l, h]| format!("[{}, {}]", pts(l), pts(h)));
-        let f1_ci = self.macro_f1_diff_ci95.map_or_else(|| "[–]".to_owned(), |[l, h]| format!("[{}, {}]", f1(l), f1(h)));
+        let f1_ci =
+            self.macro_f1_diff_ci95.map_or_else(|| "[–]".to_owned(), |[l, h]| format!("[{}, {}]", f1(l), f1(h)));
         let verdict = if !self.detectable() {
             "no detectable difference".to_owned()
         } else if self.accuracy_diff > 0.0 {

@@ -26,6 +26,12 @@ use kailin_core::Fnv64;
 pub struct DpoOptions {
     /// β, the strength of the pull towards the reference.
     pub beta: f64,
+    /// Weight α of the chosen completions' negative log-likelihood per token, added to the
+    /// DPO loss (`L = L_DPO + α·NLL(chosen)/|chosen|`, as RPO, Pang et al. 2024): DPO alone
+    /// lowers the likelihood of the chosen completions too and, pushed hard on few pairs,
+    /// drifts off their form (a question writer that stops writing questions); the NLL term
+    /// holds it there. 0 is DPO as the paper trains it.
+    pub nll: f64,
     /// File caching the reference log-probabilities (read when it matches the data and
     /// `reference_id`, else computed and written).
     pub reference_cache: Option<PathBuf>,
@@ -36,7 +42,7 @@ pub struct DpoOptions {
 
 impl Default for DpoOptions {
     fn default() -> Self {
-        DpoOptions { beta: 0.1, reference_cache: None, reference_id: String::new() }
+        DpoOptions { beta: 0.1, nll: 0.0, reference_cache: None, reference_id: String::new() }
     }
 }
 
@@ -49,6 +55,13 @@ pub(crate) struct ScoredPair {
 
 struct Dpo {
     beta: f64,
+    nll: f64,
+}
+
+/// Whether `x` is 0 (what a serialised objective leaves out, so that keys made before a
+/// setting existed still match).
+pub(crate) fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Sequence log-probabilities of the completions of `pairs`: `[chosen…, rejected…]`.
@@ -88,14 +101,26 @@ impl Objective for Dpo {
             let v: Vec<f32> = items.iter().map(|i| i.reference[k] as f32).collect();
             Tensor::<B, 1>::from_data(TensorData::new(v, [n]), &device)
         };
+        let chosen_lp = lp.clone().slice_dim(0, 0..n);
         let out = dpo_loss(
-            lp.clone().slice_dim(0, 0..n),
+            chosen_lp.clone(),
             lp.slice_dim(0, n..2 * n),
             reference(0),
             reference(1),
             self.beta,
             normaliser as usize,
         );
+        let lengths: Vec<f32> = items.iter().map(|i| i.rows.chosen.weights.iter().sum::<f32>().max(1.0)).collect();
+        let per_token: f64 =
+            host(chosen_lp.clone().detach())?.iter().zip(&lengths).map(|(lp, len)| lp / f64::from(*len)).sum();
+        let mut loss = out.loss;
+        if self.nll != 0.0 {
+            // Each chosen completion's mean per-token NLL, summed over the pairs and divided
+            // like the DPO term, so accumulated micro-batches add up to the step's mean.
+            let lengths = Tensor::<B, 1>::from_data(TensorData::new(lengths, [n]), &device);
+            let nll = chosen_lp.neg().div(lengths).sum().div_scalar(normaliser.max(1.0));
+            loss = loss + nll.mul_scalar(self.nll);
+        }
         let (chosen, rejected) = (host(out.chosen_rewards)?, host(out.rejected_rewards)?);
         let margin: f64 = chosen.iter().zip(&rejected).map(|(c, r)| c - r).sum();
         let correct = chosen.iter().zip(&rejected).filter(|(c, r)| c > r).count() as f64;
@@ -104,8 +129,9 @@ impl Objective for Dpo {
             ("rejected_reward", rejected.iter().sum()),
             ("reward_margin", margin),
             ("preference_accuracy", correct),
+            ("chosen_logprob_per_token", per_token),
         ];
-        Ok(MicroLoss { loss: out.loss, metrics, tokens })
+        Ok(MicroLoss { loss, metrics, tokens })
     }
 }
 
@@ -177,6 +203,9 @@ pub fn train<B: AutodiffBackend>(
     if !(dpo.beta.is_finite() && dpo.beta > 0.0) {
         return Err(Error::Options(format!("DPO's beta must be a positive number, not {}", dpo.beta)));
     }
+    if !(dpo.nll.is_finite() && dpo.nll >= 0.0) {
+        return Err(Error::Options(format!("DPO's NLL weight must be 0 or a positive number, not {}", dpo.nll)));
+    }
     let reference = model.valid();
     // The training pairs' reference values may come from (and go to) the cache.
     let score = |pairs: &[PairRows], cache: Option<&Path>| -> Result<Vec<ScoredPair>> {
@@ -195,7 +224,8 @@ pub fn train<B: AutodiffBackend>(
     };
     let (train_items, eval_items) = (score(&data.items, dpo.reference_cache.as_deref())?, score(eval, None)?);
     drop(reference);
-    let (model, mut report) = run(model, &Dpo { beta: dpo.beta }, &train_items, &eval_items, opts, on_step)?;
+    let (model, mut report) =
+        run(model, &Dpo { beta: dpo.beta, nll: dpo.nll }, &train_items, &eval_items, opts, on_step)?;
     report.truncated = data.truncated;
     Ok((model, report))
 }

@@ -27,6 +27,10 @@ pub enum Objective {
     Dpo {
         /// β.
         beta: f64,
+        /// Weight of the chosen completions' per-token negative log-likelihood added to the
+        /// DPO loss ([`DpoOptions::nll`]); 0, the paper's DPO, is left out of the serialised form.
+        #[serde(default, skip_serializing_if = "crate::dpo::is_zero")]
+        nll: f64,
     },
 }
 
@@ -94,10 +98,11 @@ pub fn run_job<A: AutodiffBackend>(
             let (data, eval) = training_and_eval(job, |p| encode_sft(&read_sft_dataset(p)?, &tok, window, overlong))?;
             sft::train(model, &data, &eval, opts, on_step)?
         }
-        Objective::Dpo { beta } => {
+        Objective::Dpo { beta, nll } => {
             let (data, eval) = training_and_eval(job, |p| encode_pairs(&read_dpo_dataset(p)?, &tok, window, overlong))?;
             let dpo_opts = DpoOptions {
                 beta,
+                nll,
                 reference_cache: Some(job.out.join("reference_logprobs.json")),
                 reference_id: std::fs::canonicalize(&job.model)
                     .unwrap_or_else(|_| job.model.clone())

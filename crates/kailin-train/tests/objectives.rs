@@ -136,8 +136,11 @@ fn dpo_starts_at_ln_2_and_raises_the_margin() {
     );
     let enc = encode_pairs(&data, &Bytes, 96, Overlong::Refuse).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let dpo_opts =
-        DpoOptions { beta: 0.1, reference_cache: Some(dir.path().join("ref.json")), reference_id: "m4".into() };
+    let dpo_opts = DpoOptions {
+        reference_cache: Some(dir.path().join("ref.json")),
+        reference_id: "m4".into(),
+        ..Default::default()
+    };
     let o = TrainOptions { epochs: 10, batch_size: 2, grad_accum: 2, lr: 5e-3, ..Default::default() };
     let (_, report) = dpo::train(model(4), &enc, &[], &o, &dpo_opts, |_| ()).unwrap();
     let first = &report.steps[0];
@@ -174,6 +177,43 @@ fn dpo_starts_at_ln_2_and_raises_the_margin() {
         assert!((0.0..=1.0).contains(&a) && (a * 4.0).fract() == 0.0, "a mean over 4 pairs: {a}");
     }
     assert_eq!(accuracy(&evaluated.eval_metrics.last().unwrap().1), 1.0);
+}
+
+#[test]
+fn the_nll_term_adds_the_chosen_per_token_nll_and_holds_the_chosen_likelihood() {
+    let triples = [
+        ("abstract on aspirin", "does aspirin prevent stroke?", "what?"),
+        ("abstract on statins", "do statins lower ldl?", "why"),
+        ("abstract on insulin", "how does insulin act?", "who"),
+        ("abstract on levodopa", "is levodopa effective?", "hm"),
+    ];
+    let data = dataset(
+        triples
+            .iter()
+            .map(|(p, c, r)| DpoExample { prompt: (*p).into(), chosen: (*c).into(), rejected: (*r).into() })
+            .collect(),
+    );
+    let enc = encode_pairs(&data, &Bytes, 96, Overlong::Refuse).unwrap();
+    let o = TrainOptions { epochs: 10, batch_size: 2, grad_accum: 2, lr: 5e-3, ..Default::default() };
+    let metric = |s: &StepLog, name: &str| s.metrics.iter().find(|(n, _)| n == name).unwrap().1;
+    let train = |nll: f64| dpo::train(model(4), &enc, &[], &o, &DpoOptions { nll, ..Default::default() }, |_| ());
+    let (_, plain) = train(0.0).unwrap();
+    let (_, held) = train(1.0).unwrap();
+    // At the first step the policy is the reference: DPO's ln 2 plus α times the chosen
+    // completions' mean per-token NLL (the metric is their mean per-token log-probability).
+    let first = &held.steps[0];
+    let per_token = metric(first, "chosen_logprob_per_token");
+    assert!(per_token < 0.0);
+    assert!((first.loss - (std::f64::consts::LN_2 - per_token)).abs() < 1e-4, "{} vs {per_token}", first.loss);
+    assert!((plain.steps[0].loss - std::f64::consts::LN_2).abs() < 1e-5);
+    assert_eq!(metric(&plain.steps[0], "chosen_logprob_per_token"), per_token);
+    // Trained, the NLL term keeps the chosen completions likelier than DPO alone does.
+    let last = |r: &TrainReport| metric(r.steps.last().unwrap(), "chosen_logprob_per_token");
+    assert!(last(&held) > last(&plain), "with the term {} vs without {}", last(&held), last(&plain));
+    assert!(matches!(
+        dpo::train(model(4), &enc, &[], &o, &DpoOptions { nll: -1.0, ..Default::default() }, |_| ()),
+        Err(Error::Options(_))
+    ));
 }
 
 #[test]

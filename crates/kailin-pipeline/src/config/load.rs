@@ -93,6 +93,9 @@ impl Config {
         if !(self.dpo.beta.is_finite() && self.dpo.beta > 0.0) {
             return bad("dpo.beta", "must be above 0 (the paper's is 0.1)");
         }
+        if !(self.dpo.nll.is_finite() && self.dpo.nll >= 0.0) {
+            return bad("dpo.nll", "must be 0 (the paper's DPO) or a positive weight");
+        }
         if !(self.evaluator.margin.is_finite() && (0.0..=1.0).contains(&self.evaluator.margin)) {
             return bad("evaluator.margin", "must be within [0, 1]");
         }
@@ -308,6 +311,7 @@ mod tests {
         assert!(e.contains("sparse") && e.contains("dense") && e.contains("bm25"), "{e}");
         assert!(err("retrieval.k=0").contains("retrieval.k: must be at least 1"));
         assert!(err("dpo.beta=-1").contains("dpo.beta"));
+        assert!(err("dpo.nll=-0.5").contains("dpo.nll"));
         assert!(err("eval.settings=[\"reasoning-free\"]").contains("reasoning-free"));
         assert!(err("questions.resample=1000").contains("questions.resample: must be from 0"));
         assert!(err("retrieval.corpus=[]").contains("retrieval.corpus: name at least one source"));

@@ -220,6 +220,10 @@ pub struct DpoConfig {
     pub enabled: bool,
     /// β.
     pub beta: f64,
+    /// Weight of the chosen questions' per-token negative log-likelihood added to the DPO
+    /// loss (`kailin_train::DpoOptions::nll`; 0: the paper's DPO).
+    #[serde(default)]
+    pub nll: f64,
     /// Epochs.
     pub epochs: usize,
     /// Peak learning rate.

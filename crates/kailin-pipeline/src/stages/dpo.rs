@@ -116,7 +116,7 @@ impl Run<'_> {
             // The evaluation schedule is not part of the key: evaluating never changes the trained
             // model (no gradient, no draw from the seeded generator), only the held-out curve.
             json!({ "beta": d.beta, "eval_pairs": d.eval_pairs }),
-            kailin_train::Objective::Dpo { beta: d.beta },
+            kailin_train::Objective::Dpo { beta: d.beta, nll: d.nll },
             &general,
             d.settings(),
             |tmp| {
