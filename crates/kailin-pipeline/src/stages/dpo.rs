@@ -227,7 +227,11 @@ impl Run<'_> {
                         "scored"
                     }
                     (Some(j), _) => j.outcome.as_str(),
-                    (None, _) => "without_question",
+                    (None, _) => match (qb, qa) {
+                        (Some(_), None) => "no question after DPO",
+                        (None, Some(_)) => "no question before DPO",
+                        _ => "no question either time",
+                    },
                 };
                 if outcome != "scored" {
                     *unscored.entry(outcome.to_owned()).or_default() += 1;

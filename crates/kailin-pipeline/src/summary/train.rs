@@ -99,7 +99,8 @@ pub struct DpoCheckSummary {
     pub after: kailin_question::Tally,
     /// Documents whose two questions were both scored.
     pub scored: usize,
-    /// The others, by why (`without_question`, or the rule's outcome: `no_terms`…).
+    /// The others, by why (`no question after DPO`, `… before DPO`, `… either time`, or the
+    /// rule's outcome: `no_terms`…).
     pub unscored: BTreeMap<String, usize>,
     /// Mean reward before (`a`) and after (`b`), paired, with the interval of the difference.
     pub reward: Option<kailin_eval::PairedMeans>,
