@@ -120,8 +120,8 @@ fn sft_learns_only_the_answers_and_its_loss_falls() {
     assert_eq!(cut.items[0].trained_tokens(), 2, "the answer survives the cut");
 }
 
-#[test]
-fn dpo_starts_at_ln_2_and_raises_the_margin() {
+/// Four preference pairs (a question chosen over a fragment), encoded.
+fn four_pairs() -> Encoded<PairRows> {
     let triples = [
         ("abstract on aspirin", "does aspirin prevent stroke?", "what?"),
         ("abstract on statins", "do statins lower ldl?", "why"),
@@ -134,7 +134,12 @@ fn dpo_starts_at_ln_2_and_raises_the_margin() {
             .map(|(p, c, r)| DpoExample { prompt: (*p).into(), chosen: (*c).into(), rejected: (*r).into() })
             .collect(),
     );
-    let enc = encode_pairs(&data, &Bytes, 96, Overlong::Refuse).unwrap();
+    encode_pairs(&data, &Bytes, 96, Overlong::Refuse).unwrap()
+}
+
+#[test]
+fn dpo_starts_at_ln_2_and_raises_the_margin() {
+    let enc = four_pairs();
     let dir = tempfile::tempdir().unwrap();
     let dpo_opts = DpoOptions {
         reference_cache: Some(dir.path().join("ref.json")),
@@ -181,19 +186,7 @@ fn dpo_starts_at_ln_2_and_raises_the_margin() {
 
 #[test]
 fn the_nll_term_adds_the_chosen_per_token_nll_and_holds_the_chosen_likelihood() {
-    let triples = [
-        ("abstract on aspirin", "does aspirin prevent stroke?", "what?"),
-        ("abstract on statins", "do statins lower ldl?", "why"),
-        ("abstract on insulin", "how does insulin act?", "who"),
-        ("abstract on levodopa", "is levodopa effective?", "hm"),
-    ];
-    let data = dataset(
-        triples
-            .iter()
-            .map(|(p, c, r)| DpoExample { prompt: (*p).into(), chosen: (*c).into(), rejected: (*r).into() })
-            .collect(),
-    );
-    let enc = encode_pairs(&data, &Bytes, 96, Overlong::Refuse).unwrap();
+    let enc = four_pairs();
     let o = TrainOptions { epochs: 10, batch_size: 2, grad_accum: 2, lr: 5e-3, ..Default::default() };
     let metric = |s: &StepLog, name: &str| s.metrics.iter().find(|(n, _)| n == name).unwrap().1;
     let train = |nll: f64| dpo::train(model(4), &enc, &[], &o, &DpoOptions { nll, ..Default::default() }, |_| ());
