@@ -15,7 +15,8 @@
 //! ([`SplitMix64`]), the output-path check and run directories ([`check_outputs`], [`RunDir`]:
 //! an output never replaces an input or a stranger's files, and two runs never share a
 //! directory), and the redaction of secrets ([`register_secret`], [`redact`],
-//! [`RedactingWriter`]). It depends on serde, serde_json, thiserror and tempfile only.
+//! [`RedactingWriter`]), and the vectorisable numeric loops of the CPU kernels ([`simd`]). It
+//! depends on serde, serde_json, thiserror and tempfile only.
 //!
 //! ```
 //! use kailin_core::{Document, read_jsonl, write_jsonl};
@@ -37,6 +38,7 @@ mod outputs;
 mod records;
 mod rng;
 mod secret;
+pub mod simd;
 mod text;
 mod training;
 

@@ -6,6 +6,7 @@ use burn::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::llama::{KvCache, Llama};
+use crate::native::{NativeLlama, SeqCache};
 use crate::sampler::Sampler;
 
 /// Generates up to `max_new` tokens after `prompt` (one sequence), stopping early at any of
@@ -66,18 +67,10 @@ pub fn generate_batch<B: Backend, E: From<Error>>(
     if len > model.max_positions() {
         return Err(Error::TooLong { len, max: model.max_positions() }.into());
     }
-    let pads: Vec<usize> = active.iter().map(|&i| longest - prompts[i].len()).collect();
-    let mut ids = Vec::with_capacity(active.len() * longest);
-    for (&i, &pad) in active.iter().zip(&pads) {
-        ids.extend(std::iter::repeat_n(0, pad));
-        ids.extend_from_slice(&prompts[i]);
-    }
-    let mut cache = KvCache::with_left_padding(model.num_layers(), pads);
-    let mut logits = model.next_logits(&ids, active.len(), &mut cache)?;
+    let seqs: Vec<&[u32]> = active.iter().map(|&i| prompts[i].as_slice()).collect();
+    let (mut decoder, mut last) = Decoder::start(model, &seqs, max_new)?;
     loop {
-        let [batch, _, vocab] = logits.dims(); // one position: the last
-        let last = logits.reshape([batch * vocab]).into_data();
-        let last = last.to_vec::<f32>().map_err(|e| Error::Backend(format!("reading logits: {e:?}")))?;
+        let vocab = last.len() / active.len(); // one row per active sequence: its last position
         let (mut keep, mut next) = (Vec::new(), Vec::new());
         for (row, &i) in active.iter().enumerate() {
             let token = samplers[i].sample(&last[row * vocab..(row + 1) * vocab]) as u32;
@@ -94,10 +87,72 @@ pub fn generate_batch<B: Backend, E: From<Error>>(
             break;
         }
         if keep.len() < active.len() {
-            cache.retain_rows(&keep);
+            decoder.retain(&keep);
             active = keep.iter().map(|&row| active[row]).collect();
         }
-        logits = model.next_logits(&next, active.len(), &mut cache)?;
+        last = decoder.step(&next)?;
     }
     Ok(out)
+}
+
+/// Where decoding runs: burn's ops over a padded batch, or the CPU kernels over per-sequence
+/// caches (on `Flex`, see [`crate::native`]).
+enum Decoder<'m, B: Backend> {
+    Burn { model: &'m Llama<B>, cache: KvCache<B> },
+    Native { model: NativeLlama, caches: Vec<SeqCache> },
+}
+
+impl<'m, B: Backend> Decoder<'m, B> {
+    /// Runs the prompts (non-empty) and returns the decoder with the logits `[prompts, vocab]`
+    /// at each prompt's last position.
+    fn start(model: &'m Llama<B>, prompts: &[&[u32]], max_new: usize) -> Result<(Self, Vec<f32>)> {
+        if let Some(native) = crate::native::native(model)? {
+            // The last generated token is never fed back, hence the - 1.
+            let mut caches: Vec<SeqCache> = prompts.iter().map(|p| native.cache(p.len() + max_new - 1)).collect();
+            let want: Vec<Vec<usize>> = prompts.iter().map(|p| vec![p.len() - 1]).collect();
+            let logits = native.forward(prompts, &mut caches, &want)?;
+            return Ok((Decoder::Native { model: native, caches }, logits));
+        }
+        let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
+        let pads: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
+        let mut ids = Vec::with_capacity(prompts.len() * longest);
+        for (p, &pad) in prompts.iter().zip(&pads) {
+            ids.extend(std::iter::repeat_n(0, pad));
+            ids.extend_from_slice(p);
+        }
+        let mut cache = KvCache::with_left_padding(model.num_layers(), pads);
+        let logits = model.next_logits(&ids, prompts.len(), &mut cache)?;
+        Ok((Decoder::Burn { model, cache }, last_logits(logits)?))
+    }
+
+    /// Keeps only the sequences at `rows` (ascending).
+    fn retain(&mut self, rows: &[usize]) {
+        match self {
+            Decoder::Burn { cache, .. } => cache.retain_rows(rows),
+            Decoder::Native { caches, .. } => {
+                let mut index = 0;
+                caches.retain(|_| {
+                    index += 1;
+                    rows.binary_search(&(index - 1)).is_ok()
+                });
+            }
+        }
+    }
+
+    /// Feeds one token per sequence and returns the next logits `[sequences, vocab]`.
+    fn step(&mut self, next: &[u32]) -> Result<Vec<f32>> {
+        match self {
+            Decoder::Burn { model, cache } => last_logits(model.next_logits(next, next.len(), cache)?),
+            Decoder::Native { model, caches } => {
+                let seqs: Vec<&[u32]> = next.iter().map(std::slice::from_ref).collect();
+                model.forward(&seqs, caches, &vec![vec![0]; next.len()])
+            }
+        }
+    }
+}
+
+/// The values of logits `[batch, 1, vocab]`.
+fn last_logits<B: Backend>(logits: Tensor<B, 3>) -> Result<Vec<f32>> {
+    let [batch, _, vocab] = logits.dims();
+    logits.reshape([batch * vocab]).into_data().to_vec::<f32>().map_err(|e| Error::Backend(format!("reading logits: {e:?}")))
 }

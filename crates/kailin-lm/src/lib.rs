@@ -43,6 +43,7 @@ mod generate;
 mod gguf;
 mod llama;
 mod models;
+mod native;
 mod prompt;
 mod quant;
 mod sampler;

@@ -25,6 +25,9 @@ pub fn score<B: Backend>(model: &Llama<B>, pairs: &[(Vec<u32>, Vec<u32>)]) -> Re
     if let Some((i, _)) = pairs.iter().enumerate().find(|(_, (p, c))| p.is_empty() || c.is_empty()) {
         return Err(Error::EmptyScore { pair: i });
     }
+    if let Some(native) = crate::native::native(model)? {
+        return native.score(pairs);
+    }
     let device = model.devices().into_iter().next().unwrap_or_default();
     let longest = pairs.iter().map(|(p, c)| p.len() + c.len()).max().unwrap_or(0);
     let mut ids = Vec::with_capacity(pairs.len() * longest);
@@ -36,7 +39,7 @@ pub fn score<B: Backend>(model: &Llama<B>, pairs: &[(Vec<u32>, Vec<u32>)]) -> Re
     let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [pairs.len(), longest]), &device);
     let logits = model.forward(tokens)?;
     let [_, _, vocab] = logits.dims();
-    let logp = log_softmax(logits, 2).into_data().to_vec::<f32>().unwrap_or_default();
+    let logp = log_softmax(logits, 2).into_data().to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
     Ok(pairs
         .iter()
         .enumerate()
@@ -74,6 +77,9 @@ pub fn next_token_logprobs<B: Backend>(
     if let Some(&t) = tokens.iter().find(|&&t| t as usize >= vocab) {
         return Err(Error::TokenOutOfRange { token: i64::from(t), vocab });
     }
+    if let Some(native) = crate::native::native(model)? {
+        return native.next_token_logprobs(prompts, tokens);
+    }
     let device = model.devices().into_iter().next().unwrap_or_default();
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let mut ids = Vec::with_capacity(prompts.len() * longest);
@@ -86,7 +92,7 @@ pub fn next_token_logprobs<B: Backend>(
     let last: Vec<usize> = prompts.iter().map(|p| p.len() - 1).collect();
     let logits = model.forward_at(tokens_in, &last)?;
     let [_, vocab] = logits.dims();
-    let logp = log_softmax(logits, 1).into_data().to_vec::<f32>().unwrap_or_default();
+    let logp = log_softmax(logits, 1).into_data().to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
     Ok((0..batch).map(|b| tokens.iter().map(|&t| f64::from(logp[b * vocab + t as usize])).collect()).collect())
 }
 

@@ -70,8 +70,8 @@ impl LoraConfig {
 /// A LoRA adapter: `A` `[in, rank]`, `B` `[rank, out]`, and the scale `alpha / rank`.
 #[derive(Module, Debug)]
 pub struct Lora<B: Backend> {
-    a: Param<Tensor<B, 2>>,
-    b: Param<Tensor<B, 2>>,
+    pub(crate) a: Param<Tensor<B, 2>>,
+    pub(crate) b: Param<Tensor<B, 2>>,
     dropout: Dropout,
     scale: f64,
 }

@@ -10,13 +10,13 @@ use crate::error::{Error, Result};
 /// A Llama-family decoder.
 #[derive(Module, Debug)]
 pub struct Llama<B: Backend> {
-    pub(super) embed: Embedding<B>,
-    pub(super) blocks: Vec<Block<B>>,
-    pub(super) norm: RmsNorm<B>,
+    pub(crate) embed: Embedding<B>,
+    pub(crate) blocks: Vec<Block<B>>,
+    pub(crate) norm: RmsNorm<B>,
     /// `None` when tied to the embedding.
-    pub(super) lm_head: Option<Linear<B>>,
+    pub(crate) lm_head: Option<Linear<B>>,
     #[module(skip)]
-    pub(super) rope: Rope,
+    pub(crate) rope: Rope,
 }
 
 /// Fetches weights by name and checks their size.

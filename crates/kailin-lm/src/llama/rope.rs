@@ -36,6 +36,11 @@ impl Rope {
         self.max_positions
     }
 
+    /// The whole cosine and sine tables, `[max_positions, head_dim / 2]` row-major each.
+    pub(crate) fn table_values(&self) -> (&[f32], &[f32]) {
+        (&self.cos, &self.sin)
+    }
+
     /// Cosine and sine tables for the given positions, one row of positions per sequence
     /// (`positions.len() / seq` rows; each position `< max_positions`).
     ///

@@ -1,0 +1,295 @@
+//! The decoder's row passes: projections by faer's GEMM, and RMSNorm, RoPE, SiLU·up, residual
+//! adds and softmax as loops compiled twice (baseline and AVX2+FMA, chosen at run time).
+
+use rayon::prelude::*;
+
+use super::Proj;
+
+/// Rows per parallel task of the element-wise passes.
+const ROWS_PER_TASK: usize = 32;
+
+/// `dst = x · p.w + p.b` for `rows` rows, on all the pool's threads.
+pub(super) fn matmul(dst: &mut [f32], x: &[f32], p: &Proj, rows: usize) {
+    let dst = &mut dst[..rows * p.output];
+    // A single row is bandwidth-bound: split its columns over the threads instead.
+    if rows == 1 {
+        return vector_matrix(dst, &x[..p.input], p);
+    }
+    let a = faer::MatRef::from_row_major_slice(&x[..rows * p.input], rows, p.input);
+    let w = faer::MatRef::from_row_major_slice(&p.w, p.input, p.output);
+    let d = faer::MatMut::from_row_major_slice_mut(&mut *dst, rows, p.output);
+    faer::linalg::matmul::matmul(d, faer::Accum::Replace, a, w, 1.0, faer::Par::rayon(0));
+    if let Some(b) = &p.b {
+        dst.par_chunks_mut(p.output * ROWS_PER_TASK).for_each(|rows| {
+            for row in rows.chunks_exact_mut(p.output) {
+                simd::add(row, b);
+            }
+        });
+    }
+}
+
+/// `dst = x · p.w + p.b` for one row, the output columns split over the pool's threads (each
+/// reads its own slice of every weight row).
+fn vector_matrix(dst: &mut [f32], x: &[f32], p: &Proj) {
+    let threads = rayon::current_num_threads();
+    // Column blocks of a multiple of 16, about four per thread.
+    let block = (p.output.div_ceil(threads * 4)).next_multiple_of(16).max(16);
+    dst.par_chunks_mut(block).enumerate().for_each(|(i, out)| {
+        let first = i * block;
+        match &p.b {
+            Some(b) => out.copy_from_slice(&b[first..first + out.len()]),
+            None => out.fill(0.0),
+        }
+        for (k, &xk) in x.iter().enumerate() {
+            let row = &p.w[k * p.output + first..k * p.output + first + out.len()];
+            simd::axpy(out, xk, row);
+        }
+    });
+}
+
+/// RMSNorm: row by row of width `gamma.len()`, `dst = src / √(mean(src²) + eps) · gamma`.
+pub(super) fn rms_norm_rows(dst: &mut [f32], src: &[f32], gamma: &[f32], eps: f32) {
+    let w = gamma.len();
+    let (dst, src) = (&mut dst[..src.len()], src);
+    dst.par_chunks_mut(w * ROWS_PER_TASK).zip(src.par_chunks(w * ROWS_PER_TASK)).for_each(|(ds, ss)| {
+        for (d, s) in ds.chunks_exact_mut(w).zip(ss.chunks_exact(w)) {
+            simd::rms_norm(d, s, gamma, eps);
+        }
+    });
+}
+
+/// `x += y`, element by element.
+pub(super) fn add_into(x: &mut [f32], y: &[f32]) {
+    let y = &y[..x.len()];
+    x.par_chunks_mut(4096).zip(y.par_chunks(4096)).for_each(|(x, y)| simd::add(x, y));
+}
+
+/// `act = silu(gate) · up` row by row, where a row of `gate_up` is `[gate (ff) | up (ff)]`.
+pub(super) fn silu_mul_rows(act: &mut [f32], gate_up: &[f32], ff: usize) {
+    let rows = gate_up.len() / (2 * ff);
+    let act = &mut act[..rows * ff];
+    act.par_chunks_mut(ff * ROWS_PER_TASK).zip(gate_up.par_chunks(2 * ff * ROWS_PER_TASK)).for_each(|(a, g)| {
+        for (a, g) in a.chunks_exact_mut(ff).zip(g.chunks_exact(2 * ff)) {
+            let (gate, up) = g.split_at(ff);
+            simd::silu_mul(a, gate, up);
+        }
+    });
+}
+
+/// RoPE on one head in place, in the rotate-half layout: `(x[i], x[i + d/2])` turned by the
+/// angle whose cosine and sine are `cos[i]`, `sin[i]`.
+pub(super) fn rope(head: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = head.len() / 2;
+    let (a, b) = head.split_at_mut(half);
+    for (((a, b), &c), &s) in a.iter_mut().zip(b.iter_mut()).zip(cos).zip(sin) {
+        let (x, y) = (*a, *b);
+        *a = x * c - y * s;
+        *b = y * c + x * s;
+    }
+}
+
+/// `ln Σ e^row`: the normaliser of a row of logits.
+pub(super) fn log_sum_exp(row: &[f32]) -> f32 {
+    simd::log_sum_exp(row)
+}
+
+/// Softmax of `row · scale` in place.
+pub(super) fn softmax(row: &mut [f32], scale: f32) {
+    simd::softmax(row, scale);
+}
+
+/// The loops, each compiled for the baseline and for AVX2+FMA.
+mod simd {
+    use kailin_core::simd::{avx2_fma, exp, sum};
+
+    macro_rules! dispatch {
+        ($(#[$doc:meta])* fn $name:ident / $fast:ident ($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn $fast($($arg: $ty),*) $(-> $ret)? {
+                body($($arg),*)
+            }
+
+            $(#[$doc])*
+            pub(crate) fn $name($($arg: $ty),*) $(-> $ret)? {
+                #[cfg(target_arch = "x86_64")]
+                if avx2_fma() {
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                    return unsafe { $fast($($arg),*) };
+                }
+                body($($arg),*)
+            }
+        };
+    }
+
+    pub(super) use self::add::add;
+    pub(super) use self::lse::log_sum_exp;
+    pub(super) use self::axpy::axpy;
+    pub(super) use self::rms::rms_norm;
+    pub(super) use self::silu::silu_mul;
+    pub(super) use self::soft::softmax;
+
+    mod add {
+        use super::*;
+        dispatch! {
+            /// `x += y`.
+            fn add / add_avx2(x: &mut [f32], y: &[f32]) {
+                for (x, y) in x.iter_mut().zip(y) {
+                    *x += y;
+                }
+            }
+        }
+    }
+
+    mod axpy {
+        use super::*;
+        dispatch! {
+            /// `y += a · x`.
+            fn axpy / axpy_avx2(y: &mut [f32], a: f32, x: &[f32]) {
+                for (y, x) in y.iter_mut().zip(x) {
+                    *y = a.mul_add(*x, *y);
+                }
+            }
+        }
+    }
+
+    mod lse {
+        use super::*;
+        dispatch! {
+            /// `ln Σ e^row` (`-∞` for an empty row).
+            fn log_sum_exp / log_sum_exp_avx2(row: &[f32]) -> f32 {
+                let m = kailin_core::simd::max(row);
+                if !m.is_finite() {
+                    return m;
+                }
+                let mut acc = [0f32; 8];
+                let chunks = row.chunks_exact(8);
+                let rest: f32 = chunks.remainder().iter().map(|&v| exp(v - m)).sum();
+                for c in chunks {
+                    for i in 0..8 {
+                        acc[i] += exp(c[i] - m);
+                    }
+                }
+                m + (acc.iter().sum::<f32>() + rest).ln()
+            }
+        }
+    }
+
+    mod rms {
+        use super::*;
+        dispatch! {
+            /// `dst = src / √(mean(src²) + eps) · gamma`.
+            fn rms_norm / rms_norm_avx2(dst: &mut [f32], src: &[f32], gamma: &[f32], eps: f32) {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = s * s;
+                }
+                let inv = 1.0 / (sum(dst) / src.len() as f32 + eps).sqrt();
+                for ((d, s), g) in dst.iter_mut().zip(src).zip(gamma) {
+                    *d = s * inv * g;
+                }
+            }
+        }
+    }
+
+    mod silu {
+        use super::*;
+        dispatch! {
+            /// `act = gate / (1 + e^−gate) · up`.
+            fn silu_mul / silu_mul_avx2(act: &mut [f32], gate: &[f32], up: &[f32]) {
+                for ((a, &g), &u) in act.iter_mut().zip(gate).zip(up) {
+                    *a = g / (1.0 + exp(-g)) * u;
+                }
+            }
+        }
+    }
+
+    mod soft {
+        use super::*;
+        dispatch! {
+            /// Softmax of `row · scale`, in place.
+            fn softmax / softmax_avx2(row: &mut [f32], scale: f32) {
+                kailin_core::simd::softmax(row, scale);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proj(input: usize, output: usize, bias: bool) -> Proj {
+        let w = (0..input * output).map(|i| ((i * 37 % 101) as f32 - 50.0) / 70.0).collect();
+        let b = bias.then(|| (0..output).map(|i| i as f32 / 10.0 - 1.0).collect());
+        Proj { w, b, input, output }
+    }
+
+    fn reference(x: &[f32], p: &Proj, rows: usize) -> Vec<f64> {
+        let mut out = vec![0f64; rows * p.output];
+        for r in 0..rows {
+            for c in 0..p.output {
+                let mut acc = p.b.as_ref().map_or(0.0, |b| f64::from(b[c]));
+                for k in 0..p.input {
+                    acc += f64::from(x[r * p.input + k]) * f64::from(p.w[k * p.output + c]);
+                }
+                out[r * p.output + c] = acc;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matmul_matches_f64_for_one_row_and_many_with_and_without_bias() {
+        for (rows, bias) in [(1, true), (1, false), (5, true), (3, false)] {
+            let p = proj(19, 45, bias);
+            let x: Vec<f32> = (0..rows * 19).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
+            let mut got = vec![f32::NAN; rows * 45];
+            matmul(&mut got, &x, &p, rows);
+            for (g, w) in got.iter().zip(reference(&x, &p, rows)) {
+                assert!((f64::from(*g) - w).abs() < 1e-4, "{g} vs {w} (rows {rows}, bias {bias})");
+            }
+        }
+    }
+
+    #[test]
+    fn norm_rope_and_silu_match_plain_formulas() {
+        let src: Vec<f32> = (0..22).map(|i| (i as f32 - 9.5) / 3.0).collect();
+        let gamma: Vec<f32> = (0..11).map(|i| 0.5 + i as f32 / 10.0).collect();
+        let mut dst = vec![0f32; 22];
+        rms_norm_rows(&mut dst, &src, &gamma, 1e-5);
+        for (row, out) in src.chunks(11).zip(dst.chunks(11)) {
+            let ms: f64 = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / 11.0;
+            for ((&s, &g), &d) in row.iter().zip(&gamma).zip(out) {
+                let want = f64::from(s) / (ms + 1e-5).sqrt() * f64::from(g);
+                assert!((f64::from(d) - want).abs() < 1e-5);
+            }
+        }
+        let mut head = vec![1.0, 2.0, 3.0, 4.0];
+        let angle = [0.3f32, -1.1];
+        let (cos, sin): (Vec<f32>, Vec<f32>) = angle.iter().map(|a| (a.cos(), a.sin())).unzip();
+        rope(&mut head, &cos, &sin);
+        let want = [
+            1.0 * 0.3f32.cos() - 3.0 * 0.3f32.sin(),
+            2.0 * (-1.1f32).cos() - 4.0 * (-1.1f32).sin(),
+            3.0 * 0.3f32.cos() + 1.0 * 0.3f32.sin(),
+            4.0 * (-1.1f32).cos() + 2.0 * (-1.1f32).sin(),
+        ];
+        for (g, w) in head.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6);
+        }
+        let gate_up: Vec<f32> = (0..18).map(|i| (i as f32 - 9.0) / 2.0).collect();
+        let mut act = vec![0f32; 9];
+        silu_mul_rows(&mut act, &gate_up, 9);
+        for (i, a) in act.iter().enumerate() {
+            let g = f64::from(gate_up[i]);
+            let want = g / (1.0 + (-g).exp()) * f64::from(gate_up[9 + i]);
+            assert!((f64::from(*a) - want).abs() < 1e-5, "{a} vs {want}");
+        }
+        let row: Vec<f32> = (0..37).map(|i| (i * 11 % 23) as f32 / 2.0 - 6.0).collect();
+        let want = row.iter().map(|&v| f64::from(v).exp()).sum::<f64>().ln();
+        assert!((f64::from(log_sum_exp(&row)) - want).abs() < 1e-5);
+    }
+}

@@ -1,0 +1,240 @@
+//! The decoder's inference on the CPU without a tensor framework: the weights of a [`Llama`]
+//! on burn's CPU backend (`Flex`), copied out once per call and run with faer's GEMM and
+//! fused, vectorised loops. [`score`](crate::score), [`next_token_logprobs`](crate::next_token_logprobs)
+//! and [`generate_batch`](crate::generate_batch) take this path by themselves on `Flex`; other
+//! backends, and autodiff (training), keep burn's, which stays the reference.
+//!
+//! What it changes against burn's path:
+//! - sequences are packed without padding (`[tokens, hidden]`, one block of rows per
+//!   sequence), so no product is spent on padding and no mask is built;
+//! - Q, K and V are one product (`[hidden, q + 2·kv]`), gate and up another (`[hidden, 2·ff]`),
+//!   each over every token of the call, on all the pool's threads;
+//! - RMSNorm, RoPE, SiLU·up and the residual adds are passes over rows, vectorised (AVX2+FMA
+//!   chosen at run time);
+//! - attention runs per sequence and key/value head in parallel, over a per-sequence KV cache
+//!   laid out per head (`[kv_heads, capacity, head_dim]`), so a head's keys are contiguous and
+//!   a decoding step appends in place instead of concatenating;
+//! - only the positions a caller needs go through the final norm and the output projection.
+//!
+//! LoRA adapters are folded into the copied weights (`W + (α/r)·A·B`), so an adapted model
+//! runs at the plain model's speed.
+
+mod kernels;
+mod pass;
+
+use burn::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::llama::{Linear, Llama};
+use crate::score::Score;
+
+pub(crate) use self::pass::SeqCache;
+
+/// A projection `y = x·W + b`, `W` `[input, output]` row-major.
+#[derive(Debug, Clone)]
+struct Proj {
+    w: Vec<f32>,
+    b: Option<Vec<f32>>,
+    input: usize,
+    output: usize,
+}
+
+#[derive(Debug, Clone)]
+struct NativeBlock {
+    attn_norm: Vec<f32>,
+    /// Q, K and V side by side: `[hidden, q + 2·kv]`.
+    qkv: Proj,
+    o: Proj,
+    mlp_norm: Vec<f32>,
+    /// Gate and up side by side: `[hidden, 2·ff]`.
+    gate_up: Proj,
+    down: Proj,
+}
+
+/// A decoder's weights as plain arrays.
+#[derive(Debug, Clone)]
+pub(crate) struct NativeLlama {
+    /// `[vocab, hidden]`.
+    embed: Vec<f32>,
+    blocks: Vec<NativeBlock>,
+    norm: Vec<f32>,
+    /// `None`: tied to the embedding.
+    head: Option<Proj>,
+    /// RoPE tables `[max_positions, head_dim / 2]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    hidden: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    ff: usize,
+    vocab: usize,
+    max_positions: usize,
+    eps: f32,
+}
+
+/// Whether `B` is burn's CPU backend, where [`NativeLlama`] runs.
+pub(crate) fn is_cpu<B: Backend>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<burn::backend::Flex>()
+}
+
+/// The CPU kernels' copy of `model`'s weights on burn's CPU backend; `None` on any other
+/// backend (or when `KAILIN_LM_KERNELS=burn` asks for burn's path, for comparisons).
+pub(crate) fn native<B: Backend>(model: &Llama<B>) -> Result<Option<NativeLlama>> {
+    #[cfg(test)]
+    if tests::BURN_ONLY.get() {
+        return Ok(None);
+    }
+    if !is_cpu::<B>() || std::env::var("KAILIN_LM_KERNELS").is_ok_and(|v| v == "burn") {
+        return Ok(None);
+    }
+    NativeLlama::from_llama(model).map(Some)
+}
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
+    t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| Error::Backend(format!("reading weights: {e:?}")))
+}
+
+fn proj<B: Backend>(l: &Linear<B>) -> Result<Proj> {
+    let [input, output] = l.weight.dims();
+    let b = l.bias.as_ref().map(|b| values(b.val())).transpose()?;
+    Ok(Proj { w: values(l.effective_weight())?, b, input, output })
+}
+
+/// Projections of one input side by side: row `r` of the result is row `r` of each part in
+/// turn (biases likewise; zero where a part has none).
+fn side_by_side(parts: &[Proj]) -> Proj {
+    let input = parts[0].input;
+    let output: usize = parts.iter().map(|p| p.output).sum();
+    let mut w = Vec::with_capacity(input * output);
+    for row in 0..input {
+        for p in parts {
+            w.extend_from_slice(&p.w[row * p.output..(row + 1) * p.output]);
+        }
+    }
+    let b = parts.iter().any(|p| p.b.is_some()).then(|| {
+        parts.iter().flat_map(|p| p.b.clone().unwrap_or_else(|| vec![0.0; p.output])).collect::<Vec<f32>>()
+    });
+    Proj { w, b, input, output }
+}
+
+impl NativeLlama {
+    /// The weights of `model` (adapters folded in).
+    pub(crate) fn from_llama<B: Backend>(model: &Llama<B>) -> Result<Self> {
+        let first = model.blocks.first().ok_or_else(|| Error::Backend("a model without blocks".into()))?;
+        let (heads, kv_heads, head_dim) = (first.attn.num_heads, first.attn.num_kv_heads, first.attn.head_dim);
+        let blocks = model
+            .blocks
+            .iter()
+            .map(|b| {
+                let (a, m) = (&b.attn, &b.mlp);
+                Ok(NativeBlock {
+                    attn_norm: values(b.attn_norm.gamma.val())?,
+                    qkv: side_by_side(&[proj(&a.q)?, proj(&a.k)?, proj(&a.v)?]),
+                    o: proj(&a.o)?,
+                    mlp_norm: values(b.mlp_norm.gamma.val())?,
+                    gate_up: side_by_side(&[proj(&m.gate)?, proj(&m.up)?]),
+                    down: proj(&m.down)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let [vocab, hidden] = model.embed.weight.dims();
+        let (cos, sin) = model.rope.table_values();
+        Ok(NativeLlama {
+            embed: values(model.embed.weight.val())?,
+            ff: first.mlp.gate.weight.dims()[1],
+            blocks,
+            norm: values(model.norm.gamma.val())?,
+            head: model.lm_head.as_ref().map(proj).transpose()?,
+            cos: cos.to_vec(),
+            sin: sin.to_vec(),
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+            vocab,
+            max_positions: model.max_positions(),
+            eps: model.norm.epsilon as f32,
+        })
+    }
+
+    /// An empty KV cache for one sequence of up to `capacity` positions.
+    pub(crate) fn cache(&self, capacity: usize) -> SeqCache {
+        SeqCache::new(self.blocks.len(), self.kv_heads, capacity, self.head_dim)
+    }
+}
+
+/// Tokens per packed pass: bounds the scratch buffers (and the logits kept) of a big call.
+const TOKENS_PER_PASS: usize = 4096;
+
+impl NativeLlama {
+    /// [`crate::score`] on these kernels: each continuation's tokens scored after its prompt.
+    /// The pairs are checked non-empty by the caller.
+    pub(crate) fn score(&self, pairs: &[(Vec<u32>, Vec<u32>)]) -> Result<Vec<Score>> {
+        let mut out = Vec::with_capacity(pairs.len());
+        for group in groups(pairs.iter().map(|(p, c)| p.len() + c.len() - 1)) {
+            let pairs = &pairs[group];
+            // The last continuation token is predicted, never fed.
+            let seqs: Vec<Vec<u32>> =
+                pairs.iter().map(|(p, c)| p.iter().chain(&c[..c.len() - 1]).copied().collect()).collect();
+            let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+            let mut caches: Vec<SeqCache> = seqs.iter().map(|s| self.cache(s.len())).collect();
+            let want: Vec<Vec<usize>> = pairs.iter().map(|(p, c)| (p.len() - 1..p.len() - 1 + c.len()).collect()).collect();
+            let logits = self.forward(&refs, &mut caches, &want)?;
+            let mut rows = logits.chunks_exact(self.vocab);
+            for (_, c) in pairs {
+                let per_token: Vec<f64> = c
+                    .iter()
+                    .zip(rows.by_ref())
+                    .map(|(&t, row)| self.log_prob(row, t))
+                    .collect::<Result<_>>()?;
+                out.push(Score { total: per_token.iter().sum(), per_token });
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`crate::next_token_logprobs`] on these kernels (prompts checked non-empty and tokens
+    /// in range by the caller).
+    pub(crate) fn next_token_logprobs(&self, prompts: &[Vec<u32>], tokens: &[u32]) -> Result<Vec<Vec<f64>>> {
+        let mut out = Vec::with_capacity(prompts.len());
+        for group in groups(prompts.iter().map(Vec::len)) {
+            let prompts = &prompts[group];
+            let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+            let mut caches: Vec<SeqCache> = prompts.iter().map(|p| self.cache(p.len())).collect();
+            let want: Vec<Vec<usize>> = prompts.iter().map(|p| vec![p.len() - 1]).collect();
+            let logits = self.forward(&refs, &mut caches, &want)?;
+            for row in logits.chunks_exact(self.vocab) {
+                out.push(tokens.iter().map(|&t| self.log_prob(row, t)).collect::<Result<_>>()?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `log softmax(row)[token]`.
+    fn log_prob(&self, row: &[f32], token: u32) -> Result<f64> {
+        let logit = row.get(token as usize).ok_or(Error::TokenOutOfRange { token: i64::from(token), vocab: self.vocab })?;
+        Ok(f64::from(*logit) - f64::from(kernels::log_sum_exp(row)))
+    }
+}
+
+/// Consecutive groups of sequences (by their lengths, `lens`) of at most [`TOKENS_PER_PASS`]
+/// tokens each (a longer sequence alone), as index ranges.
+fn groups(lens: impl Iterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
+    let (mut out, mut start, mut tokens, mut count) = (Vec::new(), 0, 0, 0);
+    for (i, len) in lens.enumerate() {
+        if i > start && tokens + len > TOKENS_PER_PASS {
+            out.push(start..i);
+            (start, tokens) = (i, 0);
+        }
+        tokens += len;
+        count = i + 1;
+    }
+    if count > start {
+        out.push(start..count);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

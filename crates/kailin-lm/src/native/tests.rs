@@ -1,0 +1,148 @@
+#![allow(clippy::unwrap_used)]
+
+use std::cell::Cell;
+
+use burn::backend::Flex;
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+
+use super::NativeLlama;
+use crate::llama::{Llama, LlamaConfig, LoraConfig};
+use crate::{Sampler, every_token, generate_batch, next_token_logprobs, score};
+
+thread_local! {
+    /// Set by a test for its own thread: burn's path even on `Flex`, to compare against.
+    pub(super) static BURN_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` on burn's path.
+fn on_burn<T>(f: impl FnOnce() -> T) -> T {
+    BURN_ONLY.set(true);
+    let out = f();
+    BURN_ONLY.set(false);
+    out
+}
+
+/// A tiny model with grouped-query attention (4 heads over 2 key/value heads); with
+/// `adapted`, attention biases and a LoRA adapter whose update is not zero.
+fn model(tied: bool, adapted: bool) -> Llama<Flex> {
+    let config = LlamaConfig::new(48, 32, 40, 2, 4, 2).with_tie_embeddings(tied).with_attention_bias(adapted);
+    let device = Default::default();
+    let mut model = config.init::<Flex>(64, &device);
+    // Norm scales away from one, so a wrong gamma shows.
+    for b in &mut model.blocks {
+        b.attn_norm.gamma = Param::from_tensor(Tensor::random([32], Distribution::Uniform(0.5, 1.5), &device));
+        b.mlp_norm.gamma = Param::from_tensor(Tensor::random([32], Distribution::Uniform(0.5, 1.5), &device));
+    }
+    if !adapted {
+        return model;
+    }
+    let mut model = model.with_lora(&LoraConfig::new(4)).unwrap();
+    for b in &mut model.blocks {
+        for (_, l) in b.projections_mut() {
+            if let Some(lora) = &mut l.lora {
+                let [rank, out] = lora.b.dims();
+                lora.b = Param::from_tensor(Tensor::random([rank, out], Distribution::Uniform(-0.3, 0.3), &device));
+            }
+        }
+    }
+    model
+}
+
+fn burn_logits(model: &Llama<Flex>, seq: &[u32]) -> Vec<f32> {
+    let ids: Vec<i64> = seq.iter().map(|&t| i64::from(t)).collect();
+    let tokens = Tensor::<Flex, 2, Int>::from_data(TensorData::new(ids, [1, seq.len()]), &Default::default());
+    model.forward(tokens).unwrap().into_data().to_vec::<f32>().unwrap()
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len());
+    let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst <= tol, "max |Δ| {worst}");
+}
+
+#[test]
+fn packed_pass_matches_burn_for_every_row_with_gqa_bias_lora_and_tied_or_own_head() {
+    for (tied, adapted) in [(true, false), (false, true)] {
+        let model = model(tied, adapted);
+        let native = NativeLlama::from_llama(&model).unwrap();
+        let seqs: [&[u32]; 3] = [&[1, 5, 7, 9, 47], &[3], &[2, 2, 30, 31, 4, 6, 8, 10, 12]];
+        let mut caches: Vec<_> = seqs.iter().map(|s| native.cache(s.len())).collect();
+        let want: Vec<Vec<usize>> = seqs.iter().map(|s| (0..s.len()).collect()).collect();
+        let got = native.forward(&seqs, &mut caches, &want).unwrap();
+        let want: Vec<f32> = seqs.iter().flat_map(|s| burn_logits(&model, s)).collect();
+        close(&got, &want, 1e-4);
+    }
+}
+
+#[test]
+fn cached_steps_equal_one_pass() {
+    let model = model(true, true);
+    let native = NativeLlama::from_llama(&model).unwrap();
+    let seq: [u32; 7] = [4, 8, 15, 16, 23, 42, 1];
+    let mut cache = native.cache(seq.len());
+    let whole = native.forward(&[&seq], &mut [cache.clone()], &[(0..7).collect()]).unwrap();
+    let mut stepped = native.forward(&[&seq[..3]], std::slice::from_mut(&mut cache), &[(0..3).collect()]).unwrap();
+    for t in 3..7 {
+        stepped.extend(native.forward(&[&seq[t..=t]], std::slice::from_mut(&mut cache), &[vec![0]]).unwrap());
+    }
+    close(&stepped, &whole, 1e-5);
+    // The cache is full: one more token is refused, not written past its end.
+    assert!(native.forward(&[&[1]], std::slice::from_mut(&mut cache), &[vec![0]]).is_err());
+}
+
+#[test]
+fn score_next_token_and_generation_equal_burns_path() {
+    let model = model(false, true);
+    let pairs = vec![(vec![1, 5, 7], vec![9, 11, 13]), (vec![3], vec![47]), (vec![2, 2, 30, 31], vec![4, 6])];
+    let got = score(&model, &pairs).unwrap();
+    let want = on_burn(|| score(&model, &pairs).unwrap());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.per_token.len(), w.per_token.len());
+        for (a, b) in g.per_token.iter().zip(&w.per_token) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+    let prompts = vec![vec![1, 5, 7, 9], vec![3], vec![2, 2, 30, 31, 4, 6]];
+    let got = next_token_logprobs(&model, &prompts, &[11, 12, 47]).unwrap();
+    let want = on_burn(|| next_token_logprobs(&model, &prompts, &[11, 12, 47]).unwrap());
+    for (a, b) in got.iter().flatten().zip(want.iter().flatten()) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+    let prompts = vec![vec![1, 5, 7, 9], vec![], vec![3], vec![2, 2, 30, 31, 4, 6]];
+    let run = || {
+        let mut samplers: Vec<Sampler> = (0..4).map(|i| Sampler::new(0.8, i)).collect();
+        generate_batch(&model, &prompts, 12, &[0], &mut samplers, every_token).unwrap()
+    };
+    let got = run();
+    assert_eq!(got, on_burn(run));
+    assert!(got[1].is_empty() && got.iter().any(|g| g.len() > 3));
+    // Batched equals alone.
+    for (p, g) in prompts.iter().zip(&got) {
+        let mut alone = [Sampler::new(0.8, prompts.iter().position(|q| q == p).unwrap() as u64)];
+        assert_eq!(&generate_batch(&model, std::slice::from_ref(p), 12, &[0], &mut alone, every_token).unwrap()[0], g);
+    }
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let model = model(true, false);
+    let native = NativeLlama::from_llama(&model).unwrap();
+    let mut caches = vec![native.cache(4)];
+    assert!(native.forward(&[&[1, 2, 3, 4, 5]], &mut caches, &[vec![0]]).is_err(), "past the cache");
+    assert!(native.forward(&[&[48]], &mut caches, &[vec![0]]).is_err(), "outside the vocabulary");
+    assert!(native.forward(&[&[]], &mut caches, &[vec![]]).is_err(), "empty");
+    assert!(native.forward(&[&[1]], &mut caches, &[vec![1]]).is_err(), "a row past the sequence");
+    assert!(native.forward(&[&[1], &[2]], &mut caches, &[vec![0]]).is_err(), "caches of another length");
+    assert!(score(&model, &[(vec![1], vec![48])]).is_err());
+    let mut big = vec![native.cache(100)];
+    assert!(native.forward(&[&[1; 65]], &mut big, &[vec![0]]).is_err(), "past the model's positions");
+}
+
+#[test]
+fn big_calls_are_split_into_passes() {
+    let ranges = super::groups([3000, 2000, 5000, 10, 20].into_iter());
+    assert_eq!(ranges, vec![0..1, 1..2, 2..3, 3..5]);
+    assert!(super::groups(std::iter::empty()).is_empty());
+}
