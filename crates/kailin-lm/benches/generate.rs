@@ -58,3 +58,17 @@ fn prefill(b: Bencher<'_, '_>, batch: usize) {
         on_cpu_threads(|| generate_batch(model, &prompts, 1, &[], &mut samplers, kailin_lm::every_token).unwrap())
     });
 }
+
+/// The evaluation's prompt pass: 8 prompts of 400 tokens each, the next-token
+/// log-probabilities of three answers at each prompt's end (what `kailin eval pubmedqa` asks per
+/// batch). Tokens per second of prompt.
+#[divan::bench(sample_count = 3)]
+fn prompt_pass(b: Bencher<'_, '_>) {
+    let Some(model) = model() else { return };
+    // Ordinary vocabulary ids (no special tokens), a different sequence per prompt.
+    let prompts: Vec<Vec<u32>> =
+        (0..8u32).map(|p| (0..400u32).map(|i| 300 + (i * 7919 + p * 104_729) % 40_000).collect()).collect();
+    b.counter(ItemsCount::new(8 * 400usize)).bench(|| {
+        on_cpu_threads(|| kailin_lm::next_token_logprobs(model, &prompts, &[2_152, 1_473, 3_060]).unwrap())
+    });
+}

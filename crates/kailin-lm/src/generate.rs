@@ -99,7 +99,7 @@ pub fn generate_batch<B: Backend, E: From<Error>>(
 /// caches (on `Flex`, see [`crate::native`]).
 enum Decoder<'m, B: Backend> {
     Burn { model: &'m Llama<B>, cache: KvCache<B> },
-    Native { model: NativeLlama, caches: Vec<SeqCache> },
+    Native { model: std::sync::Arc<NativeLlama>, caches: Vec<SeqCache> },
 }
 
 impl<'m, B: Backend> Decoder<'m, B> {

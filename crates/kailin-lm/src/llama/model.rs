@@ -6,6 +6,7 @@ use burn::prelude::*;
 
 use super::{Attention, Block, KvCache, Linear, LlamaConfig, Mlp, Part, Rope, Step, Weight};
 use crate::error::{Error, Result};
+use crate::native::NativeSlot;
 
 /// A Llama-family decoder.
 #[derive(Module, Debug)]
@@ -17,6 +18,9 @@ pub struct Llama<B: Backend> {
     pub(crate) lm_head: Option<Linear<B>>,
     #[module(skip)]
     pub(crate) rope: Rope,
+    /// The CPU kernels' copy of the weights, made at the first call that needs it.
+    #[module(skip)]
+    pub(crate) native: NativeSlot,
 }
 
 /// Fetches weights by name and checks their size.
@@ -96,6 +100,7 @@ impl LlamaConfig {
             norm: rms(),
             lm_head: (!self.tie_embeddings).then(|| linear(h, self.vocab_size, false)),
             rope: Rope::new(&self.inverse_frequencies(), max_positions),
+            native: NativeSlot::default(),
         }
     }
 }
@@ -143,7 +148,8 @@ impl<B: Backend> Llama<B> {
         } else {
             Some(l.linear(Weight::LmHead, 0, config.vocab_size, h, false)?)
         };
-        Ok(Llama { embed, blocks, norm, lm_head, rope: Rope::new(&config.inverse_frequencies(), max_positions) })
+        let rope = Rope::new(&config.inverse_frequencies(), max_positions);
+        Ok(Llama { embed, blocks, norm, lm_head, rope, native: NativeSlot::default() })
     }
 
     /// Next-token logits for every position.

@@ -17,12 +17,20 @@
 //! - only the positions a caller needs go through the final norm and the output projection.
 //!
 //! LoRA adapters are folded into the copied weights (`W + (α/r)·A·B`), so an adapted model
-//! runs at the plain model's speed.
+//! runs at the plain model's speed. The copy is made once and kept in the model's
+//! [`NativeSlot`], beside the buffers it was made from (held, so they can be neither freed
+//! nor changed in place: burn's CPU tensors copy on write); a call whose model holds other
+//! buffers (loaded, merged, trained) makes a new copy.
 
 mod kernels;
 mod pass;
 
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+
+use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
+use burn_flex::FlexTensor;
 
 use crate::error::{Error, Result};
 use crate::llama::{Linear, Llama};
@@ -78,9 +86,10 @@ pub(crate) fn is_cpu<B: Backend>() -> bool {
     std::any::TypeId::of::<B>() == std::any::TypeId::of::<burn::backend::Flex>()
 }
 
-/// The CPU kernels' copy of `model`'s weights on burn's CPU backend; `None` on any other
-/// backend (or when `KAILIN_LM_KERNELS=burn` asks for burn's path, for comparisons).
-pub(crate) fn native<B: Backend>(model: &Llama<B>) -> Result<Option<NativeLlama>> {
+/// The CPU kernels' copy of `model`'s weights on burn's CPU backend, made once per set of
+/// weights; `None` on any other backend (or when `KAILIN_LM_KERNELS=burn` asks for burn's
+/// path, for comparisons).
+pub(crate) fn native<B: Backend>(model: &Llama<B>) -> Result<Option<Arc<NativeLlama>>> {
     #[cfg(test)]
     if tests::BURN_ONLY.get() {
         return Ok(None);
@@ -88,7 +97,49 @@ pub(crate) fn native<B: Backend>(model: &Llama<B>) -> Result<Option<NativeLlama>
     if !is_cpu::<B>() || std::env::var("KAILIN_LM_KERNELS").is_ok_and(|v| v == "burn") {
         return Ok(None);
     }
-    NativeLlama::from_llama(model).map(Some)
+    let mut keys = Buffers(Vec::new());
+    model.visit(&mut keys);
+    let mut slot = model.native.0.lock().map_err(|_| Error::Backend("a CPU weight cache poisoned by a panic".into()))?;
+    if let Some((held, prepared)) = slot.as_ref()
+        && same_buffers(held, &keys.0)
+    {
+        return Ok(Some(Arc::clone(prepared)));
+    }
+    *slot = None; // the old copy goes before the new one is made
+    let prepared = Arc::new(NativeLlama::from_llama(model)?);
+    *slot = Some((keys.0, Arc::clone(&prepared)));
+    Ok(Some(prepared))
+}
+
+/// Where a [`Llama`] keeps its [`NativeLlama`]: the copy and the buffers it was made from.
+/// Clones of a model share it.
+#[derive(Clone, Default)]
+pub(crate) struct NativeSlot(Arc<Mutex<Option<(Vec<FlexTensor>, Arc<NativeLlama>)>>>);
+
+impl std::fmt::Debug for NativeSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NativeSlot")
+    }
+}
+
+/// Every float parameter's buffer, in the module's order (on `Flex`).
+struct Buffers(Vec<FlexTensor>);
+
+impl<B: Backend> ModuleVisitor<B> for Buffers {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let primitive = param.val().into_primitive().tensor();
+        if let Some(t) = (&primitive as &dyn Any).downcast_ref::<FlexTensor>() {
+            self.0.push(t.clone());
+        }
+    }
+}
+
+/// Whether two lists name the same buffers with the same layouts.
+fn same_buffers(a: &[FlexTensor], b: &[FlexTensor]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            std::ptr::eq(x.bytes().as_ptr(), y.bytes().as_ptr()) && x.layout() == y.layout() && x.dtype() == y.dtype()
+        })
 }
 
 fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {

@@ -146,3 +146,28 @@ fn big_calls_are_split_into_passes() {
     assert_eq!(ranges, vec![0..1, 1..2, 2..3, 3..5]);
     assert!(super::groups(std::iter::empty()).is_empty());
 }
+
+#[test]
+fn the_copy_is_kept_while_the_weights_stay_and_remade_when_they_change() {
+    let model = model(true, false);
+    let first = super::native(&model).unwrap().unwrap();
+    let again = super::native(&model).unwrap().unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "the same weights reuse the copy");
+    // New weights in the same model (an adapter, then merged): a new copy, the new results.
+    let mut adapted = model.clone().with_lora(&LoraConfig::new(2)).unwrap();
+    for b in &mut adapted.blocks {
+        if let Some(lora) = &mut b.attn.q.lora {
+            let [rank, out] = lora.b.dims();
+            lora.b = Param::from_tensor(Tensor::random([rank, out], Distribution::Uniform(-0.5, 0.5), &Default::default()));
+        }
+    }
+    let merged = adapted.merge_lora();
+    let remade = super::native(&merged).unwrap().unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&first, &remade));
+    let prompts = vec![vec![1, 2, 3]];
+    let got = next_token_logprobs(&merged, &prompts, &[5]).unwrap();
+    let want = on_burn(|| next_token_logprobs(&merged, &prompts, &[5]).unwrap());
+    assert!((got[0][0] - want[0][0]).abs() < 1e-4);
+    let before = next_token_logprobs(&model, &prompts, &[5]).unwrap();
+    assert!((before[0][0] - got[0][0]).abs() > 1e-4, "the merged adapter changed the model");
+}
