@@ -68,7 +68,6 @@ fn prompt_pass(b: Bencher<'_, '_>) {
     // Ordinary vocabulary ids (no special tokens), a different sequence per prompt.
     let prompts: Vec<Vec<u32>> =
         (0..8u32).map(|p| (0..400u32).map(|i| 300 + (i * 7919 + p * 104_729) % 40_000).collect()).collect();
-    b.counter(ItemsCount::new(8 * 400usize)).bench(|| {
-        on_cpu_threads(|| kailin_lm::next_token_logprobs(model, &prompts, &[2_152, 1_473, 3_060]).unwrap())
-    });
+    b.counter(ItemsCount::new(8 * 400usize))
+        .bench(|| on_cpu_threads(|| kailin_lm::next_token_logprobs(model, &prompts, &[2_152, 1_473, 3_060]).unwrap()));
 }

@@ -154,5 +154,9 @@ impl<'m, B: Backend> Decoder<'m, B> {
 /// The values of logits `[batch, 1, vocab]`.
 fn last_logits<B: Backend>(logits: Tensor<B, 3>) -> Result<Vec<f32>> {
     let [batch, _, vocab] = logits.dims();
-    logits.reshape([batch * vocab]).into_data().to_vec::<f32>().map_err(|e| Error::Backend(format!("reading logits: {e:?}")))
+    logits
+        .reshape([batch * vocab])
+        .into_data()
+        .to_vec::<f32>()
+        .map_err(|e| Error::Backend(format!("reading logits: {e:?}")))
 }

@@ -9,6 +9,9 @@
 //! - [`Tokenizer`] from `tokenizer.json` or GGUF metadata, and the model's [`ChatTemplate`].
 //! - [`generate_batch`] (KV cache, left-padded batches, [`Sampler`] per sequence, stop tokens,
 //!   streaming), [`complete`] for text with stop strings, and [`score`] for log-probabilities.
+//!   On `Flex` these three run on the crate's own CPU kernels (packed prompts, fused
+//!   projections, per-sequence KV caches; `KAILIN_LM_KERNELS=burn` keeps burn's ops), with the
+//!   same results as burn's path.
 //! - [`PromptTemplate`]: an agent's prompt as a Jinja file, versioned by its content.
 //! - [`ServedModel`]: the same roles on any OpenAI-compatible server (vLLM, SGLang,
 //!   llama.cpp's server, Ollama, hosted APIs): retries, a response cache, token accounting

@@ -8,43 +8,46 @@ use super::Proj;
 /// Rows per parallel task of the element-wise passes.
 const ROWS_PER_TASK: usize = 32;
 
-/// `dst = x · p.w + p.b` for `rows` rows, on all the pool's threads.
+/// `dst = x · W + b` for `rows` rows, on all the pool's threads.
 pub(super) fn matmul(dst: &mut [f32], x: &[f32], p: &Proj, rows: usize) {
-    let dst = &mut dst[..rows * p.output];
-    // A single row is bandwidth-bound: split its columns over the threads instead.
+    product(dst, x, &p.wt, p.b.as_deref(), rows, p.input, p.output);
+}
+
+/// `dst = x · wtᵀ + b` for `rows` rows of `x` `[rows, input]`, `wt` `[output, input]`
+/// row-major; one row as a dot product per output (the weights streamed once, outputs split
+/// over the threads), more as one faer GEMM.
+pub(super) fn product(
+    dst: &mut [f32],
+    x: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    rows: usize,
+    input: usize,
+    output: usize,
+) {
+    let dst = &mut dst[..rows * output];
     if rows == 1 {
-        return vector_matrix(dst, &x[..p.input], p);
+        let x = &x[..input];
+        dst.par_chunks_mut(64).enumerate().for_each(|(i, out)| {
+            let first = i * 64;
+            simd::dots(out, x, &wt[first * input..(first + out.len()) * input]);
+            if let Some(b) = bias {
+                simd::add(out, &b[first..first + out.len()]);
+            }
+        });
+        return;
     }
-    let a = faer::MatRef::from_row_major_slice(&x[..rows * p.input], rows, p.input);
-    let w = faer::MatRef::from_row_major_slice(&p.w, p.input, p.output);
-    let d = faer::MatMut::from_row_major_slice_mut(&mut *dst, rows, p.output);
+    let a = faer::MatRef::from_row_major_slice(&x[..rows * input], rows, input);
+    let w = faer::MatRef::from_row_major_slice(wt, output, input).transpose();
+    let d = faer::MatMut::from_row_major_slice_mut(&mut *dst, rows, output);
     faer::linalg::matmul::matmul(d, faer::Accum::Replace, a, w, 1.0, faer::Par::rayon(0));
-    if let Some(b) = &p.b {
-        dst.par_chunks_mut(p.output * ROWS_PER_TASK).for_each(|rows| {
-            for row in rows.chunks_exact_mut(p.output) {
+    if let Some(b) = bias {
+        dst.par_chunks_mut(output * ROWS_PER_TASK).for_each(|rows| {
+            for row in rows.chunks_exact_mut(output) {
                 simd::add(row, b);
             }
         });
     }
-}
-
-/// `dst = x · p.w + p.b` for one row, the output columns split over the pool's threads (each
-/// reads its own slice of every weight row).
-fn vector_matrix(dst: &mut [f32], x: &[f32], p: &Proj) {
-    let threads = rayon::current_num_threads();
-    // Column blocks of a multiple of 16, about four per thread.
-    let block = (p.output.div_ceil(threads * 4)).next_multiple_of(16).max(16);
-    dst.par_chunks_mut(block).enumerate().for_each(|(i, out)| {
-        let first = i * block;
-        match &p.b {
-            Some(b) => out.copy_from_slice(&b[first..first + out.len()]),
-            None => out.fill(0.0),
-        }
-        for (k, &xk) in x.iter().enumerate() {
-            let row = &p.w[k * p.output + first..k * p.output + first + out.len()];
-            simd::axpy(out, xk, row);
-        }
-    });
 }
 
 /// RMSNorm: row by row of width `gamma.len()`, `dst = src / √(mean(src²) + eps) · gamma`.
@@ -126,8 +129,8 @@ mod simd {
     }
 
     pub(super) use self::add::add;
+    pub(super) use self::dots::dots;
     pub(super) use self::lse::log_sum_exp;
-    pub(super) use self::axpy::axpy;
     pub(super) use self::rms::rms_norm;
     pub(super) use self::silu::silu_mul;
     pub(super) use self::soft::softmax;
@@ -144,13 +147,13 @@ mod simd {
         }
     }
 
-    mod axpy {
+    mod dots {
         use super::*;
         dispatch! {
-            /// `y += a · x`.
-            fn axpy / axpy_avx2(y: &mut [f32], a: f32, x: &[f32]) {
-                for (y, x) in y.iter_mut().zip(x) {
-                    *y = a.mul_add(*x, *y);
+            /// `out[j] = x · rows[j]`, `rows` `[out.len(), x.len()]` row-major.
+            fn dots / dots_avx2(out: &mut [f32], x: &[f32], rows: &[f32]) {
+                for (o, row) in out.iter_mut().zip(rows.chunks_exact(x.len())) {
+                    *o = kailin_core::simd::dot(x, row);
                 }
             }
         }
@@ -222,9 +225,9 @@ mod tests {
     use super::*;
 
     fn proj(input: usize, output: usize, bias: bool) -> Proj {
-        let w = (0..input * output).map(|i| ((i * 37 % 101) as f32 - 50.0) / 70.0).collect();
+        let wt = (0..input * output).map(|i| ((i * 37 % 101) as f32 - 50.0) / 70.0).collect();
         let b = bias.then(|| (0..output).map(|i| i as f32 / 10.0 - 1.0).collect());
-        Proj { w, b, input, output }
+        Proj { wt, b, input, output }
     }
 
     fn reference(x: &[f32], p: &Proj, rows: usize) -> Vec<f64> {
@@ -233,7 +236,7 @@ mod tests {
             for c in 0..p.output {
                 let mut acc = p.b.as_ref().map_or(0.0, |b| f64::from(b[c]));
                 for k in 0..p.input {
-                    acc += f64::from(x[r * p.input + k]) * f64::from(p.w[k * p.output + c]);
+                    acc += f64::from(x[r * p.input + k]) * f64::from(p.wt[c * p.input + k]);
                 }
                 out[r * p.output + c] = acc;
             }
@@ -244,9 +247,9 @@ mod tests {
     #[test]
     fn matmul_matches_f64_for_one_row_and_many_with_and_without_bias() {
         for (rows, bias) in [(1, true), (1, false), (5, true), (3, false)] {
-            let p = proj(19, 45, bias);
+            let p = proj(19, 150, bias);
             let x: Vec<f32> = (0..rows * 19).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
-            let mut got = vec![f32::NAN; rows * 45];
+            let mut got = vec![f32::NAN; rows * 150];
             matmul(&mut got, &x, &p, rows);
             for (g, w) in got.iter().zip(reference(&x, &p, rows)) {
                 assert!((f64::from(*g) - w).abs() < 1e-4, "{g} vs {w} (rows {rows}, bias {bias})");

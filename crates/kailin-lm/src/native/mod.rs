@@ -38,10 +38,11 @@ use crate::score::Score;
 
 pub(crate) use self::pass::SeqCache;
 
-/// A projection `y = x·W + b`, `W` `[input, output]` row-major.
+/// A projection `y = x·W + b`, stored as `Wᵀ` (`[output, input]` row-major): one output's
+/// weights are contiguous, so a single row's product streams them.
 #[derive(Debug, Clone)]
 struct Proj {
-    w: Vec<f32>,
+    wt: Vec<f32>,
     b: Option<Vec<f32>>,
     input: usize,
     output: usize,
@@ -99,7 +100,8 @@ pub(crate) fn native<B: Backend>(model: &Llama<B>) -> Result<Option<Arc<NativeLl
     }
     let mut keys = Buffers(Vec::new());
     model.visit(&mut keys);
-    let mut slot = model.native.0.lock().map_err(|_| Error::Backend("a CPU weight cache poisoned by a panic".into()))?;
+    let mut slot =
+        model.native.0.lock().map_err(|_| Error::Backend("a CPU weight cache poisoned by a panic".into()))?;
     if let Some((held, prepared)) = slot.as_ref()
         && same_buffers(held, &keys.0)
     {
@@ -114,7 +116,10 @@ pub(crate) fn native<B: Backend>(model: &Llama<B>) -> Result<Option<Arc<NativeLl
 /// Where a [`Llama`] keeps its [`NativeLlama`]: the copy and the buffers it was made from.
 /// Clones of a model share it.
 #[derive(Clone, Default)]
-pub(crate) struct NativeSlot(Arc<Mutex<Option<(Vec<FlexTensor>, Arc<NativeLlama>)>>>);
+pub(crate) struct NativeSlot(Arc<Mutex<Option<Prepared>>>);
+
+/// The buffers a copy was made from, and the copy.
+type Prepared = (Vec<FlexTensor>, Arc<NativeLlama>);
 
 impl std::fmt::Debug for NativeSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,24 +154,20 @@ fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
 fn proj<B: Backend>(l: &Linear<B>) -> Result<Proj> {
     let [input, output] = l.weight.dims();
     let b = l.bias.as_ref().map(|b| values(b.val())).transpose()?;
-    Ok(Proj { w: values(l.effective_weight())?, b, input, output })
+    Ok(Proj { wt: values(l.effective_weight().transpose())?, b, input, output })
 }
 
-/// Projections of one input side by side: row `r` of the result is row `r` of each part in
-/// turn (biases likewise; zero where a part has none).
+/// Projections of one input side by side: the outputs of each part in turn (biases likewise;
+/// zero where a part has none).
 fn side_by_side(parts: &[Proj]) -> Proj {
     let input = parts[0].input;
     let output: usize = parts.iter().map(|p| p.output).sum();
-    let mut w = Vec::with_capacity(input * output);
-    for row in 0..input {
-        for p in parts {
-            w.extend_from_slice(&p.w[row * p.output..(row + 1) * p.output]);
-        }
-    }
-    let b = parts.iter().any(|p| p.b.is_some()).then(|| {
-        parts.iter().flat_map(|p| p.b.clone().unwrap_or_else(|| vec![0.0; p.output])).collect::<Vec<f32>>()
-    });
-    Proj { w, b, input, output }
+    let wt = parts.iter().flat_map(|p| p.wt.iter().copied()).collect();
+    let b = parts
+        .iter()
+        .any(|p| p.b.is_some())
+        .then(|| parts.iter().flat_map(|p| p.b.clone().unwrap_or_else(|| vec![0.0; p.output])).collect::<Vec<f32>>());
+    Proj { wt, b, input, output }
 }
 
 impl NativeLlama {
@@ -230,15 +231,13 @@ impl NativeLlama {
                 pairs.iter().map(|(p, c)| p.iter().chain(&c[..c.len() - 1]).copied().collect()).collect();
             let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
             let mut caches: Vec<SeqCache> = seqs.iter().map(|s| self.cache(s.len())).collect();
-            let want: Vec<Vec<usize>> = pairs.iter().map(|(p, c)| (p.len() - 1..p.len() - 1 + c.len()).collect()).collect();
+            let want: Vec<Vec<usize>> =
+                pairs.iter().map(|(p, c)| (p.len() - 1..p.len() - 1 + c.len()).collect()).collect();
             let logits = self.forward(&refs, &mut caches, &want)?;
             let mut rows = logits.chunks_exact(self.vocab);
             for (_, c) in pairs {
-                let per_token: Vec<f64> = c
-                    .iter()
-                    .zip(rows.by_ref())
-                    .map(|(&t, row)| self.log_prob(row, t))
-                    .collect::<Result<_>>()?;
+                let per_token: Vec<f64> =
+                    c.iter().zip(rows.by_ref()).map(|(&t, row)| self.log_prob(row, t)).collect::<Result<_>>()?;
                 out.push(Score { total: per_token.iter().sum(), per_token });
             }
         }
@@ -264,7 +263,8 @@ impl NativeLlama {
 
     /// `log softmax(row)[token]`.
     fn log_prob(&self, row: &[f32], token: u32) -> Result<f64> {
-        let logit = row.get(token as usize).ok_or(Error::TokenOutOfRange { token: i64::from(token), vocab: self.vocab })?;
+        let logit =
+            row.get(token as usize).ok_or(Error::TokenOutOfRange { token: i64::from(token), vocab: self.vocab })?;
         Ok(f64::from(*logit) - f64::from(kernels::log_sum_exp(row)))
     }
 }

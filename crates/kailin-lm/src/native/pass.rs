@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::kernels::{add_into, matmul, rms_norm_rows, rope, silu_mul_rows, softmax};
+use super::kernels::{add_into, matmul, product, rms_norm_rows, rope, silu_mul_rows, softmax};
 use super::{NativeBlock, NativeLlama};
 use crate::error::{Error, Result};
 
@@ -93,12 +93,8 @@ impl NativeLlama {
         let mut logits = vec![0f32; rows.len() * self.vocab];
         match &self.head {
             Some(head) => matmul(&mut logits, &normed, head, rows.len()),
-            None => {
-                let a = faer::MatRef::from_row_major_slice(&normed, rows.len(), h);
-                let e = faer::MatRef::from_row_major_slice(&self.embed, self.vocab, h).transpose();
-                let d = faer::MatMut::from_row_major_slice_mut(&mut logits, rows.len(), self.vocab);
-                faer::linalg::matmul::matmul(d, faer::Accum::Replace, a, e, 1.0, faer::Par::rayon(0));
-            }
+            // Tied: the embedding `[vocab, hidden]` is the head's `Wᵀ`.
+            None => product(&mut logits, &normed, &self.embed, None, rows.len(), h, self.vocab),
         }
         Ok(logits)
     }

@@ -158,7 +158,8 @@ fn the_copy_is_kept_while_the_weights_stay_and_remade_when_they_change() {
     for b in &mut adapted.blocks {
         if let Some(lora) = &mut b.attn.q.lora {
             let [rank, out] = lora.b.dims();
-            lora.b = Param::from_tensor(Tensor::random([rank, out], Distribution::Uniform(-0.5, 0.5), &Default::default()));
+            lora.b =
+                Param::from_tensor(Tensor::random([rank, out], Distribution::Uniform(-0.5, 0.5), &Default::default()));
         }
     }
     let merged = adapted.merge_lora();
