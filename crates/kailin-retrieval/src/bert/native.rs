@@ -395,7 +395,7 @@ mod simd {
     #[cfg(test)]
     mod tests {
         #[test]
-        fn erf_softmax_and_layer_norm_are_accurate() {
+        fn erf_and_layer_norm_are_accurate() {
             let mut worst = 0f64;
             // erf at a few points (reference values to 16 digits).
             let known = [
@@ -410,15 +410,9 @@ mod simd {
                 worst = worst.max((super::erf(x) as f64 - want).abs());
             }
             assert!(worst < 2e-7, "erf absolute error {worst}");
-            // Softmax and layer norm against plain f64 loops, on a row longer than the lanes.
+            // Layer norm against a plain f64 loop, on a row longer than the lanes (softmax is
+            // kailin-core's, tested there).
             let row: Vec<f32> = (0..21).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.9).collect();
-            let mut got = row.clone();
-            super::softmax(&mut got, 0.5);
-            let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v) * 0.5));
-            let z: f64 = row.iter().map(|&v| (f64::from(v) * 0.5 - m).exp()).sum();
-            for (g, &v) in got.iter().zip(&row) {
-                assert!((f64::from(*g) - (f64::from(v) * 0.5 - m).exp() / z).abs() < 1e-6);
-            }
             let (gamma, beta): (Vec<f32>, Vec<f32>) = (0..21).map(|i| (1.0 + i as f32 * 0.1, i as f32 * -0.05)).unzip();
             let mut got = row.clone();
             super::layer_norm(&mut got, &gamma, &beta, 1e-12);
