@@ -1,13 +1,13 @@
 //! The decoder's inference on the CPU without a tensor framework: the weights of a [`Llama`]
-//! on burn's CPU backend (`Flex`), copied out once per call and run with faer's GEMM and
-//! fused, vectorised loops. [`score`](crate::score), [`next_token_logprobs`](crate::next_token_logprobs)
+//! on burn's CPU backend (`Flex`), copied out once into its own layout and run with faer's
+//! GEMM and fused, vectorised loops. [`score`](crate::score), [`next_token_logprobs`](crate::next_token_logprobs)
 //! and [`generate_batch`](crate::generate_batch) take this path by themselves on `Flex`; other
 //! backends, and autodiff (training), keep burn's, which stays the reference.
 //!
 //! What it changes against burn's path:
 //! - sequences are packed without padding (`[tokens, hidden]`, one block of rows per
 //!   sequence), so no product is spent on padding and no mask is built;
-//! - Q, K and V are one product (`[hidden, q + 2·kv]`), gate and up another (`[hidden, 2·ff]`),
+//! - Q, K and V are one product (`hidden → q + 2·kv`), gate and up another (`hidden → 2·ff`),
 //!   each over every token of the call, on all the pool's threads;
 //! - RMSNorm, RoPE, SiLU·up and the residual adds are passes over rows, vectorised (AVX2+FMA
 //!   chosen at run time);
@@ -51,11 +51,11 @@ struct Proj {
 #[derive(Debug, Clone)]
 struct NativeBlock {
     attn_norm: Vec<f32>,
-    /// Q, K and V side by side: `[hidden, q + 2·kv]`.
+    /// Q, K and V side by side: `hidden → q + 2·kv`.
     qkv: Proj,
     o: Proj,
     mlp_norm: Vec<f32>,
-    /// Gate and up side by side: `[hidden, 2·ff]`.
+    /// Gate and up side by side: `hidden → 2·ff`.
     gate_up: Proj,
     down: Proj,
 }
@@ -83,7 +83,7 @@ pub(crate) struct NativeLlama {
 }
 
 /// Whether `B` is burn's CPU backend, where [`NativeLlama`] runs.
-pub(crate) fn is_cpu<B: Backend>() -> bool {
+fn is_cpu<B: Backend>() -> bool {
     std::any::TypeId::of::<B>() == std::any::TypeId::of::<burn::backend::Flex>()
 }
 
@@ -309,18 +309,3 @@ fn groups(lens: impl Iterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod transpose_tests {
-    #[test]
-    fn transposed_is_the_transpose_for_ragged_tiles() {
-        let (rows, cols) = (37, 70);
-        let w: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-        let t = super::transposed(&w, rows, cols);
-        for r in 0..rows {
-            for c in 0..cols {
-                assert_eq!(t[c * rows + r], w[r * cols + c]);
-            }
-        }
-    }
-}

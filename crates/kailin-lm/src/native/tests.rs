@@ -172,3 +172,15 @@ fn the_copy_is_kept_while_the_weights_stay_and_remade_when_they_change() {
     let before = next_token_logprobs(&model, &prompts, &[5]).unwrap();
     assert!((before[0][0] - got[0][0]).abs() > 1e-4, "the merged adapter changed the model");
 }
+
+#[test]
+fn transposed_is_the_transpose_for_ragged_tiles() {
+    let (rows, cols) = (37, 70);
+    let w: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+    let t = super::transposed(&w, rows, cols);
+    for r in 0..rows {
+        for c in 0..cols {
+            assert_eq!(t[c * rows + r], w[r * cols + c]);
+        }
+    }
+}
