@@ -66,6 +66,7 @@ pub use crate::{
         hf_name_map, reorder_qk_rows,
     },
     models::{load, model_digest, models_dir, smollm2_gguf},
+    native::{LoraGradient, Tape, TrainSequence, training_pass},
     prompt::PromptTemplate,
     quant::{GgmlType, dequantize, f16_to_f32},
     sampler::Sampler,

@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use crate::encode::{Encoded, PairRows, Row};
 use crate::error::{Error, Result};
 use crate::loss::{dpo_loss, sequence_logprobs};
-use crate::trainer::{BatchTensors, MicroLoss, Objective, Progress, TrainOptions, TrainReport, train as run};
+use crate::native::NativeRows;
+use crate::trainer::{
+    BatchTensors, MicroLoss, NativeLoss, Objective, Progress, TrainOptions, TrainReport, train as run,
+};
 use kailin_core::Fnv64;
 
 /// DPO's own options.
@@ -64,10 +67,15 @@ pub(crate) fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
 
+/// The rows of `pairs`: `[chosen…, rejected…]`.
+fn pair_rows<'a>(pairs: &[&'a PairRows]) -> Vec<&'a Row> {
+    pairs.iter().map(|p| &p.chosen).chain(pairs.iter().map(|p| &p.rejected)).collect()
+}
+
 /// Sequence log-probabilities of the completions of `pairs`: `[chosen…, rejected…]`.
 fn pair_logprobs<B: Backend>(model: &Llama<B>, pairs: &[&PairRows]) -> Result<(Tensor<B, 1>, usize)> {
     let device = model.devices().first().cloned().unwrap_or_default();
-    let rows: Vec<&Row> = pairs.iter().map(|p| &p.chosen).chain(pairs.iter().map(|p| &p.rejected)).collect();
+    let rows = pair_rows(pairs);
     let batch = BatchTensors::<B>::new(&rows, &device);
     let logits = batch.logits(model)?;
     Ok((sequence_logprobs(logits, batch.targets, batch.weights), batch.tokens))
@@ -75,6 +83,45 @@ fn pair_logprobs<B: Backend>(model: &Llama<B>, pairs: &[&PairRows]) -> Result<(T
 
 fn host(t: Tensor<impl Backend, 1>) -> Result<Vec<f64>> {
     t.into_data().convert::<f64>().to_vec::<f64>().map_err(|e| Error::Backend(format!("{e:?}")))
+}
+
+/// The DPO loss (plus the NLL term) of a micro-batch from its sequence log-probabilities, on
+/// the host: the loss divided as [`Objective::loss`] divides it, the metric sums, and the
+/// loss's derivative with respect to each chosen and rejected log-probability.
+struct HostDpo {
+    loss: f64,
+    metrics: Vec<(&'static str, f64)>,
+    d_chosen: Vec<f64>,
+    d_rejected: Vec<f64>,
+}
+
+impl Dpo {
+    fn host(&self, items: &[&ScoredPair], chosen: &[f64], rejected: &[f64], normaliser: f64) -> HostDpo {
+        let pairs = (normaliser as usize).max(1) as f64;
+        let nll_scale = normaliser.max(1.0);
+        let (mut dpo, mut nll, mut sums) = (0.0, 0.0, [0.0; 5]);
+        let (mut d_chosen, mut d_rejected) = (Vec::with_capacity(items.len()), Vec::with_capacity(items.len()));
+        for ((item, &c), &r) in items.iter().zip(chosen).zip(rejected) {
+            let (cr, rr) = (self.beta * (c - item.reference[0]), self.beta * (r - item.reference[1]));
+            let z = cr - rr;
+            // −log σ(z), stably; its derivative is −σ(−z).
+            dpo += (-z).max(0.0) + (-z.abs()).exp().ln_1p();
+            let pull = 1.0 / (1.0 + z.exp());
+            let len = f64::from(item.rows.chosen.weights.iter().sum::<f32>().max(1.0));
+            nll -= c / len;
+            d_chosen.push(-pull * self.beta / pairs - self.nll / (len * nll_scale));
+            d_rejected.push(pull * self.beta / pairs);
+            sums[0] += cr;
+            sums[1] += rr;
+            sums[2] += z;
+            sums[3] += f64::from(u8::from(cr > rr));
+            sums[4] += c / len;
+        }
+        let names =
+            ["chosen_reward", "rejected_reward", "reward_margin", "preference_accuracy", "chosen_logprob_per_token"];
+        let loss = dpo / pairs + self.nll * nll / nll_scale;
+        HostDpo { loss, metrics: names.into_iter().zip(sums).collect(), d_chosen, d_rejected }
+    }
 }
 
 impl Objective for Dpo {
@@ -133,6 +180,25 @@ impl Objective for Dpo {
         ];
         Ok(MicroLoss { loss, metrics, tokens })
     }
+
+    fn native<B: AutodiffBackend>(
+        &self,
+        model: &Llama<B::InnerBackend>,
+        trained: Option<&Llama<B>>,
+        items: &[&ScoredPair],
+        normaliser: f64,
+    ) -> Result<Option<NativeLoss>> {
+        let pairs: Vec<&PairRows> = items.iter().map(|i| &i.rows).collect();
+        let rows = pair_rows(&pairs);
+        let Some(pass) = NativeRows::forward(model, &rows)? else { return Ok(None) };
+        let lp = pass.row_logprobs();
+        let n = items.len();
+        let out = self.host(items, &lp[..n], &lp[n..], normaliser);
+        let tokens = rows.iter().map(|r| r.ids.len().saturating_sub(1)).sum();
+        let d: Vec<f64> = out.d_chosen.into_iter().chain(out.d_rejected).collect();
+        let grads = trained.map(|m| pass.backward(m, &d)).transpose()?;
+        Ok(Some(NativeLoss { loss: out.loss, metrics: out.metrics, tokens, grads }))
+    }
 }
 
 /// Sequence log-probabilities `[chosen, rejected]` of each pair under `model`, in batches of
@@ -145,7 +211,10 @@ pub fn reference_logprobs<B: Backend>(
     let mut out = Vec::with_capacity(pairs.len());
     for chunk in pairs.chunks(batch_size.max(1)) {
         let refs: Vec<&PairRows> = chunk.iter().collect();
-        let values = host(pair_logprobs(model, &refs)?.0)?;
+        let values = match NativeRows::forward(model, &pair_rows(&refs))? {
+            Some(pass) => pass.row_logprobs(),
+            None => host(pair_logprobs(model, &refs)?.0)?,
+        };
         let n = chunk.len();
         out.extend((0..n).map(|i| [values[i], values[n + i]]));
     }
@@ -228,4 +297,31 @@ pub fn train<B: AutodiffBackend>(
         run(model, &Dpo { beta: dpo.beta, nll: dpo.nll }, &train_items, &eval_items, opts, on_step)?;
     report.truncated = data.truncated;
     Ok((model, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::testing::both_paths_agree;
+
+    fn pair(prompt: &[u32], chosen: &[u32], rejected: &[u32], reference: [f64; 2]) -> ScoredPair {
+        let row = |completion: &[u32]| {
+            let ids: Vec<u32> = prompt.iter().chain(completion).copied().collect();
+            let weights = (1..ids.len()).map(|j| if j < prompt.len() { 0.0 } else { 1.0 }).collect();
+            Row { ids, weights, segments: None }
+        };
+        ScoredPair { rows: PairRows { chosen: row(chosen), rejected: row(rejected) }, reference }
+    }
+
+    #[test]
+    fn the_cpu_kernels_compute_burns_loss_metrics_and_gradients_with_and_without_the_nll_term() {
+        let items = [
+            pair(&[1, 4, 5, 6], &[20, 21, 2], &[30, 2], [-9.0, -7.5]),
+            pair(&[1, 8], &[40, 41, 42, 43, 2], &[50, 51, 2], [-14.0, -10.0]),
+        ];
+        let refs: Vec<&ScoredPair> = items.iter().collect();
+        for nll in [0.0, 1.0] {
+            both_paths_agree(&Dpo { beta: 0.5, nll }, &refs, 2.0);
+        }
+    }
 }

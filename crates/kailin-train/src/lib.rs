@@ -43,6 +43,7 @@ mod error;
 mod job;
 mod lm;
 mod loss;
+mod native;
 mod optim;
 pub mod sft;
 mod trainer;

@@ -7,7 +7,8 @@ use kailin_lm::Llama;
 use crate::encode::{Encoded, Row};
 use crate::error::Result;
 use crate::loss::lm_loss;
-use crate::trainer::{self, BatchTensors, MicroLoss, Objective, Progress, TrainOptions, TrainReport};
+use crate::native::NativeRows;
+use crate::trainer::{self, BatchTensors, MicroLoss, NativeLoss, Objective, Progress, TrainOptions, TrainReport};
 use kailin_core::Fnv64;
 
 /// Trains `model` on weighted token rows with the next-token objective: CPT rows (from
@@ -49,5 +50,41 @@ impl Objective for NextToken {
         let logits = batch.logits(model)?;
         let loss = lm_loss(logits, batch.targets, batch.weights, normaliser);
         Ok(MicroLoss { loss, metrics: Vec::new(), tokens: batch.tokens })
+    }
+
+    fn native<B: AutodiffBackend>(
+        &self,
+        model: &Llama<B::InnerBackend>,
+        trained: Option<&Llama<B>>,
+        rows: &[&Row],
+        normaliser: f64,
+    ) -> Result<Option<NativeLoss>> {
+        let Some(pass) = NativeRows::forward(model, rows)? else { return Ok(None) };
+        let scale = normaliser.max(1.0);
+        let loss = -pass.row_logprobs().iter().sum::<f64>() / scale;
+        let tokens = rows.iter().map(|r| r.ids.len().saturating_sub(1)).sum();
+        let grads = trained.map(|m| pass.backward(m, &vec![-1.0 / scale; rows.len()])).transpose()?;
+        Ok(Some(NativeLoss { loss, metrics: Vec::new(), tokens, grads }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::testing::{A, adapted, both_paths_agree};
+
+    #[test]
+    fn the_cpu_kernels_compute_burns_loss_and_gradients() {
+        let sft =
+            Row { ids: vec![1, 9, 8, 7, 30, 31, 32, 2], weights: vec![0., 0., 0., 1., 1., 1., 1.], segments: None };
+        let packed = Row {
+            ids: vec![1, 5, 6, 7, 2, 1, 40, 41, 2],
+            weights: vec![1., 1., 1., 1., 0., 1., 1., 1.],
+            segments: Some(vec![0, 0, 0, 0, 0, 1, 1, 1, 1]),
+        };
+        let rows = [&sft, &packed];
+        let normaliser = rows.iter().map(|r| NextToken.weight(r)).sum();
+        both_paths_agree(&NextToken, &rows, normaliser);
+        assert!(crate::native::adapters_alone_train::<A>(&adapted()));
     }
 }

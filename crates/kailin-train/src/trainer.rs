@@ -156,6 +156,15 @@ pub(crate) struct MicroLoss<B: Backend> {
     pub(crate) tokens: usize,
 }
 
+/// The loss of one micro-batch on `kailin-lm`'s CPU kernels, with its gradients when asked.
+pub(crate) struct NativeLoss {
+    /// Already divided by the step's normaliser.
+    pub(crate) loss: f64,
+    pub(crate) metrics: Vec<(&'static str, f64)>,
+    pub(crate) tokens: usize,
+    pub(crate) grads: Option<GradientsParams>,
+}
+
 /// An objective: the loss of a micro-batch of items.
 pub(crate) trait Objective {
     type Item;
@@ -164,6 +173,16 @@ pub(crate) trait Objective {
     /// Feeds what the item trains on into a digest (names the data a checkpoint belongs to).
     fn fingerprint(&self, item: &Self::Item, h: &mut Fnv64);
     fn loss<B: Backend>(&self, model: &Llama<B>, items: &[&Self::Item], normaliser: f64) -> Result<MicroLoss<B>>;
+    /// [`loss`](Self::loss) on the CPU kernels, on `model` (burn's `Flex` model, for its
+    /// weights) with gradients for `trained` (the autodiff model it is the valid copy of) when
+    /// given: `None` where the kernels do not apply.
+    fn native<B: AutodiffBackend>(
+        &self,
+        model: &Llama<B::InnerBackend>,
+        trained: Option<&Llama<B>>,
+        items: &[&Self::Item],
+        normaliser: f64,
+    ) -> Result<Option<NativeLoss>>;
 }
 
 /// Inputs, targets, weights and segments of right-padded rows.
@@ -255,8 +274,8 @@ fn means(sums: Vec<(&'static str, f64)>, items: usize) -> Vec<(String, f64)> {
 
 /// Mean loss of `items` without gradients, in micro-batches of `batch_size`, and the
 /// objective's metrics as means over the items.
-pub(crate) fn evaluate<B: Backend, O: Objective>(
-    model: &Llama<B>,
+pub(crate) fn evaluate<B: AutodiffBackend, O: Objective>(
+    model: &Llama<B::InnerBackend>,
     objective: &O,
     items: &[O::Item],
     batch_size: usize,
@@ -265,6 +284,11 @@ pub(crate) fn evaluate<B: Backend, O: Objective>(
     let (mut total, mut sums) = (0.0, Vec::new());
     for chunk in items.chunks(batch_size.max(1)) {
         let refs: Vec<&O::Item> = chunk.iter().collect();
+        if let Some(out) = objective.native::<B>(model, None, &refs, normaliser)? {
+            total += out.loss;
+            add_metrics(&mut sums, out.metrics);
+            continue;
+        }
         let out = objective.loss(model, &refs, normaliser)?;
         total += scalar(out.loss);
         add_metrics(&mut sums, out.metrics);
@@ -298,6 +322,8 @@ struct Run<'a, B: AutodiffBackend, O: Objective> {
     steps_per_epoch: usize,
     total: u64,
     stochastic: bool,
+    /// Only LoRA adapters train: the CPU kernels can compute the step where they apply.
+    adapters_alone: bool,
     device: B::Device,
     started: Instant,
     resumed_seconds: f64,
@@ -348,6 +374,7 @@ impl<'a, B: AutodiffBackend, O: Objective> Run<'a, B, O> {
             steps_per_epoch,
             total: steps_per_epoch as u64 * opts.epochs as u64,
             stochastic: model.is_stochastic(),
+            adapters_alone: crate::native::adapters_alone_train(&model),
             device: model.devices().first().cloned().unwrap_or_default(),
             started: Instant::now(),
             resumed_seconds: report.seconds,
@@ -372,6 +399,18 @@ impl<'a, B: AutodiffBackend, O: Objective> Run<'a, B, O> {
         let mut accumulator = GradientsAccumulator::<Llama<B>>::new();
         let (mut loss, mut tokens, mut sums) = (0.0, 0, Vec::<(&'static str, f64)>::new());
         for micro in items.chunks(opts.batch_size) {
+            if self.adapters_alone
+                && let Some(out) = objective.native(&model.valid(), Some(&model), micro, normaliser)?
+            {
+                if !out.loss.is_finite() {
+                    return Err(Error::NonFinite { step, what: "loss", value: out.loss });
+                }
+                loss += out.loss;
+                tokens += out.tokens;
+                add_metrics(&mut sums, out.metrics);
+                accumulator.accumulate(&model, out.grads.unwrap_or_default());
+                continue;
+            }
             let out = objective.loss(&model, micro, normaliser)?;
             let value = scalar(out.loss.clone());
             if !value.is_finite() {
@@ -404,7 +443,7 @@ impl<'a, B: AutodiffBackend, O: Objective> Run<'a, B, O> {
         if !due || eval.is_empty() {
             return Ok(None);
         }
-        let (value, metrics) = evaluate(&model.valid(), self.objective, eval, self.opts.batch_size)?;
+        let (value, metrics) = evaluate::<B, O>(&model.valid(), self.objective, eval, self.opts.batch_size)?;
         tracing::info!(step, eval_loss = value, ?metrics, "evaluation");
         self.report.evals.push((step, value));
         self.report.eval_metrics.push((step, metrics));

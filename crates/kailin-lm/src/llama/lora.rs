@@ -73,7 +73,7 @@ pub struct Lora<B: Backend> {
     pub(crate) a: Param<Tensor<B, 2>>,
     pub(crate) b: Param<Tensor<B, 2>>,
     dropout: Dropout,
-    scale: f64,
+    pub(crate) scale: f64,
 }
 
 impl<B: Backend> Lora<B> {

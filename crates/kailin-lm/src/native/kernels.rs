@@ -91,6 +91,18 @@ pub(super) fn rope(head: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
+/// The transpose of [`rope`] (the rotation by the opposite angle): what a gradient goes back
+/// through.
+pub(super) fn rope_inverse(head: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = head.len() / 2;
+    let (a, b) = head.split_at_mut(half);
+    for (((a, b), &c), &s) in a.iter_mut().zip(b.iter_mut()).zip(cos).zip(sin) {
+        let (x, y) = (*a, *b);
+        *a = x * c + y * s;
+        *b = y * c - x * s;
+    }
+}
+
 /// `ln Σ e^row`: the normaliser of a row of logits.
 pub(super) fn log_sum_exp(row: &[f32]) -> f32 {
     simd::log_sum_exp(row)

@@ -22,8 +22,10 @@
 //! nor changed in place: burn's CPU tensors copy on write); a call whose model holds other
 //! buffers (loaded, merged, trained) makes a new copy.
 
+mod backward;
 mod kernels;
 mod pass;
+mod train;
 
 use std::any::Any;
 use std::sync::{Arc, Mutex};
@@ -37,6 +39,7 @@ use crate::llama::{Linear, Llama};
 use crate::score::Score;
 
 pub(crate) use self::pass::SeqCache;
+pub use self::train::{LoraGradient, Tape, TrainSequence, training_pass};
 
 /// A projection `y = x·W + b`, stored as `Wᵀ` (`[output, input]` row-major): one output's
 /// weights are contiguous, so a single row's product streams them.
@@ -91,6 +94,23 @@ fn is_cpu<B: Backend>() -> bool {
 /// weights; `None` on any other backend (or when `KAILIN_LM_KERNELS=burn` asks for burn's
 /// path, for comparisons).
 pub(crate) fn native<B: Backend>(model: &Llama<B>) -> Result<Option<Arc<NativeLlama>>> {
+    cached(model, CopyKind::Folded)
+}
+
+/// Which weights a copy holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyKind {
+    /// Every projection with its LoRA adapter folded in: inference.
+    Folded,
+    /// The frozen weights alone, adapters left out: training, where the adapters change at
+    /// every step and are applied beside the copy.
+    Base,
+}
+
+/// [`native`] for either kind of copy, each kept in its own place of the model's
+/// [`NativeSlot`] and keyed by the buffers it was made from (a base copy by the frozen
+/// weights' alone, so an optimiser step on the adapters keeps it).
+pub(crate) fn cached<B: Backend>(model: &Llama<B>, copy: CopyKind) -> Result<Option<Arc<NativeLlama>>> {
     #[cfg(test)]
     if tests::BURN_ONLY.get() {
         return Ok(None);
@@ -98,25 +118,31 @@ pub(crate) fn native<B: Backend>(model: &Llama<B>) -> Result<Option<Arc<NativeLl
     if !is_cpu::<B>() || std::env::var("KAILIN_LM_KERNELS").is_ok_and(|v| v == "burn") {
         return Ok(None);
     }
-    let mut keys = Buffers(Vec::new());
+    let mut keys = Buffers { buffers: Vec::new(), skip_adapters: copy == CopyKind::Base, in_adapter: 0 };
     model.visit(&mut keys);
-    let mut slot =
-        model.native.0.lock().map_err(|_| Error::Backend("a CPU weight cache poisoned by a panic".into()))?;
+    let slot = match copy {
+        CopyKind::Folded => &model.native.folded,
+        CopyKind::Base => &model.native.base,
+    };
+    let mut slot = slot.lock().map_err(|_| Error::Backend("a CPU weight cache poisoned by a panic".into()))?;
     if let Some((held, prepared)) = slot.as_ref()
-        && same_buffers(held, &keys.0)
+        && same_buffers(held, &keys.buffers)
     {
         return Ok(Some(Arc::clone(prepared)));
     }
     *slot = None; // the old copy goes before the new one is made
-    let prepared = Arc::new(NativeLlama::from_llama(model)?);
-    *slot = Some((keys.0, Arc::clone(&prepared)));
+    let prepared = Arc::new(NativeLlama::from_llama(model, copy)?);
+    *slot = Some((keys.buffers, Arc::clone(&prepared)));
     Ok(Some(prepared))
 }
 
-/// Where a [`Llama`] keeps its [`NativeLlama`]: the copy and the buffers it was made from.
+/// Where a [`Llama`] keeps its [`NativeLlama`]s: each copy and the buffers it was made from.
 /// Clones of a model share it.
 #[derive(Clone, Default)]
-pub(crate) struct NativeSlot(Arc<Mutex<Option<Prepared>>>);
+pub(crate) struct NativeSlot {
+    folded: Arc<Mutex<Option<Prepared>>>,
+    base: Arc<Mutex<Option<Prepared>>>,
+}
 
 /// The buffers a copy was made from, and the copy.
 type Prepared = (Vec<FlexTensor>, Arc<NativeLlama>);
@@ -127,14 +153,33 @@ impl std::fmt::Debug for NativeSlot {
     }
 }
 
-/// Every float parameter's buffer, in the module's order (on `Flex`).
-struct Buffers(Vec<FlexTensor>);
+/// Every float parameter's buffer, in the module's order (on `Flex`); with `skip_adapters`,
+/// those of LoRA adapters left out.
+struct Buffers {
+    buffers: Vec<FlexTensor>,
+    skip_adapters: bool,
+    /// Depth inside a `lora` module.
+    in_adapter: usize,
+}
 
 impl<B: Backend> ModuleVisitor<B> for Buffers {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        if name == "lora" || self.in_adapter > 0 {
+            self.in_adapter += 1;
+        }
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.in_adapter = self.in_adapter.saturating_sub(1);
+    }
+
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.skip_adapters && self.in_adapter > 0 {
+            return;
+        }
         let primitive = param.val().into_primitive().tensor();
         if let Some(t) = (&primitive as &dyn Any).downcast_ref::<FlexTensor>() {
-            self.0.push(t.clone());
+            self.buffers.push(t.clone());
         }
     }
 }
@@ -151,10 +196,14 @@ fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
     t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| Error::Backend(format!("reading weights: {e:?}")))
 }
 
-fn proj<B: Backend>(l: &Linear<B>) -> Result<Proj> {
+fn proj<B: Backend>(l: &Linear<B>, copy: CopyKind) -> Result<Proj> {
     let [input, output] = l.weight.dims();
     let b = l.bias.as_ref().map(|b| values(b.val())).transpose()?;
-    Ok(Proj { wt: transposed(&values(l.effective_weight())?, input, output), b, input, output })
+    let w = match copy {
+        CopyKind::Folded => l.effective_weight(),
+        CopyKind::Base => l.weight.val(),
+    };
+    Ok(Proj { wt: transposed(&values(w)?, input, output), b, input, output })
 }
 
 /// `w` `[rows, cols]` row-major as `[cols, rows]`, by 32 × 32 tiles (burn's strided read of a
@@ -191,8 +240,8 @@ fn side_by_side(parts: &[Proj]) -> Proj {
 }
 
 impl NativeLlama {
-    /// The weights of `model` (adapters folded in).
-    pub(crate) fn from_llama<B: Backend>(model: &Llama<B>) -> Result<Self> {
+    /// The weights of `model` (adapters folded in, or left out).
+    pub(crate) fn from_llama<B: Backend>(model: &Llama<B>, copy: CopyKind) -> Result<Self> {
         let first = model.blocks.first().ok_or_else(|| Error::Backend("a model without blocks".into()))?;
         let (heads, kv_heads, head_dim) = (first.attn.num_heads, first.attn.num_kv_heads, first.attn.head_dim);
         let blocks = model
@@ -202,11 +251,11 @@ impl NativeLlama {
                 let (a, m) = (&b.attn, &b.mlp);
                 Ok(NativeBlock {
                     attn_norm: values(b.attn_norm.gamma.val())?,
-                    qkv: side_by_side(&[proj(&a.q)?, proj(&a.k)?, proj(&a.v)?]),
-                    o: proj(&a.o)?,
+                    qkv: side_by_side(&[proj(&a.q, copy)?, proj(&a.k, copy)?, proj(&a.v, copy)?]),
+                    o: proj(&a.o, copy)?,
                     mlp_norm: values(b.mlp_norm.gamma.val())?,
-                    gate_up: side_by_side(&[proj(&m.gate)?, proj(&m.up)?]),
-                    down: proj(&m.down)?,
+                    gate_up: side_by_side(&[proj(&m.gate, copy)?, proj(&m.up, copy)?]),
+                    down: proj(&m.down, copy)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -217,7 +266,7 @@ impl NativeLlama {
             ff: first.mlp.gate.weight.dims()[1],
             blocks,
             norm: values(model.norm.gamma.val())?,
-            head: model.lm_head.as_ref().map(proj).transpose()?,
+            head: model.lm_head.as_ref().map(|h| proj(h, copy)).transpose()?,
             cos: cos.to_vec(),
             sin: sin.to_vec(),
             hidden,
@@ -309,3 +358,5 @@ fn groups(lens: impl Iterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod train_tests;

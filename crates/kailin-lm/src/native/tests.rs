@@ -66,7 +66,7 @@ fn close(a: &[f32], b: &[f32], tol: f32) {
 fn packed_pass_matches_burn_for_every_row_with_gqa_bias_lora_and_tied_or_own_head() {
     for (tied, adapted) in [(true, false), (false, true)] {
         let model = model(tied, adapted);
-        let native = NativeLlama::from_llama(&model).unwrap();
+        let native = NativeLlama::from_llama(&model, super::CopyKind::Folded).unwrap();
         let seqs: [&[u32]; 3] = [&[1, 5, 7, 9, 47], &[3], &[2, 2, 30, 31, 4, 6, 8, 10, 12]];
         let mut caches: Vec<_> = seqs.iter().map(|s| native.cache(s.len())).collect();
         let want: Vec<Vec<usize>> = seqs.iter().map(|s| (0..s.len()).collect()).collect();
@@ -79,7 +79,7 @@ fn packed_pass_matches_burn_for_every_row_with_gqa_bias_lora_and_tied_or_own_hea
 #[test]
 fn cached_steps_equal_one_pass() {
     let model = model(true, true);
-    let native = NativeLlama::from_llama(&model).unwrap();
+    let native = NativeLlama::from_llama(&model, super::CopyKind::Folded).unwrap();
     let seq: [u32; 7] = [4, 8, 15, 16, 23, 42, 1];
     let mut cache = native.cache(seq.len());
     let whole = native.forward(&[&seq], &mut [cache.clone()], &[(0..7).collect()]).unwrap();
@@ -128,7 +128,7 @@ fn score_next_token_and_generation_equal_burns_path() {
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     let model = model(true, false);
-    let native = NativeLlama::from_llama(&model).unwrap();
+    let native = NativeLlama::from_llama(&model, super::CopyKind::Folded).unwrap();
     let mut caches = vec![native.cache(4)];
     assert!(native.forward(&[&[1, 2, 3, 4, 5]], &mut caches, &[vec![0]]).is_err(), "past the cache");
     assert!(native.forward(&[&[48]], &mut caches, &[vec![0]]).is_err(), "outside the vocabulary");
