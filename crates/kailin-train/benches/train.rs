@@ -51,7 +51,7 @@ fn step(b: Bencher<'_, '_>, model: Llama<A>) {
 }
 
 fn step_on(b: Bencher<'_, '_>, mut model: Llama<A>, data: Encoded<Row>) {
-    let tokens = data.items.iter().map(|r| r.ids.len() - 1).sum();
+    let tokens = data.items.iter().map(|r| r.ids.len() - 1).sum::<usize>();
     let opts = TrainOptions { batch_size: ROWS, lr: 1e-5, ..Default::default() };
     b.counter(ItemsCount::new(tokens)).bench_local(|| {
         let (trained, report) = cpt::train(model.clone(), &data, &[], &opts, |_| ()).unwrap();

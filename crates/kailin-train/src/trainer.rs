@@ -284,14 +284,15 @@ pub(crate) fn evaluate<B: AutodiffBackend, O: Objective>(
     let (mut total, mut sums) = (0.0, Vec::new());
     for chunk in items.chunks(batch_size.max(1)) {
         let refs: Vec<&O::Item> = chunk.iter().collect();
-        if let Some(out) = objective.native::<B>(model, None, &refs, normaliser)? {
-            total += out.loss;
-            add_metrics(&mut sums, out.metrics);
-            continue;
-        }
-        let out = objective.loss(model, &refs, normaliser)?;
-        total += scalar(out.loss);
-        add_metrics(&mut sums, out.metrics);
+        let (value, metrics) = match objective.native::<B>(model, None, &refs, normaliser)? {
+            Some(out) => (out.loss, out.metrics),
+            None => {
+                let out = objective.loss(model, &refs, normaliser)?;
+                (scalar(out.loss), out.metrics)
+            }
+        };
+        total += value;
+        add_metrics(&mut sums, metrics);
     }
     Ok((total, means(sums, items.len())))
 }
@@ -399,27 +400,28 @@ impl<'a, B: AutodiffBackend, O: Objective> Run<'a, B, O> {
         let mut accumulator = GradientsAccumulator::<Llama<B>>::new();
         let (mut loss, mut tokens, mut sums) = (0.0, 0, Vec::<(&'static str, f64)>::new());
         for micro in items.chunks(opts.batch_size) {
-            if self.adapters_alone
-                && let Some(out) = objective.native(&model.valid(), Some(&model), micro, normaliser)?
-            {
-                if !out.loss.is_finite() {
-                    return Err(Error::NonFinite { step, what: "loss", value: out.loss });
+            let native = match self.adapters_alone {
+                true => objective.native(&model.valid(), Some(&model), micro, normaliser)?,
+                false => None,
+            };
+            let (value, micro_tokens, metrics, grads) = match native {
+                Some(out) => {
+                    let grads = out.grads.ok_or_else(|| Error::Backend("a training pass without gradients".into()))?;
+                    (out.loss, out.tokens, out.metrics, grads)
                 }
-                loss += out.loss;
-                tokens += out.tokens;
-                add_metrics(&mut sums, out.metrics);
-                accumulator.accumulate(&model, out.grads.unwrap_or_default());
-                continue;
-            }
-            let out = objective.loss(&model, micro, normaliser)?;
-            let value = scalar(out.loss.clone());
+                None => {
+                    let out = objective.loss(&model, micro, normaliser)?;
+                    let value = scalar(out.loss.clone());
+                    (value, out.tokens, out.metrics, GradientsParams::from_grads(out.loss.backward(), &model))
+                }
+            };
             if !value.is_finite() {
                 return Err(Error::NonFinite { step, what: "loss", value });
             }
             loss += value;
-            tokens += out.tokens;
-            add_metrics(&mut sums, out.metrics);
-            accumulator.accumulate(&model, GradientsParams::from_grads(out.loss.backward(), &model));
+            tokens += micro_tokens;
+            add_metrics(&mut sums, metrics);
+            accumulator.accumulate(&model, grads);
         }
         let grads = accumulator.grads();
         let norm = grad_norm(&model, &grads);
