@@ -205,3 +205,83 @@ fn smollm2_exported_as_a_hugging_face_directory_loads_identically() {
     let answer = kailin_lm::complete(&again, &tok2, &[prompt], &CompletionOptions::default()).unwrap();
     assert_eq!(answer[0].text, "The capital of France is Paris.");
 }
+
+#[test]
+#[ignore = "needs the SmolLM2 model: cargo xtask fetch-models"]
+fn smollm2_lora_gradients_on_the_cpu_kernels_equal_burns_autodiff() {
+    use burn::backend::{Autodiff, Flex};
+    use std::collections::HashMap;
+
+    use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+    use burn::prelude::*;
+    use burn::tensor::activation::log_softmax;
+    use kailin_lm::{Llama, LoraConfig, TrainSequence, training_pass};
+
+    type A = Autodiff<Flex>;
+    /// Moves every adapter weight (`B` starts at zero) by a deterministic pattern, so that
+    /// every gradient path of the real model carries signal.
+    struct Nudge(Vec<String>);
+    impl ModuleMapper<A> for Nudge {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.to_owned());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<A, D>>) -> Param<Tensor<A, D>> {
+            if !self.0.iter().any(|n| n == "lora") {
+                return param;
+            }
+            let (id, tensor, mapper) = param.consume();
+            let n = tensor.shape().num_elements();
+            let pattern: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 2000.0).collect();
+            let nudge = Tensor::<A, 1>::from_data(TensorData::new(pattern, [n]), &tensor.device());
+            let shape = tensor.shape();
+            let moved = (tensor.inner().reshape([n]) + nudge.inner()).reshape(shape);
+            Param::from_mapped_value(id, Tensor::from_inner(moved).require_grad(), mapper)
+        }
+    }
+    let g = Gguf::open(model()).unwrap();
+    let (base, _) = Llama::<A>::from_gguf(&g, 128, &Default::default()).unwrap();
+    let lora = base.with_lora(&LoraConfig::new(8)).unwrap().map(&mut Nudge(Vec::new()));
+    // A chat-like sequence of 40 tokens, the last 16 scored (an answer after its prompt).
+    let tokens: Vec<u32> = (0..40).map(|i| (i * 7919 % 40_000) as u32 + 100).collect();
+    let targets: Vec<(usize, u32)> = (23..39).map(|p| (p, tokens[p + 1])).collect();
+    let seq = TrainSequence { tokens: tokens.clone(), targets: targets.clone() };
+
+    let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
+    let input = Tensor::<A, 2, Int>::from_data(TensorData::new(ids, [1, 40]), &Default::default());
+    let lp = log_softmax(lora.forward(input).unwrap(), 2);
+    let picked: Vec<Tensor<A, 1>> = targets
+        .iter()
+        .map(|&(p, t)| lp.clone().slice([0..1, p..p + 1, t as usize..t as usize + 1]).reshape([1]))
+        .collect();
+    let want_lp: Vec<f32> = picked.iter().map(|t| t.clone().into_scalar()).collect();
+    let grads = Tensor::cat(picked, 0).sum().neg().div_scalar(16.0).backward();
+
+    let tape = training_pass(&lora.valid(), std::slice::from_ref(&seq)).unwrap().expect("the CPU kernels apply");
+    for (g, w) in tape.logprobs()[0].iter().zip(&want_lp) {
+        assert!((g - f64::from(*w)).abs() < 2e-3, "log p {g} vs {w}");
+    }
+    let got = tape.backward(&[vec![-1.0 / 16.0; 16]]).unwrap();
+    assert_eq!(got.len(), 30 * 7 * 2);
+    /// burn's gradient of every parameter that has one, by id.
+    struct Grads<'a>(&'a <A as burn::tensor::backend::AutodiffBackend>::Gradients, HashMap<ParamId, Vec<f32>>);
+    impl ModuleVisitor<A> for Grads<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<A, D>>) {
+            if let Some(g) = param.val().grad(self.0) {
+                self.1.insert(param.id, g.into_data().to_vec::<f32>().unwrap());
+            }
+        }
+    }
+    let mut burn_grads = Grads(&grads, HashMap::new());
+    lora.visit(&mut burn_grads);
+    let (mut worst, mut largest) = (0f32, 0f32);
+    for grad in &got {
+        let want = &burn_grads.1[&grad.param];
+        largest = want.iter().fold(largest, |m, v| m.max(v.abs()));
+        worst = grad.values.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(worst, f32::max);
+    }
+    eprintln!("SmolLM2 LoRA gradients: max |Δ| {worst:e} against a largest gradient of {largest:e}");
+    assert!(worst <= 1e-3 * largest, "max |Δ| {worst} against a largest gradient of {largest}");
+}
