@@ -11,7 +11,9 @@
 //!   streaming), [`complete`] for text with stop strings, and [`score`] for log-probabilities.
 //!   On `Flex` these three run on the crate's own CPU kernels (packed prompts, fused
 //!   projections, per-sequence KV caches; `KAILIN_LM_KERNELS=burn` keeps burn's ops), with the
-//!   same results as burn's path.
+//!   same results as burn's path. LoRA training runs there too: [`training_pass`] keeps a
+//!   [`Tape`] whose [`backward`](Tape::backward) gives the adapters' gradients of any loss of
+//!   the scored log-probabilities (what `kailin-train` uses on `Flex`).
 //! - [`PromptTemplate`]: an agent's prompt as a Jinja file, versioned by its content.
 //! - [`ServedModel`]: the same roles on any OpenAI-compatible server (vLLM, SGLang,
 //!   llama.cpp's server, Ollama, hosted APIs): retries, a response cache, token accounting

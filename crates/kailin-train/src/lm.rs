@@ -85,6 +85,9 @@ mod tests {
         let rows = [&sft, &packed];
         let normaliser = rows.iter().map(|r| NextToken.weight(r)).sum();
         both_paths_agree(&NextToken, &rows, normaliser);
-        assert!(crate::native::adapters_alone_train::<A>(&adapted()));
+        assert!(adapted().trains_adapters_only());
+        assert!(
+            !kailin_lm::LlamaConfig::new(64, 32, 48, 2, 4, 2).init::<A>(16, &Default::default()).trains_adapters_only()
+        );
     }
 }

@@ -4,7 +4,6 @@
 //! all the next-token objective and DPO need. Used on burn's `Flex` backend when only LoRA
 //! adapters train; elsewhere the objectives run on burn's ops.
 
-use burn::module::{ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -89,34 +88,6 @@ fn into_params<B: AutodiffBackend>(grads: Vec<LoraGradient>, device: &B::Device)
         out.register::<B::InnerBackend, 2>(g.param, t);
     }
     out
-}
-
-/// Whether the parameters that train are exactly LoRA adapters (every other weight frozen):
-/// the case whose gradients the CPU kernels compute.
-pub(crate) fn adapters_alone_train<B: AutodiffBackend>(model: &Llama<B>) -> bool {
-    struct Trainable {
-        depth: usize,
-        adapters: usize,
-        others: usize,
-    }
-    impl<B: Backend> ModuleVisitor<B> for Trainable {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            if name == "lora" || self.depth > 0 {
-                self.depth += 1;
-            }
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.depth = self.depth.saturating_sub(1);
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if param.val().is_require_grad() {
-                if self.depth > 0 { self.adapters += 1 } else { self.others += 1 }
-            }
-        }
-    }
-    let mut t = Trainable { depth: 0, adapters: 0, others: 0 };
-    model.visit(&mut t);
-    t.adapters > 0 && t.others == 0
 }
 
 /// What the objectives' tests share: a tiny adapted model, and a comparison of an

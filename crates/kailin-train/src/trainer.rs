@@ -375,7 +375,7 @@ impl<'a, B: AutodiffBackend, O: Objective> Run<'a, B, O> {
             steps_per_epoch,
             total: steps_per_epoch as u64 * opts.epochs as u64,
             stochastic: model.is_stochastic(),
-            adapters_alone: crate::native::adapters_alone_train(&model),
+            adapters_alone: model.trains_adapters_only(),
             device: model.devices().first().cloned().unwrap_or_default(),
             started: Instant::now(),
             resumed_seconds: report.seconds,

@@ -1,7 +1,7 @@
 //! LoRA: a trainable low-rank update `(α / r)·A·B` beside a frozen projection.
 
 use burn::config::Config;
-use burn::module::Param;
+use burn::module::{ModuleVisitor, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -67,6 +67,27 @@ impl LoraConfig {
     }
 }
 
+/// For a module visitor: whether it is inside a LoRA adapter (a module named `lora`), by the
+/// depth of the modules it has entered since.
+#[derive(Debug, Default)]
+pub(crate) struct InAdapter(usize);
+
+impl InAdapter {
+    pub(crate) fn enter(&mut self, name: &str) {
+        if name == "lora" || self.0 > 0 {
+            self.0 += 1;
+        }
+    }
+
+    pub(crate) fn exit(&mut self) {
+        self.0 = self.0.saturating_sub(1);
+    }
+
+    pub(crate) fn inside(&self) -> bool {
+        self.0 > 0
+    }
+}
+
 /// A LoRA adapter: `A` `[in, rank]`, `B` `[rank, out]`, and the scale `alpha / rank`.
 #[derive(Module, Debug)]
 pub struct Lora<B: Backend> {
@@ -117,6 +138,33 @@ impl<B: Backend> super::Llama<B> {
     /// that wants reproducible steps seeds the backend's generator for such a model.
     pub fn is_stochastic(&self) -> bool {
         self.adapters().any(|l| l.dropout.prob > 0.0)
+    }
+
+    /// Whether the weights that train (that require gradients) are exactly LoRA adapters',
+    /// every other weight frozen: the case whose gradients
+    /// [`Tape::backward`](crate::Tape::backward) computes.
+    pub fn trains_adapters_only(&self) -> bool {
+        struct Trainable {
+            depth: InAdapter,
+            adapters: usize,
+            others: usize,
+        }
+        impl<B: Backend> ModuleVisitor<B> for Trainable {
+            fn enter_module(&mut self, name: &str, _container_type: &str) {
+                self.depth.enter(name);
+            }
+            fn exit_module(&mut self, _name: &str, _container_type: &str) {
+                self.depth.exit();
+            }
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                if param.val().is_require_grad() {
+                    if self.depth.inside() { self.adapters += 1 } else { self.others += 1 }
+                }
+            }
+        }
+        let mut t = Trainable { depth: InAdapter::default(), adapters: 0, others: 0 };
+        self.visit(&mut t);
+        t.adapters > 0 && t.others == 0
     }
 
     /// Whether any projection carries a LoRA adapter.

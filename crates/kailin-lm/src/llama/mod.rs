@@ -17,7 +17,8 @@ mod safetensors_weights;
 mod step;
 
 pub(crate) use self::{
-    attention::Attention, block::Block, linear::Linear, mlp::Mlp, names::gguf_name, rope::Rope, step::Step,
+    attention::Attention, block::Block, linear::Linear, lora::InAdapter, mlp::Mlp, names::gguf_name, rope::Rope,
+    step::Step,
 };
 pub use self::{
     cache::KvCache,

@@ -35,7 +35,7 @@ use burn::prelude::*;
 use burn_flex::FlexTensor;
 
 use crate::error::{Error, Result};
-use crate::llama::{Linear, Llama};
+use crate::llama::{InAdapter, Linear, Llama};
 use crate::score::Score;
 
 pub(crate) use self::pass::SeqCache;
@@ -118,7 +118,7 @@ pub(crate) fn cached<B: Backend>(model: &Llama<B>, copy: CopyKind) -> Result<Opt
     if !is_cpu::<B>() || std::env::var("KAILIN_LM_KERNELS").is_ok_and(|v| v == "burn") {
         return Ok(None);
     }
-    let mut keys = Buffers { buffers: Vec::new(), skip_adapters: copy == CopyKind::Base, in_adapter: 0 };
+    let mut keys = Buffers { buffers: Vec::new(), skip_adapters: copy == CopyKind::Base, depth: InAdapter::default() };
     model.visit(&mut keys);
     let slot = match copy {
         CopyKind::Folded => &model.native.folded,
@@ -158,23 +158,20 @@ impl std::fmt::Debug for NativeSlot {
 struct Buffers {
     buffers: Vec<FlexTensor>,
     skip_adapters: bool,
-    /// Depth inside a `lora` module.
-    in_adapter: usize,
+    depth: InAdapter,
 }
 
 impl<B: Backend> ModuleVisitor<B> for Buffers {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
-        if name == "lora" || self.in_adapter > 0 {
-            self.in_adapter += 1;
-        }
+        self.depth.enter(name);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.in_adapter = self.in_adapter.saturating_sub(1);
+        self.depth.exit();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if self.skip_adapters && self.in_adapter > 0 {
+        if self.skip_adapters && self.depth.inside() {
             return;
         }
         let primitive = param.val().into_primitive().tensor();
