@@ -150,3 +150,13 @@ fn bad_input_is_an_error_not_a_panic() {
     let tape = training_pass(&model, &[TrainSequence { tokens: vec![1, 2], targets: vec![(1, 3)] }]).unwrap().unwrap();
     assert!(tape.backward(&[vec![1.0, 2.0]]).is_err(), "a gradient per log-probability");
 }
+
+#[test]
+fn a_pass_over_nothing_scores_nothing_and_gives_zero_gradients() {
+    let model = adapted(false, true, &["v", "gate"]).valid();
+    let tape = training_pass(&model, &[]).unwrap().unwrap();
+    assert!(tape.logprobs().is_empty());
+    let grads = tape.backward(&[]).unwrap();
+    assert_eq!(grads.len(), 2 * 2 * 2, "A and B of two projections in two blocks");
+    assert!(grads.iter().all(|g| g.values.iter().all(|&v| v == 0.0)));
+}
