@@ -84,19 +84,29 @@ impl NativeLlama {
         }
         // The wanted rows only: final norm and output projection.
         let rows: Vec<usize> = spans.iter().zip(want).flat_map(|(s, w)| w.iter().map(move |&r| s.row + r)).collect();
+        Ok(self.head_rows(&x, &rows))
+    }
+
+    /// The final norm and the output projection of rows `rows` of `x` `[n, hidden]`: their
+    /// logits `[rows, vocab]`, in that order.
+    pub(super) fn head_rows(&self, x: &[f32], rows: &[usize]) -> Vec<f32> {
+        let h = self.hidden;
         let mut picked = vec![0f32; rows.len() * h];
-        for (dst, &r) in picked.chunks_exact_mut(h).zip(&rows) {
+        for (dst, &r) in picked.chunks_exact_mut(h).zip(rows) {
             dst.copy_from_slice(&x[r * h..(r + 1) * h]);
         }
         let mut normed = vec![0f32; picked.len()];
         rms_norm_rows(&mut normed, &picked, &self.norm, self.eps);
         let mut logits = vec![0f32; rows.len() * self.vocab];
+        if rows.is_empty() {
+            return logits;
+        }
         match &self.head {
             Some(head) => matmul(&mut logits, &normed, head, rows.len()),
             // Tied: the embedding `[vocab, hidden]` is the head's `Wᵀ`.
             None => product(&mut logits, &normed, &self.embed, None, rows.len(), h, self.vocab),
         }
-        Ok(logits)
+        logits
     }
 
     fn block(

@@ -13,9 +13,7 @@ use burn::module::ParamId;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::kernels::{
-    add_into, log_sum_exp, matmul, product, rms_norm_rows, rope, rope_inverse, silu_mul_rows, softmax,
-};
+use super::kernels::{add_into, log_sum_exp, matmul, rms_norm_rows, rope, rope_inverse, silu_mul_rows, softmax};
 use super::{CopyKind, NativeBlock, NativeLlama, cached, values};
 use crate::error::{Error, Result};
 use crate::llama::{Linear, Llama};
@@ -246,7 +244,8 @@ impl NativeLlama {
             layers.push(tape);
             x = next;
         }
-        let logits = self.scored_logits(&x, &scored);
+        let rows: Vec<usize> = scored.iter().map(|&(r, _)| r).collect();
+        let logits = self.head_rows(&x, &rows);
         let all: Vec<f64> = logits
             .par_chunks_exact(self.vocab)
             .zip(&scored)
@@ -255,25 +254,6 @@ impl NativeLlama {
         let mut at = all.into_iter();
         let logprobs = seqs.iter().map(|s| at.by_ref().take(s.targets.len()).collect()).collect();
         Ok(Tape { model: self, adapters, spans, layers, last: x, scored, logits, logprobs })
-    }
-
-    /// The final norm and the output projection of the scored rows of `x`: `[scored, vocab]`.
-    fn scored_logits(&self, x: &[f32], scored: &[(usize, u32)]) -> Vec<f32> {
-        let h = self.hidden;
-        let mut picked = vec![0f32; scored.len() * h];
-        for (dst, &(r, _)) in picked.chunks_exact_mut(h).zip(scored) {
-            dst.copy_from_slice(&x[r * h..(r + 1) * h]);
-        }
-        let mut normed = vec![0f32; picked.len()];
-        rms_norm_rows(&mut normed, &picked, &self.norm, self.eps);
-        let mut logits = vec![0f32; scored.len() * self.vocab];
-        if !scored.is_empty() {
-            match &self.head {
-                Some(head) => matmul(&mut logits, &normed, head, scored.len()),
-                None => product(&mut logits, &normed, &self.embed, None, scored.len(), h, self.vocab),
-            }
-        }
-        logits
     }
 
     fn block_forward(
