@@ -11,6 +11,7 @@ mod encoder;
 mod eval;
 mod evaluator;
 mod lm;
+mod lm_bench;
 mod models;
 mod pipeline;
 mod retrieval;
@@ -36,7 +37,8 @@ enum Cmd {
     },
     /// Benchmarks (`cargo bench`) of one crate, then its quality evaluation where it has one.
     Bench {
-        /// The crate: `mesh`, `corpus`, `lm`, `train`, `retrieval` (exact search against FAISS,
+        /// The crate: `mesh`, `corpus`, `lm` (the language model against llama.cpp, same file
+        /// and threads; its divan benchmarks: `cargo bench -p kailin-lm`), `train`, `retrieval` (exact search against FAISS,
         /// encoder throughput, BioASQ retrieval quality), `encoder` (the sentence encoder
         /// against sentence-transformers), `cli` (the `kailin` command's batch paths end to
         /// end) or `evaluator` (the MeSH rule on PubMedQA PQA-L: sanity across options, and
@@ -58,6 +60,9 @@ enum Cmd {
         /// Options of `bench cli`.
         #[command(flatten)]
         cli: cli::CliBench,
+        /// Options of `bench lm`.
+        #[command(flatten)]
+        lm: lm_bench::LmBench,
     },
     /// Perplexity of the default model (or --model FILE.gguf) on the first N PubMedQA abstracts.
     Perplexity {
@@ -94,8 +99,8 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::FullPipeline(a) => pipeline::run(&a),
-        Cmd::Bench { krate, data, retrieval, evaluator, encoder, cli } => {
-            bench(&krate, &data, &Benches { retrieval, evaluator, encoder, cli })
+        Cmd::Bench { krate, data, retrieval, evaluator, encoder, cli, lm } => {
+            bench(&krate, &data, &Benches { retrieval, evaluator, encoder, cli, lm })
         }
         Cmd::FetchModels { dir } => models::fetch(&dir.unwrap_or_else(models::models_dir)),
         Cmd::EvalExtraction { data, verbose } => eval::run(&data, verbose),
@@ -110,6 +115,7 @@ struct Benches {
     evaluator: evaluator::EvaluatorBench,
     encoder: encoder::EncoderBench,
     cli: cli::CliBench,
+    lm: lm_bench::LmBench,
 }
 
 fn bench(krate: &str, data: &std::path::Path, o: &Benches) -> Result<()> {
@@ -120,7 +126,7 @@ fn bench(krate: &str, data: &std::path::Path, o: &Benches) -> Result<()> {
         "cli" | "kailin-cli" => return cli::bench(&std::path::absolute(data)?, &o.cli),
         "mesh" | "kailin-mesh" => "kailin-mesh",
         "corpus" | "kailin-corpus" => "kailin-corpus",
-        "lm" | "kailin-lm" => "kailin-lm",
+        "lm" | "kailin-lm" => return lm_bench::bench(&std::path::absolute(data)?, &o.lm),
         "train" | "kailin-train" => "kailin-train",
         other => {
             anyhow::bail!(

@@ -107,10 +107,9 @@ impl<'m, B: Backend> Decoder<'m, B> {
     /// at each prompt's last position.
     fn start(model: &'m Llama<B>, prompts: &[&[u32]], max_new: usize) -> Result<(Self, Vec<f32>)> {
         if let Some(native) = crate::native::native(model)? {
-            // The last generated token is never fed back, hence the - 1.
-            let mut caches: Vec<SeqCache> = prompts.iter().map(|p| native.cache(p.len() + max_new - 1)).collect();
-            let want: Vec<Vec<usize>> = prompts.iter().map(|p| vec![p.len() - 1]).collect();
-            let logits = native.forward(prompts, &mut caches, &want)?;
+            // The last generated token is never fed back, hence the - 1. Identical prompts (n
+            // samples) and a prefix common to all run once.
+            let (caches, logits) = native.prefill_shared(prompts, max_new - 1)?;
             return Ok((Decoder::Native { model: native, caches }, logits));
         }
         let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0);

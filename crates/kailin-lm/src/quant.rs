@@ -100,7 +100,7 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 
 /// The 6-bit scale and minimum of sub-block `j` of a Q4_K/Q5_K block (ggml's
 /// `get_scale_min_k4`).
-fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
     let (d, m) = if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

@@ -5,6 +5,7 @@ use burn::prelude::*;
 use super::{Llama, LlamaConfig, Part, Weight, gguf_name};
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, GgufValue};
+use crate::native::{FileWeight, QMatrix, quantised_products};
 
 /// The row order of query and key projections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,19 +20,13 @@ pub enum QkOrder {
 /// the order `to`, from the other one: Hugging Face row `h·d + r·d/2 + j` is GGUF row
 /// `h·d + 2j + r`. The two directions are inverse to each other.
 pub fn reorder_qk_rows(values: &[f32], heads: usize, head_dim: usize, cols: usize, to: QkOrder) -> Vec<f32> {
-    let half = head_dim / 2;
     let mut out = vec![0.0; values.len()];
-    for h in 0..heads {
-        for r in 0..2 {
-            for j in 0..half {
-                let (hf, gg) = (h * head_dim + r * half + j, h * head_dim + 2 * j + r);
-                let (dst, src) = match to {
-                    QkOrder::HuggingFace => (hf, gg),
-                    QkOrder::Gguf => (gg, hf),
-                };
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
-            }
-        }
+    for (hf, gg) in qk_row_order(heads, head_dim).into_iter().enumerate() {
+        let (dst, src) = match to {
+            QkOrder::HuggingFace => (hf, gg),
+            QkOrder::Gguf => (gg, hf),
+        };
+        out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
     }
     out
 }
@@ -90,8 +85,60 @@ impl<B: Backend> Llama<B> {
             };
             Ok(reorder_qk_rows(&values, heads, head_dim, shape[1], QkOrder::HuggingFace))
         })?;
-        Ok((model, config))
+        Ok((model.with_file_weights(g, &config)?, config))
     }
+
+    /// Keeps each quantised projection's (and the embedding's) blocks as the file stores them,
+    /// beside the f32 weights, for the CPU kernels' decoding products. Types without such
+    /// products (f32, f16, bf16) keep their f32 copy alone.
+    fn with_file_weights(mut self, g: &Gguf, config: &LlamaConfig) -> Result<Self> {
+        let head_dim = config.head_dim();
+        let matrix = |name: &str| -> Result<Option<QMatrix>> {
+            let t = g.tensor(name)?;
+            if !quantised_products(t.kind) || t.dims.len() != 2 {
+                return Ok(None);
+            }
+            let (cols, rows) = (t.dims[0] as usize, t.dims[1] as usize);
+            QMatrix::new(t.kind, rows, cols, g.tensor_bytes(name)?.to_vec()).map(Some)
+        };
+        for (layer, block) in self.blocks.iter_mut().enumerate() {
+            for (w, proj) in block.projections_mut() {
+                let Some(m) = matrix(&w.gguf(layer, Part::Weight))? else { continue };
+                let heads = match w {
+                    Weight::Q => config.num_heads,
+                    Weight::K => config.num_kv_heads,
+                    _ => 0,
+                };
+                // The rows in Hugging Face's order, as the f32 weights were reordered.
+                let m = if heads > 0 { m.reordered(&qk_row_order(heads, head_dim)) } else { m };
+                proj.file = FileWeight::new(&proj.weight, m);
+            }
+        }
+        if let Some(head) = self.lm_head.as_mut()
+            && let Some(m) = matrix(&Weight::LmHead.gguf(0, Part::Weight))?
+        {
+            head.file = FileWeight::new(&head.weight, m);
+        }
+        if let Some(m) = matrix(&Weight::Embed.gguf(0, Part::Weight))? {
+            self.embed_file = FileWeight::new(&self.embed.weight, m);
+        }
+        Ok(self)
+    }
+}
+
+/// Row `i` of a Hugging Face-ordered query or key projection is row `order[i]` of the GGUF
+/// file's (see [`reorder_qk_rows`]).
+fn qk_row_order(heads: usize, head_dim: usize) -> Vec<usize> {
+    let half = head_dim / 2;
+    let mut order = vec![0; heads * head_dim];
+    for h in 0..heads {
+        for r in 0..2 {
+            for j in 0..half {
+                order[h * head_dim + r * half + j] = h * head_dim + 2 * j + r;
+            }
+        }
+    }
+    order
 }
 
 #[cfg(test)]
@@ -108,5 +155,9 @@ mod tests {
         // (numpy: reshape(h, 2, d/2, c).swapaxes(1, 2)) writes them.
         assert_eq!(&gguf[..8], &[0.0, 1.0, 4.0, 5.0, 2.0, 3.0, 6.0, 7.0]);
         assert_eq!(reorder_qk_rows(&gguf, heads, hd, cols, QkOrder::HuggingFace), hf);
+        // The row order the quantised blocks take is the same reordering.
+        let order = qk_row_order(heads, hd);
+        let rows: Vec<f32> = order.iter().flat_map(|&r| gguf[r * cols..(r + 1) * cols].iter().copied()).collect();
+        assert_eq!(rows, hf);
     }
 }

@@ -4,6 +4,7 @@ use burn::module::Param;
 use burn::prelude::*;
 
 use super::lora::Lora;
+use crate::native::FileWeight;
 
 /// Up to this many rows (and from 2), a projection multiplies in the transposed orientation.
 /// burn-flex hands both layouts to the `gemm` crate as strided matrices; with at most 32 rows
@@ -27,12 +28,16 @@ pub(crate) struct Linear<B: Backend> {
     /// `[out]`.
     pub(crate) bias: Option<Param<Tensor<B, 1>>>,
     pub(crate) lora: Option<Lora<B>>,
+    /// The weight as its GGUF file stored it (the CPU kernels' decoding products), while the
+    /// weight is the one loaded.
+    #[module(skip)]
+    pub(crate) file: Option<FileWeight>,
 }
 
 impl<B: Backend> Linear<B> {
     /// A projection without adapter.
     pub(crate) fn plain(weight: Param<Tensor<B, 2>>, bias: Option<Param<Tensor<B, 1>>>) -> Self {
-        Linear { weight, bias, lora: None }
+        Linear { weight, bias, lora: None, file: None }
     }
 
     /// Shapes: `x` `[rows, in]` → `[rows, out]`.
@@ -72,7 +77,7 @@ impl<B: Backend> Linear<B> {
             return self;
         }
         let weight = Param::from_tensor(self.effective_weight().detach());
-        Linear { weight, bias: self.bias, lora: None }
+        Linear { weight, bias: self.bias, lora: None, file: None }
     }
 }
 

@@ -6,7 +6,7 @@ use burn::prelude::*;
 
 use super::{Attention, Block, KvCache, Linear, LlamaConfig, Mlp, Part, Rope, Step, Weight};
 use crate::error::{Error, Result};
-use crate::native::NativeSlot;
+use crate::native::{FileWeight, NativeSlot};
 
 /// A Llama-family decoder.
 #[derive(Module, Debug)]
@@ -18,6 +18,10 @@ pub struct Llama<B: Backend> {
     pub(crate) lm_head: Option<Linear<B>>,
     #[module(skip)]
     pub(crate) rope: Rope,
+    /// The embedding as its GGUF file stored it (the tied head's decoding products), while
+    /// the embedding is the one loaded.
+    #[module(skip)]
+    pub(crate) embed_file: Option<FileWeight>,
     /// The CPU kernels' copy of the weights, made at the first call that needs it.
     #[module(skip)]
     pub(crate) native: NativeSlot,
@@ -100,6 +104,7 @@ impl LlamaConfig {
             norm: rms(),
             lm_head: (!self.tie_embeddings).then(|| linear(h, self.vocab_size, false)),
             rope: Rope::new(&self.inverse_frequencies(), max_positions),
+            embed_file: None,
             native: NativeSlot::default(),
         }
     }
@@ -149,7 +154,7 @@ impl<B: Backend> Llama<B> {
             Some(l.linear(Weight::LmHead, 0, config.vocab_size, h, false)?)
         };
         let rope = Rope::new(&config.inverse_frequencies(), max_positions);
-        Ok(Llama { embed, blocks, norm, lm_head, rope, native: NativeSlot::default() })
+        Ok(Llama { embed, blocks, norm, lm_head, rope, embed_file: None, native: NativeSlot::default() })
     }
 
     /// Next-token logits for every position.

@@ -8,9 +8,17 @@ use super::Proj;
 /// Rows per parallel task of the element-wise passes.
 const ROWS_PER_TASK: usize = 32;
 
+/// Up to this many rows, a projection whose file's blocks are at hand multiplies them (on
+/// 8-bit activations) instead of its f32 copy: decoding steps, which are bound by reading the
+/// weights. More rows are a GEMM, bound by arithmetic, where the f32 copy is faster.
+pub(super) const QUANTISED_ROWS: usize = 16;
+
 /// `dst = x · W + b` for `rows` rows, on all the pool's threads.
 pub(super) fn matmul(dst: &mut [f32], x: &[f32], p: &Proj, rows: usize) {
-    product(dst, x, &p.wt, p.b.as_deref(), rows, p.input, p.output);
+    match &p.q {
+        Some(q) if rows <= QUANTISED_ROWS => q.product(dst, x, p.b.as_deref(), rows),
+        _ => product(dst, x, &p.wt, p.b.as_deref(), rows, p.input, p.output),
+    }
 }
 
 /// `dst = x · wtᵀ + b` for `rows` rows of `x` `[rows, input]`, `wt` `[output, input]`
@@ -239,7 +247,7 @@ mod tests {
     fn proj(input: usize, output: usize, bias: bool) -> Proj {
         let wt = (0..input * output).map(|i| ((i * 37 % 101) as f32 - 50.0) / 70.0).collect();
         let b = bias.then(|| (0..output).map(|i| i as f32 / 10.0 - 1.0).collect());
-        Proj { wt, b, input, output }
+        Proj { wt, b, input, output, q: None }
     }
 
     fn reference(x: &[f32], p: &Proj, rows: usize) -> Vec<f64> {

@@ -25,6 +25,8 @@
 mod backward;
 mod kernels;
 mod pass;
+mod qmatrix;
+mod shared;
 mod train;
 
 use std::any::Any;
@@ -39,6 +41,7 @@ use crate::llama::{InAdapter, Linear, Llama};
 use crate::score::Score;
 
 pub(crate) use self::pass::SeqCache;
+pub(crate) use self::qmatrix::{QMatrix, supported as quantised_products};
 pub use self::train::{LoraGradient, Tape, TrainSequence, training_pass};
 
 /// A projection `y = x·W + b`, stored as `Wᵀ` (`[output, input]` row-major): one output's
@@ -49,6 +52,47 @@ struct Proj {
     b: Option<Vec<f32>>,
     input: usize,
     output: usize,
+    /// The same weights as the file stored them, where they are still the file's (no adapter
+    /// folded in, not trained): what products of a few rows read instead of `wt`.
+    q: Option<Arc<QMatrix>>,
+}
+
+/// Whether inference may multiply the file's quantised blocks (`KAILIN_LM_KERNELS=f32` asks for
+/// the f32 copies alone, for comparisons).
+fn quantised_wanted() -> bool {
+    !std::env::var("KAILIN_LM_KERNELS").is_ok_and(|v| v == "f32")
+}
+
+/// A weight as its GGUF file stored it, and the buffer the model got at load: the quantised
+/// matrix stands for the weight only while the model still holds that buffer (not after a
+/// merge, a load or an optimiser step).
+#[derive(Clone)]
+pub(crate) struct FileWeight {
+    matrix: Arc<QMatrix>,
+    loaded: FlexTensor,
+}
+
+impl std::fmt::Debug for FileWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileWeight({:?})", self.matrix)
+    }
+}
+
+impl FileWeight {
+    /// `matrix` for the weight `param` holds now; `None` off burn's CPU backend (where the
+    /// kernels never run).
+    pub(crate) fn new<B: Backend, const D: usize>(param: &Param<Tensor<B, D>>, matrix: QMatrix) -> Option<Self> {
+        let primitive = param.val().into_primitive().tensor();
+        let loaded = (&primitive as &dyn Any).downcast_ref::<FlexTensor>()?.clone();
+        Some(FileWeight { matrix: Arc::new(matrix), loaded })
+    }
+
+    /// The matrix, if `param` still holds the loaded buffer.
+    fn matching<B: Backend, const D: usize>(&self, param: &Param<Tensor<B, D>>) -> Option<Arc<QMatrix>> {
+        let primitive = param.val().into_primitive().tensor();
+        let now = (&primitive as &dyn Any).downcast_ref::<FlexTensor>()?;
+        same_buffers(std::slice::from_ref(&self.loaded), std::slice::from_ref(now)).then(|| Arc::clone(&self.matrix))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +116,8 @@ pub(crate) struct NativeLlama {
     norm: Vec<f32>,
     /// `None`: tied to the embedding.
     head: Option<Proj>,
+    /// The embedding as its file stored it (while unchanged): the tied head's few-row products.
+    embed_q: Option<Arc<QMatrix>>,
     /// RoPE tables `[max_positions, head_dim / 2]`.
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -200,7 +246,14 @@ fn proj<B: Backend>(l: &Linear<B>, copy: CopyKind) -> Result<Proj> {
         CopyKind::Folded => l.effective_weight(),
         CopyKind::Base => l.weight.val(),
     };
-    Ok(Proj { wt: transposed(&values(w)?, input, output), b, input, output })
+    // The file's blocks hold the loaded weight, so they stand for a projection without an
+    // adapter folded in; training (the base copy) keeps f32 products, which its backward pass
+    // differentiates.
+    let q = match (&l.file, copy) {
+        (Some(file), CopyKind::Folded) if l.lora.is_none() && quantised_wanted() => file.matching(&l.weight),
+        _ => None,
+    };
+    Ok(Proj { wt: transposed(&values(w)?, input, output), b, input, output, q })
 }
 
 /// `w` `[rows, cols]` row-major as `[cols, rows]`, by 32 × 32 tiles (burn's strided read of a
@@ -233,7 +286,13 @@ fn side_by_side(parts: &[Proj]) -> Proj {
         .iter()
         .any(|p| p.b.is_some())
         .then(|| parts.iter().flat_map(|p| p.b.clone().unwrap_or_else(|| vec![0.0; p.output])).collect::<Vec<f32>>());
-    Proj { wt, b, input, output }
+    let q = parts
+        .iter()
+        .map(|p| p.q.as_deref())
+        .collect::<Option<Vec<_>>>()
+        .and_then(|qs| QMatrix::stacked(&qs))
+        .map(Arc::new);
+    Proj { wt, b, input, output, q }
 }
 
 impl NativeLlama {
@@ -260,6 +319,10 @@ impl NativeLlama {
         let (cos, sin) = model.rope.table_values();
         Ok(NativeLlama {
             embed: values(model.embed.weight.val())?,
+            embed_q: match (&model.embed_file, copy) {
+                (Some(file), CopyKind::Folded) if quantised_wanted() => file.matching(&model.embed.weight),
+                _ => None,
+            },
             ff: first.mlp.gate.weight.dims()[1],
             blocks,
             norm: values(model.norm.gamma.val())?,
@@ -302,8 +365,11 @@ impl NativeLlama {
             let logits = self.forward(&refs, &mut caches, &want)?;
             let mut rows = logits.chunks_exact(self.vocab);
             for (_, c) in pairs {
-                let per_token: Vec<f64> =
-                    c.iter().zip(rows.by_ref()).map(|(&t, row)| self.log_prob(row, t)).collect::<Result<_>>()?;
+                let per_token: Vec<f64> = c
+                    .iter()
+                    .zip(rows.by_ref())
+                    .map(|(&t, row)| Ok(self.log_probs(row, &[t])?[0]))
+                    .collect::<Result<_>>()?;
                 out.push(Score { total: per_token.iter().sum(), per_token });
             }
         }
@@ -317,21 +383,25 @@ impl NativeLlama {
         for group in groups(prompts.iter().map(Vec::len)) {
             let prompts = &prompts[group];
             let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
-            let mut caches: Vec<SeqCache> = prompts.iter().map(|p| self.cache(p.len())).collect();
-            let want: Vec<Vec<usize>> = prompts.iter().map(|p| vec![p.len() - 1]).collect();
-            let logits = self.forward(&refs, &mut caches, &want)?;
+            let (_, logits) = self.prefill_shared(&refs, 0)?;
             for row in logits.chunks_exact(self.vocab) {
-                out.push(tokens.iter().map(|&t| self.log_prob(row, t)).collect::<Result<_>>()?);
+                out.push(self.log_probs(row, tokens)?);
             }
         }
         Ok(out)
     }
 
-    /// `log softmax(row)[token]`.
-    fn log_prob(&self, row: &[f32], token: u32) -> Result<f64> {
-        let logit =
-            row.get(token as usize).ok_or(Error::TokenOutOfRange { token: i64::from(token), vocab: self.vocab })?;
-        Ok(f64::from(*logit) - f64::from(kernels::log_sum_exp(row)))
+    /// `log softmax(row)[t]` for each of `tokens` (the normaliser computed once).
+    fn log_probs(&self, row: &[f32], tokens: &[u32]) -> Result<Vec<f64>> {
+        let lse = f64::from(kernels::log_sum_exp(row));
+        tokens
+            .iter()
+            .map(|&t| {
+                let logit =
+                    row.get(t as usize).ok_or(Error::TokenOutOfRange { token: i64::from(t), vocab: self.vocab })?;
+                Ok(f64::from(*logit) - lse)
+            })
+            .collect()
     }
 }
 

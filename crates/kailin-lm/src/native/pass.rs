@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::kernels::{add_into, matmul, product, rms_norm_rows, rope, silu_mul_rows, softmax};
+use super::kernels::{QUANTISED_ROWS, add_into, matmul, product, rms_norm_rows, rope, silu_mul_rows, softmax};
 use super::{NativeBlock, NativeLlama};
 use crate::error::{Error, Result};
 
@@ -21,6 +21,27 @@ impl SeqCache {
     pub(super) fn new(layers: usize, kv_heads: usize, capacity: usize, head_dim: usize) -> Self {
         let size = kv_heads * capacity * head_dim;
         SeqCache { k: vec![vec![0.0; size]; layers], v: vec![vec![0.0; size]; layers], len: 0, capacity }
+    }
+
+    /// A copy holding what this one holds, with room for `capacity` positions (at least
+    /// [`len`](Self::len)): a shared prefix handed to a sequence that goes on after it.
+    pub(super) fn with_capacity(&self, capacity: usize, head_dim: usize) -> SeqCache {
+        let capacity = capacity.max(self.len);
+        let per_layer = |old: &Vec<f32>| {
+            let heads = old.len() / (self.capacity * head_dim);
+            let mut new = vec![0.0; heads * capacity * head_dim];
+            for h in 0..heads {
+                let (src, dst) = (h * self.capacity * head_dim, h * capacity * head_dim);
+                new[dst..dst + self.len * head_dim].copy_from_slice(&old[src..src + self.len * head_dim]);
+            }
+            new
+        };
+        SeqCache {
+            k: self.k.iter().map(per_layer).collect(),
+            v: self.v.iter().map(per_layer).collect(),
+            len: self.len,
+            capacity,
+        }
     }
 }
 
@@ -104,7 +125,10 @@ impl NativeLlama {
         match &self.head {
             Some(head) => matmul(&mut logits, &normed, head, rows.len()),
             // Tied: the embedding `[vocab, hidden]` is the head's `Wᵀ`.
-            None => product(&mut logits, &normed, &self.embed, None, rows.len(), h, self.vocab),
+            None => match &self.embed_q {
+                Some(q) if rows.len() <= QUANTISED_ROWS => q.product(&mut logits, &normed, None, rows.len()),
+                _ => product(&mut logits, &normed, &self.embed, None, rows.len(), h, self.vocab),
+            },
         }
         logits
     }

@@ -184,3 +184,28 @@ fn transposed_is_the_transpose_for_ragged_tiles() {
         }
     }
 }
+
+#[test]
+fn shared_prefixes_and_repeated_prompts_give_what_separate_passes_give() {
+    let model = model(false, true);
+    let native = NativeLlama::from_llama(&model, super::CopyKind::Folded).unwrap();
+    let common: Vec<u32> = (0..20).map(|i| (i * 7 % 47) as u32 + 1).collect();
+    let with = |tail: &[u32]| common.iter().chain(tail).copied().collect::<Vec<u32>>();
+    let (a, b, c) = (with(&[3, 4]), with(&[5]), with(&[3, 4, 9, 9]));
+    // A prefix common to all, repeated prompts, both; and prompts sharing too little.
+    let calls: [Vec<&[u32]>; 3] = [vec![&a, &b, &c], vec![&a, &a, &b, &a], vec![&[1, 2, 3], &[1, 2, 4], &[1, 2, 3]]];
+    for prompts in calls {
+        let (mut caches, logits) = native.prefill_shared(&prompts, 2).unwrap();
+        let mut alone: Vec<_> = prompts.iter().map(|p| native.cache(p.len() + 2)).collect();
+        let want: Vec<Vec<usize>> = prompts.iter().map(|p| vec![p.len() - 1]).collect();
+        close(&logits, &native.forward(&prompts, &mut alone, &want).unwrap(), 1e-4);
+        // The caches go on as the separately filled ones do.
+        let next: Vec<&[u32]> = (0..prompts.len()).map(|i| &[7u32, 8][i % 2..i % 2 + 1]).collect();
+        let rows = vec![vec![0]; prompts.len()];
+        close(
+            &native.forward(&next, &mut caches, &rows).unwrap(),
+            &native.forward(&next, &mut alone, &rows).unwrap(),
+            1e-4,
+        );
+    }
+}
