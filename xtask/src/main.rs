@@ -48,21 +48,9 @@ enum Cmd {
         /// Data directory (default: ../shared/data, or $KAILIN_DATA).
         #[arg(long, env = "KAILIN_DATA", default_value = "../shared/data")]
         data: PathBuf,
-        /// Options of `bench retrieval`.
+        /// Options of the benchmarks that take some.
         #[command(flatten)]
-        retrieval: retrieval::RetrievalBench,
-        /// Options of `bench evaluator`.
-        #[command(flatten)]
-        evaluator: evaluator::EvaluatorBench,
-        /// Options of `bench encoder`.
-        #[command(flatten)]
-        encoder: encoder::EncoderBench,
-        /// Options of `bench cli`.
-        #[command(flatten)]
-        cli: cli::CliBench,
-        /// Options of `bench lm`.
-        #[command(flatten)]
-        lm: lm_bench::LmBench,
+        options: Box<Benches>,
     },
     /// Perplexity of the default model (or --model FILE.gguf) on the first N PubMedQA abstracts.
     Perplexity {
@@ -99,9 +87,7 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::FullPipeline(a) => pipeline::run(&a),
-        Cmd::Bench { krate, data, retrieval, evaluator, encoder, cli, lm } => {
-            bench(&krate, &data, &Benches { retrieval, evaluator, encoder, cli, lm })
-        }
+        Cmd::Bench { krate, data, options } => bench(&krate, &data, &options),
         Cmd::FetchModels { dir } => models::fetch(&dir.unwrap_or_else(models::models_dir)),
         Cmd::EvalExtraction { data, verbose } => eval::run(&data, verbose),
         Cmd::Perplexity { data, model, n } => lm::perplexity(&data, &model, n),
@@ -110,11 +96,22 @@ fn main() -> Result<()> {
 }
 
 /// The options of the benchmarks that take some.
+#[derive(Debug, clap::Args)]
 struct Benches {
+    /// Options of `bench retrieval`.
+    #[command(flatten)]
     retrieval: retrieval::RetrievalBench,
+    /// Options of `bench evaluator`.
+    #[command(flatten)]
     evaluator: evaluator::EvaluatorBench,
+    /// Options of `bench encoder`.
+    #[command(flatten)]
     encoder: encoder::EncoderBench,
+    /// Options of `bench cli`.
+    #[command(flatten)]
     cli: cli::CliBench,
+    /// Options of `bench lm`.
+    #[command(flatten)]
     lm: lm_bench::LmBench,
 }
 

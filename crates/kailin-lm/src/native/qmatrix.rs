@@ -421,7 +421,8 @@ mod tests {
                     for r in 0..n {
                         for o in 0..rows {
                             let wr = &m.data[o * m.row_bytes..(o + 1) * m.row_bytes];
-                            got[r * rows + o] = portable(kind, wr, &q.row(r).0, q.row(r).1, q.row(r).2) + bias[o];
+                            let (d, sums, xq) = q.row(r);
+                            got[r * rows + o] = portable(kind, wr, d, sums, xq) + bias[o];
                         }
                     }
                 }
