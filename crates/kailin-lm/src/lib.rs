@@ -11,7 +11,9 @@
 //!   streaming), [`complete`] for text with stop strings, and [`score`] for log-probabilities.
 //!   On `Flex` these three run on the crate's own CPU kernels (packed prompts, fused
 //!   projections, per-sequence KV caches; `KAILIN_LM_KERNELS=burn` keeps burn's ops), with the
-//!   same results as burn's path. LoRA training runs there too: [`training_pass`] keeps a
+//!   same results as burn's path; a GGUF model's decoding steps multiply the file's own
+//!   quantised blocks (equal to the f32 products to rounding), and identical prompts or a
+//!   prefix common to a call's prompts run once. LoRA training runs there too: [`training_pass`] keeps a
 //!   [`Tape`] whose [`backward`](Tape::backward) gives the adapters' gradients of any loss of
 //!   the scored log-probabilities (what `kailin-train` uses on `Flex`).
 //! - [`PromptTemplate`]: an agent's prompt as a Jinja file, versioned by its content.

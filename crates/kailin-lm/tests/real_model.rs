@@ -303,8 +303,8 @@ fn smollm2_decoding_on_the_files_4_bit_blocks_equals_the_f32_products_to_roundin
     let texts = ["The patient was treated with", "Aspirin inhibits the enzyme", "In this study, we measured"];
     let (mut worst, mut kl_sum, mut steps, mut same) = (0f64, 0f64, 0usize, 0usize);
     for text in texts {
-        // Greedy from the reference, each step's whole distribution compared; prompts stay
-        // within 16 tokens, so every product of the call reads the blocks.
+        // Greedy from the reference, each step's whole distribution compared (the head's
+        // one-row product reads the embedding's Q8_0 blocks).
         let mut tokens = tok.encode(text, false).unwrap();
         while tokens.len() < 16 {
             let p = &kailin_lm::next_token_logprobs(&plain, &[tokens.clone()], &every).unwrap()[0];
@@ -328,8 +328,9 @@ fn smollm2_decoding_on_the_files_4_bit_blocks_equals_the_f32_products_to_roundin
     assert!(kl < 1e-4, "mean KL {kl}");
     assert!(worst < 0.02, "worst |Δ log p| {worst}");
     assert!(same * 20 >= steps * 19, "argmax equal {same}/{steps}");
-    // Greedy decoding with the KV cache: the chat answer is unchanged, and how far longer
-    // plain continuations stay identical is reported.
+    // Greedy decoding with the KV cache (each step's products of one row read every block):
+    // the chat answer is unchanged, and how far longer plain continuations stay identical is
+    // reported.
     let greedy = |m: &kailin_lm::Llama<Flex>, prompt: &[u32], n: usize| {
         kailin_lm::generate(m, prompt, n, &tok.stop_ids(), &mut Sampler::greedy(), |t| kailin_lm::every_token(0, t))
             .unwrap()

@@ -101,8 +101,19 @@ impl QMatrix {
         let q = ActRows::new(&x[..n * self.cols], n, self.cols);
         let (rows, kind) = (self.rows, self.kind);
         let fast = fast_kernels();
+        const BAND: usize = 64;
+        if n == 1 {
+            // One row (a decoding step): each task writes its band of outputs in place.
+            dst[..rows].par_chunks_mut(BAND).enumerate().for_each(|(band, out)| {
+                for (j, d) in out.iter_mut().enumerate() {
+                    let o = band * BAND + j;
+                    *d = row_dot(kind, &self.data[o * self.row_bytes..(o + 1) * self.row_bytes], &q, 0, fast)
+                        + bias.map_or(0.0, |b| b[o]);
+                }
+            });
+            return;
+        }
         // Each task writes a band of outputs for every input row into its own buffer.
-        const BAND: usize = 32;
         let bands: Vec<Vec<f32>> = (0..rows.div_ceil(BAND))
             .into_par_iter()
             .map(|band| {
@@ -324,8 +335,9 @@ mod avx2 {
         let offset = kind == GgmlType::Q4_0;
         unsafe {
             let mask = _mm_set1_epi8(0x0f);
-            let mut acc = _mm256_setzero_ps();
-            let mut rest = 0f32;
+            // Two accumulators, even and odd blocks: the FMA's latency is not a serial chain.
+            let mut acc = [_mm256_setzero_ps(); 2];
+            let mut rest = [0f32; 2];
             for b in 0..blocks {
                 let blk = &w[b * bb..(b + 1) * bb];
                 let qs = _mm_loadu_si128(blk[bb - 16..].as_ptr().cast());
@@ -340,10 +352,10 @@ mod avx2 {
                 let p = _mm256_cvtepi32_ps(p);
                 let dw = half(blk);
                 let s = (sums[b][0] + sums[b][1]) as f32;
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[b]), p, acc);
-                rest += if offset { -8.0 * dw * d[b] * s } else { half(&blk[2..]) * d[b] * s };
+                acc[b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[b]), p, acc[b & 1]);
+                rest[b & 1] += if offset { -8.0 * dw * d[b] * s } else { half(&blk[2..]) * d[b] * s };
             }
-            hsum(acc) + rest
+            hsum(_mm256_add_ps(acc[0], acc[1])) + rest[0] + rest[1]
         }
     }
 
@@ -403,8 +415,10 @@ mod tests {
 
     #[test]
     fn quantised_products_equal_dequantise_then_multiply_within_the_activations_rounding() {
-        for kind in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
-            let (rows, cols, n) = (70, 512, 3);
+        let kinds = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K];
+        // One row (written in place) and several (by bands).
+        for (kind, n) in kinds.into_iter().flat_map(|k| [(k, 1), (k, 3)]) {
+            let (rows, cols) = (70, 512);
             let m = blocks(kind, rows, cols, kind as u64 + 7);
             let w = m.dequantized();
             let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 2.0).collect();
