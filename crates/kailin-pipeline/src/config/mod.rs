@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 /// The presets, by name: `tiny` (tiny random models and the repository's fixtures; seconds),
 /// `cpu-small` (the default: SmolLM2-135M-Instruct and all-MiniLM-L6-v2 on a small real
-/// slice; about 80 minutes on a 2-core CPU), `cpu-medium` (the same models on 260 documents, a
-/// run large enough to decide; about 2 hours, in parts if need be), `gpu-paper` (all data,
+/// slice; about 80 minutes on a 2-core CPU), `cpu-medium` (the same models on 330 documents, a
+/// run large enough to decide; about 2.3 hours, in parts if need be), `gpu-paper` (all data,
 /// CUDA, the paper's settings).
 pub const PRESETS: [(&str, &str); 4] = [
     ("tiny", include_str!("../../presets/tiny.toml")),
