@@ -17,7 +17,8 @@ pub struct LocalOptions {
     pub temperature: f32,
     /// Seed of the sampler.
     pub seed: u64,
-    /// Prompts per batch.
+    /// Sequences decoding at once (a finished one's slot is refilled from the call's other
+    /// prompts: continuous batching).
     pub batch_size: usize,
     /// A system turn before the prompt, if the model's template takes one.
     pub system: Option<String>,
@@ -82,6 +83,8 @@ impl<B: Backend> LocalAnswerer<B> {
             max_new: self.options.max_new,
             temperature: self.options.temperature,
             seed: self.options.seed,
+            // `batch_size` sequences decode at once, a finished one's slot refilled.
+            slots: self.options.batch_size,
             ..Default::default()
         };
         let out = kailin_lm::complete(&self.model, &self.tokenizer, &prompts, &options)?;
@@ -115,18 +118,15 @@ impl<B: Backend> AnswerGenerator for LocalAnswerer<B> {
     }
 
     fn answer(&self, records: &[CptRecord]) -> Vec<Result<Answer>> {
-        let mut out = Vec::with_capacity(records.len());
-        for batch in records.chunks(self.options.batch_size) {
-            match self.batch(batch) {
-                Ok(answers) => out.extend(answers.into_iter().map(Ok)),
-                // A batch fails as a whole: each of its records carries the error's text.
-                Err(e) => {
-                    let text = e.to_string();
-                    out.push(Err(e));
-                    out.extend((1..batch.len()).map(|_| Err(Error::Batch(text.clone()))));
-                }
+        match self.batch(records) {
+            Ok(answers) => answers.into_iter().map(Ok).collect(),
+            // The call fails as a whole: each of its records carries the error's text.
+            Err(e) => {
+                let text = e.to_string();
+                let mut out = vec![Err(e)];
+                out.extend((1..records.len()).map(|_| Err(Error::Batch(text.clone()))));
+                out
             }
         }
-        out
     }
 }

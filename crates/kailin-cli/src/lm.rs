@@ -119,6 +119,7 @@ fn generate<B: Backend>(a: GenerateArgs, device: &B::Device) -> Result<()> {
         top_p: a.top_p,
         seed: a.seed,
         stop: Vec::new(),
+        slots: 0,
     };
     let mut sampler = options.sampler(0);
     // Streamed: print the text each new token adds.

@@ -6,7 +6,7 @@ use burn::prelude::*;
 
 use crate::chat::ChatMessage;
 use crate::error::{Error, Result};
-use crate::generate::generate_batch;
+use crate::generate::generate_continuous;
 use crate::llama::Llama;
 use crate::sampler::Sampler;
 use crate::tokenizer::{TextStream, Tokenizer};
@@ -27,11 +27,22 @@ pub struct CompletionOptions {
     pub seed: u64,
     /// Texts that end a completion (not included in it), besides the model's stop tokens.
     pub stop: Vec<String>,
+    /// At most this many prompts decode at once, a finished one's place taken by the next
+    /// ([`generate_continuous`]); 0: all at once.
+    pub slots: usize,
 }
 
 impl Default for CompletionOptions {
     fn default() -> Self {
-        CompletionOptions { max_new: 256, temperature: 0.0, top_k: None, top_p: None, seed: 0, stop: Vec::new() }
+        CompletionOptions {
+            max_new: 256,
+            temperature: 0.0,
+            top_k: None,
+            top_p: None,
+            seed: 0,
+            stop: Vec::new(),
+            slots: 0,
+        }
     }
 }
 
@@ -82,8 +93,8 @@ pub fn chat_prompt(tokenizer: &Tokenizer, messages: &[ChatMessage]) -> Result<St
     template.render(messages, true)
 }
 
-/// Completes every prompt (text, e.g. from [`chat_prompt`]) in one batch; see
-/// [`generate_batch`]. Generation stops at the tokenizer's stop tokens
+/// Completes every prompt (text, e.g. from [`chat_prompt`]) in one batch, or `options.slots`
+/// at a time; see [`generate_continuous`]. Generation stops at the tokenizer's stop tokens
 /// ([`Tokenizer::stop_ids`]) and at `options.stop` strings.
 pub fn complete<B: Backend>(
     model: &Llama<B>,
@@ -107,7 +118,9 @@ pub fn complete_with<B: Backend>(
 ) -> Result<Vec<Completion>> {
     let ids = prompts.iter().map(|p| tokenizer.encode(p, true)).collect::<Result<Vec<_>>>()?;
     let mut texts: Vec<TextStream<'_>> = (0..prompts.len()).map(|_| TextStream::new(tokenizer, true)).collect();
-    let tokens = generate_batch(model, &ids, options.max_new, &tokenizer.stop_ids(), samplers, |i, token| {
+    let slots = if options.slots == 0 { prompts.len() } else { options.slots };
+    let stops = tokenizer.stop_ids();
+    let tokens = generate_continuous(model, &ids, options.max_new, &stops, samplers, slots, |i, token| {
         if options.stop.is_empty() {
             return Ok(ControlFlow::Continue(()));
         }

@@ -1,5 +1,6 @@
 //! The generation loop: forward pass, KV cache and sampler, kept apart and joined here.
 
+use std::collections::VecDeque;
 use std::ops::ControlFlow;
 
 use burn::prelude::*;
@@ -41,6 +42,7 @@ pub fn every_token(_: usize, _: u32) -> Result<ControlFlow<()>> {
 /// ends at a `stop` token (not included), after `max_new` tokens, or when `on_token(i, token)`
 /// returns `Ok(ControlFlow::Break(()))`; finished sequences leave the batch. An error from
 /// `on_token` ends the whole batch and is returned. An empty prompt generates nothing.
+/// [`generate_continuous`] bounds how many decode at once.
 ///
 /// Errors: `samplers` and `prompts` of different lengths; a prompt plus `max_new` longer than
 /// the model's positions (checked before any work); token ids outside the vocabulary.
@@ -50,6 +52,28 @@ pub fn generate_batch<B: Backend, E: From<Error>>(
     max_new: usize,
     stop: &[u32],
     samplers: &mut [Sampler],
+    on_token: impl FnMut(usize, u32) -> Result<ControlFlow<()>, E>,
+) -> Result<Vec<Vec<u32>>, E> {
+    generate_continuous(model, prompts, max_new, stop, samplers, prompts.len(), on_token)
+}
+
+/// [`generate_batch`] with at most `slots` sequences decoding at once (continuous batching):
+/// on the CPU kernels, a sequence that finishes hands its slot to the next waiting prompt at
+/// once (the prompts newly admitted run their prompt pass together, then decode with the
+/// others), so a batch never waits on its longest member; on burn's other backends the
+/// prompts run in consecutive batches of `slots`. Prompts are admitted in order, and sequence
+/// `i` still draws from `samplers[i]` alone, so its tokens do not depend on `slots` beyond the
+/// products' rounding (a row's product may take another path in a step of another size).
+/// `slots` 0 is taken as 1.
+///
+/// Errors: as [`generate_batch`].
+pub fn generate_continuous<B: Backend, E: From<Error>>(
+    model: &Llama<B>,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    stop: &[u32],
+    samplers: &mut [Sampler],
+    slots: usize,
     mut on_token: impl FnMut(usize, u32) -> Result<ControlFlow<()>, E>,
 ) -> Result<Vec<Vec<u32>>, E> {
     if samplers.len() != prompts.len() {
@@ -57,9 +81,9 @@ pub fn generate_batch<B: Backend, E: From<Error>>(
         return Err(Error::BatchMismatch { what: "the samplers", expected, batch }.into());
     }
     let mut out = vec![Vec::new(); prompts.len()];
-    let mut active: Vec<usize> = (0..prompts.len()).filter(|&i| !prompts[i].is_empty()).collect();
-    let longest = active.iter().map(|&i| prompts[i].len()).max().unwrap_or(0);
-    if active.is_empty() || max_new == 0 {
+    let mut waiting: VecDeque<usize> = (0..prompts.len()).filter(|&i| !prompts[i].is_empty()).collect();
+    let longest = waiting.iter().map(|&i| prompts[i].len()).max().unwrap_or(0);
+    if waiting.is_empty() || max_new == 0 {
         return Ok(out);
     }
     // The last generated token is never fed back, hence the - 1.
@@ -67,9 +91,29 @@ pub fn generate_batch<B: Backend, E: From<Error>>(
     if len > model.max_positions() {
         return Err(Error::TooLong { len, max: model.max_positions() }.into());
     }
-    let seqs: Vec<&[u32]> = active.iter().map(|&i| prompts[i].as_slice()).collect();
-    let (mut decoder, mut last) = Decoder::start(model, &seqs, max_new)?;
+    let slots = slots.max(1);
+    // `active[row]` is the prompt decoding in row `row`; `last` holds each row's logits.
+    let (mut decoder, mut active, mut last) = (None::<Decoder<'_, B>>, Vec::<usize>::new(), Vec::new());
     loop {
+        let admits = decoder.as_ref().is_none_or(Decoder::admits);
+        if admits && active.len() < slots && !waiting.is_empty() {
+            let take = (slots - active.len()).min(waiting.len());
+            let new: Vec<usize> = waiting.drain(..take).collect();
+            let seqs: Vec<&[u32]> = new.iter().map(|&i| prompts[i].as_slice()).collect();
+            let logits = match decoder.as_mut() {
+                Some(d) => d.admit(&seqs, max_new)?,
+                None => {
+                    let (d, logits) = Decoder::start(model, &seqs, max_new)?;
+                    decoder = Some(d);
+                    logits
+                }
+            };
+            last.extend_from_slice(&logits);
+            active.extend(new);
+        }
+        if active.is_empty() {
+            break;
+        }
         let vocab = last.len() / active.len(); // one row per active sequence: its last position
         let (mut keep, mut next) = (Vec::new(), Vec::new());
         for (row, &i) in active.iter().enumerate() {
@@ -83,14 +127,19 @@ pub fn generate_batch<B: Backend, E: From<Error>>(
                 next.push(token);
             }
         }
-        if keep.is_empty() {
-            break;
-        }
+        last.clear();
         if keep.len() < active.len() {
-            decoder.retain(&keep);
             active = keep.iter().map(|&row| active[row]).collect();
+            match decoder.as_mut() {
+                // A decoder that cannot admit is dropped once empty; the next batch starts anew.
+                Some(d) if keep.is_empty() && !d.admits() => decoder = None,
+                Some(d) => d.retain(&keep),
+                None => {}
+            }
         }
-        last = decoder.step(&next)?;
+        if let (Some(d), false) = (decoder.as_mut(), next.is_empty()) {
+            last = d.step(&next)?;
+        }
     }
     Ok(out)
 }
@@ -122,6 +171,26 @@ impl<'m, B: Backend> Decoder<'m, B> {
         let mut cache = KvCache::with_left_padding(model.num_layers(), pads);
         let logits = model.next_logits(&ids, prompts.len(), &mut cache)?;
         Ok((Decoder::Burn { model, cache }, last_logits(logits)?))
+    }
+
+    /// Whether sequences may join while others decode (the CPU kernels' per-sequence caches;
+    /// burn's padded batch cannot).
+    fn admits(&self) -> bool {
+        matches!(self, Decoder::Native { .. })
+    }
+
+    /// Runs the prompts (non-empty) into new sequences after the current ones and returns
+    /// their logits `[prompts, vocab]`, as [`start`](Self::start) does; only when
+    /// [`admits`](Self::admits).
+    fn admit(&mut self, prompts: &[&[u32]], max_new: usize) -> Result<Vec<f32>> {
+        match self {
+            Decoder::Native { model, caches } => {
+                let (new, logits) = model.prefill_shared(prompts, max_new - 1)?;
+                caches.extend(new);
+                Ok(logits)
+            }
+            Decoder::Burn { .. } => Err(Error::Backend("burn's padded batch admits no sequence mid-way".into())),
+        }
     }
 
     /// Keeps only the sequences at `rows` (ascending).

@@ -8,11 +8,12 @@
 //!   [`dequantize`] for F32…Q6_K; [`Llama::from_gguf`]).
 //! - [`Tokenizer`] from `tokenizer.json` or GGUF metadata, and the model's [`ChatTemplate`].
 //! - [`generate_batch`] (KV cache, left-padded batches, [`Sampler`] per sequence, stop tokens,
-//!   streaming), [`complete`] for text with stop strings, and [`score`] for log-probabilities.
+//!   streaming; [`generate_continuous`] refills finished sequences' slots with waiting
+//!   prompts), [`complete`] for text with stop strings, and [`score`] for log-probabilities.
 //!   On `Flex` these three run on the crate's own CPU kernels (packed prompts, fused
 //!   projections, per-sequence KV caches; `KAILIN_LM_KERNELS=burn` keeps burn's ops), with the
-//!   same results as burn's path; a GGUF model's decoding steps multiply the file's own
-//!   quantised blocks (equal to the f32 products to rounding), and identical prompts or a
+//!   same results as burn's path; a GGUF model's decoding steps (up to 16 sequences) multiply
+//!   the file's own quantised blocks (equal to the f32 products to rounding), and identical prompts or a
 //!   prefix common to a call's prompts run once. LoRA training runs there too: [`training_pass`] keeps a
 //!   [`Tape`] whose [`backward`](Tape::backward) gives the adapters' gradients of any loss of
 //!   the scored log-probabilities (what `kailin-train` uses on `Flex`).
@@ -63,7 +64,7 @@ pub use crate::{
     complete::{Completion, CompletionOptions, FinishReason, chat_prompt, complete, complete_with},
     device::{cuda_compiled, on_cpu_threads},
     error::{Error, Result},
-    generate::{every_token, generate, generate_batch},
+    generate::{every_token, generate, generate_batch, generate_continuous},
     gguf::{Gguf, GgufTensorInfo, GgufValue},
     llama::{
         HfTensor, KvCache, LORA_TARGETS, Llama, LlamaConfig, Lora, LoraConfig, Part, QkOrder, RopeScaling, Weight,

@@ -85,7 +85,8 @@ pub struct GenerationOptions {
     /// Seed: sample `j` of document `d` uses a seed derived from this, `d`'s id and `j` only,
     /// so its question does not depend on the batch or on the other documents.
     pub seed: u64,
-    /// Prompts per batch.
+    /// Sequences decoding at once (a finished one's slot is refilled from the call's other
+    /// prompts: continuous batching).
     pub batch_size: usize,
     /// The document text is cut to this many characters.
     pub max_document_chars: usize,
@@ -238,19 +239,15 @@ impl<B: Backend> QuestionGenerator for LocalGenerator<B> {
                 top_p: o.top_p,
                 seed: o.seed,
                 stop: vec!["\n".into(), "?".into()],
+                // `batch_size` sequences decode at once, a finished one's slot refilled.
+                slots: o.batch_size,
             };
-            let mut raw = Vec::with_capacity(jobs.len());
-            for batch in jobs.chunks(o.batch_size) {
-                let prompts: Vec<String> = batch.iter().map(|&(d, _)| prompts[d].clone().unwrap_or_default()).collect();
-                let mut samplers: Vec<Sampler> =
-                    batch.iter().map(|&(d, j)| completion.sampler_seeded(o.sample_seed(&documents[d].id, j))).collect();
-                let out = kailin_lm::complete_with(&self.model, &self.tokenizer, &prompts, &completion, &mut samplers)?;
-                // The generated tokens, stop string included: cleaning cuts at the first `?`.
-                for c in out {
-                    raw.push(self.tokenizer.decode(&c.tokens, true)?);
-                }
-            }
-            Ok(raw)
+            let prompts: Vec<String> = jobs.iter().map(|&(d, _)| prompts[d].clone().unwrap_or_default()).collect();
+            let mut samplers: Vec<Sampler> =
+                jobs.iter().map(|&(d, j)| completion.sampler_seeded(o.sample_seed(&documents[d].id, j))).collect();
+            let out = kailin_lm::complete_with(&self.model, &self.tokenizer, &prompts, &completion, &mut samplers)?;
+            // The generated tokens, stop string included: cleaning cuts at the first `?`.
+            out.iter().map(|c| Ok(self.tokenizer.decode(&c.tokens, true)?)).collect()
         };
         let record = |doc: &Document, j: usize, text: String| {
             question(doc, &self.agent, j, text, Some(self.provenance(o.sample_seed(&doc.id, j))))

@@ -9,11 +9,12 @@ use super::Proj;
 const ROWS_PER_TASK: usize = 32;
 
 /// Up to this many rows, a projection whose file's blocks are at hand multiplies them (on
-/// 16-bit activations) instead of its f32 copy: one sequence's decoding step, bound by reading
-/// the weights. With more rows the blocks' integer work is repeated per row while the f32
-/// GEMM reads its weights once for all of them: at 16 rows (a batch of 16 decoding) the
-/// blocks ran at 69–71 tok/s against the f32 GEMM's ~140 (`cargo xtask bench lm`).
-pub(super) const QUANTISED_ROWS: usize = 1;
+/// 16-bit activations) instead of its f32 copy: a decoding step of up to this many sequences.
+/// The blocks are read and unpacked once for four rows at a time; one thread's product of a
+/// 1536 × 576 Q4_1 matrix took 92 µs a row alone, 41–45 µs a row in batches of 4–16, against
+/// 41 µs (8 rows) and 33 µs (16) for the f32 GEMM with its weights in cache, which a whole
+/// model's 538 MB never are (docs/benchmarks.md).
+pub(super) const QUANTISED_ROWS: usize = 16;
 
 /// `dst = x · W + b` for `rows` rows, on all the pool's threads.
 pub(super) fn matmul(dst: &mut [f32], x: &[f32], p: &Proj, rows: usize) {

@@ -53,7 +53,7 @@ struct Proj {
     input: usize,
     output: usize,
     /// The same weights as the file stored them, where they are still the file's (no adapter
-    /// folded in, not trained): what one-row products read instead of `wt`.
+    /// folded in, not trained): what products of a few rows (decoding) read instead of `wt`.
     q: Option<Arc<QMatrix>>,
 }
 
@@ -116,7 +116,7 @@ pub(crate) struct NativeLlama {
     norm: Vec<f32>,
     /// `None`: tied to the embedding.
     head: Option<Proj>,
-    /// The embedding as its file stored it (while unchanged): the tied head's one-row products.
+    /// The embedding as its file stored it (while unchanged): the tied head's products for a few rows.
     embed_q: Option<Arc<QMatrix>>,
     /// RoPE tables `[max_positions, head_dim / 2]`.
     cos: Vec<f32>,

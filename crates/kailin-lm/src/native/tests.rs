@@ -9,7 +9,7 @@ use burn::tensor::Distribution;
 
 use super::NativeLlama;
 use crate::llama::{Llama, LlamaConfig, LoraConfig};
-use crate::{Sampler, every_token, generate_batch, next_token_logprobs, score};
+use crate::{Sampler, every_token, generate_batch, generate_continuous, next_token_logprobs, score};
 
 thread_local! {
     /// Set by a test for its own thread: burn's path even on `Flex`, to compare against.
@@ -122,6 +122,44 @@ fn score_next_token_and_generation_equal_burns_path() {
     for (p, g) in prompts.iter().zip(&got) {
         let mut alone = [Sampler::new(0.8, prompts.iter().position(|q| q == p).unwrap() as u64)];
         assert_eq!(&generate_batch(&model, std::slice::from_ref(p), 12, &[0], &mut alone, every_token).unwrap()[0], g);
+    }
+}
+
+#[test]
+fn continuous_batching_gives_each_prompt_what_it_gets_alone() {
+    let model = model(true, true);
+    // Prompts of different lengths, one empty, and a stop token, so sequences finish at
+    // different steps and slots are refilled mid-way.
+    let prompts: Vec<Vec<u32>> =
+        vec![vec![1, 5, 7, 9], vec![3], vec![], vec![2, 2, 30, 31, 4, 6], vec![8, 8], vec![40, 2, 9], vec![17]];
+    // Hot sampling: the tiny model's own choices repeat one token.
+    let samplers = || -> Vec<Sampler> { (0..prompts.len() as u64).map(|i| Sampler::new(4.0, 70 + i)).collect() };
+    let run_alone = |stop: &[u32]| -> Vec<Vec<u32>> {
+        let one = |(i, p): (usize, &Vec<u32>)| {
+            let mut one = [samplers().swap_remove(i)];
+            generate_batch(&model, std::slice::from_ref(p), 10, stop, &mut one, every_token).unwrap().remove(0)
+        };
+        prompts.iter().enumerate().map(one).collect()
+    };
+    // A stop token the first prompt meets at its third step, so that it finishes early and
+    // its slot is refilled while the others decode.
+    let stop = [run_alone(&[])[0][2]];
+    let alone = run_alone(&stop);
+    assert!(alone[0].len() <= 2 && alone[2].is_empty(), "{alone:?}");
+    for slots in [1, 2, 3, 16] {
+        let mut order = Vec::new();
+        let got = generate_continuous(&model, &prompts, 10, &stop, &mut samplers(), slots, |i, _| {
+            order.push(i);
+            Ok::<_, crate::Error>(std::ops::ControlFlow::Continue(()))
+        })
+        .unwrap();
+        assert_eq!(got, alone, "{slots} slots");
+        // Never more than `slots` sequences between two admissions: with one slot, one at a time.
+        if slots == 1 {
+            assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+        }
+        let burn = on_burn(|| generate_continuous(&model, &prompts, 10, &stop, &mut samplers(), slots, every_token));
+        assert_eq!(burn.unwrap(), alone, "{slots} slots on burn's path");
     }
 }
 

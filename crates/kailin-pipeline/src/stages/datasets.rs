@@ -39,7 +39,7 @@ impl Run<'_> {
             let total = part.len() as u64;
             let mut questions = Vec::new();
             let mut tally = kailin_question::Tally::default();
-            for chunk in part.chunks(config.questions.batch_size) {
+            for chunk in part.chunks(super::WINDOW * config.questions.batch_size) {
                 let out = g.generate(chunk, 1).lib()?;
                 questions.extend(out.questions);
                 tally.add(&out.tally);
@@ -108,7 +108,8 @@ impl Run<'_> {
             };
             let mut out = Vec::with_capacity(shown.len());
             let total = shown.len() as u64;
-            let chunk = if backend.served() { backend.concurrency.max(a.batch_size) } else { a.batch_size };
+            let chunk =
+                if backend.served() { backend.concurrency.max(a.batch_size) } else { super::WINDOW * a.batch_size };
             let write = |r: SftRecord| -> kailin_answer::Result<()> {
                 out.push(r);
                 Ok(())

@@ -186,7 +186,7 @@ impl Run<'_> {
                 let g = generator::<B>(&config, &out_dir, &agent, "question-generator/general", 0, true, device)?;
                 let mut questions = Vec::new();
                 let mut tally = kailin_question::Tally::default();
-                for chunk in owned.chunks(config.questions.batch_size.max(1)) {
+                for chunk in owned.chunks(super::WINDOW * config.questions.batch_size.max(1)) {
                     let out = g.generate(chunk, 1).lib()?;
                     questions.extend(out.questions);
                     tally.add(&out.tally);

@@ -56,7 +56,7 @@ impl Run<'_> {
                 let generator = generator::<B>(&config, &out_dir, agent, name, i as u64, false, device)?;
                 let mut questions = Vec::new();
                 let mut tally = kailin_question::Tally::default();
-                let per_call = (q.batch_size / q.n).max(1);
+                let per_call = (super::WINDOW * q.batch_size / q.n).max(1);
                 for chunk in docs.chunks(per_call) {
                     let g = generator.generate(chunk, q.n).lib()?;
                     questions.extend(g.questions);

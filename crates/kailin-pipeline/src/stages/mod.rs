@@ -19,6 +19,11 @@ pub(crate) use self::targets::Evaluated;
 use crate::engine::Run;
 use crate::error::{Error, Result};
 
+/// Prompts handed to a local generator per call, in batches: the generator keeps its
+/// `batch_size` sequences decoding and refills a finished one's slot from the same call
+/// (continuous batching); progress is reported per call.
+pub(crate) const WINDOW: usize = 4;
+
 /// The model paths a run starts from.
 #[derive(Debug, Clone)]
 pub(crate) struct Models {

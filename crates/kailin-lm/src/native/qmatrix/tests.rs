@@ -1,0 +1,123 @@
+//! The blocks' products against dequantise-then-multiply, the AVX2 kernels against the
+//! portable loops, batches against rows alone.
+
+use super::*;
+
+/// Random-looking blocks of `kind` with sane scales (f16 ≈ 0.01–0.03).
+fn blocks(kind: GgmlType, rows: usize, cols: usize, seed: u64) -> QMatrix {
+    let n = rows * cols / kind.block_len() * kind.block_bytes();
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut data: Vec<u8> = (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect();
+    // f16 0x2000–0x27ff is 0.0078–0.03: put one wherever a block keeps an f16 scale.
+    let halves: &[usize] = match kind {
+        GgmlType::Q4_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
+        GgmlType::Q6K => &[208],
+        _ => &[],
+    };
+    for blk in data.chunks_exact_mut(kind.block_bytes()) {
+        for &h in halves {
+            blk[h + 1] = 0x20 | (blk[h + 1] & 0x07);
+        }
+    }
+    QMatrix::new(kind, rows, cols, data).unwrap()
+}
+
+#[test]
+fn quantised_products_equal_dequantise_then_multiply_within_the_activations_rounding() {
+    let kinds = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K];
+    // One row (written in place) and several (by bands).
+    for (kind, n) in kinds.into_iter().flat_map(|k| [(k, 1), (k, 3)]) {
+        let (rows, cols) = (70, 512);
+        let m = blocks(kind, rows, cols, kind as u64 + 7);
+        let w = m.dequantized();
+        let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 2.0).collect();
+        let bias: Vec<f32> = (0..rows).map(|i| i as f32 / 50.0).collect();
+        for fast in [false, true] {
+            if fast && !fast_kernels() {
+                continue;
+            }
+            let mut got = vec![f32::NAN; n * rows];
+            if fast {
+                m.product(&mut got, &x, Some(&bias), n);
+            } else {
+                let q = ActRows::new(&x, n, cols);
+                for r in 0..n {
+                    for o in 0..rows {
+                        got[r * rows + o] = portable::dot(m.packed, m.row(o), &q, r) + bias[o];
+                    }
+                }
+            }
+            for r in 0..n {
+                for o in 0..rows {
+                    let wr = &w[o * cols..(o + 1) * cols];
+                    let xr = &x[r * cols..(r + 1) * cols];
+                    let exact: f64 =
+                        wr.iter().zip(xr).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>() + f64::from(bias[o]);
+                    // The activations' rounding: at most half a step (amax/32767 ≤
+                    // 1/32767) per element, times |w|; a sum of 512 such errors.
+                    let scale: f64 = wr.iter().map(|&a| f64::from(a).abs()).sum::<f64>() / 32767.0;
+                    let err = (f64::from(got[r * rows + o]) - exact).abs();
+                    assert!(
+                        err < 0.5 * scale + 1e-5 * exact.abs().max(1.0),
+                        "{kind:?} fast {fast}: row {r} out {o}: {} vs {exact} ({scale})",
+                        got[r * rows + o]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fast_and_portable_kernels_agree_to_rounding() {
+    if !fast_kernels() {
+        return;
+    }
+    for kind in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        let m = blocks(kind, 8, 256, 3);
+        let x: Vec<f32> = (0..256).map(|i| (i as f32 * 0.37).sin()).collect();
+        let q = ActRows::new(&x, 1, 256);
+        for o in 0..8 {
+            let mut a = [0f32];
+            m.band(o..o + 1, &q, 0, 1, &mut a, 0);
+            let b = portable::dot(m.packed, m.row(o), &q, 0);
+            assert!((a[0] - b).abs() <= 1e-5 * (1.0 + b.abs()), "{kind:?}: {a:?} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn bad_shapes_and_types_are_refused_and_rows_reorder_and_stack() {
+    assert!(QMatrix::new(GgmlType::F32, 1, 32, vec![0; 128]).is_err());
+    assert!(QMatrix::new(GgmlType::Q8_0, 1, 48, vec![0; 51]).is_err());
+    assert!(QMatrix::new(GgmlType::Q8_0, 2, 32, vec![0; 34]).is_err());
+    let m = blocks(GgmlType::Q8_0, 3, 32, 1);
+    let r = m.reordered(&[2, 0, 1]);
+    assert_eq!(r.dequantized()[..32], m.dequantized()[64..]);
+    let s = QMatrix::stacked(&[&m, &r]).unwrap();
+    assert_eq!(s.rows(), 6);
+    assert_eq!(s.dequantized()[96..], r.dequantized()[..]);
+    assert!(QMatrix::stacked(&[&m, &blocks(GgmlType::Q4_0, 3, 32, 1)]).is_none());
+}
+
+#[test]
+fn a_batchs_rows_equal_the_rows_alone_bit_for_bit() {
+    for kind in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q6K] {
+        let (rows, cols, n) = (70, 256, 7);
+        let m = blocks(kind, rows, cols, 11);
+        let x: Vec<f32> = (0..n * cols).map(|i| ((i as f32) * 0.61).cos() * (1.0 + (i % 5) as f32)).collect();
+        let mut all = vec![f32::NAN; n * rows];
+        m.product(&mut all, &x, None, n);
+        for r in 0..n {
+            let mut one = vec![f32::NAN; rows];
+            m.product(&mut one, &x[r * cols..(r + 1) * cols], None, 1);
+            assert_eq!(one, all[r * rows..(r + 1) * rows], "{kind:?} row {r}");
+        }
+    }
+}
