@@ -12,7 +12,7 @@
 //!   prompts), [`complete`] for text with stop strings, and [`score`] for log-probabilities.
 //!   On `Flex` these three run on the crate's own CPU kernels (packed prompts, fused
 //!   projections, per-sequence KV caches; `KAILIN_LM_KERNELS=burn` keeps burn's ops), with the
-//!   same results as burn's path; a GGUF model's decoding steps (up to 16 sequences) multiply
+//!   same results as burn's path; a GGUF model's decoding steps (up to 4 sequences) multiply
 //!   the file's own quantised blocks (equal to the f32 products to rounding), and identical prompts or a
 //!   prefix common to a call's prompts run once. LoRA training runs there too: [`training_pass`] keeps a
 //!   [`Tape`] whose [`backward`](Tape::backward) gives the adapters' gradients of any loss of

@@ -10,11 +10,11 @@ const ROWS_PER_TASK: usize = 32;
 
 /// Up to this many rows, a projection whose file's blocks are at hand multiplies them (on
 /// 16-bit activations) instead of its f32 copy: a decoding step of up to this many sequences.
-/// The blocks are read and unpacked once for four rows at a time; one thread's product of a
-/// 1536 × 576 Q4_1 matrix took 92 µs a row alone, 41–45 µs a row in batches of 4–16, against
-/// 41 µs (8 rows) and 33 µs (16) for the f32 GEMM with its weights in cache, which a whole
-/// model's 538 MB never are (docs/benchmarks.md).
-pub(super) const QUANTISED_ROWS: usize = 16;
+/// The blocks are read and unpacked once for four rows at a time, so four rows cost about
+/// twice one; at 16 rows the f32 GEMM, which reads its weights once for all of them, was
+/// faster (`cargo xtask bench lm`, batch of 16: 168–170 tok/s on the blocks, 197 on the f32
+/// copy; docs/benchmarks.md).
+pub(super) const QUANTISED_ROWS: usize = 4;
 
 /// `dst = x · W + b` for `rows` rows, on all the pool's threads.
 pub(super) fn matmul(dst: &mut [f32], x: &[f32], p: &Proj, rows: usize) {

@@ -17,8 +17,8 @@ unsafe fn hsum(v: __m256) -> f32 {
 }
 
 /// Weight rows `w` (`w.len() / row_bytes` rows laid out as `packed`, not [`Packed::File`])
-/// against activation rows `r0..r0 + n`, `n` in 1..=4: `out[k·stride + j]` is weight row `j`
-/// times activation row `r0 + k`.
+/// against activation rows `acts` (1 to 4 of them): `out[k·stride + j]` is weight row `j`
+/// times activation row `acts.start + k`.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
@@ -28,14 +28,14 @@ pub(super) unsafe fn band(
     w: &[u8],
     row_bytes: usize,
     q: &ActRows,
-    r0: usize,
-    n: usize,
+    acts: std::ops::Range<usize>,
     out: &mut [f32],
     stride: usize,
 ) {
+    let r0 = acts.start;
     // SAFETY: the caller's CPU has the kernels' features.
     unsafe {
-        match (packed, n) {
+        match (packed, acts.len()) {
             (Packed::Q4, 1) => rows::<1, true>(w, row_bytes, q, r0, out, stride),
             (Packed::Q4, 2) => rows::<2, true>(w, row_bytes, q, r0, out, stride),
             (Packed::Q4, 3) => rows::<3, true>(w, row_bytes, q, r0, out, stride),
@@ -86,13 +86,13 @@ unsafe fn rows<const R: usize, const Q4: bool>(
             let mut acc = [[_mm256_setzero_ps(); 2]; R];
             for c0 in (0..nb).step_by(CHUNK) {
                 let len = CHUNK.min(nb - c0);
-                for k in 0..R {
-                    for i in 0..len {
-                        sc[k][i] = scales.add(c0 + i).read_unaligned() * *a[k].d.get_unchecked(c0 + i);
+                for (sc, a) in sc.iter_mut().zip(&a) {
+                    for (i, s) in sc[..len].iter_mut().enumerate() {
+                        *s = scales.add(c0 + i).read_unaligned() * *a.d.get_unchecked(c0 + i);
                     }
                 }
-                for i in 0..len {
-                    let b = c0 + i;
+                for b in c0..c0 + len {
+                    let i = b - c0;
                     let (w0, w1) = if Q4 {
                         let v = _mm256_cvtepu8_epi16(_mm_loadu_si128(quants.add(16 * b).cast()));
                         (_mm256_and_si256(v, mask), _mm256_srli_epi16::<4>(v))

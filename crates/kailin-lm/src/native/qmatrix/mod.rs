@@ -262,7 +262,7 @@ impl QMatrix {
         #[cfg(target_arch = "x86_64")]
         if fast_kernels() && !matches!(self.packed, Packed::File(_)) {
             // SAFETY: `fast_kernels()`: the CPU has AVX2 and FMA.
-            unsafe { avx2::band(self.packed, w, self.row_bytes, q, r0, n, out, stride) };
+            unsafe { avx2::band(self.packed, w, self.row_bytes, q, r0..r0 + n, out, stride) };
             return;
         }
         for (j, w) in w.chunks_exact(self.row_bytes).enumerate() {
