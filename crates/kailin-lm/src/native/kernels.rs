@@ -10,10 +10,10 @@ const ROWS_PER_TASK: usize = 32;
 
 /// Up to this many rows, a projection whose file's blocks are at hand multiplies them (on
 /// 16-bit activations) instead of its f32 copy: a decoding step of up to this many sequences.
-/// The blocks are read and unpacked once for four rows at a time, so four rows cost about
-/// twice one; at 16 rows the f32 GEMM, which reads its weights once for all of them, was
-/// faster (`cargo xtask bench lm`, batch of 16: 168–170 tok/s on the blocks, 197 on the f32
-/// copy; docs/benchmarks.md).
+/// The blocks are read and unpacked once for four rows at a time; at 16 rows the f32 GEMM,
+/// which reads its weights once for all of them, was faster (`cargo xtask bench lm`, batch of
+/// 16: 168–170 tok/s on the blocks, 197 on the f32 copy; docs/benchmarks.md). Between 5 and
+/// 15 rows is not measured: 4, one kernel call's rows, is the bound kept.
 pub(super) const QUANTISED_ROWS: usize = 4;
 
 /// `dst = x · W + b` for `rows` rows, on all the pool's threads.
