@@ -57,6 +57,8 @@ mod quant;
 mod sampler;
 mod score;
 mod served;
+#[cfg(test)]
+mod test_seed;
 mod tokenizer;
 
 pub use crate::{

@@ -27,6 +27,10 @@ fn on_burn<T>(f: impl FnOnce() -> T) -> T {
 /// A tiny model with grouped-query attention (4 heads over 2 key/value heads); with
 /// `adapted`, attention biases and a LoRA adapter whose update is not zero.
 fn model(tied: bool, adapted: bool) -> Llama<Flex> {
+    crate::test_seed::seeded(7, || random_model(tied, adapted))
+}
+
+fn random_model(tied: bool, adapted: bool) -> Llama<Flex> {
     let config = LlamaConfig::new(48, 32, 40, 2, 4, 2).with_tie_embeddings(tied).with_attention_bias(adapted);
     let device = Default::default();
     let mut model = config.init::<Flex>(64, &device);
@@ -87,7 +91,10 @@ fn cached_steps_equal_one_pass() {
     for t in 3..7 {
         stepped.extend(native.forward(&[&seq[t..=t]], std::slice::from_mut(&mut cache), &[vec![0]]).unwrap());
     }
-    close(&stepped, &whole, 1e-5);
+    // One pass over 7 rows and steps of one row sum in different orders (the GEMM's
+    // blocking against the row kernel): equal up to f32 rounding, which reached 1.1e-5
+    // on 1 in 100 random models, so the bound is the other tests' 1e-4.
+    close(&stepped, &whole, 1e-4);
     // The cache is full: one more token is refused, not written past its end.
     assert!(native.forward(&[&[1]], std::slice::from_mut(&mut cache), &[vec![0]]).is_err());
 }
@@ -192,14 +199,17 @@ fn the_copy_is_kept_while_the_weights_stay_and_remade_when_they_change() {
     let again = super::native(&model).unwrap().unwrap();
     assert!(std::sync::Arc::ptr_eq(&first, &again), "the same weights reuse the copy");
     // New weights in the same model (an adapter, then merged): a new copy, the new results.
-    let mut adapted = model.clone().with_lora(&LoraConfig::new(2)).unwrap();
-    for b in &mut adapted.blocks {
-        if let Some(lora) = &mut b.attn.q.lora {
-            let [rank, out] = lora.b.dims();
-            lora.b =
-                Param::from_tensor(Tensor::random([rank, out], Distribution::Uniform(-0.5, 0.5), &Default::default()));
+    let adapted = crate::test_seed::seeded(8, || {
+        let mut adapted = model.clone().with_lora(&LoraConfig::new(2)).unwrap();
+        for b in &mut adapted.blocks {
+            if let Some(lora) = &mut b.attn.q.lora {
+                let [rank, out] = lora.b.dims();
+                let values = Tensor::random([rank, out], Distribution::Uniform(-0.5, 0.5), &Default::default());
+                lora.b = Param::from_tensor(values);
+            }
         }
-    }
+        adapted
+    });
     let merged = adapted.merge_lora();
     let remade = super::native(&merged).unwrap().unwrap();
     assert!(!std::sync::Arc::ptr_eq(&first, &remade));
