@@ -114,6 +114,7 @@ impl EncoderBuilder {
             batch_size: self.batch_size,
             truncate: self.truncate,
             identity,
+            dir: Some(dir.clone()),
             device: device.clone(),
         })
     }
@@ -198,6 +199,8 @@ pub struct Encoder<B: Backend> {
     batch_size: usize,
     truncate: bool,
     identity: String,
+    /// The directory it was loaded from (its tokenizer and configuration files, for export).
+    pub(crate) dir: Option<PathBuf>,
     device: B::Device,
 }
 
@@ -226,6 +229,7 @@ impl<B: Backend> Encoder<B> {
             batch_size: 32,
             truncate: true,
             identity,
+            dir: None,
             device,
         })
     }
@@ -265,14 +269,43 @@ impl<B: Backend> Encoder<B> {
         self.pooling
     }
 
-    /// Embeds `texts`: batches of similar length (sorted by token count, padded to the
-    /// longest in the batch), results in input order.
+    /// Whether vectors are L2-normalised.
+    pub fn normalizes(&self) -> bool {
+        self.normalize
+    }
+
+    /// The longest input in tokens (`[CLS]` and `[SEP]` included).
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// The model.
+    pub fn bert(&self) -> &Bert<B> {
+        &self.bert
+    }
+
+    /// Puts new weights in place (a training step's): the CPU kernels' copy is remade, and
+    /// the identity no longer names the directory's weights (`bert-unsaved/…`) until the
+    /// model is saved and loaded again, so no store is built or searched under the old one.
     ///
-    /// Shapes: `texts.len()` texts → `[texts.len(), dim]`.
+    /// Errors: the new weights cannot be read back for the CPU kernels.
+    pub fn set_bert(&mut self, bert: Bert<B>) -> Result<()> {
+        self.native = if self.native.is_some() { native_kernels(&bert)? } else { None };
+        self.bert = bert;
+        if let Some((_, options)) = self.identity.split_once('/')
+            && !self.identity.starts_with("bert-unsaved/")
+        {
+            self.identity = format!("bert-unsaved/{options}");
+        }
+        Ok(())
+    }
+
+    /// Token ids of `texts` as the encoder sees them (`[CLS]` … `[SEP]`, cut at the window
+    /// when truncation is on).
     ///
     /// Errors: an empty (or whitespace-only) text; a text over the window when truncation is
-    /// off; a backend failure.
-    pub fn encode<S: AsRef<str>>(&self, texts: &[S]) -> Result<Array2<f32>> {
+    /// off.
+    pub fn token_ids<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
         let mut encoded = Vec::with_capacity(texts.len());
         let mut truncated = 0usize;
         for (index, text) in texts.iter().enumerate() {
@@ -293,6 +326,39 @@ impl<B: Backend> Encoder<B> {
         if truncated > 0 {
             tracing::debug!(truncated, window = self.max_len, "texts truncated to the encoder's window");
         }
+        Ok(encoded)
+    }
+
+    /// Sentence vectors of token-id sequences (as [`token_ids`](Self::token_ids) gives them)
+    /// as one tensor, through burn's operations: padded to the longest, pooled and normalised
+    /// as [`encode`](Self::encode) does. On an autodiff backend gradients flow back into the
+    /// model's weights (contrastive training).
+    ///
+    /// Shapes: `seqs.len()` sequences → `[seqs.len(), dim]`.
+    ///
+    /// Errors: no sequence, an empty one, one longer than the model's window, ids outside
+    /// the vocabulary.
+    pub fn embed_ids(&self, seqs: &[&[u32]]) -> Result<Tensor<B, 2>> {
+        let seq = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(seqs.len() * seq);
+        let lengths: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+        for s in seqs {
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(0, seq - s.len()));
+        }
+        let states = self.bert.forward(&ids, &lengths, &self.device)?;
+        Ok(self.pool(states, &lengths))
+    }
+
+    /// Embeds `texts`: batches of similar length (sorted by token count, padded to the
+    /// longest in the batch), results in input order.
+    ///
+    /// Shapes: `texts.len()` texts → `[texts.len(), dim]`.
+    ///
+    /// Errors: an empty (or whitespace-only) text; a text over the window when truncation is
+    /// off; a backend failure.
+    pub fn encode<S: AsRef<str>>(&self, texts: &[S]) -> Result<Array2<f32>> {
+        let encoded = self.token_ids(texts)?;
         let dim = self.dim();
         let mut out = Array2::<f32>::zeros((texts.len(), dim));
         let mut order: Vec<usize> = (0..encoded.len()).collect();
@@ -324,15 +390,8 @@ impl<B: Backend> Encoder<B> {
             return Ok(out);
         }
         for chunk in order.chunks(self.batch_size) {
-            let seq = chunk.iter().map(|&i| encoded[i].len()).max().unwrap_or(1);
-            let mut ids = Vec::with_capacity(chunk.len() * seq);
-            let lengths: Vec<usize> = chunk.iter().map(|&i| encoded[i].len()).collect();
-            for &i in chunk {
-                ids.extend_from_slice(&encoded[i]);
-                ids.extend(std::iter::repeat_n(0, seq - encoded[i].len()));
-            }
-            let states = self.bert.forward(&ids, &lengths, &self.device)?;
-            let pooled = self.pool(states, &lengths);
+            let seqs: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
+            let pooled = self.embed_ids(&seqs)?;
             let values = pooled.into_data().to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
             for (row, &i) in chunk.iter().enumerate() {
                 out.row_mut(i).assign(&ndarray::ArrayView1::from(&values[row * dim..(row + 1) * dim]));

@@ -34,6 +34,7 @@ mod build;
 mod encoder;
 mod error;
 mod exact;
+mod export;
 mod npy;
 mod retriever;
 mod store;

@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn_store::{ApplyError, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn_store::{
+    ApplyError, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
 
 use super::{Bert, BertConfig};
 use crate::error::{Error, Result};
@@ -37,7 +39,42 @@ pub const BERT_NAME_MAP: &[(&str, &str)] = &[
     (r"^(?:bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.(?:bias|beta)$", "layers.$1.ffn_norm.beta"),
 ];
 
+/// The inverse of [`BERT_NAME_MAP`] for export: this crate's module paths (after burn's
+/// PyTorch adapter has renamed layer norms' `gamma`/`beta` to `weight`/`bias`) onto Hugging
+/// Face BERT names, without a prefix (as sentence-transformers saves them). A test holds the
+/// two tables to each other: every exported name loads back onto the path it came from.
+pub(crate) const BERT_EXPORT_NAMES: &[(&str, &str)] = &[
+    (r"^embeddings\.word\.weight$", "embeddings.word_embeddings.weight"),
+    (r"^embeddings\.position\.weight$", "embeddings.position_embeddings.weight"),
+    (r"^embeddings\.token_type\.weight$", "embeddings.token_type_embeddings.weight"),
+    (r"^embeddings\.norm\.(weight|bias)$", "embeddings.LayerNorm.$1"),
+    (r"^layers\.(\d+)\.attention\.(query|key|value)\.(weight|bias)$", "encoder.layer.$1.attention.self.$2.$3"),
+    (r"^layers\.(\d+)\.attention\.output\.(weight|bias)$", "encoder.layer.$1.attention.output.dense.$2"),
+    (r"^layers\.(\d+)\.attention_norm\.(weight|bias)$", "encoder.layer.$1.attention.output.LayerNorm.$2"),
+    (r"^layers\.(\d+)\.ffn\.up\.(weight|bias)$", "encoder.layer.$1.intermediate.dense.$2"),
+    (r"^layers\.(\d+)\.ffn\.down\.(weight|bias)$", "encoder.layer.$1.output.dense.$2"),
+    (r"^layers\.(\d+)\.ffn_norm\.(weight|bias)$", "encoder.layer.$1.output.LayerNorm.$2"),
+];
+
 impl<B: Backend> Bert<B> {
+    /// Writes the weights as a Hugging Face BERT `model.safetensors` (f32, PyTorch layouts,
+    /// names per [`BERT_EXPORT_NAMES`], `format: pt` metadata as `transformers` requires):
+    /// what [`from_safetensors`](Self::from_safetensors), `transformers` and
+    /// sentence-transformers load. The file is written in place: callers that need it whole
+    /// or not at all write into a `kailin-core` `AtomicDir`.
+    ///
+    /// Errors: the file cannot be written.
+    pub fn save_safetensors(&self, file: &Path) -> Result<()> {
+        let remap = KeyRemapper::from_patterns(BERT_EXPORT_NAMES.to_vec())
+            .map_err(|e| Error::Weight { tensor: "BERT_EXPORT_NAMES".into(), message: e.to_string() })?;
+        let mut store = SafetensorsStore::from_file(file)
+            .with_to_adapter(BurnToPyTorchAdapter)
+            .remap(remap)
+            .metadata("format", "pt");
+        self.save_into(&mut store)
+            .map_err(|e| Error::Weight { tensor: file.display().to_string(), message: e.to_string() })
+    }
+
     /// Loads `config.json` and `model.safetensors` from a Hugging Face model directory.
     ///
     /// Errors: see [`BertConfig::from_hf_file`] and [`Bert::from_safetensors`].

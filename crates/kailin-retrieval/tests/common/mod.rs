@@ -112,3 +112,31 @@ pub fn encoder(dir: &Path, identity: &str) -> Encoder<Flex> {
     Encoder::from_parts(model(dir, ""), tokenizer(dir), Pooling::Mean, true, identity.into(), Default::default())
         .unwrap()
 }
+
+/// The tiny model as a sentence-transformers directory in `dir`: `config.json`,
+/// `model.safetensors` (weights scaled by `scale`, so two directories can differ),
+/// `vocab.txt`, mean pooling and normalisation.
+pub fn write_dir(dir: &Path, scale: f32) {
+    std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
+    let config = serde_json::json!({
+        "model_type": "bert", "vocab_size": VOCAB.len(), "hidden_size": H, "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS, "intermediate_size": FF, "max_position_embeddings": MAXPOS,
+        "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu",
+        "position_embedding_type": "absolute"
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let mut w = weights();
+    for (_, values) in w.values_mut() {
+        values.iter_mut().for_each(|v| *v *= scale);
+    }
+    std::fs::write(dir.join("model.safetensors"), safetensors(&w, "")).unwrap();
+    std::fs::write(dir.join("vocab.txt"), VOCAB.join("\n")).unwrap();
+    let modules = serde_json::json!([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+    ]);
+    std::fs::write(dir.join("modules.json"), modules.to_string()).unwrap();
+    let pooling = serde_json::json!({"word_embedding_dimension": H, "pooling_mode_mean_tokens": true});
+    std::fs::write(dir.join("1_Pooling/config.json"), pooling.to_string()).unwrap();
+}
