@@ -59,7 +59,7 @@ pub use crate::{
     secret::{REDACTED, RedactingWriter, redact, register_secret, strip_url_credentials},
     text::{cut_chars, cut_chars_at_word, cut_chars_marked},
     training::{
-        ChatExample, CompletionExample, DpoExample, Message, QUESTION_INSTRUCTION, TextExample, question_prompt,
-        question_with_context,
+        ChatExample, CompletionExample, DpoExample, Message, QUESTION_INSTRUCTION, RetrievalPair, TextExample,
+        question_prompt, question_with_context,
     },
 };

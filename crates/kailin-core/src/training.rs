@@ -17,6 +17,20 @@ pub struct DpoExample {
     pub rejected: String,
 }
 
+/// A retrieval training pair (the shape of `kailin retrieve train --pairs`): a query, a
+/// passage that answers it, and optionally passages that look relevant but do not (hard
+/// negatives).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RetrievalPair {
+    /// The query (a question).
+    pub query: String,
+    /// A passage relevant to it.
+    pub positive: String,
+    /// Passages that are not relevant to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub negatives: Vec<String>,
+}
+
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {

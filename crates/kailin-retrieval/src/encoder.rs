@@ -292,9 +292,8 @@ impl<B: Backend> Encoder<B> {
     pub fn set_bert(&mut self, bert: Bert<B>) -> Result<()> {
         self.native = if self.native.is_some() { native_kernels(&bert)? } else { None };
         self.bert = bert;
-        if let Some((_, options)) = self.identity.split_once('/')
-            && !self.identity.starts_with("bert-unsaved/")
-        {
+        if !self.identity.starts_with("bert-unsaved/") {
+            let options = self.identity.split_once('/').map_or(self.identity.as_str(), |(_, o)| o);
             self.identity = format!("bert-unsaved/{options}");
         }
         Ok(())

@@ -15,7 +15,6 @@ use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn_store::{ModuleSnapshot, SafetensorsStore};
-use kailin_lm::Llama;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
@@ -44,9 +43,12 @@ impl CheckpointOptions {
     }
 }
 
-/// Where a run stands: what a checkpoint restores besides the tensors.
+/// Where a run stands: what a checkpoint restores besides the tensors. `O` is what shapes
+/// the run's trajectory (the language-model trainer's [`TrainOptions`], the encoder trainer's
+/// options), `R` its report so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct RunState {
+#[serde(bound(serialize = "O: Serialize, R: Serialize", deserialize = "O: Deserialize<'de>, R: Deserialize<'de>"))]
+pub(crate) struct RunState<O = TrainOptions, R = TrainReport> {
     /// Layout version of the checkpoint.
     pub(crate) format: u32,
     /// Optimiser steps done.
@@ -55,7 +57,7 @@ pub(crate) struct RunState {
     pub(crate) epoch: usize,
     pub(crate) position: usize,
     /// The options that shape the run (those that may change on resumption cleared).
-    pub(crate) options: TrainOptions,
+    pub(crate) options: O,
     /// Digest of the training items.
     pub(crate) data: String,
     /// What the starting model was ([`TrainOptions::base_model`]).
@@ -64,7 +66,7 @@ pub(crate) struct RunState {
     /// Every parameter's path and shape.
     pub(crate) parameters: Vec<(String, Vec<usize>)>,
     /// The report so far.
-    pub(crate) report: TrainReport,
+    pub(crate) report: R,
 }
 
 pub(crate) const FORMAT: u32 = 1;
@@ -111,11 +113,11 @@ fn host(t: Tensor<impl Backend, 1>) -> Result<Vec<f32>> {
 }
 
 /// Writes a checkpoint of `model`, `optim` and `state` into `opts.dir`, then prunes old ones.
-pub(crate) fn save<B: AutodiffBackend>(
+pub(crate) fn save<B: AutodiffBackend, M: AutodiffModule<B>, O: Serialize, R: Serialize>(
     opts: &CheckpointOptions,
-    model: &Llama<B>,
+    model: &M,
     optim: &AdamW<B>,
-    state: &RunState,
+    state: &RunState<O, R>,
 ) -> Result<PathBuf> {
     let dir = &opts.dir;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -132,7 +134,12 @@ pub(crate) fn save<B: AutodiffBackend>(
     Ok(target)
 }
 
-fn write_into<B: AutodiffBackend>(tmp: &Path, model: &Llama<B>, optim: &AdamW<B>, state: &RunState) -> Result<()> {
+fn write_into<B: AutodiffBackend, M: AutodiffModule<B>, O: Serialize, R: Serialize>(
+    tmp: &Path,
+    model: &M,
+    optim: &AdamW<B>,
+    state: &RunState<O, R>,
+) -> Result<()> {
     let weights = tmp.join("model.safetensors");
     let mut store = SafetensorsStore::from_file(&weights);
     model.valid().save_into(&mut store).map_err(|e| bad(&weights, e.to_string()))?;
@@ -213,15 +220,21 @@ pub(crate) fn check_start(path: &Path, there: Option<&str>, now: Option<&str>) -
 
 /// Restores `model` and `optim` from the checkpoint at `path`, after checking that it belongs
 /// to this model (parameter paths and shapes), these options and this data.
-pub(crate) fn load<B: AutodiffBackend>(
+pub(crate) fn load<B, M, O, R>(
     path: &Path,
-    model: Llama<B>,
+    model: M,
     optim: &mut AdamW<B>,
-    expected: &RunState,
-) -> Result<(Llama<B>, RunState)> {
+    expected: &RunState<O, R>,
+) -> Result<(M, RunState<O, R>)>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Serialize + for<'de> Deserialize<'de> + PartialEq,
+    R: for<'de> Deserialize<'de>,
+{
     let state_path = path.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(io(&state_path))?;
-    let state: RunState = serde_json::from_str(&text).map_err(|e| bad(&state_path, e.to_string()))?;
+    let state: RunState<O, R> = serde_json::from_str(&text).map_err(|e| bad(&state_path, e.to_string()))?;
     if state.format != FORMAT {
         return Err(bad(&state_path, format!("layout version {} (this build reads {FORMAT})", state.format)));
     }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use kailin_core::JsonlReader;
-pub use kailin_core::{ChatExample, CompletionExample, DpoExample, Message, TextExample};
+pub use kailin_core::{ChatExample, CompletionExample, DpoExample, Message, RetrievalPair, TextExample};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -99,6 +99,25 @@ pub fn read_dpo_dataset(path: impl AsRef<Path>) -> Result<Dataset<DpoExample>> {
             Some("empty \"chosen\" or \"rejected\"".to_owned())
         } else if r.chosen == r.rejected {
             Some("\"chosen\" equals \"rejected\": the pair states no preference".to_owned())
+        } else {
+            None
+        }
+    })
+}
+
+/// Reads retrieval pairs (`{"query","positive","negatives"}` per line, `negatives`
+/// optional). Errors: as [`read_text_dataset`]; an empty query, positive or negative; a
+/// negative equal to the positive.
+pub fn read_pairs_dataset(path: impl AsRef<Path>) -> Result<Dataset<RetrievalPair>> {
+    read(path.as_ref(), |r: &RetrievalPair| {
+        if blank(&r.query) {
+            Some("empty \"query\"".to_owned())
+        } else if blank(&r.positive) {
+            Some("empty \"positive\"".to_owned())
+        } else if let Some(i) = r.negatives.iter().position(|n| blank(n)) {
+            Some(format!("empty negative {i}"))
+        } else if r.negatives.iter().any(|n| n.trim() == r.positive.trim()) {
+            Some("a negative equals the positive".to_owned())
         } else {
             None
         }

@@ -70,6 +70,17 @@ pub enum Error {
     /// The model runtime failed (loading, tokenising, a forward pass).
     #[error(transparent)]
     Lm(#[from] kailin_lm::Error),
+    /// A retrieval pair the encoder cannot take (a text with no token, say).
+    #[error("pair {index} (0-based): {reason}")]
+    Pair {
+        /// Its position in the pairs given.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The sentence encoder failed (tokenising a pair's text, a forward pass, its weights).
+    #[error(transparent)]
+    Retrieval(#[from] kailin_retrieval::Error),
     /// The tensor backend failed (e.g. returning data to the host).
     #[error("backend: {0}")]
     Backend(String),

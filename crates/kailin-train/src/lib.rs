@@ -35,6 +35,7 @@
 
 mod budget;
 mod checkpoint;
+mod contrastive;
 pub mod cpt;
 mod data;
 pub mod dpo;
@@ -51,9 +52,12 @@ mod trainer;
 pub use crate::{
     budget::{count_tokens, to_token_budget},
     checkpoint::{CheckpointOptions, latest_checkpoint},
+    contrastive::{
+        EncoderProgress, EncoderTrainOptions, EncoderTrainReport, InfoNce, dedup_pairs, info_nce, train_encoder,
+    },
     data::{
-        ChatExample, CompletionExample, Dataset, DpoExample, Lined, Message, SftExample, TextExample, read_dpo_dataset,
-        read_sft_dataset, read_text_dataset,
+        ChatExample, CompletionExample, Dataset, DpoExample, Lined, Message, RetrievalPair, SftExample, TextExample,
+        read_dpo_dataset, read_pairs_dataset, read_sft_dataset, read_text_dataset,
     },
     dpo::DpoOptions,
     encode::{
