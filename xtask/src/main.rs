@@ -15,6 +15,7 @@ mod lm_bench;
 mod models;
 mod pipeline;
 mod retrieval;
+mod retrieval_quality;
 
 #[derive(Debug, Parser)]
 #[command(name = "xtask", about = "kailin project automation")]

@@ -1,16 +1,14 @@
 //! `cargo xtask bench retrieval`: exact search side by side with FAISS `IndexFlatIP` on the
 //! same random vectors and threads, encoder throughput, and retrieval quality on BioASQ
-//! (dense MiniLM and BM25).
+//! (`retrieval_quality.rs`).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use burn::backend::Flex;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use kailin_retrieval::{Bm25Retriever, EncoderBuilder, ExactSearch, Hit, Retriever, Vectors};
+use kailin_retrieval::{ExactSearch, Vectors};
 use ndarray::Array2;
 use ndarray_npy::WriteNpyExt;
 
@@ -31,13 +29,20 @@ pub(crate) struct RetrievalBench {
     k: usize,
     /// Threads, for both engines.
     #[arg(long, default_value_t = 2)]
-    threads: usize,
+    pub(crate) threads: usize,
     /// Skip the BioASQ quality evaluation (and the encoder throughput).
     #[arg(long)]
     speed_only: bool,
     /// Encoder directory (default: all-MiniLM-L6-v2 from the model cache).
     #[arg(long)]
-    model: Option<PathBuf>,
+    pub(crate) model: Option<PathBuf>,
+    /// A fine-tuned encoder (`kailin retrieve train`'s output) to compare with the general
+    /// one, dense and fused with BM25.
+    #[arg(long)]
+    pub(crate) domain_model: Option<PathBuf>,
+    /// Skip the search-speed comparison (quality only).
+    #[arg(long, conflicts_with = "speed_only")]
+    quality_only: bool,
     /// Working directory for the vector files.
     #[arg(long, default_value = "target/bench-retrieval")]
     out: PathBuf,
@@ -74,9 +79,11 @@ fn write_npy(path: &Path, a: &Array2<f32>) -> Result<()> {
 
 pub(crate) fn bench(data: &Path, opts: &RetrievalBench) -> Result<()> {
     std::fs::create_dir_all(&opts.out)?;
-    speed(opts)?;
+    if !opts.quality_only {
+        speed(opts)?;
+    }
     if !opts.speed_only {
-        quality(data, opts)?;
+        crate::retrieval_quality::quality(data, opts)?;
     }
     Ok(())
 }
@@ -203,15 +210,6 @@ pub(crate) fn bar(n: usize, what: &str) -> ProgressBar {
     bar
 }
 
-/// Success@k (any gold in the top k) and MRR@10 of ranked id lists.
-fn score(ranked: &[Vec<String>], gold: &[Vec<String>]) -> (f64, f64, f64) {
-    let n = ranked.len().max(1) as f64;
-    let first = |r: &Vec<String>, g: &Vec<String>| r.iter().take(10).position(|id| g.contains(id));
-    let at = |k: usize| ranked.iter().zip(gold).filter(|(r, g)| first(r, g).is_some_and(|p| p < k)).count() as f64 / n;
-    let mrr = ranked.iter().zip(gold).filter_map(|(r, g)| first(r, g)).map(|p| 1.0 / (p + 1) as f64).sum::<f64>() / n;
-    (at(4), at(10), mrr)
-}
-
 /// Every question of the BioASQ golden batches under `data/bioasq`, files in path order.
 pub(crate) fn bioasq_questions(data: &Path) -> Result<(usize, Vec<kailin_corpus::BioasqQuestion>)> {
     let dir = data.join("bioasq");
@@ -223,90 +221,4 @@ pub(crate) fn bioasq_questions(data: &Path) -> Result<(usize, Vec<kailin_corpus:
         questions.extend(kailin_corpus::read_bioasq(f, true)?.0);
     }
     Ok((files.len(), questions))
-}
-
-fn quality(data: &Path, o: &RetrievalBench) -> Result<()> {
-    let (files, questions) = bioasq_questions(data)?;
-    // Unique snippet texts are the corpus; a question's gold is its snippets.
-    let mut ids: HashMap<String, String> = HashMap::new();
-    let mut corpus: Vec<(String, String)> = Vec::new();
-    let mut gold = Vec::new();
-    let mut queries = Vec::new();
-    for q in &questions {
-        let mut g = Vec::new();
-        for s in &q.snippets {
-            let text = s.text.trim().to_owned();
-            if text.is_empty() {
-                continue;
-            }
-            let id = ids
-                .entry(text.clone())
-                .or_insert_with(|| {
-                    let id = format!("s{}", corpus.len());
-                    corpus.push((id.clone(), text));
-                    id
-                })
-                .clone();
-            if !g.contains(&id) {
-                g.push(id);
-            }
-        }
-        if !g.is_empty() && !q.body.trim().is_empty() {
-            gold.push(g);
-            queries.push(q.body.trim().to_owned());
-        }
-    }
-    println!("\n## BioASQ retrieval ({} files): {} unique snippets, {} questions", files, corpus.len(), queries.len());
-    let model = match &o.model {
-        Some(m) => m.clone(),
-        None => crate::models::models_dir().join("all-minilm-l6-v2"),
-    };
-    if !model.join("model.safetensors").is_file() {
-        bail!("{}: no encoder (run `cargo xtask fetch-models`)", model.display());
-    }
-    let encoder = EncoderBuilder::new(&model).batch_size(64).build::<Flex>(&Default::default())?;
-    let progress = bar(corpus.len(), "encoding snippets");
-    let t = Instant::now();
-    let mut vectors = Array2::<f32>::zeros((corpus.len(), encoder.dim()));
-    for (c, chunk) in corpus.chunks(512).enumerate() {
-        let texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
-        let v = encoder.encode(&texts)?;
-        vectors.slice_mut(ndarray::s![c * 512..c * 512 + chunk.len(), ..]).assign(&v);
-        progress.inc(chunk.len() as u64);
-        if progress.is_hidden() && c % 8 == 7 {
-            eprintln!(
-                "encoded {} / {} snippets ({:.0} s)",
-                progress.position(),
-                corpus.len(),
-                t.elapsed().as_secs_f64()
-            );
-        }
-    }
-    progress.finish_and_clear();
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "encoder {} on the CPU (flex, {} threads): {:.0} snippets/s ({} snippets, mean {:.0} words, {secs:.1} s)",
-        encoder.identity(),
-        std::thread::available_parallelism().map_or(1, usize::from),
-        corpus.len() as f64 / secs,
-        corpus.len(),
-        corpus.iter().map(|(_, t)| t.split_whitespace().count()).sum::<usize>() as f64 / corpus.len().max(1) as f64
-    );
-    let qv = encoder.encode(&queries)?;
-    let engine = ExactSearch::new(o.threads)?;
-    let hits: Vec<Vec<Hit>> = engine.search(qv.view(), &[Vectors::F32(vectors.view())], 10)?;
-    let dense: Vec<Vec<String>> =
-        hits.iter().map(|h| h.iter().map(|h| corpus[h.row as usize].0.clone()).collect()).collect();
-    let bm25 = Bm25Retriever::build(corpus.iter().map(|(i, t)| (i.as_str(), t.as_str())))?;
-    let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
-    let sparse: Vec<Vec<String>> =
-        bm25.retrieve(&refs, 10)?.into_iter().map(|r| r.into_iter().map(|r| r.id).collect()).collect();
-    println!("| engine | recall@4 | recall@10 | MRR@10 |\n|---|---|---|---|");
-    for (name, ranked) in
-        [("dense (all-MiniLM-L6-v2, exact inner product)", &dense), ("BM25 (tantivy, English stemming)", &sparse)]
-    {
-        let (r4, r10, mrr) = score(ranked, &gold);
-        println!("| {name} | {r4:.3} | {r10:.3} | {mrr:.3} |");
-    }
-    Ok(())
 }

@@ -18,6 +18,9 @@ pub(crate) enum RetrieveCmd {
     Import(ImportArgs),
     /// Top-k search: queries one per line on stdin (with --model), or rows of --query-vectors.
     Search(SearchArgs),
+    /// Fine-tune an encoder on question–passage pairs (BioASQ, PubMedQA, JSON lines) with a
+    /// contrastive loss; writes a model directory `build --model` loads.
+    Train(crate::retrieve_train::TrainArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -108,6 +111,7 @@ pub(crate) fn run(cmd: RetrieveCmd) -> Result<()> {
         RetrieveCmd::Build(a) => build(a),
         RetrieveCmd::Import(a) => import(a),
         RetrieveCmd::Search(a) => search(a),
+        RetrieveCmd::Train(a) => crate::retrieve_train::train(a),
     }
 }
 

@@ -146,6 +146,12 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
     let fixture_bioasq = fixture("data/bioasq").display().to_string();
     let cands = w.path("ok-cands.jsonl");
     std::fs::write(&cands, "{\"doc_id\": \"1\", \"questions\": [\"aspirin\", \"cox\"]}\n").unwrap();
+    let retrieval_pairs = w.path("ok-retrieval-pairs.jsonl");
+    std::fs::write(
+        &retrieval_pairs,
+        "{\"query\": \"aspirin cox\", \"positive\": \"aspirin\"}\n{\"query\": \"liver gene\", \"positive\": \"liver\"}\n",
+    )
+    .unwrap();
     let labels = w.path("ok-labels.jsonl");
     std::fs::write(
         &labels,
@@ -312,6 +318,10 @@ fn input_cases(w: &World, models: &Models) -> Vec<(Vec<String>, bool)> {
         (s(&["retrieve", "import", "--vectors", "{IN}", "--out", &store]), false),
         (s(&["retrieve", "search", "--store", "{IN}", "--query-vectors", "{IN}"]), false),
         (s(&["retrieve", "search", "--store", &store, "--model", bert]), true),
+        (s(&["retrieve", "train", "--base", bert, "--pairs", "{IN}", "--out", &w.path("encoder")]), false),
+        (s(&["retrieve", "train", "--base", "{IN}", "--pairs", &retrieval_pairs, "--out", &w.path("encoder")]), false),
+        (s(&["retrieve", "train", "--base", bert, "--bioasq", "{IN}", "--out", &w.path("encoder")]), false),
+        (s(&["retrieve", "train", "--base", bert, "--pubmedqa", "{IN}", "--out", &w.path("encoder")]), false),
         (s(&["run", "--preset", "tiny", "--config", "{IN}", "--out", &w.path("run-config")]), false),
         (
             s(&[
@@ -456,6 +466,11 @@ fn options_out_of_range_are_refused_with_their_range() {
         s(&["retrieve", "build", "--model", &m, "--corpus", &docs, "--out", &out, "--batch-size", "0"]),
         s(&["retrieve", "build", "--model", &m, "--corpus", &docs, "--out", &out, "--commit-every", "-1"]),
         s(&["retrieve", "build", "--model", &m, "--corpus", &docs, "--out", &out, "--shard-rows", "0"]),
+        s(&["retrieve", "train", "--base", &m, "--pairs", &docs, "--out", &out, "--batch-size", "0"]),
+        s(&["retrieve", "train", "--base", &m, "--pairs", &docs, "--out", &out, "--lr", "0"]),
+        s(&["retrieve", "train", "--base", &m, "--pairs", &docs, "--out", &out, "--warmup", "1.5"]),
+        s(&["retrieve", "train", "--base", &m, "--pairs", &docs, "--out", &out, "--temperature", "-1"]),
+        s(&["retrieve", "train", "--base", &m, "--pairs", &docs, "--out", &out, "--epochs", "0"]),
         s(&["data", "decontaminate", "--input", &docs, "--against", &docs, "--out", &out, "--ngram", "0"]),
         s(&["data", "convert", "--input", &docs, "--to", "documents", "--out", &out, "--dedup", "1.5"]),
         s(&["data", "convert", "--input", &docs, "--to", "documents", "--out", &out, "--dedup", "-0.1"]),

@@ -125,3 +125,73 @@ fn build_and_search_text_with_minilm() {
     let once = lines(&kailin(&["retrieve", "search", "--store", p(&store), "--model", p(&model), "--k", "3"], queries));
     assert_eq!(again, once);
 }
+
+#[test]
+fn train_writes_an_encoder_that_build_loads_and_resumes_from_its_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, out) = (dir.path().join("base"), dir.path().join("encoder"));
+    common::tiny_bert(&base);
+    let pairs = dir.path().join("pairs.jsonl");
+    let lines = [
+        r#"{"query": "aspirin cox", "positive": "aspirin the cox gene"}"#,
+        r#"{"query": "liver gene", "positive": "the liver genes", "negatives": ["aspirin"]}"#,
+        r#"{"query": "cox liver", "positive": "cox in the liver"}"#,
+        r#"{"query": "aspirin cox", "positive": "aspirin the cox gene"}"#,
+    ];
+    std::fs::write(&pairs, lines.join("\n")).unwrap();
+    let bioasq = common::fixture("data/bioasq").display().to_string();
+    let pubmedqa = common::fixture("data/pubmedqa/ori_pqal.json").display().to_string();
+    let args = |extra: &[&str]| {
+        let mut a = vec!["retrieve", "train", "--base", p(&base), "--out", p(&out), "--pairs", p(&pairs)];
+        a.extend(["--bioasq", &bioasq, "--held-out", "1B2*", "--pubmedqa", &pubmedqa]);
+        a.extend(["--epochs", "2", "--batch-size", "2", "--lr", "1e-3", "--hard-negatives", "1"]);
+        a.extend(extra);
+        a.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>()
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        kailin(&refs, b"")
+    };
+    // Stopped part-way: a checkpoint, no encoder yet; the rerun goes on from it.
+    let first = run(&["--stop-after", "1", "--checkpoint-every", "1"]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(said.contains("1 duplicate pairs skipped") && said.contains("stopped after step 1"), "{said}");
+    assert!(!out.exists() && dir.path().join("encoder.checkpoints/latest").is_file());
+    let second = run(&[]);
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    for file in
+        ["model.safetensors", "config.json", "vocab.txt", "modules.json", "1_Pooling/config.json", "kailin-train.json"]
+    {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("kailin-train.json")).unwrap()).unwrap();
+    assert!(summary["steps"].as_u64().unwrap() >= 2, "{summary}");
+    // The exported encoder builds a store.
+    let docs = dir.path().join("docs.jsonl");
+    std::fs::write(&docs, "{\"id\": \"1\", \"text\": \"aspirin cox\"}\n{\"id\": \"2\", \"text\": \"liver gene\"}\n")
+        .unwrap();
+    let store = dir.path().join("store");
+    let built = kailin(&["retrieve", "build", "--model", p(&out), "--corpus", p(&docs), "--out", p(&store)], b"");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    // A held-out glob that matches no batch is refused, naming it.
+    let bad = kailin(
+        &[
+            "retrieve",
+            "train",
+            "--base",
+            p(&base),
+            "--out",
+            p(&dir.path().join("x")),
+            "--bioasq",
+            &bioasq,
+            "--held-out",
+            "9B*",
+        ],
+        b"",
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("9B*"), "{}", String::from_utf8_lossy(&bad.stderr));
+}

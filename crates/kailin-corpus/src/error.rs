@@ -44,6 +44,15 @@ pub enum Error {
         /// What was wrong, and what to do.
         message: String,
     },
+    /// A file-name pattern that is not a glob, or that matches none of the files it selects
+    /// from.
+    #[error("pattern {pattern:?}: {message}")]
+    Pattern {
+        /// The pattern given.
+        pattern: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A record file of our own (JSONL) failed.
     #[error(transparent)]
     Core(#[from] kailin_core::Error),

@@ -42,6 +42,7 @@ mod dedup;
 mod error;
 mod ingest;
 mod ngram;
+mod pairs;
 mod pubmed;
 mod pubmedqa;
 mod pubtator;
@@ -54,6 +55,7 @@ pub use crate::{
     dedup::Deduplicator,
     error::{Error, Result, Skipped},
     ingest::{IngestOptions, IngestReport, ingest},
+    pairs::{BioasqPairs, HeldOutQuery, bioasq_pairs, pubmedqa_pairs},
     pubmed::{MeshHeading, PubmedArticle, PubmedReader},
     pubmedqa::{PubmedqaRecord, read_pubmedqa, read_pubmedqa_from, read_pubmedqa_test_ids},
     pubtator::{Mention, PubtatorDocument, PubtatorReader, Relation},

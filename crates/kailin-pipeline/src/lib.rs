@@ -149,7 +149,7 @@ pub fn planned_stages(config: &Config) -> Vec<String> {
         out.extend(["agent-domain-cpt", "agent-domain"]);
     }
     out.push("candidates");
-    if config.retrieval.kind == RetrieverKind::Dense {
+    if config.retrieval.kind != RetrieverKind::Bm25 {
         out.push("store");
     }
     out.push("labels");

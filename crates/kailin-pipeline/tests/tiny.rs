@@ -494,3 +494,29 @@ fn bioasq_snippets_join_the_retrieval_corpus_without_the_held_out_batches() {
     let e = run(&config, &dir.path().join("other")).unwrap_err().to_string();
     assert!(e.contains("retrieval.corpus entry \"no-such-dir\"") && e.contains("\"generation\""), "{e}");
 }
+
+#[test]
+fn hybrid_retrieval_builds_the_store_and_labels_through_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let config = tiny(&["retrieval.kind=\"hybrid\""]);
+    assert!(kailin_pipeline::planned_stages(&config).contains(&"store".to_owned()));
+    let options = kailin_pipeline::RunOptions { until: Some("dpo".into()), ..Default::default() };
+    let stopped =
+        kailin_pipeline::run_with::<Autodiff<Flex>>(&config, &out, &options, &Default::default(), &mut |_| ());
+    assert!(matches!(stopped, Err(Error::Stopped { .. })), "{stopped:?}");
+    assert!(out.join("stages/store/store/store.json").is_file());
+    let labels: Vec<serde_json::Value> = records(&out.join("stages/labels/labels.jsonl"));
+    assert!(!labels.is_empty());
+    // Every context a label names is a document of the retrieval corpus.
+    let corpus: Vec<kailin_core::Document> = records(&out.join("stages/retrieval-corpus/documents.jsonl"));
+    let ids: std::collections::HashSet<&str> = corpus.iter().map(|d| d.id.as_str()).collect();
+    for label in &labels {
+        for side in label["contexts"].as_array().unwrap() {
+            for c in side.as_array().unwrap() {
+                let id = c.as_str().or_else(|| c["doc_id"].as_str()).or_else(|| c["id"].as_str()).unwrap();
+                assert!(ids.contains(id), "{id}");
+            }
+        }
+    }
+}

@@ -186,6 +186,9 @@ fn native_kernels<B: Backend>(bert: &Bert<B>) -> Result<Option<NativeBert>> {
     }
 }
 
+/// Sequences per padded forward pass of [`Encoder::embed_ids`].
+const EMBED_GROUP: usize = 8;
+
 /// A sentence encoder: text in, one vector per text out.
 #[derive(Debug)]
 pub struct Encoder<B: Backend> {
@@ -338,6 +341,28 @@ impl<B: Backend> Encoder<B> {
     /// Errors: no sequence, an empty one, one longer than the model's window, ids outside
     /// the vocabulary.
     pub fn embed_ids(&self, seqs: &[&[u32]]) -> Result<Tensor<B, 2>> {
+        if seqs.len() <= EMBED_GROUP {
+            return self.embed_padded(seqs);
+        }
+        // Sequences of similar length together, so that each group pads to its own longest;
+        // the vectors are put back in the caller's order.
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| seqs[i].len());
+        let mut parts = Vec::with_capacity(order.len().div_ceil(EMBED_GROUP));
+        for group in order.chunks(EMBED_GROUP) {
+            let group: Vec<&[u32]> = group.iter().map(|&i| seqs[i]).collect();
+            parts.push(self.embed_padded(&group)?);
+        }
+        let mut place = vec![0i64; seqs.len()];
+        for (sorted, &i) in order.iter().enumerate() {
+            place[i] = sorted as i64;
+        }
+        let place = Tensor::<B, 1, Int>::from_data(TensorData::new(place, [seqs.len()]), &self.device);
+        Ok(Tensor::cat(parts, 0).select(0, place))
+    }
+
+    /// [`embed_ids`](Self::embed_ids) of one padded batch.
+    fn embed_padded(&self, seqs: &[&[u32]]) -> Result<Tensor<B, 2>> {
         let seq = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(seqs.len() * seq);
         let lengths: Vec<usize> = seqs.iter().map(|s| s.len()).collect();

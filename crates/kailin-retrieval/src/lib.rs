@@ -9,7 +9,11 @@
 //!   precomputed embeddings).
 //! - [`ExactSearch`]: exact top-k by inner product, a blocked GEMM with the selection fused
 //!   per block, over threads; [`search_backend`] does the same on any burn backend (GPU).
-//! - [`Retriever`]: the seam other engines plug into ([`DenseRetriever`], [`Bm25Retriever`]).
+//! - [`Retriever`]: the seam other engines plug into ([`DenseRetriever`], [`Bm25Retriever`],
+//!   and [`HybridRetriever`], the two fused by reciprocal rank).
+//! - Training support: [`Encoder::embed_ids`] (burn's differentiable path, for contrastive
+//!   fine-tuning in `kailin-train`) and [`Encoder::save_dir`] (a sentence-transformers model
+//!   directory).
 //!
 //! ```
 //! use kailin_retrieval::{ExactSearch, StoreBuilder};
@@ -35,6 +39,7 @@ mod encoder;
 mod error;
 mod exact;
 mod export;
+mod hybrid;
 mod npy;
 mod retriever;
 mod store;
@@ -48,6 +53,7 @@ pub use crate::{
     encoder::{Encoder, EncoderBuilder, Pooling},
     error::{Error, Result},
     exact::{ExactSearch, Vectors},
+    hybrid::HybridRetriever,
     npy::{NpyMatrix, import_npy},
     retriever::{AnyRetriever, Bm25Retriever, DenseRetriever, Retrieved, Retriever},
     store::{Dtype, MANIFEST, Store, StoreBuilder, StoreWriter},

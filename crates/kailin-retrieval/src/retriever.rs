@@ -179,12 +179,15 @@ impl Retriever for Bm25Retriever {
     }
 }
 
-/// The retriever a setting chooses at run time: dense (an encoder and a store) or BM25.
+/// The retriever a setting chooses at run time: dense (an encoder and a store), BM25, or the
+/// two fused.
 pub enum AnyRetriever<B: burn::prelude::Backend> {
     /// Exact inner-product search over a store.
     Dense(Box<DenseRetriever<B>>),
     /// BM25.
     Bm25(Bm25Retriever),
+    /// Dense and BM25 fused by reciprocal rank.
+    Hybrid(Box<crate::HybridRetriever<DenseRetriever<B>, Bm25Retriever>>),
 }
 
 impl<B: burn::prelude::Backend> std::fmt::Debug for AnyRetriever<B> {
@@ -192,6 +195,7 @@ impl<B: burn::prelude::Backend> std::fmt::Debug for AnyRetriever<B> {
         match self {
             AnyRetriever::Dense(_) => f.write_str("AnyRetriever::Dense"),
             AnyRetriever::Bm25(r) => write!(f, "AnyRetriever::Bm25({r:?})"),
+            AnyRetriever::Hybrid(_) => f.write_str("AnyRetriever::Hybrid"),
         }
     }
 }
@@ -217,6 +221,7 @@ impl<B: burn::prelude::Backend> Retriever for AnyRetriever<B> {
         match self {
             AnyRetriever::Dense(r) => r.retrieve(queries, k),
             AnyRetriever::Bm25(r) => r.retrieve(queries, k),
+            AnyRetriever::Hybrid(r) => r.retrieve(queries, k),
         }
     }
 }

@@ -157,6 +157,9 @@ pub enum RetrieverKind {
     Dense,
     /// BM25 (the ablation "w/o domain embedding").
     Bm25,
+    /// The shared encoder and BM25 fused by reciprocal rank (`kailin-retrieval`'s
+    /// `HybridRetriever`).
+    Hybrid,
 }
 
 /// `[retrieval]`.

@@ -141,14 +141,14 @@ impl Run<'_> {
     }
 
     /// The dense store of the retrieval corpus `docs` (the retriever of the evaluator and of
-    /// the contexts); none with BM25.
+    /// the contexts, alone or fused with BM25); none with BM25 alone.
     pub(crate) fn store<B: burn::prelude::Backend>(
         &mut self,
         models: &Models,
         docs: Vec<Document>,
         device: &B::Device,
     ) -> Result<Retrieval> {
-        if self.config.retrieval.kind != RetrieverKind::Dense {
+        if self.config.retrieval.kind == RetrieverKind::Bm25 {
             return Ok(Retrieval { docs, store: None });
         }
         let inputs = json!({ "encoder": self.key_path(&models.encoder), "batch": self.config.retrieval.batch_size });
@@ -172,7 +172,7 @@ impl Run<'_> {
         Ok(Retrieval { docs, store: Some(dir.join("store")) })
     }
 
-    /// The configured retriever over the retrieval corpus (the store's, when dense).
+    /// The configured retriever over the retrieval corpus (the store's, when dense or hybrid).
     pub(crate) fn retriever<B: burn::prelude::Backend>(
         &self,
         models: &Models,
@@ -186,9 +186,14 @@ impl Run<'_> {
                     .build::<B>(device)
                     .lib()?;
                 let store = kailin_retrieval::Store::open(dir).lib()?;
-                AnyRetriever::Dense(Box::new(
-                    DenseRetriever::new(encoder, store, kailin_retrieval::ExactSearch::new(0).lib()?).lib()?,
-                ))
+                let dense = DenseRetriever::new(encoder, store, kailin_retrieval::ExactSearch::new(0).lib()?).lib()?;
+                if self.config.retrieval.kind == RetrieverKind::Hybrid {
+                    let docs = retrieval.docs.iter().map(|d| (d.id.as_str(), d.retrieval_text()));
+                    let bm25 = kailin_retrieval::Bm25Retriever::build(docs).lib()?;
+                    AnyRetriever::Hybrid(Box::new(kailin_retrieval::HybridRetriever::new(dense, bm25)))
+                } else {
+                    AnyRetriever::Dense(Box::new(dense))
+                }
             }
             None => AnyRetriever::bm25(retrieval.docs.iter().map(|d| (d.id.as_str(), d.retrieval_text()))).lib()?,
         })

@@ -9,6 +9,7 @@
 
 mod batches;
 mod loss;
+mod mine;
 
 use std::time::Instant;
 
@@ -21,6 +22,7 @@ use kailin_retrieval::Encoder;
 use serde::{Deserialize, Serialize};
 
 pub use self::loss::{InfoNce, info_nce};
+pub use self::mine::mine_bm25_negatives;
 use crate::checkpoint::{self, CheckpointOptions, RunState};
 use crate::error::{Error, Result};
 use crate::optim::{AdamW, AdamWConfig, clip_scale, grad_norm, learning_rate};
@@ -131,6 +133,9 @@ pub struct EncoderTrainReport {
     pub truncated: usize,
     /// Wall-clock seconds of the loop, earlier processes included.
     pub seconds: f64,
+    /// Whether every step of every epoch has run (not stopped early by `stop_after`).
+    #[serde(default)]
+    pub finished: bool,
 }
 
 impl EncoderTrainReport {
@@ -294,6 +299,7 @@ pub fn train_encoder<B: AutodiffBackend>(
         }
     }
     state.report.seconds = resumed_seconds + started.elapsed().as_secs_f64();
+    state.report.finished = step == total;
     Ok((encoder, state.report))
 }
 
