@@ -7,7 +7,10 @@ use anyhow::{Context, Result, bail};
 use burn::backend::Flex;
 use clap::{Args, Subcommand, ValueEnum};
 use kailin_corpus::{DocumentStream, Source};
-use kailin_retrieval::{Dtype, EncoderBuilder, ExactSearch, Hit, NpyMatrix, Store, StoreBuilder};
+use kailin_retrieval::{
+    Bm25Retriever, DenseRetriever, Dtype, EncoderBuilder, ExactSearch, Hit, HybridRetriever, NpyMatrix, Retriever,
+    Store, StoreBuilder,
+};
 
 /// Dense retrieval: build, import and search embedding stores.
 #[derive(Debug, Subcommand)]
@@ -104,6 +107,14 @@ pub(crate) struct SearchArgs {
     /// Search a store whose build has not finished (the rows committed so far).
     #[arg(long)]
     partial: bool,
+    /// Fuse the store's dense ranking with BM25 over --corpus by reciprocal rank (text
+    /// queries only); the hits' scores are then the fused scores.
+    #[arg(long, requires = "corpus", requires = "model")]
+    hybrid: bool,
+    /// The documents the store was built from (as `build --corpus` takes them), for --hybrid's
+    /// BM25 index.
+    #[arg(long, requires = "hybrid")]
+    corpus: Option<PathBuf>,
 }
 
 pub(crate) fn run(cmd: RetrieveCmd) -> Result<()> {
@@ -206,12 +217,35 @@ fn search(a: SearchArgs) -> Result<()> {
     let Some(model) = &a.model else { bail!("give --model (text queries on stdin) or --query-vectors") };
     let encoder = EncoderBuilder::new(model).build::<Flex>(&Default::default())?;
     store.check_encoder(encoder.identity())?;
-    let mut queries = Vec::new();
-    for (i, line) in std::io::stdin().lock().split(b'\n').enumerate() {
-        let line = line.context("reading queries from stdin")?;
-        let text = String::from_utf8(line).map_err(|_| anyhow::anyhow!("stdin line {}: not UTF-8 text", i + 1))?;
-        queries.push(text.trim_end_matches('\r').to_owned());
+    if let Some(corpus) = a.corpus.as_ref().filter(|_| a.hybrid) {
+        let inputs = crate::data::inputs(corpus, None)?;
+        let mut docs = Vec::new();
+        for d in DocumentStream::from_inputs(&inputs, false)? {
+            let d = d?;
+            docs.push((d.id.clone(), d.retrieval_text()));
+        }
+        if docs.len() as u64 != store.len() {
+            bail!(
+                "{}: {} documents, but the store holds {} rows: give the corpus the store was built from",
+                corpus.display(),
+                docs.len(),
+                store.len()
+            );
+        }
+        let bm25 = Bm25Retriever::build(docs)?;
+        let hybrid = HybridRetriever::new(DenseRetriever::new(encoder, store, engine)?, bm25);
+        let queries = read_queries()?;
+        let asked: Vec<&str> = queries.iter().map(String::as_str).filter(|q| !q.trim().is_empty()).collect();
+        let mut hits = hybrid.retrieve(&asked, a.k)?.into_iter();
+        for query in &queries {
+            let found = if query.trim().is_empty() { Vec::new() } else { hits.next().unwrap_or_default() };
+            let found: Vec<_> = found.iter().map(|h| serde_json::json!({ "id": h.id, "score": h.score })).collect();
+            serde_json::to_writer(&mut out, &serde_json::json!({ "query": query, "hits": found }))?;
+            writeln!(out)?;
+        }
+        return Ok(out.flush()?);
     }
+    let queries = read_queries()?;
     // One output line per input line: an empty query finds nothing.
     let asked: Vec<&str> = queries.iter().map(String::as_str).filter(|q| !q.trim().is_empty()).collect();
     let vectors = encoder.encode(&asked)?;
@@ -222,4 +256,15 @@ fn search(a: SearchArgs) -> Result<()> {
         writeln!(out)?;
     }
     Ok(out.flush()?)
+}
+
+/// The queries on stdin, one per line (a trailing carriage return dropped).
+fn read_queries() -> Result<Vec<String>> {
+    let mut queries = Vec::new();
+    for (i, line) in std::io::stdin().lock().split(b'\n').enumerate() {
+        let line = line.context("reading queries from stdin")?;
+        let text = String::from_utf8(line).map_err(|_| anyhow::anyhow!("stdin line {}: not UTF-8 text", i + 1))?;
+        queries.push(text.trim_end_matches('\r').to_owned());
+    }
+    Ok(queries)
 }

@@ -132,13 +132,13 @@ fn train_writes_an_encoder_that_build_loads_and_resumes_from_its_checkpoints() {
     let (base, out) = (dir.path().join("base"), dir.path().join("encoder"));
     common::tiny_bert(&base);
     let pairs = dir.path().join("pairs.jsonl");
-    let lines = [
+    let records = [
         r#"{"query": "aspirin cox", "positive": "aspirin the cox gene"}"#,
         r#"{"query": "liver gene", "positive": "the liver genes", "negatives": ["aspirin"]}"#,
         r#"{"query": "cox liver", "positive": "cox in the liver"}"#,
         r#"{"query": "aspirin cox", "positive": "aspirin the cox gene"}"#,
     ];
-    std::fs::write(&pairs, lines.join("\n")).unwrap();
+    std::fs::write(&pairs, records.join("\n")).unwrap();
     let bioasq = common::fixture("data/bioasq").display().to_string();
     let pubmedqa = common::fixture("data/pubmedqa/ori_pqal.json").display().to_string();
     let args = |extra: &[&str]| {
@@ -176,6 +176,23 @@ fn train_writes_an_encoder_that_build_loads_and_resumes_from_its_checkpoints() {
     let store = dir.path().join("store");
     let built = kailin(&["retrieve", "build", "--model", p(&out), "--corpus", p(&docs), "--out", p(&store)], b"");
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    // Searched by the store's encoder and BM25 fused: an empty line finds nothing, "liver
+    // gene" finds its own document first (BM25 alone ranks it first; dense agrees or ties).
+    let hybrid =
+        ["retrieve", "search", "--store", p(&store), "--model", p(&out), "--hybrid", "--corpus", p(&docs), "--k", "2"];
+    let found = lines(&kailin(&hybrid, b"liver gene\n\n"));
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0]["hits"].as_array().unwrap().len(), 2);
+    assert_eq!(found[0]["hits"][0]["id"], "2");
+    assert!(found[1]["hits"].as_array().unwrap().is_empty());
+    // A corpus other than the store's is refused.
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(&other, "{\"id\": \"1\", \"text\": \"aspirin\"}\n").unwrap();
+    let refused = kailin(
+        &["retrieve", "search", "--store", p(&store), "--model", p(&out), "--hybrid", "--corpus", p(&other)],
+        b"x\n",
+    );
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("store holds 2 rows"));
     // A held-out glob that matches no batch is refused, naming it.
     let bad = kailin(
         &[

@@ -14,6 +14,11 @@
 //! [`Llama::merge_lora`] and written by [`Llama::save_hf_dir`]). [`CheckpointOptions`] makes a
 //! run write checkpoints it can resume from exactly (same losses as an uninterrupted run).
 //!
+//! [`train_encoder`] fine-tunes a `kailin-retrieval` sentence encoder on question–passage
+//! pairs ([`RetrievalPair`]) with a symmetric InfoNCE loss ([`info_nce`]) over in-batch and
+//! hard negatives ([`mine_bm25_negatives`]): the paper's domain embedding, written back with
+//! `Encoder::save_dir`.
+//!
 //! The losses are plain tensor functions, usable alone:
 //!
 //! ```
