@@ -32,6 +32,10 @@ pub(crate) struct EncoderBench {
     /// The Python with sentence-transformers (default: python3).
     #[arg(long, env = "KAILIN_ST_PYTHON", default_value = "python3")]
     python: PathBuf,
+    /// The encoder directory (default: all-MiniLM-L6-v2 from the model cache), e.g. one
+    /// `kailin retrieve train` wrote: sentence-transformers loads the same directory.
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 /// The two text sets of issue 18.
@@ -51,7 +55,7 @@ fn text_sets(data: &Path, o: &EncoderBench) -> Result<Vec<(&'static str, Vec<Str
 }
 
 pub(crate) fn bench(data: &Path, o: &EncoderBench) -> Result<()> {
-    let model = crate::models::models_dir().join("all-minilm-l6-v2");
+    let model = o.model.clone().unwrap_or_else(|| crate::models::models_dir().join("all-minilm-l6-v2"));
     anyhow::ensure!(
         model.join("model.safetensors").exists(),
         "{} missing: run `cargo xtask fetch-models`",
@@ -61,7 +65,7 @@ pub(crate) fn bench(data: &Path, o: &EncoderBench) -> Result<()> {
     let out = PathBuf::from("target/bench-encoder");
     std::fs::create_dir_all(&out)?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/st_encode.py");
-    println!("all-MiniLM-L6-v2, {} threads, batches of {}", o.encoder_threads, o.encoder_batch);
+    println!("{}, {} threads, batches of {}", model.display(), o.encoder_threads, o.encoder_batch);
     for (name, texts) in text_sets(data, o)? {
         let texts_path = out.join(format!("{}.json", name.replace(' ', "-")));
         std::fs::write(&texts_path, serde_json::to_string(&texts)?)?;

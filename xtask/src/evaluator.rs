@@ -54,6 +54,10 @@ pub(crate) struct EvaluatorBench {
     /// Working directory (the dense store of PQA-L abstracts and BioASQ snippets).
     #[arg(long, default_value = "target/bench-evaluator")]
     work: PathBuf,
+    /// The dense encoder (default: all-MiniLM-L6-v2 from the model cache), e.g. a fine-tuned
+    /// one from `kailin retrieve train`; its store is kept apart under the working directory.
+    #[arg(long)]
+    encoder: Option<PathBuf>,
 }
 
 /// The PQA-L documents with their questions, and the retrievable corpus: those abstracts plus
@@ -111,17 +115,19 @@ impl<R: Retriever> Retriever for Cached<'_, R> {
     }
 }
 
-/// The dense retriever over the store of `corpus` under `work` (built, or resumed, first).
-pub(crate) fn dense(corpus: &Corpus, work: &Path) -> Result<DenseRetriever<Flex>> {
-    let model = crate::models::models_dir().join("all-minilm-l6-v2");
+/// The dense retriever over the store of `corpus` under `work` (built, or resumed, first) with
+/// `encoder` (default: all-MiniLM-L6-v2).
+pub(crate) fn dense(corpus: &Corpus, work: &Path, encoder: Option<&Path>) -> Result<DenseRetriever<Flex>> {
+    let model = encoder.map_or_else(|| crate::models::models_dir().join("all-minilm-l6-v2"), Path::to_path_buf);
     if !model.join("model.safetensors").is_file() {
         bail!("{}: no encoder (run `cargo xtask fetch-models`)", model.display());
     }
     let device = Default::default();
     let encoder = EncoderBuilder::new(&model).batch_size(64).build::<Flex>(&device)?;
-    let dir = work.join("store");
+    println!("dense retrieval with encoder {} ({})", model.display(), encoder.identity());
+    let dir = work.join(format!("store-{}", kailin_core::fnv1a(encoder.identity().as_bytes())));
     let store = match Store::open(&dir) {
-        Ok(s) if s.len() == corpus.len() as u64 => s,
+        Ok(s) if s.len() == corpus.len() as u64 && s.check_encoder(encoder.identity()).is_ok() => s,
         _ => {
             let t = Instant::now();
             let bar = crate::retrieval::bar(corpus.len(), "encoding the corpus");
@@ -215,7 +221,7 @@ pub(crate) fn bench(data: &Path, o: &EvaluatorBench) -> Result<()> {
         corpus.len()
     );
     let bm25 = Bm25Retriever::build(corpus.documents().iter().map(|d| (d.id.as_str(), d.text.as_str())))?;
-    let dense = if o.bm25_only { None } else { Some(dense(&corpus, &o.work)?) };
+    let dense = if o.bm25_only { None } else { Some(dense(&corpus, &o.work, o.encoder.as_deref())?) };
     if o.judges_only {
         return match &dense {
             Some(d) => learned(data, &corpus, d, &docs, &pairs, o),

@@ -74,6 +74,8 @@ pub(crate) struct TrainArgs {
     stop_after: Option<u64>,
 }
 
+// What was read, trained and written is the command's report, on stderr.
+#[allow(clippy::print_stderr)]
 pub(crate) fn train(a: TrainArgs) -> Result<()> {
     let mut inputs: Vec<(&str, &Path)> = vec![("--base", &a.base)];
     if let Some(p) = &a.bioasq {
@@ -155,6 +157,7 @@ pub(crate) fn train(a: TrainArgs) -> Result<()> {
 }
 
 /// The pairs of every source given, duplicates dropped, hard negatives mined when asked.
+#[allow(clippy::print_stderr)]
 fn gather(a: &TrainArgs) -> Result<Vec<RetrievalPair>> {
     let mut pairs = Vec::new();
     if let Some(dir) = &a.bioasq {

@@ -48,7 +48,7 @@ mod topk;
 
 pub use crate::{
     backend_search::search_backend,
-    bert::{BERT_NAME_MAP, Bert, BertConfig},
+    bert::{BERT_EXPORT_NAMES, BERT_NAME_MAP, Bert, BertConfig},
     build::build_store,
     encoder::{Encoder, EncoderBuilder, Pooling},
     error::{Error, Result},

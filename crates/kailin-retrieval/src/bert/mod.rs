@@ -12,4 +12,4 @@ mod weights;
 pub use config::BertConfig;
 pub use model::Bert;
 pub(crate) use native::NativeBert;
-pub use weights::BERT_NAME_MAP;
+pub use weights::{BERT_EXPORT_NAMES, BERT_NAME_MAP};

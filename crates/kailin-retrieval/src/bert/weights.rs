@@ -43,7 +43,7 @@ pub const BERT_NAME_MAP: &[(&str, &str)] = &[
 /// PyTorch adapter has renamed layer norms' `gamma`/`beta` to `weight`/`bias`) onto Hugging
 /// Face BERT names, without a prefix (as sentence-transformers saves them). A test holds the
 /// two tables to each other: every exported name loads back onto the path it came from.
-pub(crate) const BERT_EXPORT_NAMES: &[(&str, &str)] = &[
+pub const BERT_EXPORT_NAMES: &[(&str, &str)] = &[
     (r"^embeddings\.word\.weight$", "embeddings.word_embeddings.weight"),
     (r"^embeddings\.position\.weight$", "embeddings.position_embeddings.weight"),
     (r"^embeddings\.token_type\.weight$", "embeddings.token_type_embeddings.weight"),
