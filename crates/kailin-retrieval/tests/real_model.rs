@@ -79,3 +79,16 @@ fn cpu_kernels_give_burns_vectors() {
     eprintln!("max |Δ| between the CPU kernels and burn: {worst:.2e}");
     assert!(worst <= 1e-4, "max |Δ| {worst}");
 }
+
+#[test]
+#[ignore = "needs the all-MiniLM-L6-v2 model: cargo xtask fetch-models"]
+fn minilm_exported_and_loaded_back_gives_the_same_vectors() {
+    let dir = model_dir();
+    let out = tempfile::tempdir().unwrap();
+    let encoder = EncoderBuilder::new(&dir).build::<Flex>(&Default::default()).unwrap();
+    let export = encoder.save_dir(&out.path().join("minilm")).unwrap();
+    let again = EncoderBuilder::new(&export).build::<Flex>(&Default::default()).unwrap();
+    assert_eq!((again.pooling(), again.normalizes(), again.max_len()), (Pooling::Mean, true, 256));
+    let texts = ["Aspirin lowers the risk of heart attack.", "What gene is mutated in cystic fibrosis?"];
+    assert_eq!(encoder.encode(&texts).unwrap(), again.encode(&texts).unwrap());
+}
