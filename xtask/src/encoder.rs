@@ -35,7 +35,7 @@ pub(crate) struct EncoderBench {
     /// The encoder directory (default: all-MiniLM-L6-v2 from the model cache), e.g. one
     /// `kailin retrieve train` wrote: sentence-transformers loads the same directory.
     #[arg(long)]
-    model: Option<PathBuf>,
+    encoder_dir: Option<PathBuf>,
 }
 
 /// The two text sets of issue 18.
@@ -55,7 +55,7 @@ fn text_sets(data: &Path, o: &EncoderBench) -> Result<Vec<(&'static str, Vec<Str
 }
 
 pub(crate) fn bench(data: &Path, o: &EncoderBench) -> Result<()> {
-    let model = o.model.clone().unwrap_or_else(|| crate::models::models_dir().join("all-minilm-l6-v2"));
+    let model = o.encoder_dir.clone().unwrap_or_else(|| crate::models::models_dir().join("all-minilm-l6-v2"));
     anyhow::ensure!(
         model.join("model.safetensors").exists(),
         "{} missing: run `cargo xtask fetch-models`",

@@ -139,3 +139,13 @@ fn bench(krate: &str, data: &std::path::Path, o: &Benches) -> Result<()> {
     anyhow::ensure!(status.success(), "cargo bench -p {package} failed");
     if package == "kailin-mesh" { eval::run(data, false) } else { Ok(()) }
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of the command line (unique names across the flattened benchmark
+    /// options, say), which it otherwise makes only when a command is parsed.
+    #[test]
+    fn the_command_line_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}
