@@ -88,7 +88,7 @@ impl<B: Backend> Retriever for DenseRetriever<B> {
 }
 
 /// BM25 over an in-memory `tantivy` index (English stemming, lower-casing): the sparse
-/// baseline of the "without domain embedding" ablation.
+/// baseline beside the dense encoders.
 pub struct Bm25Retriever {
     index: tantivy::Index,
     reader: tantivy::IndexReader,
@@ -123,7 +123,9 @@ impl Bm25Retriever {
             TextFieldIndexing::default().set_tokenizer("en_stem").set_index_option(IndexRecordOption::WithFreqs);
         let text = schema.add_text_field("text", TextOptions::default().set_indexing_options(indexing));
         let index = tantivy::Index::create_in_ram(schema.build());
-        let mut writer: tantivy::IndexWriter = index.writer(64 << 20).map_err(bm25_err)?;
+        // One indexing thread: documents keep their order across segments, so tied scores come
+        // back in the same order on every run (several threads deal documents out at random).
+        let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 64 << 20).map_err(bm25_err)?;
         for (doc_id, body) in docs {
             writer.add_document(tantivy::doc!(id => doc_id.as_ref(), text => body.as_ref())).map_err(bm25_err)?;
         }

@@ -129,3 +129,18 @@ fn bm25_prefers_documents_sharing_rare_terms() {
     assert!(got[2].is_empty());
     assert!(bm25.retrieve(&["gene"], 0).unwrap()[0].is_empty());
 }
+
+#[test]
+fn bm25_breaks_ties_the_same_way_on_every_build() {
+    // Many documents with equal scores: with several indexing threads their order among ties
+    // depended on which thread took which document.
+    let docs: Vec<(String, String)> =
+        (0..3000).map(|i| (format!("t{i}"), format!("aspirin relieves headache, note {}", i % 7))).collect();
+    let top = |bm25: &Bm25Retriever| -> Vec<String> {
+        bm25.retrieve(&["aspirin headache"], 50).unwrap()[0].iter().map(|r| r.id.clone()).collect()
+    };
+    let first = top(&Bm25Retriever::build(docs.clone()).unwrap());
+    for _ in 0..4 {
+        assert_eq!(top(&Bm25Retriever::build(docs.clone()).unwrap()), first);
+    }
+}

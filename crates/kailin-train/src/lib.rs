@@ -58,8 +58,8 @@ pub use crate::{
     budget::{count_tokens, to_token_budget},
     checkpoint::{CheckpointOptions, latest_checkpoint},
     contrastive::{
-        EncoderProgress, EncoderTrainOptions, EncoderTrainReport, InfoNce, dedup_pairs, info_nce, mine_bm25_negatives,
-        train_encoder,
+        EncoderProgress, EncoderTrainOptions, EncoderTrainReport, InfoNce, PreparedPairs, dedup_pairs, info_nce,
+        mine_bm25_negatives, prepare_pairs, sample_pairs, train_encoder,
     },
     data::{
         ChatExample, CompletionExample, Dataset, DpoExample, Lined, Message, RetrievalPair, SftExample, TextExample,

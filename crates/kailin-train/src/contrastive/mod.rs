@@ -10,6 +10,7 @@
 mod batches;
 mod loss;
 mod mine;
+mod prepare;
 
 use std::time::Instant;
 
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::loss::{InfoNce, info_nce};
 pub use self::mine::mine_bm25_negatives;
+pub use self::prepare::{PreparedPairs, dedup_pairs, prepare_pairs, sample_pairs};
 use crate::checkpoint::{self, CheckpointOptions, RunState};
 use crate::error::{Error, Result};
 use crate::optim::{AdamW, AdamWConfig, clip_scale, grad_norm, learning_rate};
@@ -345,24 +347,4 @@ fn tokenize<B: Backend>(
         out.push(Tokens { query, positive, negatives: ids.collect() });
     }
     Ok((out, truncated))
-}
-
-/// Keeps the first of each set of equal pairs (same query, positive and negatives, after
-/// trimming); with the number dropped.
-pub fn dedup_pairs(pairs: Vec<RetrievalPair>) -> (Vec<RetrievalPair>, usize) {
-    let mut seen = std::collections::HashSet::new();
-    let before = pairs.len();
-    let kept: Vec<RetrievalPair> = pairs
-        .into_iter()
-        .filter(|p| {
-            let key = (
-                p.query.trim().to_owned(),
-                p.positive.trim().to_owned(),
-                p.negatives.iter().map(|n| n.trim().to_owned()).collect::<Vec<_>>(),
-            );
-            seen.insert(key)
-        })
-        .collect();
-    let dropped = before - kept.len();
-    (kept, dropped)
 }
