@@ -58,6 +58,10 @@ pub(crate) struct EvaluatorBench {
     /// one from `kailin retrieve train`; its store is kept apart under the working directory.
     #[arg(long)]
     encoder: Option<PathBuf>,
+    /// Pit only the questions of PubMedQA's 500 test-split documents (the corpus stays whole):
+    /// the documents no encoder fine-tuned by `kailin retrieve train` saw as a pair.
+    #[arg(long)]
+    test_split_only: bool,
 }
 
 /// The PQA-L documents with their questions, and the retrievable corpus: those abstracts plus
@@ -211,12 +215,18 @@ pub(crate) fn bench(data: &Path, o: &EvaluatorBench) -> Result<()> {
         bail!("--judges-only and --skip-plain need --learned N");
     }
     let mesh = Mesh::load(data.join("mesh/mesh2024.tsv"))?;
-    let (docs, corpus) = pqal_corpus(data)?;
+    let (mut docs, corpus) = pqal_corpus(data)?;
+    if o.test_split_only {
+        let test = kailin_corpus::read_pubmedqa_test_ids(data.join("pubmedqa/test_ground_truth.json"))?;
+        docs.retain(|(d, _)| test.contains(&d.id));
+        anyhow::ensure!(docs.len() == test.len(), "{} of the {} test-split documents found", docs.len(), test.len());
+    }
     let pairs = real_vs_random(&docs, o.seed);
     println!(
-        "## Rule sanity on PubMedQA PQA-L: {} documents, real question vs a random other document's (seed {}); \
+        "## Rule sanity on PubMedQA PQA-L: {} documents{}, real question vs a random other document's (seed {}); \
          corpus {} (PQA-L abstracts + BioASQ snippets)",
         docs.len(),
+        if o.test_split_only { " (the test split)" } else { "" },
         o.seed,
         corpus.len()
     );

@@ -1,8 +1,9 @@
 //! `cargo xtask bench lm`: the language model side by side with llama.cpp (llama-cpp-python) on
 //! the same GGUF file, token ids and threads, in one run: the prompt pass, decoding one
 //! sequence, decoding a batch of 16 (against our one sequence), how close each comes to the
-//! machine's limits, and the ratios. The training peer (PyTorch) is run where the peer's
-//! Python can import it, and skipped with a message where it cannot.
+//! machine's limits, and the ratios; then one training step, LoRA and full, against PyTorch
+//! (`transformers` + `peft`, same architecture, rows and threads), run where a Python can import
+//! it and skipped with a message where none can.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,6 +26,13 @@ pub(crate) struct LmBench {
     /// Repeats of each measurement, both engines (their median is reported).
     #[arg(long, default_value_t = 3, value_parser = crate::cli::at_least_one())]
     lm_repeats: usize,
+    /// The Python with torch, transformers and peft for the training peer (default:
+    /// $KAILIN_TORCH_PYTHON, else the llama.cpp peer's, else python3).
+    #[arg(long, env = "KAILIN_TORCH_PYTHON")]
+    torch_python: Option<PathBuf>,
+    /// Skip the training steps (both engines).
+    #[arg(long)]
+    skip_training: bool,
 }
 
 /// Prompt-pass shape of the issue: 8 prompts of 400 tokens.
@@ -34,6 +42,10 @@ const PROMPT_LEN: usize = 400;
 const DECODE_NEW: usize = 128;
 const BATCH: usize = 16;
 const BATCH_NEW: usize = 64;
+/// Training steps: rows of this many tokens, every token learned; LoRA of this rank.
+const TRAIN_ROWS: usize = 4;
+const TRAIN_SEQ: usize = 256;
+const LORA_RANK: usize = 16;
 
 pub(crate) fn bench(data: &Path, o: &LmBench) -> Result<()> {
     let path = match &o.lm_model {
@@ -97,14 +109,15 @@ pub(crate) fn bench(data: &Path, o: &LmBench) -> Result<()> {
         batch_tok_s / decode_tok_s
     );
 
-    let Some(python) = o.peer.clone().or_else(default_peer) else {
+    let python = o.peer.clone().or_else(|| default_venv("llamacpp-venv"));
+    let Some(peer_python) = &python else {
         println!(
             "\nllama.cpp: no peer Python (--peer PYTHON with llama-cpp-python, or the venv `.ci/run` builds): not run"
         );
-        return Ok(());
+        return training_unless_skipped(&gguf, o.torch_python.clone(), threads, o);
     };
     let job = serde_json::json!({"prompts": prompts, "decode_prompt": short[0], "decode_new": DECODE_NEW, "repeats": o.lm_repeats});
-    match peer(&python, "llamacpp_bench.py", &[path.display().to_string(), threads.to_string()], &job) {
+    match peer(peer_python, "llamacpp_bench.py", &[path.display().to_string(), threads.to_string()], &job) {
         Ok(theirs) => {
             let (p, d) = (
                 theirs["prompt_tok_s"].as_f64().unwrap_or(f64::NAN),
@@ -127,13 +140,81 @@ pub(crate) fn bench(data: &Path, o: &LmBench) -> Result<()> {
         }
         Err(e) => println!("\nllama.cpp: not run ({e:#})"),
     }
-    let torch = Command::new(&python).args(["-c", "import torch, transformers, peft"]).stderr(Stdio::null()).status();
-    if !matches!(torch, Ok(s) if s.success()) {
+    training_unless_skipped(&gguf, o.torch_python.clone().or(python), threads, o)
+}
+
+/// The training steps, unless `--skip-training`; PyTorch under `python` (default: python3).
+fn training_unless_skipped(gguf: &Gguf, python: Option<PathBuf>, threads: usize, o: &LmBench) -> Result<()> {
+    if o.skip_training {
+        return Ok(());
+    }
+    training(gguf, &python.unwrap_or_else(|| PathBuf::from("python3")), threads, o)
+}
+
+/// One optimiser step of next-token training (forward, backward, clipping, AdamW) on
+/// `TRAIN_ROWS × TRAIN_SEQ` tokens, LoRA and full, against PyTorch (same architecture, rows,
+/// threads and step; `torch_cpu_train.py`); tokens per second, medians.
+fn training(gguf: &Gguf, python: &Path, threads: usize, o: &LmBench) -> Result<()> {
+    type A = burn::backend::Autodiff<Flex>;
+    let rows: Vec<kailin_train::Row> = (0..TRAIN_ROWS)
+        .map(|r| {
+            // The same deterministic pseudo-text as the peer's (ids over the first 40k).
+            let ids: Vec<u32> = (0..=TRAIN_SEQ).map(|i| ((r * 7919 + i * 104_729) % 40_000) as u32 + 100).collect();
+            kailin_train::Row { weights: vec![1.0; TRAIN_SEQ], ids, segments: None }
+        })
+        .collect();
+    let data = kailin_train::Encoded { items: rows, truncated: 0 };
+    let tokens = (TRAIN_ROWS * TRAIN_SEQ) as f64;
+    let opts = kailin_train::TrainOptions { batch_size: TRAIN_ROWS, lr: 1e-5, ..Default::default() };
+    let (base, _) = Llama::<A>::from_gguf(gguf, 2 * TRAIN_SEQ, &Default::default())?;
+    let rate = |model: Llama<A>| -> Result<f64> {
+        let mut model = model;
+        let mut step = || -> Result<f64> {
+            let started = Instant::now();
+            let (trained, report) =
+                on_cpu_threads(|| kailin_train::cpt::train(model.clone(), &data, &[], &opts, |_| ()))?;
+            anyhow::ensure!(report.steps.len() == 1, "one step expected");
+            model = trained;
+            Ok(tokens / started.elapsed().as_secs_f64())
+        };
+        step()?; // warm-up: the frozen weights' copy, first allocations
+        median(o.lm_repeats, step)
+    };
+    let lora = rate(base.clone().with_lora(&kailin_lm::LoraConfig::new(LORA_RANK))?)?;
+    let full = rate(base)?;
+    println!(
+        "\ntraining: one optimiser step on {TRAIN_ROWS} × {TRAIN_SEQ} tokens (forward, backward, clipping, AdamW)"
+    );
+    println!("  kailin, LoRA r{LORA_RANK} (CPU kernels)       {lora:8.1} tok/s");
+    println!("  kailin, every weight (burn autodiff) {full:8.1} tok/s");
+    let import = Command::new(python).args(["-c", "import torch, transformers, peft"]).stderr(Stdio::null()).status();
+    if !matches!(import, Ok(s) if s.success()) {
         println!(
-            "PyTorch: `import torch, transformers, peft` fails in {}: the training ratio is not measured \
-             (kailin's own LoRA and full steps: `cargo bench -p kailin-train`)",
+            "PyTorch: `import torch, transformers, peft` fails in {} (--torch-python): the training ratios are not measured",
             python.display()
         );
+        return Ok(());
+    }
+    let args = [
+        format!("--threads={threads}"),
+        format!("--rows={TRAIN_ROWS}"),
+        format!("--seq={TRAIN_SEQ}"),
+        format!("--rank={LORA_RANK}"),
+        format!("--steps={}", o.lm_repeats),
+    ];
+    match peer(python, "torch_cpu_train.py", &args, &serde_json::Value::Null) {
+        Ok(theirs) => {
+            let (l, f) =
+                (theirs["lora_tok_s"].as_f64().unwrap_or(f64::NAN), theirs["full_tok_s"].as_f64().unwrap_or(f64::NAN));
+            println!(
+                "PyTorch {} (transformers + peft, same architecture, rows and threads)",
+                theirs["torch"].as_str().unwrap_or("?")
+            );
+            println!("  LoRA r{LORA_RANK}                            {l:8.1} tok/s");
+            println!("  every weight                         {f:8.1} tok/s");
+            println!("ratios (kailin ÷ PyTorch): LoRA {:.2}, every weight {:.2}", lora / l, full / f);
+        }
+        Err(e) => println!("PyTorch: not run ({e:#})"),
     }
     Ok(())
 }
@@ -162,10 +243,11 @@ fn median(repeats: usize, mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
     Ok(v[v.len() / 2])
 }
 
-/// The venv `.ci/run` builds llama-cpp-python into, if it is there.
-fn default_peer() -> Option<PathBuf> {
+/// The Python of a venv under ~/.cache/kailin (`llamacpp-venv`: the one `.ci/run` builds), if
+/// it is there.
+fn default_venv(name: &str) -> Option<PathBuf> {
     let home = std::env::var_os("HOME")?;
-    Some(PathBuf::from(home).join(".cache/kailin/llamacpp-venv/bin/python")).filter(|p| p.exists())
+    Some(PathBuf::from(home).join(".cache/kailin").join(name).join("bin/python")).filter(|p| p.exists())
 }
 
 /// Runs `script` (in xtask/scripts) with `args` under `python`, `job` on its stdin; its JSON

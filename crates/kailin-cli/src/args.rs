@@ -9,6 +9,14 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// An integer of at least `min` (a batch needs two pairs to contrast; a BERT text three tokens).
+pub(crate) fn at_least(min: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s: &str| match s.trim().parse::<usize>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least {min}")),
+    }
+}
+
 /// A retry count: 0 (no retries) to 100.
 pub(crate) fn retries(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
@@ -74,8 +82,8 @@ pub(crate) fn unit_closed(s: &str) -> Result<f64, String> {
     float(s).and_then(|v| if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{s:?} is not within [0, 1]")) })
 }
 
-/// A dropout probability in [0, 1).
-pub(crate) fn dropout(s: &str) -> Result<f64, String> {
+/// A share in [0, 1): a dropout probability, the steps spent warming up.
+pub(crate) fn unit_closed_open(s: &str) -> Result<f64, String> {
     float(s).and_then(|v| if (0.0..1.0).contains(&v) { Ok(v) } else { Err(format!("{s:?} is not within [0, 1)")) })
 }
 
@@ -97,7 +105,9 @@ mod tests {
         assert!(positive("0").is_err());
         assert!(unit_open_closed("0").is_err() && unit_open_closed("1.5").is_err());
         assert_eq!(unit_open_closed("1"), Ok(1.0));
-        assert!(dropout("1").is_err());
+        assert!(unit_closed_open("1").is_err() && unit_closed_open("0") == Ok(0.0));
+        assert_eq!(at_least(3)("3"), Ok(3));
+        assert!(at_least(3)("2").unwrap_err().contains("at least 3"));
         assert!(unit_closed("1.01").is_err() && unit_closed("NaN").is_err());
         assert_eq!(unit_closed("0"), Ok(0.0));
     }

@@ -34,7 +34,7 @@ pub(crate) enum EvaluateCmd {
 pub(crate) enum RetrieverArg {
     /// The store's encoder and exact inner-product search.
     Dense,
-    /// BM25 over the corpus (the "without domain embedding" ablation); --store and --model are
+    /// BM25 over the corpus (a lexical baseline); --store and --model are
     /// not needed.
     Bm25,
 }

@@ -38,26 +38,27 @@ pub(crate) struct TrainArgs {
     /// agents' held-out batches).
     #[arg(long, value_delimiter = ',', default_values_t = kailin_question::HELD_OUT_BATCHES.map(String::from))]
     held_out: Vec<String>,
-    /// Train on at most this many pairs (the first, after the sources are joined).
+    /// Train on at most this many pairs: a sample drawn with --seed from every source's, after
+    /// duplicates are dropped.
     #[arg(long, value_parser = crate::args::at_least_one)]
     limit: Option<usize>,
     /// Passes over the pairs.
     #[arg(long, default_value_t = 1, value_parser = crate::args::at_least_one)]
     epochs: usize,
-    /// Pairs per step.
-    #[arg(long, default_value_t = 32, value_parser = crate::args::at_least_one)]
+    /// Pairs per step (at least 2: each pair's passage is the others' negative).
+    #[arg(long, default_value_t = 32, value_parser = crate::args::at_least(2))]
     batch_size: usize,
     /// Peak learning rate.
     #[arg(long, default_value_t = 2e-5, value_parser = crate::args::positive)]
     lr: f64,
     /// Share of the steps spent warming up.
-    #[arg(long, default_value_t = 0.1, value_parser = crate::args::unit_closed)]
+    #[arg(long, default_value_t = 0.1, value_parser = crate::args::unit_closed_open)]
     warmup: f64,
     /// Scores are cosine similarities divided by this.
     #[arg(long, default_value_t = 0.05, value_parser = crate::args::positive)]
     temperature: f64,
     /// Texts are cut to this many tokens while training.
-    #[arg(long, default_value_t = 128, value_parser = crate::args::at_least_one)]
+    #[arg(long, default_value_t = 128, value_parser = crate::args::at_least(3))]
     max_tokens: usize,
     /// Hard negatives per pair: those the pairs file gives, then passages BM25 ranks high for
     /// the query among all the pairs' passages (none of the query's own).
@@ -198,16 +199,15 @@ fn gather(a: &TrainArgs) -> Result<Vec<RetrievalPair>> {
     if pairs.is_empty() {
         bail!("no pairs: give --bioasq, --pubmedqa or --pairs");
     }
-    let (mut pairs, duplicates) = kailin_train::dedup_pairs(pairs);
-    if duplicates > 0 {
-        eprintln!("{duplicates} duplicate pairs skipped");
+    let prepared = kailin_train::prepare_pairs(pairs, a.limit, a.hard_negatives, a.seed)?;
+    if prepared.duplicates > 0 {
+        eprintln!("{} duplicate pairs skipped", prepared.duplicates);
     }
     if let Some(limit) = a.limit {
-        pairs.truncate(limit);
+        eprintln!("{} pairs sampled (--limit {limit}, --seed {})", prepared.pairs.len(), a.seed);
     }
     if a.hard_negatives > 0 {
-        let mined = kailin_train::mine_bm25_negatives(&mut pairs, a.hard_negatives)?;
-        eprintln!("{mined} hard negatives mined with BM25");
+        eprintln!("{} hard negatives mined with BM25", prepared.mined);
     }
-    Ok(pairs)
+    Ok(prepared.pairs)
 }

@@ -14,8 +14,8 @@ use kailin_pipeline::{Config, DeviceKind, Event};
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// The preset: `tiny` (tiny random models and the repository's fixtures; seconds),
-    /// `cpu-small` (the default: SmolLM2-135M-Instruct and all-MiniLM-L6-v2 on a small real
-    /// slice; about 80 minutes on a 2-core CPU), `cpu-medium` (the same on 330 documents: a run
+    /// `cpu-small` (the default: SmolLM2-135M-Instruct and all-MiniLM-L6-v2 fine-tuned into the
+    /// domain encoder, on a small real slice; about 90 minutes on a 2-core CPU), `cpu-medium` (the same on 330 documents: a run
     /// large enough to decide, about 2.8 hours, resumable) or `gpu-paper` (all data, CUDA).
     #[arg(long, default_value = kailin_pipeline::DEFAULT_PRESET)]
     pub preset: String,

@@ -54,7 +54,7 @@ pub(crate) struct CommonArgs {
     #[arg(long, default_value_t = 16.0, value_parser = crate::args::positive)]
     lora_alpha: f64,
     /// LoRA's dropout.
-    #[arg(long, default_value_t = 0.0, value_parser = crate::args::dropout)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::args::unit_closed_open)]
     lora_dropout: f64,
     /// Passes over the data.
     #[arg(long, default_value_t = 1, value_parser = crate::args::at_least_one)]

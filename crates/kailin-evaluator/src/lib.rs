@@ -8,7 +8,7 @@
 //!   [`Explanation`].
 //! - [`RuleEvaluator`]: the cold-start rule (Eq. 4–5). Each question's top-k contexts come
 //!   from any [`Retriever`](kailin_retrieval::Retriever) over a [`Corpus`] (dense by default,
-//!   BM25 for the "without domain embedding" ablation); the terms of document and contexts
+//!   or BM25, a lexical baseline); the terms of document and contexts
 //!   come from their MeSH headings or from extraction ([`TermSource`]); each candidate scores
 //!   the mean of its contexts' set similarity with the document (`kailin-mesh`: Resnik over the
 //!   most informative common ancestor, mean of all pairs or best-match average). The

@@ -101,11 +101,17 @@ pub(crate) fn dataset_card(config: &Config, s: &Summary) -> String {
         crate::backends::prompt_version("question-general")
     );
     let _ = writeln!(md, "- Final questions: {}.", s.generator);
-    let _ = writeln!(
-        md,
-        "- Retrieval: {:?}, k = {}, encoder `{}`.",
-        config.retrieval.kind, config.retrieval.k, config.models.encoder
-    );
+    let encoder = match config.models.encoder.as_str() {
+        "domain" => format!(
+            "`{}` fine-tuned on biomedical question–passage pairs (stage `encoder`: BioASQ {}, PubMedQA {}, {} pairs files)",
+            config.encoder.base,
+            if config.encoder.bioasq { "less the held-out batches" } else { "not used" },
+            if config.encoder.pubmedqa { "outside the test split" } else { "not used" },
+            config.encoder.pairs.len()
+        ),
+        other => format!("`{other}`"),
+    };
+    let _ = writeln!(md, "- Retrieval: {:?}, k = {}, encoder {encoder}.", config.retrieval.kind, config.retrieval.k);
     let evaluator = match config.evaluator.kind {
         EvaluatorKind::Rule => "the MeSH rule (information content of the lowest common ancestor)".to_owned(),
         EvaluatorKind::LlmJudge => format!("an LLM judge without MeSH, {}", role("judge", &base)),

@@ -3,7 +3,9 @@
 //!
 //! Ingest and decontaminate the corpus (against PubMedQA's test split) → fine-tune the two
 //! question agents (the domain one continually pre-trained on the corpus first; BioASQ SFT)
-//! → candidate questions from both → the shared encoder's store → the evaluator labels each
+//! → candidate questions from both → the shared encoder (fine-tuned on biomedical
+//! question–passage pairs first with `models.encoder = "domain"`) and its store of the
+//! retrieval corpus → the evaluator labels each
 //! pair (the MeSH rule, or the LLM judge without MeSH) → preference dataset → DPO on the
 //! general agent → final questions from the optimised generator with their top-k contexts
 //! (the CPT dataset) → answers (the SFT dataset) → the target model trained CPT then SFT, and
@@ -59,8 +61,8 @@ use burn::tensor::backend::AutodiffBackend;
 pub use crate::{
     config::{
         ABLATIONS, AgentsConfig, AggregateKind, AnswersConfig, BackendConfig, BackendsConfig, Config, DEFAULT_PRESET,
-        DataConfig, DeviceKind, DpoConfig, EvalConfig, EvaluatorConfig, EvaluatorKind, ModelsConfig, PRESETS,
-        QuestionsConfig, ROLES, RetrievalConfig, RetrieverKind, RunConfig, TargetConfig, TrainSettings,
+        DataConfig, DeviceKind, DpoConfig, EncoderConfig, EvalConfig, EvaluatorConfig, EvaluatorKind, ModelsConfig,
+        PRESETS, QuestionsConfig, ROLES, RetrievalConfig, RetrieverKind, RunConfig, TargetConfig, TrainSettings,
     },
     engine::{Event, PlanRow, StageRow},
     error::{Error, Result},
@@ -75,9 +77,10 @@ pub use crate::{
 };
 
 /// The stages, in order (`eval-MODEL-SETTING` stages follow them).
-pub const STAGES: [&str; 17] = [
+pub const STAGES: [&str; 18] = [
     "corpus",
     "retrieval-corpus",
+    "encoder",
     "agent-general",
     "agent-domain-cpt",
     "agent-domain",
@@ -142,6 +145,9 @@ pub fn eval_stages(config: &Config) -> Vec<String> {
 pub fn planned_stages(config: &Config) -> Vec<String> {
     let (a, b) = (&config.agents, &config.backends);
     let mut out = vec!["corpus", "retrieval-corpus"];
+    if config.models.encoder == "domain" && config.retrieval.kind != RetrieverKind::Bm25 {
+        out.push("encoder");
+    }
     if a.prepare && !b.question_general.served() {
         out.push("agent-general");
     }

@@ -9,7 +9,9 @@ use crate::stages;
 use crate::tiny::{TINY_WORDS, tiny_bert_vocab, write_tiny_bert, write_tiny_llama};
 
 /// The models a configuration names, resolved: `smollm2` and `minilm` from the model cache
-/// (`kailin_lm::models_dir`), `tiny` written under `out/models/`, anything else a path.
+/// (`kailin_lm::models_dir`), `tiny` written under `out/models/`, anything else a path. With
+/// `models.encoder = "domain"` the encoder is `encoder.base`, the one the run's `encoder` stage
+/// fine-tunes.
 ///
 /// Errors: [`Error::Missing`] with the fix (fetch the models, or correct the path).
 pub fn resolve_models(config: &Config, out: &Path) -> Result<(PathBuf, PathBuf)> {
@@ -26,7 +28,11 @@ pub fn resolve_models(config: &Config, out: &Path) -> Result<(PathBuf, PathBuf)>
         }
         path => PathBuf::from(path),
     };
-    let encoder = match config.models.encoder.as_str() {
+    let named = match config.models.encoder.as_str() {
+        "domain" => config.encoder.base.as_str(),
+        other => other,
+    };
+    let encoder = match named {
         "minilm" => cache.join("all-minilm-l6-v2"),
         "tiny" => {
             let dir = out.join("models/tiny-bert");
@@ -37,7 +43,9 @@ pub fn resolve_models(config: &Config, out: &Path) -> Result<(PathBuf, PathBuf)>
         }
         path => PathBuf::from(path),
     };
-    for (what, path) in [("the base model (models.base)", &base), ("the encoder (models.encoder)", &encoder)] {
+    let encoder_key =
+        if config.models.encoder == "domain" { "the encoder (encoder.base)" } else { "the encoder (models.encoder)" };
+    for (what, path) in [("the base model (models.base)", &base), (encoder_key, &encoder)] {
         if !path.exists() {
             return Err(Error::Missing { what: what.into(), path: path.clone(), fix: fetch.into() });
         }

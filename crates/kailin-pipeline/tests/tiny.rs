@@ -59,6 +59,17 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
     }
     assert!(summary.stages.iter().all(|s| !s.cached));
 
+    // The domain encoder: the tiny one fine-tuned on the fixtures' pairs, in
+    // sentence-transformers' layout, and the store built with it.
+    let encoder = summary.stages.iter().find(|s| s.stage == "encoder").unwrap();
+    let kailin_pipeline::StageSummary::Train(t) = &encoder.summary else { panic!("encoder: {:?}", encoder.summary) };
+    assert!(t.records > 0 && t.steps > 0 && t.note.as_deref().is_some_and(|n| n.contains("BioASQ")), "{t:?}");
+    for f in ["model.safetensors", "config.json", "modules.json", "1_Pooling/config.json"] {
+        assert!(out.join("stages/encoder/model").join(f).is_file(), "{f}");
+    }
+    assert!(!out.join("stages/encoder.checkpoints").exists(), "spent checkpoints are removed");
+    let store_encoder = json(&out.join("stages/store/store/store.json"))["encoder"].clone();
+
     // The corpus: the fixture's 24 records less the 16 of the test split.
     let kailin_pipeline::StageSummary::Corpus(corpus) = &summary.stages[0].summary else { panic!("corpus first") };
     assert_eq!((corpus.read, corpus.test_split, corpus.documents), (24, 16, 8));
@@ -240,7 +251,7 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
 
     // The ablations: each a variant that reuses the main run's stages before the one it changes.
     let names: Vec<&str> = summary.ablations.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names, ["same-agents", "no-mesh", "bm25", "top-k-1"]);
+    assert_eq!(names, ["same-agents", "no-mesh", "general-embedding", "bm25", "top-k-1"]);
     for a in &summary.ablations {
         assert!(!a.stages_ran.iter().any(|s| s == "corpus" || s == "agent-general"), "{}: {:?}", a.name, a.stages_ran);
         assert!(a.stages_ran.iter().any(|s| s == "labels" || s == "candidates"), "{}: {:?}", a.name, a.stages_ran);
@@ -248,6 +259,13 @@ fn the_tiny_preset_writes_every_output_with_consistent_counts_and_a_rerun_reuses
         assert_eq!(a.bioasq.len(), 1, "{}: and on BioASQ", a.name);
         assert_eq!(a.against_main.len(), 3, "{}: paired with the main run's kailin model", a.name);
         assert!(a.out.join("stages/cpt/cpt.jsonl").exists() || a.name == "no-mesh" || a.name == "same-agents");
+        // Only the main run fine-tunes the encoder; the general-embedding row embeds with its base.
+        assert!(!a.stages_ran.iter().any(|s| s == "encoder"), "{}: {:?}", a.name, a.stages_ran);
+        if a.name == "general-embedding" {
+            assert!(a.stages_ran.iter().any(|s| s == "store"), "{:?}", a.stages_ran);
+            let theirs = json(&a.out.join("stages/store/store/store.json"))["encoder"].clone();
+            assert!(theirs.is_string() && theirs != store_encoder, "the main store embeds with the trained weights");
+        }
     }
     assert!(report.contains("## Ablations") && report.contains("| bm25 |"));
 
@@ -519,4 +537,35 @@ fn hybrid_retrieval_builds_the_store_and_labels_through_both_engines() {
             }
         }
     }
+}
+
+#[test]
+fn a_run_switched_to_the_domain_encoder_keeps_every_stage_before_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let stop = kailin_pipeline::RunOptions { until: Some("dpo".into()), ..Default::default() };
+    let run_until = |config: &Config| {
+        kailin_pipeline::run_with::<Autodiff<Flex>>(config, &out, &stop, &Default::default(), &mut |_| ())
+    };
+    let general = tiny(&["run.ablations=[]", "models.encoder=\"tiny\""]);
+    assert!(!kailin_pipeline::planned_stages(&general).contains(&"encoder".to_owned()));
+    assert!(matches!(run_until(&general), Err(Error::Stopped { .. })));
+    let domain = tiny(&["run.ablations=[]"]);
+    // The plan goes on past the encoder stage that never ran, and says so exactly.
+    let plan = kailin_pipeline::plan::<Autodiff<Flex>>(&domain, &out, &Default::default()).unwrap();
+    let row = |s: &str| plan.iter().find(|r| r.stage == s).unwrap_or_else(|| panic!("{s}: {plan:?}"));
+    assert!(!row("encoder").cached && row("encoder").why.contains("not run"), "{plan:?}");
+    for s in ["corpus", "retrieval-corpus", "agent-general", "agent-domain", "candidates"] {
+        assert!(row(s).cached, "{s}: {plan:?}");
+    }
+    assert!(!row("store").cached && row("store").why.contains("encoder"), "{plan:?}");
+    // And the run does what the plan said.
+    let mut ran = Vec::new();
+    let stopped = kailin_pipeline::run_with::<Autodiff<Flex>>(&domain, &out, &stop, &Default::default(), &mut |e| {
+        if let kailin_pipeline::Event::Done { stage, cached: false, .. } = e {
+            ran.push(stage.to_owned());
+        }
+    });
+    assert!(matches!(stopped, Err(Error::Stopped { .. })), "{stopped:?}");
+    assert_eq!(ran, ["encoder", "store", "labels"]);
 }

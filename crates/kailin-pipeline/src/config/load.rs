@@ -79,17 +79,24 @@ impl Config {
             ("target.max_len", self.target.max_len),
             ("target.context_chars", self.target.context_chars),
             ("eval.batch_size", self.eval.batch_size),
+            ("encoder.epochs", self.encoder.epochs),
         ];
         for (key, v) in positive {
             if v == 0 {
                 return bad(key, "must be at least 1");
             }
         }
-        for (key, v) in [("agents.lr", self.agents.lr), ("dpo.lr", self.dpo.lr), ("target.lr", self.target.lr)] {
+        for (key, v) in [
+            ("agents.lr", self.agents.lr),
+            ("dpo.lr", self.dpo.lr),
+            ("target.lr", self.target.lr),
+            ("encoder.lr", self.encoder.lr),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return bad(key, &format!("{v} is not a learning rate above 0"));
             }
         }
+        self.check_encoder()?;
         if !(self.dpo.beta.is_finite() && self.dpo.beta > 0.0) {
             return bad("dpo.beta", "must be above 0 (the paper's is 0.1)");
         }
@@ -316,6 +323,18 @@ mod tests {
         assert!(err("questions.resample=1000").contains("questions.resample: must be from 0"));
         assert!(err("retrieval.corpus=[]").contains("retrieval.corpus: name at least one source"));
         assert!(err("retrieval.corpus=[\"pubmedqa\", \" \"]").contains("none empty"));
+        assert!(err("encoder.batch_size=1").contains("encoder.batch_size: must be at least 2"));
+        assert!(err("encoder.base=domain").contains("encoder.base"));
+        assert!(err("encoder.temperature=0").contains("encoder.temperature"));
+        assert!(err("encoder.lr=0").contains("encoder.lr"));
+        assert!(err("encoder.warmup=1.0").contains("encoder.warmup: must be within [0, 1)"));
+        assert!(err("encoder.max_tokens=2").contains("encoder.max_tokens: must be at least 3"));
+        let no_pairs = ["encoder.bioasq=false".to_owned(), "encoder.pubmedqa=false".to_owned()];
+        let e = Config::load(Some("tiny"), None, &no_pairs).unwrap_err().to_string();
+        assert!(e.contains("encoder.pairs") && e.contains("needs pairs"), "{e}");
+        // Without a domain encoder the pair sources do not matter.
+        let general = [no_pairs.to_vec(), vec!["models.encoder=minilm".to_owned()]].concat();
+        assert!(Config::load(Some("tiny"), None, &general).is_ok());
         assert!(
             Config::load(Some("huge"), None, &[])
                 .unwrap_err()

@@ -7,8 +7,8 @@ use kailin_eval::Setting;
 use serde::{Deserialize, Serialize};
 
 /// The presets, by name: `tiny` (tiny random models and the repository's fixtures; seconds),
-/// `cpu-small` (the default: SmolLM2-135M-Instruct and all-MiniLM-L6-v2 on a small real
-/// slice; about 80 minutes on a 2-core CPU), `cpu-medium` (the same models on 330 documents, a
+/// `cpu-small` (the default: SmolLM2-135M-Instruct and all-MiniLM-L6-v2 fine-tuned into the
+/// domain encoder, on a small real slice; about 90 minutes on a 2-core CPU), `cpu-medium` (the same models on 330 documents, a
 /// run large enough to decide; about 2.3 hours, in parts if need be), `gpu-paper` (all data,
 /// CUDA, the paper's settings).
 pub const PRESETS: [(&str, &str); 4] = [
@@ -25,7 +25,7 @@ pub const DEFAULT_PRESET: &str = "cpu-small";
 /// written under `OUT/ablations/NAME/`, reusing the main run's stages before the one it
 /// changes: `(name, overrides, what it measures)`. The same-budget control is part of every
 /// main run (`target.control`).
-pub const ABLATIONS: [(&str, &[&str], &str); 5] = [
+pub const ABLATIONS: [(&str, &[&str], &str); 6] = [
     (
         "same-agents",
         &["agents.distinct=false"],
@@ -36,7 +36,12 @@ pub const ABLATIONS: [(&str, &[&str], &str); 5] = [
         &["evaluator.kind=\"llm-judge\""],
         "the evaluator without MeSH: the base model picks the better question",
     ),
-    ("bm25", &["retrieval.kind=\"bm25\""], "BM25 instead of the shared dense encoder (w/o domain embedding)"),
+    (
+        "general-embedding",
+        &["models.encoder=\"minilm\""],
+        "the general encoder as it ships instead of the domain one (w/o domain embedding)",
+    ),
+    ("bm25", &["retrieval.kind=\"bm25\""], "BM25 instead of the shared dense encoder"),
     ("top-k-1", &["retrieval.k=1"], "one context per question instead of the configured k"),
     ("top-k-8", &["retrieval.k=8"], "eight contexts per question"),
 ];
@@ -94,7 +99,10 @@ pub struct DataConfig {
 pub struct ModelsConfig {
     /// The starting model of the agents and the target: `smollm2`, `tiny` or a path.
     pub base: String,
-    /// The retrieval encoder: `minilm`, `tiny` or a path.
+    /// The retrieval encoder: `domain` (`[encoder]`'s base fine-tuned on biomedical
+    /// question–passage pairs by the run's `encoder` stage: the paper's domain embedding),
+    /// `minilm` (all-MiniLM-L6-v2 as it ships: the ablation "w/o domain embedding"), `tiny`
+    /// or a path.
     pub encoder: String,
     /// Longest prompt plus generation, in tokens.
     pub max_positions: usize,
@@ -155,7 +163,7 @@ pub struct QuestionsConfig {
 pub enum RetrieverKind {
     /// The shared encoder's inner product (the method).
     Dense,
-    /// BM25 (the ablation "w/o domain embedding").
+    /// BM25 (a lexical baseline; the ablation "w/o domain embedding" is `models.encoder = "minilm"`).
     Bm25,
     /// The shared encoder and BM25 fused by reciprocal rank (`kailin-retrieval`'s
     /// `HybridRetriever`).
@@ -313,6 +321,9 @@ pub struct Config {
     pub data: DataConfig,
     /// `[models]`.
     pub models: ModelsConfig,
+    /// `[encoder]` (absent: its defaults).
+    #[serde(default)]
+    pub encoder: EncoderConfig,
     /// `[agents]`.
     pub agents: AgentsConfig,
     /// `[questions]`.
@@ -388,6 +399,8 @@ impl TargetConfig {
 }
 
 mod backends;
+mod encoder;
 mod load;
 
 pub use backends::{BackendConfig, BackendsConfig, ROLES};
+pub use encoder::EncoderConfig;

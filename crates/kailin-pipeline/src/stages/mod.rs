@@ -1,11 +1,13 @@
 //! The stages of m-KAILIN in order, each a call into the library that owns the step:
-//! corpus → retrieval corpus → agents → candidates → store → labels → DPO (and its check) → CPT dataset → SFT dataset → target
-//! and control → PubMedQA.
+//! corpus → retrieval corpus → domain encoder (`models.encoder = "domain"`) → agents → candidates
+//! → store → labels → DPO (and its check) → CPT dataset → SFT dataset → target and control →
+//! PubMedQA.
 
 mod agents;
 mod corpus;
 mod datasets;
 mod dpo;
+mod encoder;
 mod labels;
 mod retrieval;
 mod targets;
@@ -57,6 +59,7 @@ pub(crate) fn run_all<A: AutodiffBackend>(run: &mut Run<'_>, models: &Models, de
     }
     let docs = run.corpus()?;
     let contexts = run.retrieval_corpus(&docs)?;
+    let models = &run.domain_encoder::<A>(models, device)?;
     let agents = run.agents::<A>(&models.base, &docs, device)?;
     let candidates = run.candidates::<B<A>>(&agents, &docs, device)?;
     let retrieval = run.store::<B<A>>(models, contexts, device)?;

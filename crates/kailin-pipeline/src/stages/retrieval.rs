@@ -155,7 +155,10 @@ impl Run<'_> {
         let dir = self.out.join("stages/store");
         let batch = self.config.retrieval.batch_size;
         let encoder_path = models.encoder.clone();
-        let (_, dir) = self.stage("store", dir, &["retrieval-corpus"], inputs, |tmp, progress| {
+        // A domain encoder's weights are what its stage's key says they are.
+        let after: &[&str] =
+            if self.keys.contains_key("encoder") { &["retrieval-corpus", "encoder"] } else { &["retrieval-corpus"] };
+        let (_, dir) = self.stage("store", dir, after, inputs, |tmp, progress| {
             let encoder =
                 kailin_retrieval::EncoderBuilder::new(&encoder_path).batch_size(batch).build::<B>(device).lib()?;
             let texts = docs.iter().map(|d| Ok::<_, std::io::Error>((d.id.clone(), d.retrieval_text())));
