@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::NativeLlama;
-use super::kernels::log_sum_exp;
+use super::kernels::{log_softmax_grad, silu_mul_back};
 use super::train::{Adapter, LayerTape, LoraGradient, Span, Tape, gemm, mat, mat_mut};
 use crate::error::{Error, Result};
 
@@ -26,17 +26,14 @@ impl Tape {
             let (expected, batch) = (self.logprobs.len(), dlogp.len());
             return Err(Error::BatchMismatch { what: "the log-probability gradients", expected, batch });
         }
-        let Tape { model: m, adapters, spans, mut layers, last, scored, mut logits, .. } = self;
+        let Tape { model: m, adapters, spans, mut layers, last, scored, mut logits, lse, .. } = self;
         let (h, vocab) = (m.hidden, m.vocab);
         let n = last.len() / h;
         // d log softmax(z)[t] / dz = onehot(t) − softmax(z), times the row's coefficient.
         let coefficients: Vec<f32> = dlogp.iter().flatten().map(|&d| d as f32).collect();
-        logits.par_chunks_exact_mut(vocab).zip(&scored).zip(&coefficients).for_each(|((z, &(_, t)), &c)| {
-            let lse = log_sum_exp(z);
-            for v in z.iter_mut() {
-                *v = -c * (*v - lse).exp();
-            }
-            z[t as usize] += c;
+        let rows = scored.par_iter().zip(&lse).zip(&coefficients);
+        logits.par_chunks_exact_mut(vocab).zip(rows).for_each(|(z, ((&(_, t), &lse), &c))| {
+            log_softmax_grad(z, lse, c, t as usize);
         });
         let mut dnormed = vec![0f32; scored.len() * h];
         if !scored.is_empty() {
@@ -114,62 +111,6 @@ impl NativeLlama {
         rms_back_rows(&mut dx2, &dn1, &t.x, &blk.attn_norm, self.eps);
         dx2
     }
-
-    /// The gradient of Q, K (both after RoPE) and V `[n, q + 2·kv]` from that of the context,
-    /// per (sequence, key/value head) in parallel.
-    fn attention_backward(&self, dctx: &[f32], qkv: &[f32], probs: &[Vec<f32>], spans: &[Span]) -> Vec<f32> {
-        let (hd, nh, kvh) = (self.head_dim, self.heads, self.kv_heads);
-        let (group, width, qd) = (nh / kvh, (nh + 2 * kvh) * hd, nh * hd);
-        let scale = 1.0 / (hd as f32).sqrt();
-        let tasks: Vec<(usize, usize)> = (0..spans.len()).flat_map(|s| (0..kvh).map(move |g| (s, g))).collect();
-        let results: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = tasks
-            .par_iter()
-            .zip(probs)
-            .map(|(&(s, g), p)| {
-                let (span, seq) = (spans[s], faer::Par::Seq);
-                let (rows, len) = (group * span.len, span.len);
-                let (q, k, v) = self.gather_heads(qkv, span, g);
-                // The context's gradient, stacked as the queries are.
-                let mut dc = vec![0f32; rows * hd];
-                for j in 0..group {
-                    let head = g * group + j;
-                    for t in 0..len {
-                        let src = (span.row + t) * qd + head * hd;
-                        dc[(j * len + t) * hd..(j * len + t + 1) * hd].copy_from_slice(&dctx[src..src + hd]);
-                    }
-                }
-                let mut dv = vec![0f32; len * hd];
-                gemm(mat_mut(&mut dv, len, hd), false, mat(p, rows, len).transpose(), mat(&dc, rows, hd), 1.0, seq);
-                let mut ds = vec![0f32; rows * len];
-                gemm(mat_mut(&mut ds, rows, len), false, mat(&dc, rows, hd), mat(&v, len, hd).transpose(), 1.0, seq);
-                // Softmax backwards, row by row: dS = P ∘ (dP − Σ P·dP).
-                for (d, pr) in ds.chunks_exact_mut(len).zip(p.chunks_exact(len)) {
-                    let dot: f32 = d.iter().zip(pr).map(|(a, b)| a * b).sum();
-                    for (d, &pv) in d.iter_mut().zip(pr) {
-                        *d = pv * (*d - dot);
-                    }
-                }
-                let mut dq = vec![0f32; rows * hd];
-                gemm(mat_mut(&mut dq, rows, hd), false, mat(&ds, rows, len), mat(&k, len, hd), scale, seq);
-                let mut dk = vec![0f32; len * hd];
-                gemm(mat_mut(&mut dk, len, hd), false, mat(&ds, rows, len).transpose(), mat(&q, rows, hd), scale, seq);
-                (dq, dk, dv)
-            })
-            .collect();
-        let n = spans.iter().map(|s| s.len).sum::<usize>();
-        let mut dqkv = vec![0f32; n * width];
-        for (&(s, g), (dq, dk, dv)) in tasks.iter().zip(results) {
-            let span = spans[s];
-            self.scatter_queries(&mut dqkv, width, &dq, span, g);
-            for t in 0..span.len {
-                let row = (span.row + t) * width;
-                let (k_at, v_at) = (row + (nh + g) * hd, row + (nh + kvh + g) * hd);
-                dqkv[k_at..k_at + hd].copy_from_slice(&dk[t * hd..(t + 1) * hd]);
-                dqkv[v_at..v_at + hd].copy_from_slice(&dv[t * hd..(t + 1) * hd]);
-            }
-        }
-        dqkv
-    }
 }
 
 /// For each adapter of a projection whose input was `x` `[n, in]` and whose output's gradient
@@ -241,11 +182,7 @@ fn silu_mul_back_rows(dgu: &mut [f32], dact: &[f32], gate_up: &[f32], ff: usize)
             {
                 let (dg, du) = dgu.split_at_mut(ff);
                 let (g, u) = gu.split_at(ff);
-                for i in 0..ff {
-                    let s = 1.0 / (1.0 + (-g[i]).exp());
-                    dg[i] = da[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
-                    du[i] = da[i] * g[i] * s;
-                }
+                silu_mul_back(dg, du, da, g, u);
             }
         });
 }

@@ -119,6 +119,19 @@ pub(super) fn log_sum_exp(row: &[f32]) -> f32 {
     simd::log_sum_exp(row)
 }
 
+/// A row of logits `z` (normaliser `lse`) becomes the gradient of `c·log softmax(z)[t]` with
+/// respect to it: `c·(onehot(t) − softmax(z))`.
+pub(super) fn log_softmax_grad(z: &mut [f32], lse: f32, c: f32, t: usize) {
+    simd::scaled_softmax_neg(z, lse, c);
+    z[t] += c;
+}
+
+/// The gradients of `gate` and `up` from that of `act = silu(gate)·up`, one row:
+/// `d gate = d act·up·σ(gate)·(1 + gate·(1 − σ(gate)))`, `d up = d act·silu(gate)`.
+pub(super) fn silu_mul_back(dgate: &mut [f32], dup: &mut [f32], dact: &[f32], gate: &[f32], up: &[f32]) {
+    simd::silu_mul_back(dgate, dup, dact, gate, up);
+}
+
 /// Softmax of `row · scale` in place.
 pub(super) fn softmax(row: &mut [f32], scale: f32) {
     simd::softmax(row, scale);
@@ -153,9 +166,11 @@ mod simd {
 
     pub(super) use self::add::add;
     pub(super) use self::dots::dots;
+    pub(super) use self::grad::scaled_softmax_neg;
     pub(super) use self::lse::log_sum_exp;
     pub(super) use self::rms::rms_norm;
     pub(super) use self::silu::silu_mul;
+    pub(super) use self::silu_back::silu_mul_back;
     pub(super) use self::soft::softmax;
 
     mod add {
@@ -232,12 +247,39 @@ mod simd {
         }
     }
 
+    mod silu_back {
+        use super::*;
+        dispatch! {
+            /// `dgate = dact·up·σ·(1 + gate·(1 − σ))`, `dup = dact·gate·σ`, with `σ = σ(gate)`.
+            fn silu_mul_back / silu_mul_back_avx2(dgate: &mut [f32], dup: &mut [f32], dact: &[f32], gate: &[f32], up: &[f32]) {
+                let rows = dgate.iter_mut().zip(dup.iter_mut()).zip(dact).zip(gate).zip(up);
+                for ((((dg, du), &da), &g), &u) in rows {
+                    let s = 1.0 / (1.0 + exp(-g));
+                    *dg = da * u * s * (1.0 + g * (1.0 - s));
+                    *du = da * g * s;
+                }
+            }
+        }
+    }
+
     mod soft {
         use super::*;
         dispatch! {
             /// Softmax of `row · scale`, in place.
             fn softmax / softmax_avx2(row: &mut [f32], scale: f32) {
                 kailin_core::simd::softmax(row, scale);
+            }
+        }
+    }
+
+    mod grad {
+        use super::*;
+        dispatch! {
+            /// `z = −c·e^(z − lse)`, in place.
+            fn scaled_softmax_neg / scaled_softmax_neg_avx2(z: &mut [f32], lse: f32, c: f32) {
+                for v in z.iter_mut() {
+                    *v = -c * exp(*v - lse);
+                }
             }
         }
     }
@@ -317,5 +359,33 @@ mod tests {
         let row: Vec<f32> = (0..37).map(|i| (i * 11 % 23) as f32 / 2.0 - 6.0).collect();
         let want = row.iter().map(|&v| f64::from(v).exp()).sum::<f64>().ln();
         assert!((f64::from(log_sum_exp(&row)) - want).abs() < 1e-5);
+    }
+
+    /// The element-wise backward passes against their derivatives in f64, on rows longer
+    /// than a vector and not a multiple of it.
+    #[test]
+    fn backward_loops_match_their_derivatives() {
+        let f = |i: usize, m: usize| ((i * m % 29) as f32 - 14.0) / 3.0;
+        let gate: Vec<f32> = (0..37).map(|i| f(i, 7)).collect();
+        let up: Vec<f32> = (0..37).map(|i| f(i, 11)).collect();
+        let dact: Vec<f32> = (0..37).map(|i| f(i, 5) / 4.0).collect();
+        let (mut dgate, mut dup) = (vec![f32::NAN; 37], vec![f32::NAN; 37]);
+        silu_mul_back(&mut dgate, &mut dup, &dact, &gate, &up);
+        for i in 0..37 {
+            let (g, u, d) = (f64::from(gate[i]), f64::from(up[i]), f64::from(dact[i]));
+            let s = 1.0 / (1.0 + (-g).exp());
+            let (want_g, want_u) = (d * u * (s + g * s * (1.0 - s)), d * g * s);
+            assert!((f64::from(dgate[i]) - want_g).abs() < 1e-5 * want_g.abs().max(1.0), "d gate {i}");
+            assert!((f64::from(dup[i]) - want_u).abs() < 1e-5 * want_u.abs().max(1.0), "d up {i}");
+        }
+        let z: Vec<f32> = (0..37).map(|i| f(i, 13)).collect();
+        let lse = log_sum_exp(&z);
+        let mut grad = z.clone();
+        log_softmax_grad(&mut grad, lse, -0.5, 4);
+        let norm: f64 = z.iter().map(|&v| f64::from(v).exp()).sum();
+        for (i, (&g, &v)) in grad.iter().zip(&z).enumerate() {
+            let want = -0.5 * (f64::from(u8::from(i == 4)) - f64::from(v).exp() / norm);
+            assert!((f64::from(g) - want).abs() < 1e-6, "d z {i}: {g} vs {want}");
+        }
     }
 }

@@ -23,6 +23,7 @@
 //! buffers (loaded, merged, trained) makes a new copy.
 
 mod backward;
+mod causal;
 mod kernels;
 mod pass;
 mod qmatrix;

@@ -13,7 +13,7 @@ use burn::module::ParamId;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::kernels::{add_into, log_sum_exp, matmul, rms_norm_rows, rope, rope_inverse, silu_mul_rows, softmax};
+use super::kernels::{add_into, log_sum_exp, matmul, rms_norm_rows, rope, rope_inverse, silu_mul_rows};
 use super::{CopyKind, NativeBlock, NativeLlama, cached, values};
 use crate::error::{Error, Result};
 use crate::llama::{Linear, Llama};
@@ -102,6 +102,8 @@ pub struct Tape {
     pub(super) scored: Vec<(usize, u32)>,
     /// Their logits `[scored, vocab]`.
     pub(super) logits: Vec<f32>,
+    /// Each logits row's normaliser, `ln Σ e^z`.
+    pub(super) lse: Vec<f32>,
     pub(super) logprobs: Vec<Vec<f64>>,
 }
 
@@ -246,14 +248,16 @@ impl NativeLlama {
         }
         let rows: Vec<usize> = scored.iter().map(|&(r, _)| r).collect();
         let logits = self.head_rows(&x, &rows);
-        let all: Vec<f64> = logits
-            .par_chunks_exact(self.vocab)
-            .zip(&scored)
-            .map(|(z, &(_, t))| f64::from(z[t as usize]) - f64::from(log_sum_exp(z)))
+        let lse: Vec<f32> = logits.par_chunks_exact(self.vocab).map(log_sum_exp).collect();
+        let mut at = logits.chunks_exact(self.vocab).zip(&scored).zip(&lse);
+        let logprobs = seqs
+            .iter()
+            .map(|s| {
+                let row = |((z, &(_, t)), &l): ((&[f32], _), &f32)| f64::from(z[t as usize]) - f64::from(l);
+                at.by_ref().take(s.targets.len()).map(row).collect()
+            })
             .collect();
-        let mut at = all.into_iter();
-        let logprobs = seqs.iter().map(|s| at.by_ref().take(s.targets.len()).collect()).collect();
-        Ok(Tape { model: self, adapters, spans, layers, last: x, scored, logits, logprobs })
+        Ok(Tape { model: self, adapters, spans, layers, last: x, scored, logits, lse, logprobs })
     }
 
     fn block_forward(
@@ -305,86 +309,5 @@ impl NativeLlama {
                 if inverse { rope_inverse(head, cos, sin) } else { rope(head, cos, sin) }
             }
         });
-    }
-
-    /// Causal attention of each sequence over itself, in parallel over (sequence, key/value
-    /// head): the context `[n, heads·head_dim]` and each task's probabilities.
-    fn self_attention(&self, qkv: &[f32], spans: &[Span]) -> (Vec<f32>, Vec<Vec<f32>>) {
-        let (hd, nh, kvh) = (self.head_dim, self.heads, self.kv_heads);
-        let (group, qd) = (nh / kvh, nh * hd);
-        let scale = 1.0 / (hd as f32).sqrt();
-        let tasks: Vec<(usize, usize)> = (0..spans.len()).flat_map(|s| (0..kvh).map(move |g| (s, g))).collect();
-        let results: Vec<(Vec<f32>, Vec<f32>)> = tasks
-            .par_iter()
-            .map(|&(s, g)| {
-                let len = spans[s].len;
-                let (q, k, v) = self.gather_heads(qkv, spans[s], g);
-                let mut probs = vec![0f32; group * len * len];
-                let seq = faer::Par::Seq;
-                gemm(
-                    mat_mut(&mut probs, group * len, len),
-                    false,
-                    mat(&q, group * len, hd),
-                    mat(&k, len, hd).transpose(),
-                    1.0,
-                    seq,
-                );
-                for (r, row) in probs.chunks_exact_mut(len).enumerate() {
-                    let seen = r % len + 1;
-                    softmax(&mut row[..seen], scale);
-                    row[seen..].fill(0.0);
-                }
-                let mut out = vec![0f32; group * len * hd];
-                gemm(
-                    mat_mut(&mut out, group * len, hd),
-                    false,
-                    mat(&probs, group * len, len),
-                    mat(&v, len, hd),
-                    1.0,
-                    seq,
-                );
-                (out, probs)
-            })
-            .collect();
-        let n = spans.iter().map(|s| s.len).sum::<usize>();
-        let mut ctx = vec![0f32; n * qd];
-        let mut probs = Vec::with_capacity(tasks.len());
-        for (&(s, g), (out, p)) in tasks.iter().zip(results) {
-            self.scatter_queries(&mut ctx, qd, &out, spans[s], g);
-            probs.push(p);
-        }
-        (ctx, probs)
-    }
-
-    /// Key/value head `g`'s queries stacked (row `j·len + t`: head `g·group + j` at token `t`),
-    /// keys and values `[len, head_dim]`, of one sequence's rows of `qkv`.
-    pub(super) fn gather_heads(&self, qkv: &[f32], span: Span, g: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let (hd, nh, kvh) = (self.head_dim, self.heads, self.kv_heads);
-        let (group, width, len) = (nh / kvh, (nh + 2 * kvh) * hd, span.len);
-        let mut q = vec![0f32; group * len * hd];
-        let (mut k, mut v) = (vec![0f32; len * hd], vec![0f32; len * hd]);
-        for t in 0..len {
-            let row = &qkv[(span.row + t) * width..(span.row + t + 1) * width];
-            for j in 0..group {
-                let head = g * group + j;
-                q[(j * len + t) * hd..(j * len + t + 1) * hd].copy_from_slice(&row[head * hd..(head + 1) * hd]);
-            }
-            k[t * hd..(t + 1) * hd].copy_from_slice(&row[(nh + g) * hd..(nh + g + 1) * hd]);
-            v[t * hd..(t + 1) * hd].copy_from_slice(&row[(nh + kvh + g) * hd..(nh + kvh + g + 1) * hd]);
-        }
-        (q, k, v)
-    }
-
-    /// Writes stacked rows of key/value head `g`'s query heads (as [`gather_heads`](Self::gather_heads)
-    /// lays them out) into `dst` `[n, width]`, whose first `heads·head_dim` columns are the heads.
-    pub(super) fn scatter_queries(&self, dst: &mut [f32], width: usize, stacked: &[f32], span: Span, g: usize) {
-        let (hd, group) = (self.head_dim, self.heads / self.kv_heads);
-        for j in 0..group {
-            let head = g * group + j;
-            for t in 0..span.len {
-                let at = (span.row + t) * width + head * hd;
-                dst[at..at + hd].copy_from_slice(&stacked[(j * span.len + t) * hd..(j * span.len + t + 1) * hd]);
-            }
-        }
     }
 }

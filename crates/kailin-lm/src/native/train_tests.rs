@@ -51,6 +51,11 @@ fn sequences() -> Vec<TrainSequence> {
             tokens: vec![2, 2, 30, 31, 4, 6, 8, 10, 12],
             targets: (0..8).map(|p| (p, p as u32 * 5)).collect(),
         },
+        // Longer than a block of the causal products (32 tokens), scored in both blocks.
+        TrainSequence {
+            tokens: (0..60).map(|i| (i * 7 + 3) % 48).collect(),
+            targets: [0, 5, 31, 32, 33, 47, 59].iter().map(|&p| (p, (p as u32 * 11) % 48)).collect(),
+        },
         // Scored nowhere: it still runs through the blocks, and contributes nothing.
         TrainSequence { tokens: vec![9, 8, 7], targets: vec![] },
     ]
