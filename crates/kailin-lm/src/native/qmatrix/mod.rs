@@ -17,6 +17,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod portable;
 #[cfg(test)]
 mod tests;
@@ -259,6 +261,12 @@ impl QMatrix {
     /// + j]` is weight row `range.start + j` times activation row `r0 + k`.
     fn band(&self, range: std::ops::Range<usize>, q: &ActRows, r0: usize, n: usize, out: &mut [f32], stride: usize) {
         let w = &self.data[range.start * self.row_bytes..range.end * self.row_bytes];
+        #[cfg(target_arch = "x86_64")]
+        if self.packed == Packed::Q4 && avx512::available() {
+            // SAFETY: `available()`: the CPU has the kernel's features.
+            unsafe { avx512::band_q4(w, self.row_bytes, q, r0..r0 + n, out, stride) };
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if fast_kernels() && !matches!(self.packed, Packed::File(_)) {
             // SAFETY: `fast_kernels()`: the CPU has AVX2 and FMA.

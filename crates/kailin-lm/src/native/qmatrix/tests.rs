@@ -79,15 +79,33 @@ fn fast_and_portable_kernels_agree_to_rounding() {
     if !fast_kernels() {
         return;
     }
-    for kind in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
-        let m = blocks(kind, 8, 256, 3);
-        let x: Vec<f32> = (0..256).map(|i| (i as f32 * 0.37).sin()).collect();
-        let q = ActRows::new(&x, 1, 256);
+    // 256 columns: whole pairs of blocks; 96 and 2,112: an odd block left (AVX-512), and more
+    // blocks than one chunk of scales (2,112 = 66 blocks).
+    let shapes =
+        [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0].into_iter().flat_map(|k| [(k, 256), (k, 96), (k, 2112)]);
+    for (kind, cols) in shapes {
+        let m = blocks(kind, 8, cols, 3);
+        let x: Vec<f32> = (0..3 * cols).map(|i| (i as f32 * 0.37).sin()).collect();
+        let q = ActRows::new(&x, 3, cols);
         for o in 0..8 {
-            let mut a = [0f32];
-            m.band(o..o + 1, &q, 0, 1, &mut a, 0);
-            let b = portable::dot(m.packed, m.row(o), &q, 0);
-            assert!((a[0] - b).abs() <= 1e-5 * (1.0 + b.abs()), "{kind:?}: {a:?} vs {b}");
+            for r in 0..3 {
+                let want = portable::dot(m.packed, m.row(o), &q, r);
+                let close = |got: f32| (got - want).abs() <= 1e-5 * (1.0 + want.abs());
+                // The best kernel for this CPU, one and three rows at once.
+                let (mut one, mut three) = ([0f32], [0f32; 3]);
+                m.band(o..o + 1, &q, r, 1, &mut one, 0);
+                m.band(o..o + 1, &q, 0, 3, &mut three, 1);
+                assert!(close(one[0]) && close(three[r]), "{kind:?} × {cols}: {one:?} {three:?} vs {want}");
+                assert_eq!(one[0], three[r], "{kind:?}: a row alone equals it among others");
+                // And AVX2's, which a CPU with AVX-512 would not run otherwise.
+                #[cfg(target_arch = "x86_64")]
+                {
+                    let mut a = [0f32];
+                    // SAFETY: `fast_kernels()` checked above.
+                    unsafe { super::avx2::band(m.packed, m.row(o), m.row_bytes, &q, r..r + 1, &mut a, 0) };
+                    assert!(close(a[0]), "{kind:?} × {cols} (AVX2): {a:?} vs {want}");
+                }
+            }
         }
     }
 }
