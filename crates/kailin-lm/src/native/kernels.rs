@@ -10,16 +10,21 @@ const ROWS_PER_TASK: usize = 32;
 
 /// Up to this many rows, a projection whose file's blocks are at hand multiplies them (on
 /// 16-bit activations) instead of its f32 copy: a decoding step of up to this many sequences.
-/// The blocks are read and unpacked once for four rows at a time; at 16 rows the f32 GEMM,
-/// which reads its weights once for all of them, was faster (`cargo xtask bench lm`, batch of
-/// 16: 168–170 tok/s on the blocks, 197 on the f32 copy; docs/benchmarks.md). Between 5 and
-/// 15 rows is not measured: 4, one kernel call's rows, is the bound kept.
+/// The blocks are read and unpacked once for four rows at a time; a row's integer work does
+/// not shrink with more rows, so larger batches unpack the blocks to f32 band by band and
+/// multiply them with a GEMM ([`TILED_ROWS`]).
 pub(super) const QUANTISED_ROWS: usize = 4;
+
+/// Up to this many rows (a batch's decoding step), a product with quantised weights unpacks
+/// them band by band ([`QMatrix::product_tiled`](super::QMatrix::product_tiled)); more (a
+/// prompt pass) are one GEMM over the f32 copy.
+pub(super) const TILED_ROWS: usize = 64;
 
 /// `dst = x · W + b` for `rows` rows, on all the pool's threads.
 pub(super) fn matmul(dst: &mut [f32], x: &[f32], p: &Proj, rows: usize) {
     match &p.q {
         Some(q) if rows <= QUANTISED_ROWS => q.product(dst, x, p.b.as_deref(), rows),
+        Some(q) if rows <= TILED_ROWS => q.product_tiled(dst, x, p.b.as_deref(), rows),
         _ => product(dst, x, &p.wt, p.b.as_deref(), rows, p.input, p.output),
     }
 }

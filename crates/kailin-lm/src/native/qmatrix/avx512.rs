@@ -133,3 +133,27 @@ unsafe fn rows<const R: usize>(band: &[u8], row_bytes: usize, q: &ActRows, r0: u
         }
     }
 }
+
+/// One row of [`Packed::Q4`](super::Packed::Q4) blocks (`nb` of them) as f32, into `out`
+/// (`32·nb` values): `w = d·q + m`, sixteen at a time.
+///
+/// # Safety
+/// The CPU must have what [`available`] checks.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+pub(super) unsafe fn dequantize_q4(row: &[u8], nb: usize, out: &mut [f32]) {
+    assert!(row.len() >= 24 * nb && out.len() >= 32 * nb);
+    // SAFETY: the features (the caller); reads and writes within the lengths just checked.
+    unsafe {
+        let (d, m, qs) = (row.as_ptr().cast::<f32>(), row.as_ptr().add(4 * nb).cast::<f32>(), row.as_ptr().add(8 * nb));
+        let mask = _mm512_set1_epi32(0x0f);
+        for b in 0..nb {
+            let v = _mm512_cvtepu8_epi32(_mm_loadu_si128(qs.add(16 * b).cast()));
+            let (scale, min) = (_mm512_set1_ps(d.add(b).read_unaligned()), _mm512_set1_ps(m.add(b).read_unaligned()));
+            let lo = _mm512_cvtepi32_ps(_mm512_and_si512(v, mask));
+            let hi = _mm512_cvtepi32_ps(_mm512_srli_epi32::<4>(v));
+            let o = out.as_mut_ptr().add(32 * b);
+            _mm512_storeu_ps(o, _mm512_fmadd_ps(scale, lo, min));
+            _mm512_storeu_ps(o.add(16), _mm512_fmadd_ps(scale, hi, min));
+        }
+    }
+}

@@ -10,8 +10,10 @@
 //!
 //! Q4_0, Q4_1 and Q8_0 blocks are repacked at load ([`Packed`]): their half-precision scales
 //! widened to f32 and Q4_0's offset folded into a per-block minimum, so that a block's product
-//! is one integer dot, one FMA and one scalar FMA, with AVX2 kernels chosen at run time (`avx2`)
-//! and a portable loop (`portable`); the K-quants keep the file's bytes and the portable loop.
+//! is one integer dot, one FMA and one scalar FMA, with AVX-512 VNNI (`avx512`, 4-bit blocks)
+//! and AVX2 kernels chosen at run time (`avx2`) and a portable loop (`portable`); the K-quants
+//! keep the file's bytes and the portable loop. Batches of more than four rows take another
+//! path ([`QMatrix::product_tiled`]): bands of weights unpacked to f32, then a GEMM.
 //! Each activation row goes through the same arithmetic whether it is multiplied alone or
 //! with others, so a batch's rows equal the rows alone bit for bit.
 
@@ -187,28 +189,7 @@ impl QMatrix {
     #[cfg(test)]
     pub(crate) fn dequantized(&self) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.rows * self.cols);
-        match self.packed {
-            Packed::File(kind) => crate::quant::dequantize(kind, &self.data, &mut out),
-            Packed::Q4 => {
-                let nb = self.cols / QK;
-                for row in self.data.chunks_exact(self.row_bytes) {
-                    for b in 0..nb {
-                        let (d, m, qs) = (f32_at(row, 4 * b), f32_at(row, 4 * (nb + b)), &row[8 * nb + 16 * b..][..16]);
-                        out.extend(qs.iter().map(|q| d * f32::from(q & 0xf) + m));
-                        out.extend(qs.iter().map(|q| d * f32::from(q >> 4) + m));
-                    }
-                }
-            }
-            Packed::Q8 => {
-                let nb = self.cols / QK;
-                for row in self.data.chunks_exact(self.row_bytes) {
-                    for b in 0..nb {
-                        let d = f32_at(row, 4 * b);
-                        out.extend(row[4 * nb + 32 * b..][..32].iter().map(|&q| d * f32::from(q as i8)));
-                    }
-                }
-            }
-        }
+        self.dequantize_rows(0..self.rows, &mut out);
         out
     }
 
@@ -257,6 +238,83 @@ impl QMatrix {
         }
     }
 
+    /// `dst = x · selfᵀ + b` for `n` rows of `x` `[n, cols]` in f32 (a batch of a few dozen
+    /// rows): bands of [`TILE`] weight rows unpacked to f32 into a buffer each thread keeps,
+    /// each multiplied with every row by a GEMM of its own. Against one GEMM over the f32 copy,
+    /// the weights read from memory are the file's 4–8 bits instead of 32, and no packing pass
+    /// over the whole matrix is made per call.
+    pub(crate) fn product_tiled(&self, dst: &mut [f32], x: &[f32], bias: Option<&[f32]>, n: usize) {
+        let (rows, cols) = (self.rows, self.cols);
+        let x = faer::MatRef::from_row_major_slice(&x[..n * cols], n, cols);
+        let bands: Vec<Vec<f32>> = (0..rows.div_ceil(TILE))
+            .into_par_iter()
+            .map(|band| {
+                let (first, last) = (band * TILE, ((band + 1) * TILE).min(rows));
+                let width = last - first;
+                let mut out = vec![0f32; n * width];
+                TILE_BUFFER.with_borrow_mut(|tile| {
+                    tile.clear();
+                    self.dequantize_rows(first..last, tile);
+                    let w = faer::MatRef::from_row_major_slice(&tile[..], width, cols).transpose();
+                    let dst = faer::MatMut::from_row_major_slice_mut(&mut out, n, width);
+                    faer::linalg::matmul::matmul(dst, faer::Accum::Replace, x, w, 1.0, faer::Par::Seq);
+                });
+                if let Some(b) = bias {
+                    for row in out.chunks_exact_mut(width) {
+                        row.iter_mut().zip(&b[first..last]).for_each(|(d, b)| *d += b);
+                    }
+                }
+                out
+            })
+            .collect();
+        for (band, out) in bands.iter().enumerate() {
+            let (first, width) = (band * TILE, out.len() / n);
+            for r in 0..n {
+                dst[r * rows + first..r * rows + first + width].copy_from_slice(&out[r * width..(r + 1) * width]);
+            }
+        }
+    }
+
+    /// Weight rows `range` as f32, appended to `out`.
+    fn dequantize_rows(&self, range: std::ops::Range<usize>, out: &mut Vec<f32>) {
+        let nb = self.cols / QK;
+        out.reserve(range.len() * self.cols);
+        for o in range {
+            let row = self.row(o);
+            match self.packed {
+                Packed::File(kind) => crate::quant::dequantize(kind, row, out),
+                #[cfg(target_arch = "x86_64")]
+                Packed::Q4 if avx512::available() => {
+                    let start = out.len();
+                    out.resize(start + self.cols, 0.0);
+                    // SAFETY: `available()`: the CPU has the kernel's features.
+                    unsafe { avx512::dequantize_q4(row, nb, &mut out[start..]) };
+                }
+                Packed::Q4 => {
+                    let (d, m, qs) = (&row[..4 * nb], &row[4 * nb..8 * nb], &row[8 * nb..]);
+                    for b in 0..nb {
+                        let (d, m) = (f32_at(d, 4 * b), f32_at(m, 4 * b));
+                        let qs = &qs[16 * b..16 * b + 16];
+                        let mut block = [0f32; QK];
+                        let (lo, hi) = block.split_at_mut(16);
+                        for ((l, h), q) in lo.iter_mut().zip(hi.iter_mut()).zip(qs) {
+                            *l = d * f32::from(q & 0xf) + m;
+                            *h = d * f32::from(q >> 4) + m;
+                        }
+                        out.extend_from_slice(&block);
+                    }
+                }
+                Packed::Q8 => {
+                    let (d, qs) = (&row[..4 * nb], &row[4 * nb..]);
+                    for b in 0..nb {
+                        let d = f32_at(d, 4 * b);
+                        out.extend(qs[32 * b..32 * b + 32].iter().map(|&q| d * f32::from(q as i8)));
+                    }
+                }
+            }
+        }
+    }
+
     /// Weight rows `range` against activation rows `r0..r0 + n` (`n` at most 4): `out[k·stride
     /// + j]` is weight row `range.start + j` times activation row `r0 + k`.
     fn band(&self, range: std::ops::Range<usize>, q: &ActRows, r0: usize, n: usize, out: &mut [f32], stride: usize) {
@@ -279,6 +337,15 @@ impl QMatrix {
             }
         }
     }
+}
+
+/// Weight rows per band of [`QMatrix::product_tiled`]: a band of the widest projection
+/// here (1,536 columns) unpacks to 768 KiB, inside a core's L2.
+const TILE: usize = 128;
+
+thread_local! {
+    /// Each thread's band of unpacked weights, kept between calls.
+    static TILE_BUFFER: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The largest activation value after scaling.

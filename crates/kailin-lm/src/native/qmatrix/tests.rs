@@ -139,3 +139,32 @@ fn a_batchs_rows_equal_the_rows_alone_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn tiled_products_equal_dequantise_then_multiply_in_f32() {
+    let kinds = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K];
+    // 300 rows: two whole bands and a partial one.
+    let (rows, cols) = (300, 256);
+    for (kind, n) in kinds.into_iter().flat_map(|k| [(k, 5), (k, 16)]) {
+        let m = blocks(kind, rows, cols, kind as u64 + 3);
+        let w = m.dequantized();
+        let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 2.0).collect();
+        let bias: Vec<f32> = (0..rows).map(|i| i as f32 / 50.0 - 3.0).collect();
+        let mut got = vec![f32::NAN; n * rows];
+        m.product_tiled(&mut got, &x, Some(&bias), n);
+        for r in 0..n {
+            for o in 0..rows {
+                let (wr, xr) = (&w[o * cols..(o + 1) * cols], &x[r * cols..(r + 1) * cols]);
+                let terms = wr.iter().zip(xr).map(|(&a, &b)| f64::from(a) * f64::from(b));
+                let exact = terms.clone().sum::<f64>() + f64::from(bias[o]);
+                let size = terms.map(f64::abs).sum::<f64>() + f64::from(bias[o]).abs();
+                let err = (f64::from(got[r * rows + o]) - exact).abs();
+                assert!(
+                    err <= 1e-5 * size.max(1.0),
+                    "{kind:?} × {n} rows: row {r} out {o}: {} vs {exact}",
+                    got[r * rows + o]
+                );
+            }
+        }
+    }
+}
