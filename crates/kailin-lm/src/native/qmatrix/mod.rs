@@ -211,19 +211,36 @@ impl QMatrix {
             });
             return;
         }
-        // Each task writes a band of outputs for every input row into its own buffer.
-        let bands: Vec<Vec<f32>> = (0..rows.div_ceil(BAND))
+        // Each task writes a band of outputs for every input row.
+        self.by_bands(dst, bias, n, BAND, |range, out| {
+            let width = range.len();
+            for r0 in (0..n).step_by(4) {
+                let group = (n - r0).min(4);
+                self.band(range.clone(), &q, r0, group, &mut out[r0 * width..], width);
+            }
+        });
+    }
+
+    /// `dst` `[n, rows]` (plus `bias`) from bands of `band_rows` weight rows in parallel:
+    /// `f(range, out)` writes weight rows `range` against all `n` activation rows into `out`
+    /// `[n, range.len()]`, a buffer of the band's own.
+    fn by_bands(
+        &self,
+        dst: &mut [f32],
+        bias: Option<&[f32]>,
+        n: usize,
+        band_rows: usize,
+        f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+    ) {
+        let rows = self.rows;
+        let bands: Vec<Vec<f32>> = (0..rows.div_ceil(band_rows))
             .into_par_iter()
             .map(|band| {
-                let (first, last) = (band * BAND, ((band + 1) * BAND).min(rows));
-                let width = last - first;
-                let mut out = vec![0f32; n * width];
-                for r0 in (0..n).step_by(4) {
-                    let group = (n - r0).min(4);
-                    self.band(first..last, &q, r0, group, &mut out[r0 * width..], width);
-                }
+                let (first, last) = (band * band_rows, ((band + 1) * band_rows).min(rows));
+                let mut out = vec![0f32; n * (last - first)];
+                f(first..last, &mut out);
                 if let Some(b) = bias {
-                    for row in out.chunks_exact_mut(width) {
+                    for row in out.chunks_exact_mut(last - first) {
                         row.iter_mut().zip(&b[first..last]).for_each(|(d, b)| *d += b);
                     }
                 }
@@ -231,7 +248,7 @@ impl QMatrix {
             })
             .collect();
         for (band, out) in bands.iter().enumerate() {
-            let (first, width) = (band * BAND, out.len() / n);
+            let (first, width) = (band * band_rows, out.len() / n);
             for r in 0..n {
                 dst[r * rows + first..r * rows + first + width].copy_from_slice(&out[r * width..(r + 1) * width]);
             }
@@ -244,35 +261,18 @@ impl QMatrix {
     /// the weights read from memory are the file's 4–8 bits instead of 32, and no packing pass
     /// over the whole matrix is made per call.
     pub(crate) fn product_tiled(&self, dst: &mut [f32], x: &[f32], bias: Option<&[f32]>, n: usize) {
-        let (rows, cols) = (self.rows, self.cols);
+        let cols = self.cols;
         let x = faer::MatRef::from_row_major_slice(&x[..n * cols], n, cols);
-        let bands: Vec<Vec<f32>> = (0..rows.div_ceil(TILE))
-            .into_par_iter()
-            .map(|band| {
-                let (first, last) = (band * TILE, ((band + 1) * TILE).min(rows));
-                let width = last - first;
-                let mut out = vec![0f32; n * width];
-                TILE_BUFFER.with_borrow_mut(|tile| {
-                    tile.clear();
-                    self.dequantize_rows(first..last, tile);
-                    let w = faer::MatRef::from_row_major_slice(&tile[..], width, cols).transpose();
-                    let dst = faer::MatMut::from_row_major_slice_mut(&mut out, n, width);
-                    faer::linalg::matmul::matmul(dst, faer::Accum::Replace, x, w, 1.0, faer::Par::Seq);
-                });
-                if let Some(b) = bias {
-                    for row in out.chunks_exact_mut(width) {
-                        row.iter_mut().zip(&b[first..last]).for_each(|(d, b)| *d += b);
-                    }
-                }
-                out
-            })
-            .collect();
-        for (band, out) in bands.iter().enumerate() {
-            let (first, width) = (band * TILE, out.len() / n);
-            for r in 0..n {
-                dst[r * rows + first..r * rows + first + width].copy_from_slice(&out[r * width..(r + 1) * width]);
-            }
-        }
+        self.by_bands(dst, bias, n, TILE, |range, out| {
+            let width = range.len();
+            TILE_BUFFER.with_borrow_mut(|tile| {
+                tile.clear();
+                self.dequantize_rows(range, tile);
+                let w = faer::MatRef::from_row_major_slice(&tile[..], width, cols).transpose();
+                let dst = faer::MatMut::from_row_major_slice_mut(out, n, width);
+                faer::linalg::matmul::matmul(dst, faer::Accum::Replace, x, w, 1.0, faer::Par::Seq);
+            });
+        });
     }
 
     /// Weight rows `range` as f32, appended to `out`.
