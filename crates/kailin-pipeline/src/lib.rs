@@ -297,7 +297,8 @@ pub fn run_with<A: AutodiffBackend>(
 /// its kailin model only: the base model and the control are the main run's.
 fn ablation(config: &Config, name: &str) -> Result<Option<(Config, Vec<String>, &'static str)>> {
     let Some((_, changes, what)) = ABLATIONS.iter().find(|(n, ..)| *n == name) else { return Ok(None) };
-    let changes: Vec<String> = changes.iter().map(|c| (*c).to_owned()).collect();
+    let base = toml::Value::String(config.encoder.base.clone()).to_string();
+    let changes: Vec<String> = changes.iter().map(|c| c.replace("{encoder.base}", &base)).collect();
     let mut overrides = changes.clone();
     overrides.extend(["target.control=false".into(), "eval.base=false".into(), "run.ablations=[]".into()]);
     Ok(Some((config.with_overrides(&overrides)?, changes, what)))

@@ -24,7 +24,8 @@ pub const DEFAULT_PRESET: &str = "cpu-small";
 /// The ablations a run can add (`run.ablations`), each a variant of the main configuration
 /// written under `OUT/ablations/NAME/`, reusing the main run's stages before the one it
 /// changes: `(name, overrides, what it measures)`. The same-budget control is part of every
-/// main run (`target.control`).
+/// main run (`target.control`). `{encoder.base}` in an override stands for the run's
+/// `encoder.base`.
 pub const ABLATIONS: [(&str, &[&str], &str); 6] = [
     (
         "same-agents",
@@ -38,8 +39,8 @@ pub const ABLATIONS: [(&str, &[&str], &str); 6] = [
     ),
     (
         "general-embedding",
-        &["models.encoder=\"minilm\""],
-        "the general encoder as it ships instead of the domain one (w/o domain embedding)",
+        &["models.encoder={encoder.base}"],
+        "the general encoder as it ships (encoder.base) instead of the domain one (w/o domain embedding)",
     ),
     ("bm25", &["retrieval.kind=\"bm25\""], "BM25 instead of the shared dense encoder"),
     ("top-k-1", &["retrieval.k=1"], "one context per question instead of the configured k"),
