@@ -472,6 +472,7 @@ fn options_out_of_range_are_refused_with_their_range() {
         s(&["retrieve", "train", "--base", &m, "--pairs", &docs, "--out", &out, "--warmup", "1"]),
         s(&["retrieve", "train", "--base", &m, "--pairs", &docs, "--out", &out, "--batch-size", "1"]),
         s(&["retrieve", "train", "--base", &m, "--pairs", &docs, "--out", &out, "--max-tokens", "2"]),
+        s(&["retrieve", "train", "--base", &m, "--pairs", &docs, "--out", &out, "--limit", "0"]),
         s(&["retrieve", "train", "--base", &m, "--pairs", &docs, "--out", &out, "--temperature", "-1"]),
         s(&["retrieve", "train", "--base", &m, "--pairs", &docs, "--out", &out, "--epochs", "0"]),
         s(&["data", "decontaminate", "--input", &docs, "--against", &docs, "--out", &out, "--ngram", "0"]),
