@@ -28,6 +28,8 @@ mod kernels;
 mod pass;
 mod qmatrix;
 mod shared;
+mod step;
+mod team;
 mod train;
 
 use std::any::Any;

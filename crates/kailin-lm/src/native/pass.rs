@@ -49,13 +49,13 @@ impl SeqCache {
 
 /// Where one sequence's rows sit in the packed buffers of a pass.
 #[derive(Debug, Clone, Copy)]
-struct Span {
+pub(super) struct Span {
     /// First row in the pass.
-    row: usize,
+    pub(super) row: usize,
     /// New tokens.
-    len: usize,
+    pub(super) len: usize,
     /// Positions already cached (the first new token's position).
-    start: usize,
+    pub(super) start: usize,
 }
 
 impl NativeLlama {
@@ -98,28 +98,28 @@ impl NativeLlama {
                 x[at..at + h].copy_from_slice(&self.embed[id as usize * h..(id as usize + 1) * h]);
             }
         }
-        let mut buffers = Buffers::new(self, n);
-        for (layer, block) in self.blocks.iter().enumerate() {
-            self.block(layer, block, &mut x, &spans, caches, &mut buffers);
-        }
+        // The wanted rows only go through the final norm and the output projection.
+        let rows: Vec<usize> = spans.iter().zip(want).flat_map(|(s, w)| w.iter().map(move |&r| s.row + r)).collect();
+        let logits = match self.step_weights(n) {
+            Some(weights) => self.step(&weights, &mut x, &spans, caches, &rows),
+            None => {
+                let mut buffers = Buffers::new(self, n);
+                for (layer, block) in self.blocks.iter().enumerate() {
+                    self.block(layer, block, &mut x, &spans, caches, &mut buffers);
+                }
+                self.head_rows(&x, &rows)
+            }
+        };
         for (cache, span) in caches.iter_mut().zip(&spans) {
             cache.len += span.len;
         }
-        // The wanted rows only: final norm and output projection.
-        let rows: Vec<usize> = spans.iter().zip(want).flat_map(|(s, w)| w.iter().map(move |&r| s.row + r)).collect();
-        Ok(self.head_rows(&x, &rows))
+        Ok(logits)
     }
 
     /// The final norm and the output projection of rows `rows` of `x` `[n, hidden]`: their
     /// logits `[rows, vocab]`, in that order.
     pub(super) fn head_rows(&self, x: &[f32], rows: &[usize]) -> Vec<f32> {
-        let h = self.hidden;
-        let mut picked = vec![0f32; rows.len() * h];
-        for (dst, &r) in picked.chunks_exact_mut(h).zip(rows) {
-            dst.copy_from_slice(&x[r * h..(r + 1) * h]);
-        }
-        let mut normed = vec![0f32; picked.len()];
-        rms_norm_rows(&mut normed, &picked, &self.norm, self.eps);
+        let normed = self.final_norm(x, rows);
         let mut logits = vec![0f32; rows.len() * self.vocab];
         if rows.is_empty() {
             return logits;
@@ -130,10 +130,22 @@ impl NativeLlama {
             None => match &self.embed_q {
                 Some(q) if rows.len() <= QUANTISED_ROWS => q.product(&mut logits, &normed, None, rows.len()),
                 Some(q) if rows.len() <= TILED_ROWS => q.product_tiled(&mut logits, &normed, None, rows.len()),
-                _ => product(&mut logits, &normed, &self.embed, None, rows.len(), h, self.vocab),
+                _ => product(&mut logits, &normed, &self.embed, None, rows.len(), self.hidden, self.vocab),
             },
         }
         logits
+    }
+
+    /// Rows `rows` of `x` `[n, hidden]` through the final norm, in that order.
+    pub(super) fn final_norm(&self, x: &[f32], rows: &[usize]) -> Vec<f32> {
+        let h = self.hidden;
+        let mut picked = vec![0f32; rows.len() * h];
+        for (dst, &r) in picked.chunks_exact_mut(h).zip(rows) {
+            dst.copy_from_slice(&x[r * h..(r + 1) * h]);
+        }
+        let mut normed = vec![0f32; picked.len()];
+        rms_norm_rows(&mut normed, &picked, &self.norm, self.eps);
+        normed
     }
 
     fn block(
@@ -162,9 +174,7 @@ impl NativeLlama {
     /// RoPE on each new token's query and key heads (in place in `qkv`), and the keys and values
     /// written into each sequence's cache at their positions.
     fn rotate_and_cache(&self, layer: usize, qkv: &mut [f32], spans: &[Span], caches: &mut [SeqCache]) {
-        let (hd, nh, kvh) = (self.head_dim, self.heads, self.kv_heads);
-        let width = (nh + 2 * kvh) * hd;
-        let half = hd / 2;
+        let width = (self.heads + 2 * self.kv_heads) * self.head_dim;
         let mut rest = &mut qkv[..];
         let mut blocks = Vec::with_capacity(spans.len());
         for span in spans {
@@ -173,67 +183,95 @@ impl NativeLlama {
             rest = tail;
         }
         blocks.into_par_iter().zip(caches.par_iter_mut()).zip(spans.par_iter()).for_each(|((rows, cache), span)| {
-            let cap = cache.capacity;
-            for (t, row) in rows.chunks_exact_mut(width).enumerate() {
-                let pos = span.start + t;
-                let (cos, sin) = (&self.cos[pos * half..(pos + 1) * half], &self.sin[pos * half..(pos + 1) * half]);
-                for head in row[..(nh + kvh) * hd].chunks_exact_mut(hd) {
-                    rope(head, cos, sin);
-                }
-                for g in 0..kvh {
-                    let at = (g * cap + pos) * hd;
-                    let k = &row[(nh + g) * hd..(nh + g + 1) * hd];
-                    let v = &row[(nh + kvh + g) * hd..(nh + kvh + g + 1) * hd];
-                    cache.k[layer][at..at + hd].copy_from_slice(k);
-                    cache.v[layer][at..at + hd].copy_from_slice(v);
-                }
-            }
+            self.rotate_span(layer, rows, cache, *span);
         });
+    }
+
+    /// [`rotate_and_cache`](Self::rotate_and_cache) for one sequence: `rows` are its rows of
+    /// `qkv`.
+    pub(super) fn rotate_span(&self, layer: usize, rows: &mut [f32], cache: &mut SeqCache, span: Span) {
+        let (hd, nh, kvh) = (self.head_dim, self.heads, self.kv_heads);
+        let width = (nh + 2 * kvh) * hd;
+        let half = hd / 2;
+        let cap = cache.capacity;
+        for (t, row) in rows.chunks_exact_mut(width).enumerate() {
+            let pos = span.start + t;
+            let (cos, sin) = (&self.cos[pos * half..(pos + 1) * half], &self.sin[pos * half..(pos + 1) * half]);
+            for head in row[..(nh + kvh) * hd].chunks_exact_mut(hd) {
+                rope(head, cos, sin);
+            }
+            for g in 0..kvh {
+                let at = (g * cap + pos) * hd;
+                let k = &row[(nh + g) * hd..(nh + g + 1) * hd];
+                let v = &row[(nh + kvh + g) * hd..(nh + kvh + g + 1) * hd];
+                cache.k[layer][at..at + hd].copy_from_slice(k);
+                cache.v[layer][at..at + hd].copy_from_slice(v);
+            }
+        }
     }
 
     /// Causal attention of each sequence's new queries over its cache, in parallel over
     /// (sequence, key/value head); `context` `[tokens, heads·head_dim]`.
     fn attention(&self, layer: usize, qkv: &[f32], spans: &[Span], caches: &[SeqCache], context: &mut [f32]) {
+        let tasks = self.attention_tasks(spans);
+        let outputs: Vec<Vec<f32>> =
+            tasks.par_iter().map(|&(s, g)| self.attend(layer, qkv, spans[s], &caches[s], g)).collect();
+        self.place_context(&tasks, &outputs, spans, context);
+    }
+
+    /// The attention's tasks: every (sequence, key/value head).
+    pub(super) fn attention_tasks(&self, spans: &[Span]) -> Vec<(usize, usize)> {
+        (0..spans.len()).flat_map(|s| (0..self.kv_heads).map(move |g| (s, g))).collect()
+    }
+
+    /// One sequence's new queries of key/value head `g`'s group against its cache: `[group ·
+    /// span.len, head_dim]`, head after head (row `j·len + t`: head `g·group + j` at token `t`).
+    pub(super) fn attend(&self, layer: usize, qkv: &[f32], span: Span, cache: &SeqCache, g: usize) -> Vec<f32> {
         let (hd, nh, kvh) = (self.head_dim, self.heads, self.kv_heads);
-        let (group, width, qd) = (nh / kvh, (nh + 2 * kvh) * hd, nh * hd);
+        let (group, width) = (nh / kvh, (nh + 2 * kvh) * hd);
         let scale = 1.0 / (hd as f32).sqrt();
-        let tasks: Vec<(usize, usize)> = (0..spans.len()).flat_map(|s| (0..kvh).map(move |g| (s, g))).collect();
-        let outputs: Vec<Vec<f32>> = tasks
-            .par_iter()
-            .map(|&(s, g)| {
-                let (span, cache) = (spans[s], &caches[s]);
-                let (n, total) = (span.len, span.start + span.len);
-                // The group's queries stacked: row j·n + t is head g·group + j at token t.
-                let mut q = vec![0f32; group * n * hd];
-                for j in 0..group {
-                    let head = g * group + j;
-                    for t in 0..n {
-                        let src = (span.row + t) * width + head * hd;
-                        q[(j * n + t) * hd..(j * n + t + 1) * hd].copy_from_slice(&qkv[src..src + hd]);
-                    }
-                }
-                let base = g * cache.capacity * hd;
-                let keys = &cache.k[layer][base..base + total * hd];
-                let values = &cache.v[layer][base..base + total * hd];
-                let mut scores = vec![0f32; group * n * total];
-                let qm = faer::MatRef::from_row_major_slice(&q, group * n, hd);
-                let km = faer::MatRef::from_row_major_slice(keys, total, hd).transpose();
-                let sm = faer::MatMut::from_row_major_slice_mut(&mut scores, group * n, total);
-                faer::linalg::matmul::matmul(sm, faer::Accum::Replace, qm, km, 1.0, faer::Par::Seq);
-                for (r, row) in scores.chunks_exact_mut(total).enumerate() {
-                    let seen = span.start + r % n + 1;
-                    softmax(&mut row[..seen], scale);
-                    row[seen..].fill(0.0);
-                }
-                let mut out = vec![0f32; group * n * hd];
-                let pm = faer::MatRef::from_row_major_slice(&scores, group * n, total);
-                let vm = faer::MatRef::from_row_major_slice(values, total, hd);
-                let om = faer::MatMut::from_row_major_slice_mut(&mut out, group * n, hd);
-                faer::linalg::matmul::matmul(om, faer::Accum::Replace, pm, vm, 1.0, faer::Par::Seq);
-                out
-            })
-            .collect();
-        for (&(s, g), out) in tasks.iter().zip(&outputs) {
+        let (n, total) = (span.len, span.start + span.len);
+        // The group's queries stacked: row j·n + t is head g·group + j at token t.
+        let mut q = vec![0f32; group * n * hd];
+        for j in 0..group {
+            let head = g * group + j;
+            for t in 0..n {
+                let src = (span.row + t) * width + head * hd;
+                q[(j * n + t) * hd..(j * n + t + 1) * hd].copy_from_slice(&qkv[src..src + hd]);
+            }
+        }
+        let base = g * cache.capacity * hd;
+        let keys = &cache.k[layer][base..base + total * hd];
+        let values = &cache.v[layer][base..base + total * hd];
+        let mut scores = vec![0f32; group * n * total];
+        let qm = faer::MatRef::from_row_major_slice(&q, group * n, hd);
+        let km = faer::MatRef::from_row_major_slice(keys, total, hd).transpose();
+        let sm = faer::MatMut::from_row_major_slice_mut(&mut scores, group * n, total);
+        faer::linalg::matmul::matmul(sm, faer::Accum::Replace, qm, km, 1.0, faer::Par::Seq);
+        for (r, row) in scores.chunks_exact_mut(total).enumerate() {
+            let seen = span.start + r % n + 1;
+            softmax(&mut row[..seen], scale);
+            row[seen..].fill(0.0);
+        }
+        let mut out = vec![0f32; group * n * hd];
+        let pm = faer::MatRef::from_row_major_slice(&scores, group * n, total);
+        let vm = faer::MatRef::from_row_major_slice(values, total, hd);
+        let om = faer::MatMut::from_row_major_slice_mut(&mut out, group * n, hd);
+        faer::linalg::matmul::matmul(om, faer::Accum::Replace, pm, vm, 1.0, faer::Par::Seq);
+        out
+    }
+
+    /// The outputs of [`attend`](Self::attend) for `tasks` (sequence, key/value head) written
+    /// into `context` `[tokens, heads·head_dim]`.
+    pub(super) fn place_context(
+        &self,
+        tasks: &[(usize, usize)],
+        outputs: &[Vec<f32>],
+        spans: &[Span],
+        context: &mut [f32],
+    ) {
+        let (hd, group, qd) = (self.head_dim, self.heads / self.kv_heads, self.heads * self.head_dim);
+        for (&(s, g), out) in tasks.iter().zip(outputs) {
             let span = spans[s];
             for j in 0..group {
                 let head = g * group + j;
@@ -247,17 +285,17 @@ impl NativeLlama {
 }
 
 /// The pass's scratch buffers, sized for its tokens once.
-struct Buffers {
-    normed: Vec<f32>,
-    qkv: Vec<f32>,
-    context: Vec<f32>,
-    out: Vec<f32>,
-    gate_up: Vec<f32>,
-    act: Vec<f32>,
+pub(super) struct Buffers {
+    pub(super) normed: Vec<f32>,
+    pub(super) qkv: Vec<f32>,
+    pub(super) context: Vec<f32>,
+    pub(super) out: Vec<f32>,
+    pub(super) gate_up: Vec<f32>,
+    pub(super) act: Vec<f32>,
 }
 
 impl Buffers {
-    fn new(m: &NativeLlama, n: usize) -> Self {
+    pub(super) fn new(m: &NativeLlama, n: usize) -> Self {
         let (h, hd) = (m.hidden, m.head_dim);
         Buffers {
             normed: vec![0.0; n * h],

@@ -14,6 +14,8 @@ use crate::{Sampler, every_token, generate_batch, generate_continuous, next_toke
 thread_local! {
     /// Set by a test for its own thread: burn's path even on `Flex`, to compare against.
     pub(super) static BURN_ONLY: Cell<bool> = const { Cell::new(false) };
+    /// Set by a test for its own thread: a pass of a few rows on the pool's path, not a team's.
+    pub(super) static POOL_STEP: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` on burn's path.
@@ -255,5 +257,64 @@ fn shared_prefixes_and_repeated_prompts_give_what_separate_passes_give() {
             &native.forward(&next, &mut alone, &rows).unwrap(),
             1e-4,
         );
+    }
+}
+
+/// `native` with every projection, and the head, on random blocks (4-bit, the head 8-bit): the
+/// weights a decoding step multiplies, whatever the f32 copies hold.
+fn on_blocks(mut native: NativeLlama) -> NativeLlama {
+    use std::sync::Arc;
+
+    use super::qmatrix::QMatrix;
+    use crate::quant::GgmlType;
+    let mut seed = 0;
+    let mut random = |kind, rows, cols| {
+        seed += 1;
+        Some(Arc::new(QMatrix::random(kind, rows, cols, seed)))
+    };
+    for b in &mut native.blocks {
+        for p in [&mut b.qkv, &mut b.o, &mut b.gate_up, &mut b.down] {
+            p.q = random(GgmlType::Q4_1, p.output, p.input);
+        }
+    }
+    match &mut native.head {
+        Some(head) => head.q = random(GgmlType::Q8_0, head.output, head.input),
+        None => native.embed_q = random(GgmlType::Q8_0, native.vocab, native.hidden),
+    }
+    native
+}
+
+#[test]
+fn a_decoding_step_on_a_team_equals_the_pools_bit_for_bit() {
+    for tied in [true, false] {
+        // Widths of whole blocks (32), grouped-query attention, biases with the own head.
+        let config = LlamaConfig::new(64, 64, 96, 2, 4, 2).with_tie_embeddings(tied).with_attention_bias(!tied);
+        let model = crate::test_seed::seeded(11, || config.init::<Flex>(64, &Default::default()));
+        let native = on_blocks(NativeLlama::from_llama(&model, super::CopyKind::Folded).unwrap());
+        assert!(native.step_weights(3).is_some() && native.step_weights(5).is_none());
+        // Prompts of up to four rows alone, then steps of the three sequences together.
+        let run = |pool: bool| {
+            POOL_STEP.set(pool);
+            let prompts: [&[u32]; 3] = [&[1, 5, 7], &[3], &[2, 2, 30, 31]];
+            let mut caches: Vec<_> = prompts.iter().map(|p| native.cache(p.len() + 6)).collect();
+            let mut logits = Vec::new();
+            for (p, cache) in prompts.iter().zip(caches.iter_mut()) {
+                let want = [(0..p.len()).collect()];
+                logits.extend(native.forward(&[p], std::slice::from_mut(cache), &want).unwrap());
+            }
+            for t in 0..6u32 {
+                let next = [t + 1, t + 9, t + 20];
+                let seqs: Vec<&[u32]> = next.iter().map(std::slice::from_ref).collect();
+                logits.extend(native.forward(&seqs, &mut caches, &[vec![0], vec![0], vec![0]]).unwrap());
+            }
+            POOL_STEP.set(false);
+            logits.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| run(true));
+        assert!(pool.iter().all(|&v| f32::from_bits(v).is_finite()));
+        for threads in [1, 2, 3] {
+            let team = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| run(false));
+            assert!(team == pool, "{threads} threads, tied {tied}");
+        }
     }
 }

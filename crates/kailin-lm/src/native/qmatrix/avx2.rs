@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{ActRow, ActRows, Packed};
+use super::{ActRow, ActRows, Packed, prefetch_ahead};
 
 #[inline(always)]
 unsafe fn hsum(v: __m256) -> f32 {
@@ -81,6 +81,7 @@ unsafe fn rows<const R: usize, const Q4: bool>(
         let mask = _mm256_set1_epi16(0x0f);
         let mut sc = [[0f32; CHUNK]; R];
         for (j, w) in band.chunks_exact(row_bytes).enumerate() {
+            prefetch_ahead(w.as_ptr(), row_bytes);
             let scales = w.as_ptr().cast::<f32>();
             let quants = w.as_ptr().add(if Q4 { 8 * nb } else { 4 * nb });
             let mut acc = [[_mm256_setzero_ps(); 2]; R];

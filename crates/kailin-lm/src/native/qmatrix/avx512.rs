@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{ActRow, ActRows};
+use super::{ActRow, ActRows, prefetch_ahead};
 
 /// Whether this CPU runs this kernel.
 pub(super) fn available() -> bool {
@@ -74,6 +74,7 @@ unsafe fn rows<const R: usize>(band: &[u8], row_bytes: usize, q: &ActRows, r0: u
         let pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
         let mut sc = [[0f32; CHUNK + 8]; R];
         for (j, w) in band.chunks_exact(row_bytes).enumerate() {
+            prefetch_ahead(w.as_ptr(), row_bytes);
             let scales = w.as_ptr().cast::<f32>();
             let quants = w.as_ptr().add(8 * nb);
             let mut acc = [[_mm512_setzero_ps(); 2]; R];

@@ -28,6 +28,13 @@ fn blocks(kind: GgmlType, rows: usize, cols: usize, seed: u64) -> QMatrix {
     QMatrix::new(kind, rows, cols, data).unwrap()
 }
 
+impl QMatrix {
+    /// Random-looking blocks of `kind` (see `blocks`): weights for the model's tests.
+    pub(crate) fn random(kind: GgmlType, rows: usize, cols: usize, seed: u64) -> Self {
+        blocks(kind, rows, cols, seed)
+    }
+}
+
 #[test]
 fn quantised_products_equal_dequantise_then_multiply_within_the_activations_rounding() {
     let kinds = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K];

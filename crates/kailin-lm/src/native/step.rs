@@ -1,0 +1,183 @@
+//! A decoding step (a pass of a few rows, every projection on its file's blocks) as phases of
+//! one [`Team`]: each product's outputs split into chunks that the team's threads claim, the
+//! attention's (sequence, key/value head) tasks likewise, and the small row passes between
+//! them (norms, RoPE, SiLU·up, residual adds) on the leading thread. The values are those of
+//! [`NativeLlama::forward`]'s other path bit for bit: each output is computed by the same
+//! kernel on the same quantised activations, whichever thread and chunk computes it.
+
+use std::sync::Mutex;
+
+use super::kernels::{QUANTISED_ROWS, add_into, rms_norm_rows, silu_mul_rows};
+use super::pass::{Buffers, SeqCache, Span};
+use super::qmatrix::{ActRows, QMatrix};
+use super::team::{Team, with_team};
+use super::{NativeLlama, Proj};
+
+/// A block's four products on the file's blocks, with their biases.
+pub(super) struct StepBlock<'a> {
+    qkv: Quantised<'a>,
+    o: Quantised<'a>,
+    gate_up: Quantised<'a>,
+    down: Quantised<'a>,
+}
+
+/// The weights a step multiplies: every block's, and the output projection's.
+pub(super) struct StepWeights<'a> {
+    blocks: Vec<StepBlock<'a>>,
+    head: Quantised<'a>,
+}
+
+/// A product's quantised weights and bias.
+#[derive(Clone, Copy)]
+struct Quantised<'a> {
+    q: &'a QMatrix,
+    bias: Option<&'a [f32]>,
+}
+
+impl<'a> Quantised<'a> {
+    fn of(p: &'a Proj) -> Option<Self> {
+        Some(Quantised { q: p.q.as_deref()?, bias: p.b.as_deref() })
+    }
+}
+
+/// Most output rows a chunk of a product takes.
+const MAX_CHUNK: usize = 256;
+
+impl NativeLlama {
+    /// The weights of a step of `rows` rows, when it may run on a team: few enough rows for
+    /// the quantised products, and each product's file blocks at hand.
+    pub(super) fn step_weights(&self, rows: usize) -> Option<StepWeights<'_>> {
+        #[cfg(test)]
+        if super::tests::POOL_STEP.get() {
+            return None;
+        }
+        if rows > QUANTISED_ROWS {
+            return None;
+        }
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| {
+                Some(StepBlock {
+                    qkv: Quantised::of(&b.qkv)?,
+                    o: Quantised::of(&b.o)?,
+                    gate_up: Quantised::of(&b.gate_up)?,
+                    down: Quantised::of(&b.down)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let head = match &self.head {
+            Some(head) => Quantised::of(head)?,
+            None => Quantised { q: self.embed_q.as_deref()?, bias: None },
+        };
+        Some(StepWeights { blocks, head })
+    }
+
+    /// The blocks over `x` `[n, hidden]` (the embedded tokens of `spans`, each after what its
+    /// cache holds, which then holds them too; the caches' lengths are left to the caller),
+    /// and the logits `[rows, vocab]` of rows `rows`.
+    pub(super) fn step(
+        &self,
+        w: &StepWeights<'_>,
+        x: &mut [f32],
+        spans: &[Span],
+        caches: &mut [SeqCache],
+        rows: &[usize],
+    ) -> Vec<f32> {
+        let n = spans.iter().map(|s| s.len).sum::<usize>();
+        let width = (self.heads + 2 * self.kv_heads) * self.head_dim;
+        let tasks = self.attention_tasks(spans);
+        with_team(|team| {
+            let mut b = Buffers::new(self, n);
+            let outputs: Vec<Mutex<Vec<f32>>> = tasks.iter().map(|_| Mutex::new(Vec::new())).collect();
+            for (layer, (block, weights)) in self.blocks.iter().zip(&w.blocks).enumerate() {
+                rms_norm_rows(&mut b.normed, x, &block.attn_norm, self.eps);
+                project(team, weights.qkv, &b.normed, &mut b.qkv, n);
+                let mut rest = &mut b.qkv[..];
+                for (span, cache) in spans.iter().zip(caches.iter_mut()) {
+                    let (seq, tail) = rest.split_at_mut(span.len * width);
+                    self.rotate_span(layer, seq, cache, *span);
+                    rest = tail;
+                }
+                let (qkv, caches) = (&b.qkv[..], &*caches);
+                team.run(tasks.len(), &|t| {
+                    let (s, g) = tasks[t];
+                    let out = self.attend(layer, qkv, spans[s], &caches[s], g);
+                    *outputs[t].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = out;
+                });
+                let done: Vec<Vec<f32>> = outputs
+                    .iter()
+                    .map(|o| std::mem::take(&mut *o.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
+                    .collect();
+                self.place_context(&tasks, &done, spans, &mut b.context);
+                project(team, weights.o, &b.context, &mut b.out, n);
+                add_into(x, &b.out);
+                rms_norm_rows(&mut b.normed, x, &block.mlp_norm, self.eps);
+                project(team, weights.gate_up, &b.normed, &mut b.gate_up, n);
+                silu_mul_rows(&mut b.act, &b.gate_up, self.ff);
+                project(team, weights.down, &b.act, &mut b.out, n);
+                add_into(x, &b.out);
+            }
+            let normed = self.final_norm(x, rows);
+            let mut logits = vec![0f32; rows.len() * self.vocab];
+            project(team, w.head, &normed, &mut logits, rows.len());
+            logits
+        })
+    }
+}
+
+/// `dst = x · Wᵀ + b` for `n` rows of `x`, as [`QMatrix::product`] computes it, in chunks of
+/// output rows claimed by the team's threads.
+fn project(team: &Team, p: Quantised<'_>, x: &[f32], dst: &mut [f32], n: usize) {
+    if n == 0 {
+        return;
+    }
+    let (rows, cols) = (p.q.rows(), x.len() / n);
+    let acts = ActRows::new(&x[..n * cols], n, cols);
+    // Several chunks a thread, so that one slow thread leaves little to wait for.
+    let chunk = rows.div_ceil(8 * team.threads()).next_multiple_of(16).clamp(16, MAX_CHUNK);
+    let dst = Disjoint::new(&mut dst[..n * rows]);
+    team.run(rows.div_ceil(chunk), &|c| {
+        let range = c * chunk..((c + 1) * chunk).min(rows);
+        let width = range.len();
+        let mut local = [0f32; QUANTISED_ROWS * MAX_CHUNK];
+        p.q.product_range(&mut local, &acts, n, range.clone());
+        for k in 0..n {
+            // SAFETY: chunk `c` alone writes outputs `range` of each row, and nothing reads
+            // `dst` until the phase has ended.
+            let out = unsafe { dst.slice(k * rows + range.start..k * rows + range.end) };
+            out.copy_from_slice(&local[k * width..(k + 1) * width]);
+            if let Some(b) = p.bias {
+                out.iter_mut().zip(&b[range.clone()]).for_each(|(d, b)| *d += b);
+            }
+        }
+    });
+}
+
+/// A slice that the items of a phase write in disjoint parts.
+struct Disjoint<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _slice: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: it hands out parts of a `&mut [f32]`, which may go to another thread; that no two
+// overlap is `slice`'s contract.
+unsafe impl Sync for Disjoint<'_> {}
+
+impl<'a> Disjoint<'a> {
+    fn new(slice: &'a mut [f32]) -> Self {
+        Disjoint { ptr: slice.as_mut_ptr(), len: slice.len(), _slice: std::marker::PhantomData }
+    }
+
+    /// Elements `range`.
+    ///
+    /// # Safety
+    /// No other reference to any of them may be alive while this one is.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, range: std::ops::Range<usize>) -> &mut [f32] {
+        assert!(range.start <= range.end && range.end <= self.len, "{range:?} of {}", self.len);
+        // SAFETY: within the slice (just checked); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
+    }
+}
