@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use super::Proj;
 
 /// Rows per parallel task of the element-wise passes.
-const ROWS_PER_TASK: usize = 32;
+pub(super) const ROWS_PER_TASK: usize = 32;
 
 /// Up to this many rows, a projection whose file's blocks are at hand multiplies them (on
 /// 16-bit activations) instead of its f32 copy: a decoding step of up to this many sequences.

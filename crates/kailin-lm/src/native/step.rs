@@ -1,15 +1,22 @@
-//! A decoding step (a pass of a few rows, every projection on its file's blocks) as phases of
-//! one [`Team`]: each product's outputs split into chunks that the team's threads claim, the
+//! A decoding step (a pass of up to [`STEP_ROWS`] rows, every projection on its file's blocks)
+//! as phases of one [`Team`]: each product's outputs split into chunks that the team's threads
+//! claim (up to four rows on the blocks' integer kernels, more by bands of unpacked weights as
+//! [`QMatrix::product_tiled`] cuts them), the
 //! attention's (sequence, key/value head) tasks likewise, and the small row passes between
 //! them (norms, RoPE, SiLU·up, residual adds) on the leading thread. The values are those of
 //! [`NativeLlama::forward`]'s other path bit for bit: each output is computed by the same
 //! kernel on the same quantised activations, whichever thread and chunk computes it.
+//!
+//! The leader's row passes are `kernels.rs`' own (the residual add a loop of its own); on at
+//! most [`STEP_ROWS`] rows each is one chunk of its parallel iterator, which rayon runs in
+//! place, so the leader never waits inside rayon while its helpers spin (the team's items,
+//! products and attention, never call it).
 
 use std::sync::Mutex;
 
-use super::kernels::{QUANTISED_ROWS, add_into, rms_norm_rows, silu_mul_rows};
+use super::kernels::{QUANTISED_ROWS, ROWS_PER_TASK, TILED_ROWS, rms_norm_rows, silu_mul_rows};
 use super::pass::{Buffers, SeqCache, Span};
-use super::qmatrix::{ActRows, QMatrix};
+use super::qmatrix::{ActRows, QMatrix, TILE};
 use super::team::{Team, with_team};
 use super::{NativeLlama, Proj};
 
@@ -40,18 +47,23 @@ impl<'a> Quantised<'a> {
     }
 }
 
-/// Most output rows a chunk of a product takes.
+/// Most output rows a chunk of a product takes (on the integer kernels).
 const MAX_CHUNK: usize = 256;
 
+/// Most rows a step takes: what the row passes take as one chunk, within the quantised
+/// products' reach.
+pub(super) const STEP_ROWS: usize = ROWS_PER_TASK;
+const _: () = assert!(STEP_ROWS <= TILED_ROWS && QUANTISED_ROWS <= STEP_ROWS);
+
 impl NativeLlama {
-    /// The weights of a step of `rows` rows, when it may run on a team: few enough rows for
-    /// the quantised products, and each product's file blocks at hand.
+    /// The weights of a step of `rows` rows, when it may run on a team: at most [`STEP_ROWS`],
+    /// and each product's file blocks at hand.
     pub(super) fn step_weights(&self, rows: usize) -> Option<StepWeights<'_>> {
         #[cfg(test)]
         if super::tests::POOL_STEP.get() {
             return None;
         }
-        if rows > QUANTISED_ROWS {
+        if rows > STEP_ROWS {
             return None;
         }
         let blocks = self
@@ -111,12 +123,12 @@ impl NativeLlama {
                     .collect();
                 self.place_context(&tasks, &done, spans, &mut b.context);
                 project(team, weights.o, &b.context, &mut b.out, n);
-                add_into(x, &b.out);
+                add(x, &b.out);
                 rms_norm_rows(&mut b.normed, x, &block.mlp_norm, self.eps);
                 project(team, weights.gate_up, &b.normed, &mut b.gate_up, n);
                 silu_mul_rows(&mut b.act, &b.gate_up, self.ff);
                 project(team, weights.down, &b.act, &mut b.out, n);
-                add_into(x, &b.out);
+                add(x, &b.out);
             }
             let normed = self.final_norm(x, rows);
             let mut logits = vec![0f32; rows.len() * self.vocab];
@@ -126,11 +138,20 @@ impl NativeLlama {
     }
 }
 
-/// `dst = x · Wᵀ + b` for `n` rows of `x`, as [`QMatrix::product`] computes it, in chunks of
-/// output rows claimed by the team's threads.
+/// `x += y` on the calling thread (each element's sum, as `kernels::add_into`'s).
+fn add(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+}
+
+/// `dst = x · Wᵀ + b` for `n` rows of `x`, as [`QMatrix::product`] (up to four rows) or
+/// [`QMatrix::product_tiled`] computes it, in chunks of output rows claimed by the team's
+/// threads.
 fn project(team: &Team, p: Quantised<'_>, x: &[f32], dst: &mut [f32], n: usize) {
     if n == 0 {
         return;
+    }
+    if n > QUANTISED_ROWS {
+        return project_tiled(team, p, x, dst, n);
     }
     let (rows, cols) = (p.q.rows(), x.len() / n);
     let acts = ActRows::new(&x[..n * cols], n, cols);
@@ -144,6 +165,27 @@ fn project(team: &Team, p: Quantised<'_>, x: &[f32], dst: &mut [f32], n: usize) 
         p.q.product_range(&mut local, &acts, n, range.clone());
         for k in 0..n {
             // SAFETY: chunk `c` alone writes outputs `range` of each row, and nothing reads
+            // `dst` until the phase has ended.
+            let out = unsafe { dst.slice(k * rows + range.start..k * rows + range.end) };
+            out.copy_from_slice(&local[k * width..(k + 1) * width]);
+            if let Some(b) = p.bias {
+                out.iter_mut().zip(&b[range.clone()]).for_each(|(d, b)| *d += b);
+            }
+        }
+    });
+}
+
+/// [`project`] for more than four rows: one item per band of [`QMatrix::product_tiled`].
+fn project_tiled(team: &Team, p: Quantised<'_>, x: &[f32], dst: &mut [f32], n: usize) {
+    let rows = p.q.rows();
+    let dst = Disjoint::new(&mut dst[..n * rows]);
+    team.run(rows.div_ceil(TILE), &|band| {
+        let range = band * TILE..((band + 1) * TILE).min(rows);
+        let width = range.len();
+        let mut local = vec![0f32; n * width];
+        p.q.tile_range(&mut local, x, n, range.clone());
+        for k in 0..n {
+            // SAFETY: band `band` alone writes outputs `range` of each row, and nothing reads
             // `dst` until the phase has ended.
             let out = unsafe { dst.slice(k * rows + range.start..k * rows + range.end) };
             out.copy_from_slice(&local[k * width..(k + 1) * width]);

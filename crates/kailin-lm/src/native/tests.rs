@@ -291,11 +291,13 @@ fn a_decoding_step_on_a_team_equals_the_pools_bit_for_bit() {
         let config = LlamaConfig::new(64, 64, 96, 2, 4, 2).with_tie_embeddings(tied).with_attention_bias(!tied);
         let model = crate::test_seed::seeded(11, || config.init::<Flex>(64, &Default::default()));
         let native = on_blocks(NativeLlama::from_llama(&model, super::CopyKind::Folded).unwrap());
-        assert!(native.step_weights(3).is_some() && native.step_weights(5).is_none());
-        // Prompts of up to four rows alone, then steps of the three sequences together.
+        assert!(native.step_weights(3).is_some() && native.step_weights(32).is_some());
+        assert!(native.step_weights(33).is_none());
+        // Prompts alone (up to four rows: the integer kernels; six: unpacked bands), then
+        // steps of the six sequences together (bands) and of the first three (integers).
         let run = |pool: bool| {
             POOL_STEP.set(pool);
-            let prompts: [&[u32]; 3] = [&[1, 5, 7], &[3], &[2, 2, 30, 31]];
+            let prompts: [&[u32]; 6] = [&[1, 5, 7], &[3], &[2, 2, 30, 31], &[9, 8, 7, 6, 5, 4], &[11], &[12, 13]];
             let mut caches: Vec<_> = prompts.iter().map(|p| native.cache(p.len() + 6)).collect();
             let mut logits = Vec::new();
             for (p, cache) in prompts.iter().zip(caches.iter_mut()) {
@@ -303,9 +305,11 @@ fn a_decoding_step_on_a_team_equals_the_pools_bit_for_bit() {
                 logits.extend(native.forward(&[p], std::slice::from_mut(cache), &want).unwrap());
             }
             for t in 0..6u32 {
-                let next = [t + 1, t + 9, t + 20];
+                let next: Vec<u32> = (0..6).map(|s| t + 9 * s + 1).collect();
                 let seqs: Vec<&[u32]> = next.iter().map(std::slice::from_ref).collect();
-                logits.extend(native.forward(&seqs, &mut caches, &[vec![0], vec![0], vec![0]]).unwrap());
+                let all = if t % 2 == 0 { 6 } else { 3 };
+                let want = vec![vec![0]; all];
+                logits.extend(native.forward(&seqs[..all], &mut caches[..all], &want).unwrap());
             }
             POOL_STEP.set(false);
             logits.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()

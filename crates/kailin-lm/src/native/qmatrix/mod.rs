@@ -266,17 +266,21 @@ impl QMatrix {
     /// the weights read from memory are the file's 4–8 bits instead of 32, and no packing pass
     /// over the whole matrix is made per call.
     pub(crate) fn product_tiled(&self, dst: &mut [f32], x: &[f32], bias: Option<&[f32]>, n: usize) {
-        let cols = self.cols;
+        self.by_bands(dst, bias, n, TILE, |range, out| self.tile_range(out, x, n, range));
+    }
+
+    /// One band of [`product_tiled`](Self::product_tiled) (outputs `range`, [`TILE`] rows
+    /// from a multiple of it) for the `n` rows of `x`, without bias, on the calling thread:
+    /// `out` `[n, range.len()]`, the values `product_tiled` writes there.
+    pub(crate) fn tile_range(&self, out: &mut [f32], x: &[f32], n: usize, range: std::ops::Range<usize>) {
+        let (cols, width) = (self.cols, range.len());
         let x = faer::MatRef::from_row_major_slice(&x[..n * cols], n, cols);
-        self.by_bands(dst, bias, n, TILE, |range, out| {
-            let width = range.len();
-            TILE_BUFFER.with_borrow_mut(|tile| {
-                tile.clear();
-                self.dequantize_rows(range, tile);
-                let w = faer::MatRef::from_row_major_slice(&tile[..], width, cols).transpose();
-                let dst = faer::MatMut::from_row_major_slice_mut(out, n, width);
-                faer::linalg::matmul::matmul(dst, faer::Accum::Replace, x, w, 1.0, faer::Par::Seq);
-            });
+        TILE_BUFFER.with_borrow_mut(|tile| {
+            tile.clear();
+            self.dequantize_rows(range, tile);
+            let w = faer::MatRef::from_row_major_slice(&tile[..], width, cols).transpose();
+            let dst = faer::MatMut::from_row_major_slice_mut(&mut out[..n * width], n, width);
+            faer::linalg::matmul::matmul(dst, faer::Accum::Replace, x, w, 1.0, faer::Par::Seq);
         });
     }
 
@@ -348,7 +352,7 @@ impl QMatrix {
 
 /// Weight rows per band of [`QMatrix::product_tiled`]: a band of the widest projection
 /// here (1,536 columns) unpacks to 768 KiB, inside a core's L2.
-const TILE: usize = 128;
+pub(crate) const TILE: usize = 128;
 
 thread_local! {
     /// Each thread's band of unpacked weights, kept between calls.
