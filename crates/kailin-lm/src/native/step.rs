@@ -163,15 +163,9 @@ fn project(team: &Team, p: Quantised<'_>, x: &[f32], dst: &mut [f32], n: usize) 
         let width = range.len();
         let mut local = [0f32; QUANTISED_ROWS * MAX_CHUNK];
         p.q.product_range(&mut local, &acts, n, range.clone());
-        for k in 0..n {
-            // SAFETY: chunk `c` alone writes outputs `range` of each row, and nothing reads
-            // `dst` until the phase has ended.
-            let out = unsafe { dst.slice(k * rows + range.start..k * rows + range.end) };
-            out.copy_from_slice(&local[k * width..(k + 1) * width]);
-            if let Some(b) = p.bias {
-                out.iter_mut().zip(&b[range.clone()]).for_each(|(d, b)| *d += b);
-            }
-        }
+        // SAFETY: this item alone writes outputs `range`, and nothing reads `dst` until the
+        // phase has ended.
+        unsafe { place(&dst, &local[..n * width], rows, range, p.bias) };
     });
 }
 
@@ -184,16 +178,26 @@ fn project_tiled(team: &Team, p: Quantised<'_>, x: &[f32], dst: &mut [f32], n: u
         let width = range.len();
         let mut local = vec![0f32; n * width];
         p.q.tile_range(&mut local, x, n, range.clone());
-        for k in 0..n {
-            // SAFETY: band `band` alone writes outputs `range` of each row, and nothing reads
-            // `dst` until the phase has ended.
-            let out = unsafe { dst.slice(k * rows + range.start..k * rows + range.end) };
-            out.copy_from_slice(&local[k * width..(k + 1) * width]);
-            if let Some(b) = p.bias {
-                out.iter_mut().zip(&b[range.clone()]).for_each(|(d, b)| *d += b);
-            }
-        }
+        // SAFETY: this item alone writes outputs `range`, and nothing reads `dst` until the
+        // phase has ended.
+        unsafe { place(&dst, &local[..n * width], rows, range, p.bias) };
     });
+}
+
+/// Writes an item's outputs `range`, `local` `[n, range.len()]`, into `dst` `[n, rows]`,
+/// adding the bias.
+///
+/// # Safety
+/// No other item may write or read outputs `range` of `dst` meanwhile.
+unsafe fn place(dst: &Disjoint<'_>, local: &[f32], rows: usize, range: std::ops::Range<usize>, bias: Option<&[f32]>) {
+    for (k, part) in local.chunks_exact(range.len()).enumerate() {
+        // SAFETY: the caller's.
+        let out = unsafe { dst.slice(k * rows + range.start..k * rows + range.end) };
+        out.copy_from_slice(part);
+        if let Some(b) = bias {
+            out.iter_mut().zip(&b[range.clone()]).for_each(|(d, b)| *d += b);
+        }
+    }
 }
 
 /// A slice that the items of a phase write in disjoint parts.
