@@ -11,8 +11,8 @@ pub(super) const ROWS_PER_TASK: usize = 32;
 /// Up to this many rows, a projection whose file's blocks are at hand multiplies them (on
 /// 16-bit activations) instead of its f32 copy: a decoding step of up to this many sequences.
 /// The blocks are read and unpacked once for four rows at a time; a row's integer work does
-/// not shrink with more rows, so larger batches unpack the blocks to f32 band by band and
-/// multiply them with a GEMM ([`TILED_ROWS`]).
+/// not shrink with more rows, so larger batches multiply in f32, the blocks unpacked in
+/// registers band by band ([`TILED_ROWS`]).
 pub(super) const QUANTISED_ROWS: usize = 4;
 
 /// Up to this many rows (a batch's decoding step), a product with quantised weights unpacks

@@ -173,11 +173,12 @@ fn project(team: &Team, p: Quantised<'_>, x: &[f32], dst: &mut [f32], n: usize) 
 fn project_tiled(team: &Team, p: Quantised<'_>, x: &[f32], dst: &mut [f32], n: usize) {
     let rows = p.q.rows();
     let dst = Disjoint::new(&mut dst[..n * rows]);
+    let x = p.q.batch_rows(x, n);
     team.run(rows.div_ceil(TILE), &|band| {
         let range = band * TILE..((band + 1) * TILE).min(rows);
         let width = range.len();
         let mut local = vec![0f32; n * width];
-        p.q.tile_range(&mut local, x, n, range.clone());
+        p.q.tile_range(&mut local, &x, range.clone());
         // SAFETY: this item alone writes outputs `range`, and nothing reads `dst` until the
         // phase has ended.
         unsafe { place(&dst, &local[..n * width], rows, range, p.bias) };

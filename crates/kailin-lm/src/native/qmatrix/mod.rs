@@ -13,7 +13,9 @@
 //! is one integer dot, one FMA and one scalar FMA, with AVX-512 VNNI (`avx512`, 4-bit blocks)
 //! and AVX2 kernels chosen at run time (`avx2`) and a portable loop (`portable`); the K-quants
 //! keep the file's bytes and the portable loop. Batches of more than four rows take another
-//! path ([`QMatrix::product_tiled`]): bands of weights unpacked to f32, then a GEMM.
+//! path ([`QMatrix::product_tiled`]): f32 products band by band, with the repacked blocks laid
+//! out a second time, sixteen output rows side by side, for an AVX-512 kernel that unpacks each
+//! input's weights in registers (`lanes`); elsewhere, bands unpacked to f32 and a GEMM.
 //! Each activation row goes through the same arithmetic whether it is multiplied alone or
 //! with others, so a batch's rows equal the rows alone bit for bit.
 
@@ -21,6 +23,7 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod lanes;
 mod portable;
 #[cfg(test)]
 mod tests;
@@ -77,6 +80,8 @@ pub(crate) struct QMatrix {
     cols: usize,
     row_bytes: usize,
     data: Vec<u8>,
+    /// The blocks side by side for batch products, made at the first (see [`lanes`]).
+    lanes: std::sync::OnceLock<Option<lanes::Lanes>>,
 }
 
 impl std::fmt::Debug for QMatrix {
@@ -151,7 +156,15 @@ impl QMatrix {
                 out
             }
         };
-        Ok(QMatrix { kind, packed, rows, cols, row_bytes: blocks * packed.block_bytes(), data })
+        Ok(QMatrix {
+            kind,
+            packed,
+            rows,
+            cols,
+            row_bytes: blocks * packed.block_bytes(),
+            data,
+            lanes: Default::default(),
+        })
     }
 
     /// Output rows.
@@ -165,7 +178,7 @@ impl QMatrix {
         for &r in order {
             data.extend_from_slice(self.row(r));
         }
-        QMatrix { data, rows: order.len(), ..self.clone() }
+        self.with_rows(order.len(), data)
     }
 
     /// Matrices of one type and width stacked row-wise (a fused projection's parts); `None`
@@ -176,7 +189,12 @@ impl QMatrix {
             return None;
         }
         let data = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
-        Some(QMatrix { data, rows: parts.iter().map(|p| p.rows).sum(), ..(*first).clone() })
+        Some(first.with_rows(parts.iter().map(|p| p.rows).sum(), data))
+    }
+
+    /// A matrix of `self`'s type and width holding `rows` rows of `data`.
+    fn with_rows(&self, rows: usize, data: Vec<u8>) -> Self {
+        QMatrix { data, rows, lanes: Default::default(), ..*self }
     }
 
     /// Row `o`'s blocks.
@@ -261,18 +279,44 @@ impl QMatrix {
     }
 
     /// `dst = x · selfᵀ + b` for `n` rows of `x` `[n, cols]` in f32 (a batch of a few dozen
-    /// rows): bands of [`TILE`] weight rows unpacked to f32 into a buffer each thread keeps,
-    /// each multiplied with every row by a GEMM of its own. Against one GEMM over the f32 copy,
-    /// the weights read from memory are the file's 4–8 bits instead of 32, and no packing pass
-    /// over the whole matrix is made per call.
+    /// rows), in bands of [`TILE`] weight rows: the repacked blocks side by side through the
+    /// AVX-512 kernel of `lanes` where the CPU has it (each row's outputs then do not depend
+    /// on the rows beside it), otherwise each band unpacked to f32 into a buffer each thread
+    /// keeps and multiplied with every row by a GEMM of its own. Against one GEMM over the f32
+    /// copy, the weights read from memory are the file's 4–8 bits instead of 32.
     pub(crate) fn product_tiled(&self, dst: &mut [f32], x: &[f32], bias: Option<&[f32]>, n: usize) {
-        self.by_bands(dst, bias, n, TILE, |range, out| self.tile_range(out, x, n, range));
+        let rows = self.batch_rows(x, n);
+        self.by_bands(dst, bias, n, TILE, |range, out| self.tile_range(out, &rows, range));
+    }
+
+    /// The `n` rows of `x` `[n, cols]` prepared for [`tile_range`](Self::tile_range).
+    pub(crate) fn batch_rows<'a>(&self, x: &'a [f32], n: usize) -> BatchRows<'a> {
+        let x = &x[..n * self.cols];
+        let transposed = self.lanes().map(|_| lanes::Transposed::new(x, n, self.cols));
+        BatchRows { x, n, transposed }
+    }
+
+    /// The blocks side by side, where this CPU has their kernel and the layout has one.
+    fn lanes(&self) -> Option<&lanes::Lanes> {
+        if !lanes::available() {
+            return None;
+        }
+        self.lanes.get_or_init(|| lanes::Lanes::new(self)).as_ref()
     }
 
     /// One band of [`product_tiled`](Self::product_tiled) (outputs `range`, [`TILE`] rows
-    /// from a multiple of it) for the `n` rows of `x`, without bias, on the calling thread:
-    /// `out` `[n, range.len()]`, the values `product_tiled` writes there.
-    pub(crate) fn tile_range(&self, out: &mut [f32], x: &[f32], n: usize, range: std::ops::Range<usize>) {
+    /// from a multiple of it) for `rows`, without bias, on the calling thread: `out`
+    /// `[n, range.len()]`, the values `product_tiled` writes there.
+    pub(crate) fn tile_range(&self, out: &mut [f32], rows: &BatchRows<'_>, range: std::ops::Range<usize>) {
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(l), Some(t)) = (self.lanes(), &rows.transposed)
+            && range.start.is_multiple_of(lanes::LANES)
+        {
+            // SAFETY: `lanes()` is `Some` only where the CPU has the kernel's features.
+            unsafe { lanes::tile(l, t, range, out) };
+            return;
+        }
+        let (x, n) = (rows.x, rows.n);
         let (cols, width) = (self.cols, range.len());
         let x = faer::MatRef::from_row_major_slice(&x[..n * cols], n, cols);
         TILE_BUFFER.with_borrow_mut(|tile| {
@@ -348,6 +392,13 @@ impl QMatrix {
             }
         }
     }
+}
+
+/// A batch's activation rows for [`QMatrix::tile_range`], made by [`QMatrix::batch_rows`].
+pub(crate) struct BatchRows<'a> {
+    x: &'a [f32],
+    n: usize,
+    transposed: Option<lanes::Transposed>,
 }
 
 /// Weight rows per band of [`QMatrix::product_tiled`]: a band of the widest projection

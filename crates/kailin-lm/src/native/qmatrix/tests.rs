@@ -152,7 +152,7 @@ fn tiled_products_equal_dequantise_then_multiply_in_f32() {
     let kinds = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K];
     // 300 rows: two whole bands and a partial one.
     let (rows, cols) = (300, 256);
-    for (kind, n) in kinds.into_iter().flat_map(|k| [(k, 5), (k, 16)]) {
+    for (kind, n) in kinds.into_iter().flat_map(|k| [(k, 5), (k, 16), (k, 37)]) {
         let m = blocks(kind, rows, cols, kind as u64 + 3);
         let w = m.dequantized();
         let x: Vec<f32> = (0..n * cols).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 2.0).collect();
@@ -172,6 +172,36 @@ fn tiled_products_equal_dequantise_then_multiply_in_f32() {
                     got[r * rows + o]
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn tiled_rows_side_by_side_equal_the_rows_alone_bit_for_bit() {
+    // The repacked layouts' kernel (where this CPU has it) makes each output of each row one
+    // chain of FMAs: neither the rows beside it nor the cut of the outputs changes it.
+    if !lanes::available() {
+        return;
+    }
+    for kind in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        let (rows, cols, n) = (200, 96, 21);
+        let m = blocks(kind, rows, cols, 5);
+        let x: Vec<f32> = (0..n * cols).map(|i| ((i as f32) * 0.37).sin() * (1.0 + (i % 3) as f32)).collect();
+        let mut all = vec![f32::NAN; n * rows];
+        m.product_tiled(&mut all, &x, None, n);
+        for r in 0..n {
+            let mut one = vec![f32::NAN; rows];
+            m.product_tiled(&mut one, &x[r * cols..(r + 1) * cols], None, 1);
+            assert_eq!(one, all[r * rows..(r + 1) * rows], "{kind:?} row {r}");
+        }
+        let (mut band, range) = (vec![f32::NAN; n * 48], 32..80);
+        m.tile_range(&mut band, &m.batch_rows(&x, n), range.clone());
+        for r in 0..n {
+            assert_eq!(
+                band[r * 48..(r + 1) * 48],
+                all[r * rows + range.start..r * rows + range.end],
+                "{kind:?} row {r}"
+            );
         }
     }
 }
