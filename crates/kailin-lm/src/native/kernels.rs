@@ -137,6 +137,16 @@ pub(super) fn silu_mul_back(dgate: &mut [f32], dup: &mut [f32], dact: &[f32], ga
     simd::silu_mul_back(dgate, dup, dact, gate, up);
 }
 
+/// `out[j] = x · rows[j]`, `rows` `[out.len(), x.len()]` row-major.
+pub(super) fn dots(out: &mut [f32], x: &[f32], rows: &[f32]) {
+    simd::dots(out, x, rows);
+}
+
+/// `out = Σ_t p[t]·rows[t]`, `rows` `[p.len(), out.len()]` row-major.
+pub(super) fn weighted_rows(out: &mut [f32], p: &[f32], rows: &[f32]) {
+    simd::weighted_rows(out, p, rows);
+}
+
 /// Softmax of `row · scale` in place.
 pub(super) fn softmax(row: &mut [f32], scale: f32) {
     simd::softmax(row, scale);
@@ -177,6 +187,7 @@ mod simd {
     pub(super) use self::silu::silu_mul;
     pub(super) use self::silu_back::silu_mul_back;
     pub(super) use self::soft::softmax;
+    pub(super) use self::weighted::weighted_rows;
 
     mod add {
         use super::*;
@@ -197,6 +208,21 @@ mod simd {
             fn dots / dots_avx2(out: &mut [f32], x: &[f32], rows: &[f32]) {
                 for (o, row) in out.iter_mut().zip(rows.chunks_exact(x.len())) {
                     *o = kailin_core::simd::dot(x, row);
+                }
+            }
+        }
+    }
+
+    mod weighted {
+        use super::*;
+        dispatch! {
+            /// `out = Σ_t p[t]·rows[t]`, `rows` `[p.len(), out.len()]` row-major, rows in turn.
+            fn weighted_rows / weighted_rows_avx2(out: &mut [f32], p: &[f32], rows: &[f32]) {
+                out.fill(0.0);
+                for (&p, row) in p.iter().zip(rows.chunks_exact(out.len())) {
+                    for (o, v) in out.iter_mut().zip(row) {
+                        *o += p * v;
+                    }
                 }
             }
         }

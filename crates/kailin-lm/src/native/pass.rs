@@ -4,7 +4,8 @@
 use rayon::prelude::*;
 
 use super::kernels::{
-    QUANTISED_ROWS, TILED_ROWS, add_into, matmul, product, rms_norm_rows, rope, silu_mul_rows, softmax,
+    QUANTISED_ROWS, TILED_ROWS, add_into, dots, matmul, product, rms_norm_rows, rope, silu_mul_rows, softmax,
+    weighted_rows,
 };
 use super::{NativeBlock, NativeLlama};
 use crate::error::{Error, Result};
@@ -243,6 +244,18 @@ impl NativeLlama {
         let base = g * cache.capacity * hd;
         let keys = &cache.k[layer][base..base + total * hd];
         let values = &cache.v[layer][base..base + total * hd];
+        if n == 1 {
+            // One token (a decoding step): each head's scores and weighted values directly,
+            // without a GEMM's packing for a product this small.
+            let mut scores = vec![0f32; total];
+            let mut out = vec![0f32; group * hd];
+            for (q, out) in q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
+                dots(&mut scores, q, keys);
+                softmax(&mut scores, scale);
+                weighted_rows(out, &scores, values);
+            }
+            return out;
+        }
         let mut scores = vec![0f32; group * n * total];
         let qm = faer::MatRef::from_row_major_slice(&q, group * n, hd);
         let km = faer::MatRef::from_row_major_slice(keys, total, hd).transpose();
