@@ -38,9 +38,9 @@ impl Sampler {
     /// The next token. NaN logits count as impossible; `logits` must not be empty.
     ///
     /// The tokens are walked most likely first (ties by index), as a sort of the whole
-    /// vocabulary would order them, but put in that order only as far as the draw reaches
-    /// ([`Descending`]): a draw rarely goes past the first few dozen, and sorting 49k logits
-    /// per token cost more than a batch's decoding step (docs/benchmarks.md).
+    /// vocabulary would order them, but put in that order only as far as the draw reaches: a
+    /// draw rarely goes past the first few dozen, and sorting 49k logits per token cost more
+    /// than a batch's decoding step (docs/benchmarks.md).
     pub fn sample(&mut self, logits: &[f32]) -> usize {
         let score = |i: usize| if logits[i].is_nan() { f32::NEG_INFINITY } else { logits[i] };
         let argmax = (0..logits.len()).fold(0, |best, i| if score(i) > score(best) { i } else { best });
