@@ -35,12 +35,8 @@ impl Lanes {
     /// `m`'s blocks side by side; `None` for a layout without such a kernel (the K-quants).
     pub(super) fn new(m: &QMatrix) -> Option<Self> {
         let nb = m.cols / 32;
-        let (scalars, values) = match m.packed {
-            Packed::Q4 => (2, 16),
-            Packed::Q8 => (1, 32),
-            Packed::File(_) => return None,
-        };
-        let block = LANES * 4 * scalars + LANES * values;
+        let (scalars, values) = shape(m.packed)?;
+        let block = LANES * (4 * scalars + values);
         let groups = m.rows.div_ceil(LANES);
         let mut data = vec![0u8; groups * nb * block];
         for (o, row) in m.data.chunks_exact(m.row_bytes).enumerate() {
@@ -63,16 +59,24 @@ impl Lanes {
 
     /// Bytes of one group's block.
     fn block_bytes(&self) -> usize {
-        match self.packed {
-            Packed::Q4 => LANES * 8 + LANES * 16,
-            _ => LANES * 4 + LANES * 32,
-        }
+        let (scalars, values) = shape(self.packed).unwrap_or_default();
+        LANES * (4 * scalars + values)
     }
 
     /// Group `g`'s blocks.
     fn group(&self, g: usize) -> &[u8] {
         let len = self.nb * self.block_bytes();
         &self.data[g * len..(g + 1) * len]
+    }
+}
+
+/// A layout's f32 scalars per row and block (scale, and minimum for 4-bit) and bytes of
+/// quantised values per row and block; `None` for a layout without this kernel.
+fn shape(packed: Packed) -> Option<(usize, usize)> {
+    match packed {
+        Packed::Q4 => Some((2, 16)),
+        Packed::Q8 => Some((1, 32)),
+        Packed::File(_) => None,
     }
 }
 

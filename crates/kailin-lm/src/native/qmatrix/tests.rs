@@ -131,19 +131,33 @@ fn bad_shapes_and_types_are_refused_and_rows_reorder_and_stack() {
     assert!(QMatrix::stacked(&[&m, &blocks(GgmlType::Q4_0, 3, 32, 1)]).is_none());
 }
 
+/// `product` of the `n` rows of `x` at once (returned), asserted equal bit for bit to each
+/// row's product alone.
+fn each_row_alone_equals_the_batch(
+    kind: GgmlType,
+    rows: usize,
+    cols: usize,
+    n: usize,
+    x: &[f32],
+    product: impl Fn(&mut [f32], &[f32], usize),
+) -> Vec<f32> {
+    let mut all = vec![f32::NAN; n * rows];
+    product(&mut all, x, n);
+    for r in 0..n {
+        let mut one = vec![f32::NAN; rows];
+        product(&mut one, &x[r * cols..(r + 1) * cols], 1);
+        assert_eq!(one, all[r * rows..(r + 1) * rows], "{kind:?} row {r}");
+    }
+    all
+}
+
 #[test]
 fn a_batchs_rows_equal_the_rows_alone_bit_for_bit() {
     for kind in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q6K] {
         let (rows, cols, n) = (70, 256, 7);
         let m = blocks(kind, rows, cols, 11);
         let x: Vec<f32> = (0..n * cols).map(|i| ((i as f32) * 0.61).cos() * (1.0 + (i % 5) as f32)).collect();
-        let mut all = vec![f32::NAN; n * rows];
-        m.product(&mut all, &x, None, n);
-        for r in 0..n {
-            let mut one = vec![f32::NAN; rows];
-            m.product(&mut one, &x[r * cols..(r + 1) * cols], None, 1);
-            assert_eq!(one, all[r * rows..(r + 1) * rows], "{kind:?} row {r}");
-        }
+        each_row_alone_equals_the_batch(kind, rows, cols, n, &x, |dst, x, n| m.product(dst, x, None, n));
     }
 }
 
@@ -187,13 +201,8 @@ fn tiled_rows_side_by_side_equal_the_rows_alone_bit_for_bit() {
         let (rows, cols, n) = (200, 96, 21);
         let m = blocks(kind, rows, cols, 5);
         let x: Vec<f32> = (0..n * cols).map(|i| ((i as f32) * 0.37).sin() * (1.0 + (i % 3) as f32)).collect();
-        let mut all = vec![f32::NAN; n * rows];
-        m.product_tiled(&mut all, &x, None, n);
-        for r in 0..n {
-            let mut one = vec![f32::NAN; rows];
-            m.product_tiled(&mut one, &x[r * cols..(r + 1) * cols], None, 1);
-            assert_eq!(one, all[r * rows..(r + 1) * rows], "{kind:?} row {r}");
-        }
+        let all =
+            each_row_alone_equals_the_batch(kind, rows, cols, n, &x, |dst, x, n| m.product_tiled(dst, x, None, n));
         let (mut band, range) = (vec![f32::NAN; n * 48], 32..80);
         m.tile_range(&mut band, &m.batch_rows(&x, n), range.clone());
         for r in 0..n {
