@@ -13,9 +13,10 @@
 //! is one integer dot, one FMA and one scalar FMA, with AVX-512 VNNI (`avx512`, 4-bit blocks)
 //! and AVX2 kernels chosen at run time (`avx2`) and a portable loop (`portable`); the K-quants
 //! keep the file's bytes and the portable loop. Batches of more than four rows take another
-//! path ([`QMatrix::product_tiled`]): f32 products band by band, with the repacked blocks laid
-//! out a second time, sixteen output rows side by side, for an AVX-512 kernel that unpacks each
-//! input's weights in registers (`lanes`); elsewhere, bands unpacked to f32 and a GEMM.
+//! path ([`QMatrix::product_tiled`]), band by band: the repacked blocks laid out a second
+//! time, sixteen output rows side by side, for an AVX-512 VNNI kernel on activations of two
+//! terms of bytes each, as fine as 16 bits (`lanes`); elsewhere, bands unpacked to f32 and a
+//! GEMM.
 //! Each activation row goes through the same arithmetic whether it is multiplied alone or
 //! with others, so a batch's rows equal the rows alone bit for bit.
 
@@ -278,12 +279,13 @@ impl QMatrix {
         }
     }
 
-    /// `dst = x · selfᵀ + b` for `n` rows of `x` `[n, cols]` in f32 (a batch of a few dozen
-    /// rows), in bands of [`TILE`] weight rows: the repacked blocks side by side through the
-    /// AVX-512 kernel of `lanes` where the CPU has it (each row's outputs then do not depend
-    /// on the rows beside it), otherwise each band unpacked to f32 into a buffer each thread
-    /// keeps and multiplied with every row by a GEMM of its own. Against one GEMM over the f32
-    /// copy, the weights read from memory are the file's 4–8 bits instead of 32.
+    /// `dst = x · selfᵀ + b` for `n` rows of `x` `[n, cols]` (a batch of a few dozen rows), in
+    /// bands of [`TILE`] weight rows: the repacked blocks side by side through the AVX-512
+    /// VNNI kernel of `lanes` where the CPU has it (on integer activations as fine as 16 bits;
+    /// each row's outputs then do not depend on the rows beside it), otherwise each band
+    /// unpacked to f32 into a buffer each thread keeps and multiplied with every row by a GEMM
+    /// of its own. Against one GEMM over the f32 copy, the weights read from memory are the
+    /// file's 4–8 bits instead of 32.
     pub(crate) fn product_tiled(&self, dst: &mut [f32], x: &[f32], bias: Option<&[f32]>, n: usize) {
         let rows = self.batch_rows(x, n);
         self.by_bands(dst, bias, n, TILE, |range, out| self.tile_range(out, &rows, range));
@@ -292,8 +294,8 @@ impl QMatrix {
     /// The `n` rows of `x` `[n, cols]` prepared for [`tile_range`](Self::tile_range).
     pub(crate) fn batch_rows<'a>(&self, x: &'a [f32], n: usize) -> BatchRows<'a> {
         let x = &x[..n * self.cols];
-        let transposed = self.lanes().map(|_| lanes::Transposed::new(x, n, self.cols));
-        BatchRows { x, n, transposed }
+        let bytes = self.lanes().map(|l| lanes::Bytes::new(l, x, n));
+        BatchRows { x, n, bytes }
     }
 
     /// The blocks side by side, where this CPU has their kernel and the layout has one.
@@ -309,7 +311,7 @@ impl QMatrix {
     /// `[n, range.len()]`, the values `product_tiled` writes there.
     pub(crate) fn tile_range(&self, out: &mut [f32], rows: &BatchRows<'_>, range: std::ops::Range<usize>) {
         #[cfg(target_arch = "x86_64")]
-        if let (Some(l), Some(t)) = (self.lanes(), &rows.transposed)
+        if let (Some(l), Some(t)) = (self.lanes(), &rows.bytes)
             && range.start.is_multiple_of(lanes::LANES)
         {
             // SAFETY: `lanes()` is `Some` only where the CPU has the kernel's features.
@@ -398,7 +400,7 @@ impl QMatrix {
 pub(crate) struct BatchRows<'a> {
     x: &'a [f32],
     n: usize,
-    transposed: Option<lanes::Transposed>,
+    bytes: Option<lanes::Bytes>,
 }
 
 /// Weight rows per band of [`QMatrix::product_tiled`]: a band of the widest projection
