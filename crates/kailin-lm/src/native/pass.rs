@@ -241,21 +241,14 @@ impl NativeLlama {
                 q[(j * n + t) * hd..(j * n + t + 1) * hd].copy_from_slice(&qkv[src..src + hd]);
             }
         }
+        if n == 1 {
+            let mut out = vec![0f32; group * hd];
+            self.attend_one(layer, qkv, span, cache, g, &mut out);
+            return out;
+        }
         let base = g * cache.capacity * hd;
         let keys = &cache.k[layer][base..base + total * hd];
         let values = &cache.v[layer][base..base + total * hd];
-        if n == 1 {
-            // One token (a decoding step): each head's scores and weighted values directly,
-            // without a GEMM's packing for a product this small.
-            let mut scores = vec![0f32; total];
-            let mut out = vec![0f32; group * hd];
-            for (q, out) in q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)) {
-                dots(&mut scores, q, keys);
-                softmax(&mut scores, scale);
-                weighted_rows(out, &scores, values);
-            }
-            return out;
-        }
         let mut scores = vec![0f32; group * n * total];
         let qm = faer::MatRef::from_row_major_slice(&q, group * n, hd);
         let km = faer::MatRef::from_row_major_slice(keys, total, hd).transpose();
@@ -272,6 +265,40 @@ impl NativeLlama {
         let om = faer::MatMut::from_row_major_slice_mut(&mut out, group * n, hd);
         faer::linalg::matmul::matmul(om, faer::Accum::Replace, pm, vm, 1.0, faer::Par::Seq);
         out
+    }
+
+    /// [`attend`](Self::attend) for a span of one token (a decoding step), into `out`
+    /// `[group · head_dim]` (the group's heads side by side, as a row of the context holds
+    /// them): each head's scores and weighted values directly, without a GEMM's packing for a
+    /// product this small, and without allocating.
+    pub(super) fn attend_one(
+        &self,
+        layer: usize,
+        qkv: &[f32],
+        span: Span,
+        cache: &SeqCache,
+        g: usize,
+        out: &mut [f32],
+    ) {
+        thread_local! {
+            static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let (hd, nh, kvh) = (self.head_dim, self.heads, self.kv_heads);
+        let (group, width) = (nh / kvh, (nh + 2 * kvh) * hd);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let total = span.start + 1;
+        let base = g * cache.capacity * hd;
+        let keys = &cache.k[layer][base..base + total * hd];
+        let values = &cache.v[layer][base..base + total * hd];
+        SCORES.with_borrow_mut(|scores| {
+            scores.resize(total, 0.0);
+            for (j, out) in out[..group * hd].chunks_exact_mut(hd).enumerate() {
+                let src = span.row * width + (g * group + j) * hd;
+                dots(scores, &qkv[src..src + hd], keys);
+                softmax(scores, scale);
+                weighted_rows(out, scores, values);
+            }
+        });
     }
 
     /// The outputs of [`attend`](Self::attend) for `tasks` (sequence, key/value head) written

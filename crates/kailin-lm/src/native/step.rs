@@ -99,6 +99,7 @@ impl NativeLlama {
         let n = spans.iter().map(|s| s.len).sum::<usize>();
         let width = (self.heads + 2 * self.kv_heads) * self.head_dim;
         let tasks = self.attention_tasks(spans);
+        let one_token = spans.iter().all(|s| s.len == 1);
         with_team(|team| {
             let mut b = Buffers::new(self, n);
             let outputs: Vec<Mutex<Vec<f32>>> = tasks.iter().map(|_| Mutex::new(Vec::new())).collect();
@@ -112,16 +113,30 @@ impl NativeLlama {
                     rest = tail;
                 }
                 let (qkv, caches) = (&b.qkv[..], &*caches);
-                team.run(tasks.len(), &|t| {
-                    let (s, g) = tasks[t];
-                    let out = self.attend(layer, qkv, spans[s], &caches[s], g);
-                    *outputs[t].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = out;
-                });
-                let done: Vec<Vec<f32>> = outputs
-                    .iter()
-                    .map(|o| std::mem::take(&mut *o.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
-                    .collect();
-                self.place_context(&tasks, &done, spans, &mut b.context);
+                if one_token {
+                    // Each task's heads are one stretch of its token's context row.
+                    let (qd, part) = (self.heads * self.head_dim, self.heads / self.kv_heads * self.head_dim);
+                    let context = Disjoint::new(&mut b.context[..n * qd]);
+                    team.run(tasks.len(), &|t| {
+                        let (s, g) = tasks[t];
+                        let at = spans[s].row * qd + g * part;
+                        // SAFETY: task `t` alone writes this stretch (one per sequence and
+                        // key/value head), and nothing reads `context` until the phase has ended.
+                        let out = unsafe { context.slice(at..at + part) };
+                        self.attend_one(layer, qkv, spans[s], &caches[s], g, out);
+                    });
+                } else {
+                    team.run(tasks.len(), &|t| {
+                        let (s, g) = tasks[t];
+                        let out = self.attend(layer, qkv, spans[s], &caches[s], g);
+                        *outputs[t].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = out;
+                    });
+                    let done: Vec<Vec<f32>> = outputs
+                        .iter()
+                        .map(|o| std::mem::take(&mut *o.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
+                        .collect();
+                    self.place_context(&tasks, &done, spans, &mut b.context);
+                }
                 project(team, weights.o, &b.context, &mut b.out, n);
                 add(x, &b.out);
                 rms_norm_rows(&mut b.normed, x, &block.mlp_norm, self.eps);
