@@ -17,14 +17,20 @@ pub(super) const QUANTISED_ROWS: usize = 4;
 
 /// Up to this many rows (a batch's decoding step), a product with quantised weights unpacks
 /// them band by band ([`QMatrix::product_tiled`](super::QMatrix::product_tiled)); more (a
-/// prompt pass) are one GEMM over the f32 copy.
+/// prompt pass) are one GEMM over the f32 copy, unless the blocks multiply side by side on
+/// integer activations ([`QMatrix::batches_in_bytes`](super::QMatrix::batches_in_bytes)).
 pub(super) const TILED_ROWS: usize = 64;
+
+/// Whether `rows` rows multiply `q`'s blocks band by band.
+pub(super) fn tiled(q: &super::QMatrix, rows: usize) -> bool {
+    rows <= TILED_ROWS || q.batches_in_bytes()
+}
 
 /// `dst = x · W + b` for `rows` rows, on all the pool's threads.
 pub(super) fn matmul(dst: &mut [f32], x: &[f32], p: &Proj, rows: usize) {
     match &p.q {
         Some(q) if rows <= QUANTISED_ROWS => q.product(dst, x, p.b.as_deref(), rows),
-        Some(q) if rows <= TILED_ROWS => q.product_tiled(dst, x, p.b.as_deref(), rows),
+        Some(q) if tiled(q, rows) => q.product_tiled(dst, x, p.b.as_deref(), rows),
         _ => product(dst, x, &p.wt, p.b.as_deref(), rows, p.input, p.output),
     }
 }

@@ -4,8 +4,7 @@
 use rayon::prelude::*;
 
 use super::kernels::{
-    QUANTISED_ROWS, TILED_ROWS, add_into, dots, matmul, product, rms_norm_rows, rope, silu_mul_rows, softmax,
-    weighted_rows,
+    QUANTISED_ROWS, add_into, dots, matmul, product, rms_norm_rows, rope, silu_mul_rows, softmax, tiled, weighted_rows,
 };
 use super::{NativeBlock, NativeLlama};
 use crate::error::{Error, Result};
@@ -130,7 +129,7 @@ impl NativeLlama {
             // Tied: the embedding `[vocab, hidden]` is the head's `Wᵀ`.
             None => match &self.embed_q {
                 Some(q) if rows.len() <= QUANTISED_ROWS => q.product(&mut logits, &normed, None, rows.len()),
-                Some(q) if rows.len() <= TILED_ROWS => q.product_tiled(&mut logits, &normed, None, rows.len()),
+                Some(q) if tiled(q, rows.len()) => q.product_tiled(&mut logits, &normed, None, rows.len()),
                 _ => product(&mut logits, &normed, &self.embed, None, rows.len(), self.hidden, self.vocab),
             },
         }

@@ -191,12 +191,17 @@ fn project_tiled(team: &Team, p: Quantised<'_>, x: &[f32], dst: &mut [f32], n: u
     let x = p.q.batch_rows(x, n);
     team.run(rows.div_ceil(TILE), &|band| {
         let range = band * TILE..((band + 1) * TILE).min(rows);
-        let width = range.len();
-        let mut local = vec![0f32; n * width];
-        p.q.tile_range(&mut local, &x, range.clone());
-        // SAFETY: this item alone writes outputs `range`, and nothing reads `dst` until the
-        // phase has ended.
-        unsafe { place(&dst, &local[..n * width], rows, range, p.bias) };
+        // SAFETY: `dst` holds `n` rows of `rows` outputs; this item alone writes outputs
+        // `range` of each, and nothing reads `dst` until the phase has ended.
+        unsafe {
+            p.q.tile_range(dst.ptr().add(range.start), rows, &x, range.clone());
+            if let Some(b) = p.bias {
+                for k in 0..n {
+                    let out = dst.slice(k * rows + range.start..k * rows + range.end);
+                    out.iter_mut().zip(&b[range.clone()]).for_each(|(d, b)| *d += b);
+                }
+            }
+        }
     });
 }
 
@@ -230,6 +235,12 @@ unsafe impl Sync for Disjoint<'_> {}
 impl<'a> Disjoint<'a> {
     fn new(slice: &'a mut [f32]) -> Self {
         Disjoint { ptr: slice.as_mut_ptr(), len: slice.len(), _slice: std::marker::PhantomData }
+    }
+
+    /// The first element (for a writer whose parts are strided; the same contract as
+    /// [`slice`](Self::slice)'s for every element it writes).
+    fn ptr(&self) -> *mut f32 {
+        self.ptr
     }
 
     /// Elements `range`.

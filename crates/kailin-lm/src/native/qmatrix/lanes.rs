@@ -128,32 +128,62 @@ pub(super) struct Bytes {
 /// Bytes of one row's block in [`Bytes`]: two terms of 32.
 const TERMS: usize = 2 * QK;
 
+/// Above this many rows, [`Bytes::new`] quantises on the pool's threads (not for a decoding
+/// step's few rows, made on a team's leading thread while its helpers wait).
+const PARALLEL_ROWS: usize = 64;
+
 impl Bytes {
-    /// The `n` rows of `x` `[n, cols]` for `lanes`' kernel.
+    /// The `n` rows of `x` `[n, cols]` for `lanes`' kernel; more than [`PARALLEL_ROWS`] (a
+    /// prompt pass) on the pool's threads, chunk by chunk.
     pub(super) fn new(lanes: &Lanes, x: &[f32], n: usize) -> Self {
+        use rayon::prelude::*;
         let nb = lanes.nb;
         let offset = if lanes.packed == Packed::Q8 { 0x80 } else { 0 };
         let count = n.div_ceil(MAX_ROWS);
         let mut chunks = Vec::with_capacity(count);
+        for c in 0..count {
+            let r0 = chunks.iter().map(|&(_, len)| len).sum::<usize>();
+            chunks.push((r0, (n - r0) / (count - c)));
+        }
         let mut q = vec![0u8; n * nb * TERMS];
         let (mut scales, mut sum) = (vec![[0f32; 2]; n * nb], vec![0f32; n * nb]);
-        let mut r0 = 0;
-        for c in 0..count {
-            let len = (n - r0) / (count - c);
-            for k in 0..len {
-                let row = &x[(r0 + k) * nb * QK..(r0 + k + 1) * nb * QK];
+        // Each chunk's own parts of the three arrays.
+        let mut parts = Vec::with_capacity(count);
+        let (mut q_rest, mut s_rest, mut sum_rest) = (&mut q[..], &mut scales[..], &mut sum[..]);
+        for &(r0, len) in &chunks {
+            let (q_part, q_tail) = std::mem::take(&mut q_rest).split_at_mut(len * nb * TERMS);
+            let (s_part, s_tail) = std::mem::take(&mut s_rest).split_at_mut(len * nb);
+            let (sum_part, sum_tail) = std::mem::take(&mut sum_rest).split_at_mut(len * nb);
+            let x = &x[r0 * nb * QK..(r0 + len) * nb * QK];
+            parts.push(Filling { x, len, q: q_part, scales: s_part, sum: sum_part });
+            (q_rest, s_rest, sum_rest) = (q_tail, s_tail, sum_tail);
+        }
+        let fill = |Filling { x, len, q, scales, sum }: Filling<'_>| {
+            for (k, row) in x.chunks_exact(nb * QK).enumerate() {
                 for (b, block) in row.chunks_exact(QK).enumerate() {
-                    let at = r0 * nb + b * len + k;
+                    let at = b * len + k;
                     let (s, sums) = quantise(block, offset, &mut q[at * TERMS..(at + 1) * TERMS]);
                     scales[at] = s;
                     sum[at] = s[0] * sums[0] as f32 + s[1] * sums[1] as f32;
                 }
             }
-            chunks.push((r0, len));
-            r0 += len;
+        };
+        if n > PARALLEL_ROWS {
+            parts.into_par_iter().for_each(fill);
+        } else {
+            parts.into_iter().for_each(fill);
         }
         Bytes { nb, chunks, q, scales, sum }
     }
+}
+
+/// One chunk's rows of [`Bytes::new`] and its parts of the arrays it fills.
+struct Filling<'a> {
+    x: &'a [f32],
+    len: usize,
+    q: &'a mut [u8],
+    scales: &'a mut [[f32; 2]],
+    sum: &'a mut [f32],
 }
 
 /// One block of 32 activations as two terms of bytes, `x ≈ s₀·a + s₁·b`: `a` is `x/s₀`
@@ -198,15 +228,14 @@ fn scales(amax: f32) -> ([f32; 2], [f32; 2]) {
 }
 
 /// Outputs `range` (starting at a multiple of [`LANES`]) of `lanes`' matrix times the rows of
-/// `x` (`n` of them): `out[k·range.len() + j]` is output `range.start + j` of row `k`.
+/// `x`: output `range.start + j` of row `k` written at `out + k·stride + j`.
 ///
 /// # Safety
-/// The CPU must have what [`available`] checks.
+/// The CPU must have what [`available`] checks; `out` must be valid for writes there, for
+/// every row and `j < range.len()`.
 #[cfg(target_arch = "x86_64")]
-pub(super) unsafe fn tile(lanes: &Lanes, x: &Bytes, range: std::ops::Range<usize>, out: &mut [f32]) {
-    let width = range.len();
-    let n: usize = x.chunks.iter().map(|c| c.1).sum();
-    assert!(range.start.is_multiple_of(LANES) && x.nb == lanes.nb && out.len() >= n * width);
+pub(super) unsafe fn tile(lanes: &Lanes, x: &Bytes, range: std::ops::Range<usize>, out: *mut f32, stride: usize) {
+    assert!(range.start.is_multiple_of(LANES) && x.nb == lanes.nb);
     assert!(range.end <= lanes.groups * LANES);
     let nb = x.nb;
     for &(r0, len) in &x.chunks {
@@ -215,9 +244,9 @@ pub(super) unsafe fn tile(lanes: &Lanes, x: &Bytes, range: std::ops::Range<usize
             scales: &x.scales[r0 * nb..(r0 + len) * nb],
             sum: &x.sum[r0 * nb..(r0 + len) * nb],
         };
-        // SAFETY: the caller's CPU; `rows` holds `len` rows of `nb` blocks, `out` `len` rows
-        // of `width` from row `r0`, and `range` lies within the groups (checked above).
-        unsafe { rows_at_once(lanes, &rows, len, range.clone(), &mut out[r0 * width..], width) };
+        // SAFETY: the caller's CPU and `out` (rows `r0..r0 + len`); `rows` holds `len` rows of
+        // `nb` blocks, and `range` lies within the groups (checked above).
+        unsafe { rows_at_once(lanes, &rows, len, range.clone(), out.add(r0 * stride), stride) };
     }
 }
 
@@ -235,7 +264,7 @@ unsafe fn rows_at_once(
     x: &Chunk<'_>,
     len: usize,
     range: std::ops::Range<usize>,
-    out: &mut [f32],
+    out: *mut f32,
     stride: usize,
 ) {
     macro_rules! dispatch {
@@ -306,28 +335,26 @@ mod avx512 {
         (s, [_mm512_reduce_add_epi32(sums[0]), _mm512_reduce_add_epi32(sums[1])])
     }
 
-    /// `R` rows (block by block, see [`Chunk`]) against the groups of outputs `range`:
-    /// `out[k·stride + j]` is output `range.start + j` of row `k`.
+    /// `R` rows (block by block, see [`Chunk`]) against the groups of outputs `range`: output
+    /// `range.start + j` of row `k` written at `out + k·stride + j` (writable: the caller's).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma")]
     pub(super) unsafe fn rows<const R: usize>(
         lanes: &Lanes,
         x: &Chunk<'_>,
         range: std::ops::Range<usize>,
-        out: &mut [f32],
+        out: *mut f32,
         stride: usize,
     ) {
         let nb = lanes.nb;
         assert!(x.q.len() >= nb * TERMS * R && x.scales.len() >= nb * R && x.sum.len() >= nb * R);
-        assert!((R - 1) * stride + range.len() <= out.len());
         let block_bytes = shape(lanes.packed).unwrap_or_default();
         for g in range.start / LANES..range.end.div_ceil(LANES) {
             let first = g * LANES;
             let valid = (range.end - first).min(LANES);
             let lanes_mask = if valid == LANES { u16::MAX } else { (1u16 << valid) - 1 };
             let group = lanes.group(g);
-            // SAFETY: the features (the caller); `group` holds `nb` blocks of `block_bytes`,
-            // `x` `nb` blocks of `R` rows, `out` `R` rows of `stride` from its start, the last
-            // up to `range.len()` (checked above).
+            // SAFETY: the features and `out` (the caller); `group` holds `nb` blocks of
+            // `block_bytes`, `x` `nb` blocks of `R` rows (checked above).
             unsafe {
                 let mut acc = [_mm512_setzero_ps(); R];
                 let w = group.as_ptr();
@@ -388,7 +415,7 @@ mod avx512 {
                     }
                 }
                 for (k, a) in acc.iter().enumerate() {
-                    _mm512_mask_storeu_ps(out.as_mut_ptr().add(k * stride + first - range.start), lanes_mask, *a);
+                    _mm512_mask_storeu_ps(out.add(k * stride + first - range.start), lanes_mask, *a);
                 }
             }
         }

@@ -217,7 +217,8 @@ fn tiled_rows_side_by_side_equal_the_rows_alone_bit_for_bit() {
         let all =
             each_row_alone_equals_the_batch(kind, rows, cols, n, &x, |dst, x, n| m.product_tiled(dst, x, None, n));
         let (mut band, range) = (vec![f32::NAN; n * 48], 32..80);
-        m.tile_range(&mut band, &m.batch_rows(&x, n), range.clone());
+        // SAFETY: `band` holds `n` rows of 48 = `range.len()` outputs.
+        unsafe { m.tile_range(band.as_mut_ptr(), 48, &m.batch_rows(&x, n), range.clone()) };
         for r in 0..n {
             assert_eq!(
                 band[r * 48..(r + 1) * 48],
