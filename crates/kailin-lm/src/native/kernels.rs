@@ -101,6 +101,11 @@ pub(super) fn silu_mul_rows(act: &mut [f32], gate_up: &[f32], ff: usize) {
     });
 }
 
+/// One row of [`silu_mul_rows`]: `act = silu(gate) · up`.
+pub(super) fn silu_mul(act: &mut [f32], gate: &[f32], up: &[f32]) {
+    simd::silu_mul(act, gate, up);
+}
+
 /// RoPE on one head in place, in the rotate-half layout: `(x[i], x[i + d/2])` turned by the
 /// angle whose cosine and sine are `cos[i]`, `sin[i]`.
 pub(super) fn rope(head: &mut [f32], cos: &[f32], sin: &[f32]) {
@@ -151,6 +156,63 @@ pub(super) fn dots(out: &mut [f32], x: &[f32], rows: &[f32]) {
 /// `out = Σ_t p[t]·rows[t]`, `rows` `[p.len(), out.len()]` row-major.
 pub(super) fn weighted_rows(out: &mut [f32], p: &[f32], rows: &[f32]) {
     simd::weighted_rows(out, p, rows);
+}
+
+/// [`weighted_rows`] for several heads over the same rows: `out[j] = Σ_t p[j][t]·rows[t]`,
+/// `out` `[heads, d]`, `p` `[heads, rows]`; the same values as each head's `weighted_rows`
+/// (each element a product then a sum, rows in turn), each row read once for every head.
+pub(super) fn weighted_rows_heads(out: &mut [f32], p: &[f32], rows: &[f32], d: usize) {
+    let (heads, n) = (out.len() / d, rows.len() / d);
+    #[cfg(target_arch = "x86_64")]
+    if d.is_multiple_of(16) && d <= 128 && heads <= 4 && wide::available() {
+        // SAFETY: `available()`: the CPU has AVX-512F; the shapes are checked above.
+        unsafe { wide::weighted_rows_heads(out, &p[..heads * n], rows, d) };
+        return;
+    }
+    for (out, p) in out.chunks_exact_mut(d).zip(p.chunks_exact(n)) {
+        weighted_rows(out, p, rows);
+    }
+}
+
+/// Kernels for AVX-512F, chosen at run time.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use std::arch::x86_64::*;
+
+    /// Whether this CPU runs them.
+    pub(super) fn available() -> bool {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
+    }
+
+    /// [`super::weighted_rows_heads`] for `d` a multiple of 16 up to 128 and up to 4 heads.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn weighted_rows_heads(out: &mut [f32], p: &[f32], rows: &[f32], d: usize) {
+        const HEADS: usize = 4;
+        const CHUNKS: usize = 8;
+        let (heads, chunks) = (out.len() / d, d / 16);
+        let n = p.len() / heads;
+        assert!(heads <= HEADS && chunks <= CHUNKS && rows.len() >= n * d && p.len() == heads * n);
+        let mut acc = [[_mm512_setzero_ps(); CHUNKS]; HEADS];
+        for t in 0..n {
+            // SAFETY: row `t` holds `d = 16·chunks` values (checked above).
+            let row = unsafe { rows.as_ptr().add(t * d) };
+            for (j, acc) in acc.iter_mut().enumerate().take(heads) {
+                let w = _mm512_set1_ps(p[j * n + t]);
+                for (c, acc) in acc.iter_mut().enumerate().take(chunks) {
+                    // SAFETY: as above.
+                    let v = unsafe { _mm512_loadu_ps(row.add(16 * c)) };
+                    *acc = _mm512_add_ps(*acc, _mm512_mul_ps(w, v));
+                }
+            }
+        }
+        for (j, acc) in acc.iter().enumerate().take(heads) {
+            for (c, acc) in acc.iter().enumerate().take(chunks) {
+                // SAFETY: `out` holds `heads · d` values (its length defines `heads`).
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(j * d + 16 * c), *acc) };
+            }
+        }
+    }
 }
 
 /// Softmax of `row · scale` in place.
@@ -325,6 +387,21 @@ mod simd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weighted_rows_of_several_heads_equal_each_heads_alone_bit_for_bit() {
+        for (heads, d, n) in [(3, 64, 37), (1, 16, 1), (4, 128, 5), (2, 24, 9), (5, 32, 3)] {
+            let rows: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 3.0).collect();
+            let p: Vec<f32> = (0..heads * n).map(|i| (i * 104_729 % 997) as f32 / 997.0).collect();
+            let mut got = vec![f32::NAN; heads * d];
+            weighted_rows_heads(&mut got, &p, &rows, d);
+            for j in 0..heads {
+                let mut want = vec![f32::NAN; d];
+                weighted_rows(&mut want, &p[j * n..(j + 1) * n], &rows);
+                assert_eq!(got[j * d..(j + 1) * d], want[..], "{heads} heads of {d}, {n} rows: head {j}");
+            }
+        }
+    }
 
     fn proj(input: usize, output: usize, bias: bool) -> Proj {
         let wt = (0..input * output).map(|i| ((i * 37 % 101) as f32 - 50.0) / 70.0).collect();

@@ -4,7 +4,8 @@
 use rayon::prelude::*;
 
 use super::kernels::{
-    QUANTISED_ROWS, add_into, dots, matmul, product, rms_norm_rows, rope, silu_mul_rows, softmax, tiled, weighted_rows,
+    QUANTISED_ROWS, add_into, dots, matmul, product, rms_norm_rows, rope, silu_mul_rows, softmax, tiled,
+    weighted_rows_heads,
 };
 use super::{NativeBlock, NativeLlama};
 use crate::error::{Error, Result};
@@ -290,13 +291,13 @@ impl NativeLlama {
         let keys = &cache.k[layer][base..base + total * hd];
         let values = &cache.v[layer][base..base + total * hd];
         SCORES.with_borrow_mut(|scores| {
-            scores.resize(total, 0.0);
-            for (j, out) in out[..group * hd].chunks_exact_mut(hd).enumerate() {
+            scores.resize(group * total, 0.0);
+            for (j, scores) in scores.chunks_exact_mut(total).enumerate() {
                 let src = span.row * width + (g * group + j) * hd;
                 dots(scores, &qkv[src..src + hd], keys);
                 softmax(scores, scale);
-                weighted_rows(out, scores, values);
             }
+            weighted_rows_heads(&mut out[..group * hd], scores, values, hd);
         });
     }
 

@@ -1,20 +1,20 @@
 //! A decoding step (a pass of up to [`STEP_ROWS`] rows, every projection on its file's blocks)
 //! as phases of one [`Team`]: each product's outputs split into chunks that the team's threads
-//! claim (up to four rows on the blocks' integer kernels, more by bands of unpacked weights as
-//! [`QMatrix::product_tiled`] cuts them), the
-//! attention's (sequence, key/value head) tasks likewise, and the small row passes between
-//! them (norms, RoPE, SiLU·up, residual adds) on the leading thread. The values are those of
+//! claim (up to four rows on the blocks' integer kernels, more by bands as
+//! [`QMatrix::product_tiled`] cuts them), the attention's (sequence, key/value head) tasks and
+//! SiLU·up's rows likewise, and the small row passes between them (norms, RoPE, residual
+//! adds) on the leading thread. The values are those of
 //! [`NativeLlama::forward`]'s other path bit for bit: each output is computed by the same
 //! kernel on the same quantised activations, whichever thread and chunk computes it.
 //!
 //! The leader's row passes are `kernels.rs`' own (the residual add a loop of its own); on at
 //! most [`STEP_ROWS`] rows each is one chunk of its parallel iterator, which rayon runs in
 //! place, so the leader never waits inside rayon while its helpers spin (the team's items,
-//! products and attention, never call it).
+//! products, attention and SiLU·up, never call it).
 
 use std::sync::Mutex;
 
-use super::kernels::{QUANTISED_ROWS, ROWS_PER_TASK, TILED_ROWS, rms_norm_rows, silu_mul_rows};
+use super::kernels::{QUANTISED_ROWS, ROWS_PER_TASK, TILED_ROWS, rms_norm_rows, silu_mul};
 use super::pass::{Buffers, SeqCache, Span};
 use super::qmatrix::{ActRows, QMatrix, TILE};
 use super::team::{Team, with_team};
@@ -141,7 +141,14 @@ impl NativeLlama {
                 add(x, &b.out);
                 rms_norm_rows(&mut b.normed, x, &block.mlp_norm, self.eps);
                 project(team, weights.gate_up, &b.normed, &mut b.gate_up, n);
-                silu_mul_rows(&mut b.act, &b.gate_up, self.ff);
+                // SiLU·up row by row on the team (a row's values are the same whoever computes them).
+                let (act, gate_up, ff) = (Disjoint::new(&mut b.act[..n * self.ff]), &b.gate_up[..], self.ff);
+                team.run(n, &|r| {
+                    let (gate, up) = gate_up[r * 2 * ff..(r + 1) * 2 * ff].split_at(ff);
+                    // SAFETY: item `r` alone writes row `r`, and nothing reads `act` until the
+                    // phase has ended.
+                    silu_mul(unsafe { act.slice(r * ff..(r + 1) * ff) }, gate, up);
+                });
                 project(team, weights.down, &b.act, &mut b.out, n);
                 add(x, &b.out);
             }
