@@ -232,6 +232,11 @@ impl NativeLlama {
         let (group, width) = (nh / kvh, (nh + 2 * kvh) * hd);
         let scale = 1.0 / (hd as f32).sqrt();
         let (n, total) = (span.len, span.start + span.len);
+        if n == 1 {
+            let mut out = vec![0f32; group * hd];
+            self.attend_one(layer, qkv, span, cache, g, &mut out);
+            return out;
+        }
         // The group's queries stacked: row j·n + t is head g·group + j at token t.
         let mut q = vec![0f32; group * n * hd];
         for j in 0..group {
@@ -240,11 +245,6 @@ impl NativeLlama {
                 let src = (span.row + t) * width + head * hd;
                 q[(j * n + t) * hd..(j * n + t + 1) * hd].copy_from_slice(&qkv[src..src + hd]);
             }
-        }
-        if n == 1 {
-            let mut out = vec![0f32; group * hd];
-            self.attend_one(layer, qkv, span, cache, g, &mut out);
-            return out;
         }
         let base = g * cache.capacity * hd;
         let keys = &cache.k[layer][base..base + total * hd];

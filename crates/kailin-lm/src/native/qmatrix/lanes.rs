@@ -1,10 +1,10 @@
 //! The repacked 4-bit and 8-bit blocks ([`Packed::Q4`], [`Packed::Q8`]) a second time, sixteen
-//! output rows side by side ([`Lanes`]), for products with a batch's rows (5–64 rows: a batch's
-//! decoding step) on integer activations: one 512-bit register holds four inputs' weights of
-//! sixteen outputs as bytes, and one `vpdpbusd` (AVX-512 VNNI) multiplies them by four bytes
-//! of one activation row, broadcast, and adds them up — 64 products an instruction, where an
-//! f32 FMA does 16, at the same rate here (two a cycle). Nothing is unpacked to memory and
-//! nothing is packed again per call.
+//! output rows side by side ([`Lanes`]), for products of more than four rows (a batch's
+//! decoding step, a prompt pass) on integer activations: one 512-bit register holds four
+//! inputs' weights of sixteen outputs as bytes, and one `vpdpbusd` (AVX-512 VNNI) multiplies
+//! them by four bytes of one activation row, broadcast, and adds them up — 64 products an
+//! instruction, where an f32 FMA does 16, at the same rate here (two a cycle). Nothing is
+//! unpacked to memory and nothing is packed again per call.
 //!
 //! Each activation row's block of 32 is two terms of bytes ([`quantise`]: a coarse one as
 //! ggml's `Q8_0`, and what it left at 1/254 of its step), which round the activations as
