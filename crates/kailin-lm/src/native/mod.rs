@@ -24,6 +24,7 @@
 
 mod backward;
 mod causal;
+mod disjoint;
 mod kernels;
 mod pass;
 mod qmatrix;

@@ -14,6 +14,7 @@
 
 use std::sync::Mutex;
 
+use super::disjoint::Disjoint;
 use super::kernels::{QUANTISED_ROWS, ROWS_PER_TASK, TILED_ROWS, rms_norm_rows, silu_mul};
 use super::pass::{Buffers, SeqCache, Span};
 use super::qmatrix::{ActRows, QMatrix, TILE};
@@ -102,7 +103,9 @@ impl NativeLlama {
         let one_token = spans.iter().all(|s| s.len == 1);
         with_team(|team| {
             let mut b = Buffers::new(self, n);
-            let outputs: Vec<Mutex<Vec<f32>>> = tasks.iter().map(|_| Mutex::new(Vec::new())).collect();
+            // Spans of several tokens: each attention task's output, placed after the phase.
+            let outputs: Vec<Mutex<Vec<f32>>> =
+                if one_token { Vec::new() } else { tasks.iter().map(|_| Mutex::new(Vec::new())).collect() };
             for (layer, (block, weights)) in self.blocks.iter().zip(&w.blocks).enumerate() {
                 rms_norm_rows(&mut b.normed, x, &block.attn_norm, self.eps);
                 project(team, weights.qkv, &b.normed, &mut b.qkv, n);
@@ -200,15 +203,7 @@ fn project_tiled(team: &Team, p: Quantised<'_>, x: &[f32], dst: &mut [f32], n: u
         let range = band * TILE..((band + 1) * TILE).min(rows);
         // SAFETY: `dst` holds `n` rows of `rows` outputs; this item alone writes outputs
         // `range` of each, and nothing reads `dst` until the phase has ended.
-        unsafe {
-            p.q.tile_range(dst.ptr().add(range.start), rows, &x, range.clone());
-            if let Some(b) = p.bias {
-                for k in 0..n {
-                    let out = dst.slice(k * rows + range.start..k * rows + range.end);
-                    out.iter_mut().zip(&b[range.clone()]).for_each(|(d, b)| *d += b);
-                }
-            }
-        }
+        unsafe { p.q.tiled_band(&dst, &x, range, p.bias) };
     });
 }
 
@@ -225,39 +220,5 @@ unsafe fn place(dst: &Disjoint<'_>, local: &[f32], rows: usize, range: std::ops:
         if let Some(b) = bias {
             out.iter_mut().zip(&b[range.clone()]).for_each(|(d, b)| *d += b);
         }
-    }
-}
-
-/// A slice that the items of a phase write in disjoint parts.
-struct Disjoint<'a> {
-    ptr: *mut f32,
-    len: usize,
-    _slice: std::marker::PhantomData<&'a mut [f32]>,
-}
-
-// SAFETY: it hands out parts of a `&mut [f32]`, which may go to another thread; that no two
-// overlap is `slice`'s contract.
-unsafe impl Sync for Disjoint<'_> {}
-
-impl<'a> Disjoint<'a> {
-    fn new(slice: &'a mut [f32]) -> Self {
-        Disjoint { ptr: slice.as_mut_ptr(), len: slice.len(), _slice: std::marker::PhantomData }
-    }
-
-    /// The first element (for a writer whose parts are strided; the same contract as
-    /// [`slice`](Self::slice)'s for every element it writes).
-    fn ptr(&self) -> *mut f32 {
-        self.ptr
-    }
-
-    /// Elements `range`.
-    ///
-    /// # Safety
-    /// No other reference to any of them may be alive while this one is.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self, range: std::ops::Range<usize>) -> &mut [f32] {
-        assert!(range.start <= range.end && range.end <= self.len, "{range:?} of {}", self.len);
-        // SAFETY: within the slice (just checked); exclusive by the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
     }
 }

@@ -140,10 +140,11 @@ impl Bytes {
         let nb = lanes.nb;
         let offset = if lanes.packed == Packed::Q8 { 0x80 } else { 0 };
         let count = n.div_ceil(MAX_ROWS);
-        let mut chunks = Vec::with_capacity(count);
+        let (mut chunks, mut r0) = (Vec::with_capacity(count), 0);
         for c in 0..count {
-            let r0 = chunks.iter().map(|&(_, len)| len).sum::<usize>();
-            chunks.push((r0, (n - r0) / (count - c)));
+            let len = (n - r0) / (count - c);
+            chunks.push((r0, len));
+            r0 += len;
         }
         let mut q = vec![0u8; n * nb * TERMS];
         let (mut scales, mut sum) = (vec![[0f32; 2]; n * nb], vec![0f32; n * nb]);

@@ -31,6 +31,8 @@ mod tests;
 
 use rayon::prelude::*;
 
+use super::disjoint::Disjoint;
+
 use crate::error::{Error, Result};
 use crate::quant::{GgmlType, f16_to_f32};
 
@@ -288,25 +290,41 @@ impl QMatrix {
     /// file's 4–8 bits instead of 32.
     pub(crate) fn product_tiled(&self, dst: &mut [f32], x: &[f32], bias: Option<&[f32]>, n: usize) {
         let rows = self.batch_rows(x, n);
-        let out = Shared(dst[..n * self.rows].as_mut_ptr());
+        let dst = Disjoint::new(&mut dst[..n * self.rows]);
         (0..self.rows.div_ceil(TILE)).into_par_iter().for_each(|band| {
             let range = band * TILE..((band + 1) * TILE).min(self.rows);
-            // SAFETY: `dst` holds `n` rows of `self.rows` outputs (sliced above), and this band
-            // alone writes outputs `range` of each.
-            unsafe {
-                let at = out.get().add(range.start);
-                self.tile_range(at, self.rows, &rows, range.clone());
-                if let Some(b) = bias {
-                    for k in 0..n {
-                        let row = std::slice::from_raw_parts_mut(at.add(k * self.rows), range.len());
-                        row.iter_mut().zip(&b[range.clone()]).for_each(|(d, b)| *d += b);
-                    }
-                }
-            }
+            // SAFETY: `dst` holds `n` rows of `self.rows` outputs, and this band alone writes
+            // outputs `range` of each.
+            unsafe { self.tiled_band(&dst, &rows, range, bias) };
         });
     }
 
-    /// The `n` rows of `x` `[n, cols]` prepared for [`tile_range`](Self::tile_range).
+    /// Outputs `range` (one band of [`product_tiled`](Self::product_tiled)) of every row of
+    /// `rows`, with `bias`, written into `dst` `[n, self.rows]` on the calling thread.
+    ///
+    /// # Safety
+    /// No one else may read or write outputs `range` of `dst`'s rows meanwhile.
+    pub(crate) unsafe fn tiled_band(
+        &self,
+        dst: &Disjoint<'_>,
+        rows: &BatchRows<'_>,
+        range: std::ops::Range<usize>,
+        bias: Option<&[f32]>,
+    ) {
+        let stride = self.rows;
+        // SAFETY: the caller's: outputs `range` of each of `dst`'s rows are this call's alone.
+        unsafe {
+            self.tile_range(dst.ptr().add(range.start), stride, rows, range.clone());
+            if let Some(b) = bias {
+                for k in 0..rows.n {
+                    let out = dst.slice(k * stride + range.start..k * stride + range.end);
+                    out.iter_mut().zip(&b[range.clone()]).for_each(|(d, b)| *d += b);
+                }
+            }
+        }
+    }
+
+    /// The `n` rows of `x` `[n, cols]` prepared for [`tiled_band`](Self::tiled_band).
     pub(crate) fn batch_rows<'a>(&self, x: &'a [f32], n: usize) -> BatchRows<'a> {
         let x = &x[..n * self.cols];
         let bytes = self.lanes().map(|l| lanes::Bytes::new(l, x, n));
@@ -337,13 +355,7 @@ impl QMatrix {
     /// # Safety
     /// `out` must be valid for writes there, for every row `k < n` and `j < range.len()`, and
     /// nothing else may read or write those elements meanwhile.
-    pub(crate) unsafe fn tile_range(
-        &self,
-        out: *mut f32,
-        stride: usize,
-        rows: &BatchRows<'_>,
-        range: std::ops::Range<usize>,
-    ) {
+    unsafe fn tile_range(&self, out: *mut f32, stride: usize, rows: &BatchRows<'_>, range: std::ops::Range<usize>) {
         #[cfg(target_arch = "x86_64")]
         if let (Some(l), Some(t)) = (self.lanes(), &rows.bytes)
             && range.start.is_multiple_of(lanes::LANES)
@@ -432,19 +444,7 @@ impl QMatrix {
     }
 }
 
-/// A pointer the bands of [`QMatrix::product_tiled`] write through, each its own outputs.
-struct Shared(*mut f32);
-
-// SAFETY: each band writes only its own outputs (`product_tiled`'s contract with itself).
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    fn get(&self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// A batch's activation rows for [`QMatrix::tile_range`], made by [`QMatrix::batch_rows`].
+/// A batch's activation rows for [`QMatrix::tiled_band`], made by [`QMatrix::batch_rows`].
 pub(crate) struct BatchRows<'a> {
     x: &'a [f32],
     n: usize,
